@@ -1,0 +1,1 @@
+"""Asyncio-native client for Leonardo.AI image-to-video (Veo 3.1)."""
