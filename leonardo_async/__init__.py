@@ -1,1 +1,98 @@
-"""Asyncio-native client for Leonardo.AI image-to-video (Veo 3.1)."""
+"""Asyncio-native client for Leonardo.AI image-to-video (Veo 3.1).
+
+Start with :class:`LeonardoClient`; watch many jobs with its :class:`JobTracker`; fan out
+many requests with :class:`BatchSubmitter`. Nothing here does I/O or reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import ImageSource, LeonardoClient
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    DownloadError,
+    GenerationFailedError,
+    GenerationVanishedError,
+    LeonardoError,
+    NotFoundError,
+    RateLimitError,
+    ResponseShapeError,
+    ServerError,
+    SubmitUncertainError,
+    TrackerClosedError,
+    TransportError,
+    UploadError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from ._limits import Limits
+from ._retry import RetryPolicy
+from ._schedule import PollSchedule
+from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
+from ._transport import Timeouts
+from .models import (
+    Account,
+    Cost,
+    FrameRef,
+    GeneratedImage,
+    Generation,
+    GenerationJob,
+    GenerationStatus,
+    ImageToVideoRequest,
+    ImageType,
+    Model,
+    Orientation,
+    Resolution,
+    UploadedImage,
+)
+
+try:
+    __version__ = version("leonardo-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "APIError",
+    "Account",
+    "AuthenticationError",
+    "Cost",
+    "DownloadError",
+    "FrameRef",
+    "GeneratedImage",
+    "Generation",
+    "GenerationFailedError",
+    "GenerationJob",
+    "GenerationStatus",
+    "GenerationVanishedError",
+    "ImageSource",
+    "ImageToVideoRequest",
+    "ImageType",
+    "JobTracker",
+    "LeonardoClient",
+    "LeonardoError",
+    "Limits",
+    "Model",
+    "NotFoundError",
+    "Orientation",
+    "PollSchedule",
+    "ProgressCallback",
+    "RateLimitError",
+    "Resolution",
+    "ResponseShapeError",
+    "RetryPolicy",
+    "ServerError",
+    "SubmitUncertainError",
+    "Timeouts",
+    "TrackedJob",
+    "TrackerClosedError",
+    "TrackerStatistics",
+    "TransportError",
+    "UploadError",
+    "UploadedImage",
+    "ValidationError",
+    "WaitTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,296 @@
+"""The one place that knows the wire format: JSON <-> attrs, through a private converter.
+
+Models use Python names; Leonardo uses camelCase with a few Hasura snake_case envelopes
+(``generations_by_pk``) and odd spellings (``motionMP4URL``, ``generationId``). The
+renames live in :data:`_WIRE_NAMES` and a camelCase rule, applied by a hook factory, so
+no model and no caller ever builds or picks apart a dict by hand.
+
+Reading is forgiving where the API is known to drift (unknown keys are ignored, ``null``
+is accepted in every optional field, unknown enum values stay strings) and strict where a
+wrong value would mislead us (an ``id`` that is not a string). A response that cannot be
+read raises :class:`ResponseShapeError` with one line per problem and its JSON path.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import ResponseShapeError
+from .models import (
+    Account,
+    GenerationJob,
+    GenerationStatus,
+    ImageToVideoRequest,
+)
+from .models import Generation as Generation
+
+T = TypeVar("T")
+
+__all__ = [
+    "DeletedEnvelope",
+    "GenerationEnvelope",
+    "GenerationListEnvelope",
+    "MeEnvelope",
+    "SubmitEnvelope",
+    "UploadEnvelope",
+    "UploadTarget",
+    "account_from",
+    "dumps_request",
+    "structure",
+]
+
+
+# --- wire envelopes: private shapes of whole response bodies ------------------------------
+
+
+@attrs.frozen
+class UploadTarget:
+    """Step one of an upload: where to POST the file, and the presigned form fields."""
+
+    id: str
+    url: str
+    fields: str
+    key: str | None = None
+
+    def form_fields(self) -> dict[str, str]:
+        """Decode ``fields``, which Leonardo sends as a JSON-encoded string."""
+        decoded = json.loads(self.fields)
+        if not isinstance(decoded, dict):
+            raise ResponseShapeError(
+                self.url, ["expected a JSON object @ $.uploadInitImage.fields"]
+            )
+        return {str(k): str(v) for k, v in decoded.items()}
+
+
+@attrs.frozen
+class UploadEnvelope:
+    upload_init_image: UploadTarget | None
+
+
+@attrs.frozen
+class SubmitEnvelope:
+    motion_video_generation_job: GenerationJob | None
+
+
+@attrs.frozen
+class GenerationEnvelope:
+    generations_by_pk: Generation | None
+
+
+@attrs.frozen
+class GenerationListEnvelope:
+    generations: tuple[Generation, ...]
+
+
+@attrs.frozen
+class DeletedId:
+    id: str
+
+
+@attrs.frozen
+class DeletedEnvelope:
+    delete_generations_by_pk: DeletedId | None
+
+
+@attrs.frozen
+class _User:
+    id: str
+    username: str | None = None
+
+
+@attrs.frozen
+class _UserDetails:
+    user: _User
+    api_concurrency_slots: int | None = None
+    api_subscription_tokens: int | None = None
+    api_paid_tokens: int | None = None
+
+
+@attrs.frozen
+class MeEnvelope:
+    user_details: tuple[_UserDetails, ...]
+
+
+def account_from(me: MeEnvelope, url: str) -> Account:
+    """The key owner's account, from the first ``user_details`` entry."""
+    if not me.user_details:
+        raise ResponseShapeError(url, ["expected at least one entry @ $.user_details"])
+    details = me.user_details[0]
+    return Account(
+        user_id=details.user.id,
+        username=details.user.username,
+        concurrency_slots=details.api_concurrency_slots,
+        subscription_tokens=details.api_subscription_tokens,
+        paid_tokens=details.api_paid_tokens,
+    )
+
+
+# --- names ------------------------------------------------------------------------------
+
+#: Wire names that the camelCase rule would get wrong.
+_WIRE_NAMES: Final[dict[str, str]] = {
+    "GenerationJob.id": "generationId",
+    "GeneratedImage.motion_mp4_url": "motionMP4URL",
+    "Generation.generated_images": "generated_images",
+    "ImageToVideoRequest.end_image": "endFrameImage",
+    "UploadEnvelope.upload_init_image": "uploadInitImage",
+    "SubmitEnvelope.motion_video_generation_job": "motionVideoGenerationJob",
+    "GenerationEnvelope.generations_by_pk": "generations_by_pk",
+    "DeletedEnvelope.delete_generations_by_pk": "delete_generations_by_pk",
+    "MeEnvelope.user_details": "user_details",
+}
+
+#: Request attributes that are client-side only and never sent.
+_NOT_SENT: Final = frozenset({"image", "orientation", "extra", "allow_any_model"})
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _wire_name(cls: type, field: str) -> str:
+    return _WIRE_NAMES.get(f"{cls.__name__}.{field}", _camel(field))
+
+
+# --- the converter ----------------------------------------------------------------------
+
+_converter: Final = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+
+
+def _structure_attrs(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    overrides = {a.name: override(rename=_wire_name(cls, a.name)) for a in attrs.fields(cls)}
+    return make_dict_structure_fn(cls, _converter, **overrides)  # type: ignore[arg-type]
+
+
+def _unstructure_attrs(cls: type[Any]) -> Callable[[Any], Any]:
+    overrides = {
+        a.name: (
+            override(omit=True)
+            if cls is ImageToVideoRequest and a.name in _NOT_SENT
+            else override(rename=_wire_name(cls, a.name), omit_if_default=a.default is None)
+        )
+        for a in attrs.fields(cls)
+    }
+    return make_dict_unstructure_fn(cls, _converter, **overrides)  # type: ignore[arg-type]
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _structure_status(value: Any, _: Any) -> GenerationStatus | str:
+    """Known states become enum members; a new state is kept as its string."""
+    status = _structure_str(value, None)
+    try:
+        return GenerationStatus(status)
+    except ValueError:
+        return status
+
+
+def _structure_decimal(value: Any, _: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a decimal number: {value!r}") from None
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    """Parse Hasura timestamps; a zone-less timestamp is UTC."""
+    text = _structure_str(value, None)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _unstructure_request(request: ImageToVideoRequest) -> dict[str, Any]:
+    body: dict[str, Any] = _unstructure_request_fields(request)
+    body["imageId"] = request.image.id
+    body["imageType"] = request.image.type.value
+    if request.end_image is not None:
+        body["endFrameImage"] = {"id": request.end_image.id, "type": request.end_image.type.value}
+    for key, value in request.extra.items():
+        body.setdefault(key, value)
+    return body
+
+
+_converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook(int, _structure_int)
+_converter.register_structure_hook(bool, _structure_bool)
+_converter.register_structure_hook(Decimal, _structure_decimal)
+_converter.register_structure_hook(datetime, _structure_datetime)
+_converter.register_structure_hook(GenerationStatus | str, _structure_status)
+_converter.register_structure_hook_factory(attrs.has, _structure_attrs)
+_converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
+_converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)
+_unstructure_request_fields: Final = _unstructure_attrs(ImageToVideoRequest)
+_converter.register_unstructure_hook(ImageToVideoRequest, _unstructure_request)
+
+
+def dumps_request(request: ImageToVideoRequest) -> dict[str, Any]:
+    """The JSON body of ``POST /generations-image-to-video`` for ``request``."""
+    body: dict[str, Any] = _converter.unstructure(request)
+    return body
+
+
+def structure(data: Any, cls: type[T], url: str) -> T:
+    """Read ``data`` as ``cls``, or raise :class:`ResponseShapeError` naming JSON paths."""
+    if not isinstance(data, dict):
+        raise ResponseShapeError(url, [f"expected a JSON object, got {type(data).__name__} @ $"])
+    try:
+        return _converter.structure(data, cls)
+    except Exception as exc:
+        raise ResponseShapeError(url, _problems(exc, "$")) from None
+
+
+def _problems(exc: BaseException, path: str) -> list[str]:
+    """Describe a structuring failure line by line, with JSON paths in wire names.
+
+    Like :func:`cattrs.transform_error`, but a path names ``motionMP4URL`` where the
+    attribute is ``motion_mp4_url``, so the message matches the payload a user sees.
+    """
+    if isinstance(exc, cattrs.ClassValidationError):
+        with_notes, others = exc.group_exceptions()
+        lines = [
+            line
+            for inner, note in with_notes
+            for line in _problems(inner, f"{path}.{_wire_name(exc.cl, note.name)}")
+        ]
+        return lines + [line for inner in others for line in _problems(inner, path)]
+    if isinstance(exc, cattrs.IterableValidationError):
+        with_index, others = exc.group_exceptions()
+        lines = [
+            line
+            for inner, index_note in with_index
+            for line in _problems(inner, f"{path}[{index_note.index!r}]")
+        ]
+        return lines + [line for inner in others for line in _problems(inner, path)]
+    if isinstance(exc, KeyError):
+        return [f"required field missing @ {path}"]
+    return [f"{exc} @ {path}"]

@@ -1,0 +1,248 @@
+"""The exceptions this package raises, all under one root.
+
+Every failure a caller can meet is a :class:`LeonardoError`, so ``except LeonardoError``
+is enough to keep a pipeline alive; the subclasses say what went wrong precisely enough to
+decide what to do next::
+
+    LeonardoError
+    ├── ValidationError(ValueError)        bad input, raised before any request is sent
+    ├── TransportError                     the request or its response was lost on the way
+    │   └── SubmitUncertainError           a paid submit may or may not have been created
+    ├── ResponseShapeError                 a 2xx answer we cannot read (names the JSON path)
+    ├── APIError                           the API answered with an error status
+    │   ├── AuthenticationError            401 / 403: the key is missing, wrong or revoked
+    │   ├── NotFoundError                  404
+    │   ├── RateLimitError                 429, with the server's Retry-After when sent
+    │   └── ServerError                    5xx
+    ├── UploadError                        the presigned upload failed (after redoing it)
+    ├── DownloadError                      the video could not be downloaded whole
+    ├── GenerationFailedError              the job ended FAILED (carries the generation)
+    ├── GenerationVanishedError            the job is no longer known to the server
+    ├── TrackerClosedError                 the tracker closed while the job was still watched
+    └── WaitTimeoutError(TimeoutError)     a wait passed its deadline (the job keeps running)
+
+Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
+response, so they can be logged, pickled and compared. None of them ever holds the API key:
+requests are described by method and URL only, and the transport never puts the
+``authorization`` header into a message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Generation
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "DownloadError",
+    "GenerationFailedError",
+    "GenerationVanishedError",
+    "LeonardoError",
+    "NotFoundError",
+    "RateLimitError",
+    "ResponseShapeError",
+    "ServerError",
+    "SubmitUncertainError",
+    "TrackerClosedError",
+    "TransportError",
+    "UploadError",
+    "ValidationError",
+    "WaitTimeoutError",
+]
+
+
+class LeonardoError(Exception):
+    """Root of every error raised by leonardo-async."""
+
+
+class ValidationError(LeonardoError, ValueError):
+    """A request parameter is invalid; raised before anything is sent.
+
+    :param field: the parameter's name as the caller wrote it (``duration``, ``width`` ...)
+    :param value: the rejected value
+    :param allowed: a human description of what would have been accepted
+    """
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid {field}={value!r}: {allowed}")
+
+
+class TransportError(LeonardoError):
+    """The request failed on the network, or its response did not arrive whole.
+
+    :param method: HTTP method
+    :param url: the URL without credentials
+    :param cause: a short description of the low-level failure
+    """
+
+    def __init__(self, method: str, url: str, cause: str) -> None:
+        self.method = method
+        self.url = url
+        self.cause = cause
+        super().__init__(f"{method} {url}: {cause}")
+
+
+class SubmitUncertainError(TransportError):
+    """A generation-creating POST failed after it may have reached the server.
+
+    The job may exist and be billed. Retrying blindly could pay twice, so the client
+    reconciles against the generation listing first; this error reaches the caller only
+    when reconciliation itself could not decide.
+    """
+
+
+class ResponseShapeError(LeonardoError):
+    """A successful response did not have the documented shape.
+
+    :param url: where the response came from
+    :param problems: one line per problem, each naming its JSON path (``$.a.b[0]``)
+    """
+
+    def __init__(self, url: str, problems: list[str]) -> None:
+        self.url = url
+        self.problems = problems
+        super().__init__(f"unexpected response from {url}: " + "; ".join(problems))
+
+
+class APIError(LeonardoError):
+    """The API answered with a non-success status.
+
+    :param status: the HTTP status code
+    :param method: HTTP method of the request
+    :param url: the request URL (no credentials)
+    :param error: the Hasura ``error`` text, when the body had one
+    :param code: the Hasura ``code``, when the body had one
+    """
+
+    def __init__(
+        self,
+        status: int,
+        method: str,
+        url: str,
+        *,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.error = error
+        self.code = code
+        detail = f": {error}" if error else ""
+        tag = f" [{code}]" if code else ""
+        super().__init__(f"{method} {url} -> HTTP {status}{detail}{tag}")
+
+    @classmethod
+    def from_status(
+        cls,
+        status: int,
+        method: str,
+        url: str,
+        body: Any,
+        *,
+        retry_after: float | None = None,
+    ) -> APIError:
+        """Build the most specific error for a status and its (possibly absent) body."""
+        error = code = None
+        if isinstance(body, dict):
+            raw_error, raw_code = body.get("error"), body.get("code")
+            error = raw_error if isinstance(raw_error, str) else None
+            code = raw_code if isinstance(raw_code, str) else None
+        if status == 429:
+            return RateLimitError(
+                status, method, url, error=error, code=code, retry_after=retry_after
+            )
+        kind: type[APIError] = APIError
+        if status in (401, 403):
+            kind = AuthenticationError
+        elif status == 404:
+            kind = NotFoundError
+        elif status >= 500:
+            kind = ServerError
+        return kind(status, method, url, error=error, code=code)
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+
+
+class NotFoundError(APIError):
+    """404: the route or the object does not exist."""
+
+
+class ServerError(APIError):
+    """5xx: the server failed; safe requests are retried before this is raised."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests or too many running generations for this key.
+
+    :param retry_after: seconds the server asked us to wait, if it said
+    """
+
+    def __init__(
+        self,
+        status: int,
+        method: str,
+        url: str,
+        *,
+        error: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, method, url, error=error, code=code)
+        self.retry_after = retry_after
+
+
+class UploadError(LeonardoError):
+    """The presigned upload failed, even after asking for a fresh upload URL."""
+
+
+class DownloadError(LeonardoError):
+    """The video could not be downloaded whole; no partial file is left behind."""
+
+
+class GenerationFailedError(LeonardoError):
+    """The generation ended with status ``FAILED``; Leonardo documents no reason.
+
+    :param generation: the generation as last seen
+    """
+
+    def __init__(self, generation: Generation) -> None:
+        self.generation = generation
+        super().__init__(f"generation {generation.id} failed")
+
+
+class GenerationVanishedError(LeonardoError):
+    """The server stopped knowing a generation we were tracking (deleted or lost)."""
+
+    def __init__(self, generation_id: str) -> None:
+        self.generation_id = generation_id
+        super().__init__(f"generation {generation_id} is no longer known to the server")
+
+
+class TrackerClosedError(LeonardoError):
+    """The tracker (or its client) closed before the job finished."""
+
+    def __init__(self, generation_id: str) -> None:
+        self.generation_id = generation_id
+        super().__init__(f"stopped tracking {generation_id}: the tracker closed")
+
+
+class WaitTimeoutError(LeonardoError, TimeoutError):
+    """A wait passed its deadline. The generation itself keeps running on the server.
+
+    :param generation_id: the job that did not finish in time
+    :param timeout: the deadline in seconds
+    """
+
+    def __init__(self, generation_id: str, timeout: float) -> None:
+        self.generation_id = generation_id
+        self.timeout = timeout
+        super().__init__(f"generation {generation_id} not finished after {timeout:g} s")

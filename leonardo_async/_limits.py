@@ -1,0 +1,290 @@
+"""The limits one API key lives under, enforced on the client's side.
+
+Leonardo counts three things per key: requests per minute over all endpoints (2000 by
+default), generation submits per minute (100), and generations running at once (the
+key's ``apiConcurrencySlots``). Going over costs a 429, and a 429 storm slows everyone
+down, so the client paces itself instead of finding the limits by collision:
+
+* :class:`RateGate` spaces requests with a GCRA token bucket (cheap: two floats, no task,
+  no lock), shares one pause among all senders when the server says 429, and, when the
+  server's real limit turns out lower than configured, lowers its own rate and creeps
+  back up after a run of successes.
+* :class:`RunningSlots` bounds generations submitted and not yet finished, on an anyio
+  :class:`~anyio.CapacityLimiter` whose size shrinks on a refused submit and grows back.
+
+No third-party limiter is used: aiolimiter's leaky bucket has no shared pause and no
+adaptive rate, and both primitives here are a few lines on anyio.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+from collections import deque
+from typing import Any, Final, Literal
+
+import anyio
+import attrs
+
+__all__ = ["KeyLimiter", "Limits", "RateGate", "RequestKind", "RunningSlots"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: Documented per-key defaults (Leonardo API guide).
+DEFAULT_REQUESTS_PER_MINUTE: Final = 2000.0
+DEFAULT_SUBMITS_PER_MINUTE: Final = 100.0
+
+
+def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+        raise ValueError(f"{attribute.name} must be a positive number or None, got {value!r}")
+
+
+@attrs.frozen
+class Limits:
+    """Client-side limits for one API key; ``None`` switches a limit off.
+
+    :param requests_per_minute: all requests to the API host (polls included)
+    :param submits_per_minute: generation submits, on top of the request rate
+    :param max_running: generations submitted and not yet finished; ``"account"`` asks
+        ``/me`` for the key's ``apiConcurrencySlots`` when a batch starts
+    :param burst: requests that may leave back to back before pacing starts; ``None``
+        means a quarter of a second's worth. Small bursts keep the client clear of
+        servers that count per second rather than per minute.
+    """
+
+    requests_per_minute: float | None = attrs.field(
+        default=DEFAULT_REQUESTS_PER_MINUTE, validator=_positive_or_none
+    )
+    submits_per_minute: float | None = attrs.field(
+        default=DEFAULT_SUBMITS_PER_MINUTE, validator=_positive_or_none
+    )
+    max_running: int | Literal["account"] | None = "account"
+    burst: int | None = attrs.field(default=None, validator=_positive_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        value: Any = self.max_running
+        if (
+            value is not None
+            and value != "account"
+            and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
+        ):
+            raise ValueError(f"max_running must be >= 1, 'account' or None, got {value!r}")
+
+    @classmethod
+    def off(cls) -> Limits:
+        """No client-side limits at all (the server's 429s still pause the client)."""
+        return cls(requests_per_minute=None, submits_per_minute=None, max_running=None)
+
+
+class RateGate:
+    """Paces requests to a rate, and pauses every sender together after a 429.
+
+    :param per_minute: the configured ceiling, or ``None`` for none
+    :param burst: requests allowed back to back, ``None`` for a quarter second's worth
+    """
+
+    #: A 429 drops the rate to this fraction of what was actually sent in the last second.
+    DECREASE: Final = 0.8
+    #: After this many successes in a row the rate grows by :attr:`INCREASE`.
+    RECOVER_AFTER: Final = 20
+    INCREASE: Final = 1.1
+
+    def __init__(self, per_minute: float | None, *, burst: int | None = None) -> None:
+        self._ceiling = None if per_minute is None else per_minute / 60.0
+        self._rate = self._ceiling
+        self._burst = burst
+        self._tat = 0.0  # GCRA theoretical arrival time
+        self._paused_until = 0.0
+        self._successes = 0
+        self._sent: deque[float] = deque(maxlen=4096)
+        self.waited = 0.0  # seconds spent waiting here, for statistics
+
+    @property
+    def rate(self) -> float | None:
+        """The rate in force now, in requests per second (``None``: unlimited)."""
+        return self._rate
+
+    def _tolerance(self, interval: float) -> float:
+        rate = 1.0 / interval
+        burst = self._burst if self._burst is not None else max(1, round(rate / 4))
+        return (burst - 1) * interval
+
+    async def acquire(self) -> None:
+        """Wait until one request may be sent."""
+        while True:
+            now = anyio.current_time()
+            if now < self._paused_until:
+                await self._wait(self._paused_until - now)
+                continue
+            if self._rate is None:
+                break
+            interval = 1.0 / self._rate
+            tat = max(self._tat, now)
+            allowed_at = tat - self._tolerance(interval)
+            self._tat = tat + interval
+            if allowed_at > now:
+                await self._wait(allowed_at - now)
+            if anyio.current_time() >= self._paused_until:
+                break
+        self._sent.append(anyio.current_time())
+
+    async def _wait(self, seconds: float) -> None:
+        self.waited += seconds
+        await anyio.sleep(seconds)
+
+    def on_success(self) -> None:
+        """Record an accepted request; a run of them lets a lowered rate grow back."""
+        if self._rate is None or (self._ceiling is not None and self._rate >= self._ceiling):
+            return
+        self._successes += 1
+        if self._successes >= self.RECOVER_AFTER:
+            self._successes = 0
+            grown = self._rate * self.INCREASE
+            self._rate = grown if self._ceiling is None else min(self._ceiling, grown)
+            if self._ceiling is None and grown > 1000.0:
+                self._rate = None  # back to unlimited
+
+    def on_rate_limited(self, pause: float) -> None:
+        """Pause every sender for ``pause`` seconds and lower the rate below what tripped."""
+        now = anyio.current_time()
+        self._paused_until = max(self._paused_until, now + pause)
+        self._successes = 0
+        recent = sum(1 for t in self._sent if t > now - 1.0)
+        lowered = max(1.0, recent * self.DECREASE)
+        if self._rate is None or lowered < self._rate:
+            logger.info("rate limited: pausing %.2f s, pacing at %.1f requests/s", pause, lowered)
+            self._rate = lowered
+        self._tat = max(self._tat, self._paused_until)
+
+
+class RunningSlots:
+    """How many generations may be running at once, lowered on refusal, regrown on success.
+
+    Each slot is held from just before a submit until the tracker sees the job finish
+    (possibly in another task), so borrowers are tokens, not tasks.
+
+    :param total: the bound, or ``None`` for no bound
+    """
+
+    #: Successful submits in a row before a lowered bound grows by one.
+    RECOVER_AFTER: Final = 10
+
+    def __init__(self, total: int | None) -> None:
+        self._ceiling = total
+        self._limiter = anyio.CapacityLimiter(total) if total is not None else None
+        self._successes = 0
+
+    @property
+    def total(self) -> int | None:
+        """The bound in force now."""
+        return None if self._limiter is None else int(self._limiter.total_tokens)
+
+    @property
+    def in_use(self) -> int:
+        """Slots held now."""
+        return 0 if self._limiter is None else self._limiter.borrowed_tokens
+
+    async def acquire(self) -> object:
+        """Take a slot; returns the token to give back to :meth:`release`."""
+        token = object()
+        if self._limiter is not None:
+            await self._limiter.acquire_on_behalf_of(token)
+        return token
+
+    def release(self, token: object) -> None:
+        """Give a slot back (the generation finished, or was never created)."""
+        if self._limiter is not None:
+            self._limiter.release_on_behalf_of(token)
+
+    def on_submitted(self) -> None:
+        """A submit was accepted: after a run of these, a lowered bound grows by one."""
+        if self._limiter is None or self._ceiling is None:
+            return
+        self._successes += 1
+        if self._successes >= self.RECOVER_AFTER and self._limiter.total_tokens < self._ceiling:
+            self._successes = 0
+            self._limiter.total_tokens += 1
+
+    def on_refused(self) -> None:
+        """The server refused a submit for concurrency: bound to what runs now.
+
+        The refused submit holds a slot itself, so what is running is one less.
+        """
+        self._successes = 0
+        if self._limiter is None:
+            return
+        lowered = max(1, self._limiter.borrowed_tokens - 1)
+        if lowered < self._limiter.total_tokens:
+            logger.info("submit refused: running at most %d generations", lowered)
+            self._limiter.total_tokens = lowered
+
+
+class RequestKind(enum.Enum):
+    """What a request does, for the limits that apply to it."""
+
+    READ = "read"
+    SUBMIT = "submit"
+    OTHER = "other"
+
+
+class KeyLimiter:
+    """Everything one API key's requests pass through: request rate, submit rate, 429s.
+
+    One per client; the tracker's polls and the batch's submits share it, which is what
+    keeps polling from starving submissions and both from tripping the server.
+    """
+
+    #: A 429 without ``Retry-After`` pauses everyone for this, doubling while they last.
+    PAUSE_BASE: Final = 1.0
+    PAUSE_MAX: Final = 30.0
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.requests = RateGate(limits.requests_per_minute, burst=limits.burst)
+        self.submits = RateGate(limits.submits_per_minute, burst=1)
+        #: Replaced by :meth:`set_running` once the bound is known (``/me`` may be needed).
+        self.running = RunningSlots(None)
+        self.rate_limited = 0
+        self._in_a_row = 0
+        self._submit_refusals = 0
+
+    def set_running(self, total: int | None) -> None:
+        """Install the bound on running generations."""
+        self.running = RunningSlots(total)
+
+    async def before(self, kind: RequestKind) -> None:
+        """Wait until a request of this kind may leave."""
+        if kind is RequestKind.SUBMIT:
+            await self.submits.acquire()
+        await self.requests.acquire()
+
+    def on_success(self, kind: RequestKind) -> None:
+        """The server accepted a request."""
+        self._in_a_row = 0
+        self.requests.on_success()
+        if kind is RequestKind.SUBMIT:
+            self._submit_refusals = 0
+            self.submits.on_success()
+            self.running.on_submitted()
+
+    def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> float:
+        """The server said 429: pause every sender, and return the pause in seconds.
+
+        Two refused submits in a row mean the running-generations limit is lower than
+        we thought, so the running bound comes down too.
+        """
+        self.rate_limited += 1
+        self._in_a_row += 1
+        pause = retry_after
+        if pause is None:
+            ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
+            pause = ceiling * (0.5 + 0.5 * random.random())
+        self.requests.on_rate_limited(pause)
+        if kind is RequestKind.SUBMIT:
+            self.submits.on_rate_limited(pause)
+            self._submit_refusals += 1
+            if self._submit_refusals >= 2:
+                self.running.on_refused()
+        return pause

@@ -1,0 +1,81 @@
+"""When to look at a generation again: a pure schedule, sized for video jobs.
+
+A Veo 3.1 job takes from under a minute to a few minutes. Polling every second, as most
+clients do, spends most requests while nothing can have happened; polling every minute
+notices the end half a minute late. The schedule here waits ``initial`` seconds, then polls
+at intervals that start at ``first_interval`` and grow by ``multiplier`` up to
+``max_interval``: dense while the end is likely near, bounded while a slow job drags on.
+Each interval is jittered so a thousand jobs submitted together spread out instead of
+polling in lockstep.
+
+Defaults, for Veo: the first look at 20 s (no Veo job has been seen to finish sooner, and a
+look at 20 s catches a fast one), then 5 s growing by 1.5 to a cap of 10 s. A 90 s job
+costs about ten looks and is noticed about 5 s after it ends on average; with batched
+status (one listing page for many jobs) the looks are nearly free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["PollSchedule"]
+
+
+def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+@attrs.frozen
+class PollSchedule:
+    """How often to check one generation. All times are in seconds.
+
+    :param initial: wait before the first check
+    :param max_interval: cap on the wait between two checks
+    :param first_interval: the wait after the first check; ``None`` means a quarter of
+        ``initial``, so a scaled-down schedule keeps its shape
+    :param multiplier: growth of the interval per check, at least 1
+    :param jitter: each interval is drawn from ``[1 - jitter, 1 + jitter]`` times its
+        nominal value (and still capped), 0 to 0.5
+    """
+
+    initial: float = attrs.field(default=20.0, validator=_positive)
+    max_interval: float = attrs.field(default=10.0, validator=_positive)
+    first_interval: float | None = attrs.field(default=None)
+    multiplier: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
+    jitter: float = attrs.field(
+        default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.le(0.5)]
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.first_interval is not None:
+            _positive(None, attrs.fields(PollSchedule).first_interval, self.first_interval)
+
+    @property
+    def start(self) -> float:
+        """The nominal interval after the first check."""
+        first = self.initial / 4 if self.first_interval is None else self.first_interval
+        return min(first, self.max_interval)
+
+    def nominal(self, checks: int) -> float:
+        """The un-jittered wait before check number ``checks + 1`` (``checks`` done so far).
+
+        ``nominal(0)`` is ``initial``; then ``start * multiplier**(checks-1)``, capped.
+        Non-decreasing in ``checks`` from 1 on, and never above ``max_interval`` there.
+        """
+        if checks <= 0:
+            return self.initial
+        exponent = min(checks - 1, 200)
+        return min(self.max_interval, self.start * self.multiplier**exponent)
+
+    def delay(self, checks: int, rand: float) -> float:
+        """The jittered wait before the next check; ``rand`` is a draw from [0, 1).
+
+        The first wait is jittered too, so jobs submitted together do not all look
+        at the same instant; later waits never exceed ``max_interval``.
+        """
+        base = self.nominal(checks)
+        jittered = base * (1.0 + self.jitter * (2.0 * rand - 1.0))
+        return jittered if checks <= 0 else min(self.max_interval, jittered)

@@ -1,0 +1,579 @@
+"""JobTracker: many generations watched at once, from one scheduler task.
+
+Per-job poll loops (what every other client does) cost a task and a timer per job, poll
+in lockstep, and spend one request per job per look. Here one scheduler keeps a heap of
+due times, so ten thousand jobs cost ten thousand small objects and no tasks. When a few
+jobs are due at once, one page of ``GET /generations/user/{userId}`` reports many of them
+("batched status"); jobs the pages did not show fall back to ``GET /generations/{id}``.
+Every look goes through the client's key limiter, so polling shares the request budget
+with submits and pauses with everyone else on a 429.
+
+The tracker needs only a :class:`StatusSource` (the client is one), which keeps it
+independent of HTTP and lets the client own it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final, Protocol
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._errors import (
+    APIError,
+    GenerationFailedError,
+    GenerationVanishedError,
+    LeonardoError,
+    RateLimitError,
+    ResponseShapeError,
+    ServerError,
+    TrackerClosedError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._schedule import PollSchedule
+from .models import Generation, GenerationStatus
+
+__all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: Listing page size asked for; servers may cap it lower, which the tracker learns.
+PAGE_LIMIT: Final = 50
+#: Pending jobs below this are polled one by one: a listing page would not pay off.
+BATCH_MIN_PENDING: Final = 3
+#: Due times this close together are served by the same round.
+COALESCE: Final = 0.01
+#: After a listing round that showed none of its due jobs, listing pauses this long.
+LISTING_BACKOFF: Final = 60.0
+#: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
+MISSING_URL_LOOKS: Final = 3
+_SKEW: Final = timedelta(seconds=60)
+
+
+class StatusSource(Protocol):
+    """Where the tracker learns about generations (the client implements it)."""
+
+    async def get_generation(self, generation_id: str) -> Generation | None: ...
+
+    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]: ...
+
+    def parse_generation(self, raw: Any, source: str) -> Generation: ...
+
+
+@attrs.frozen
+class TrackerStatistics:
+    """A snapshot of the tracker, for progress bars and logs."""
+
+    pending: int
+    complete: int
+    failed: int
+    errors: int
+    polls: int
+    listing_pages: int
+
+
+class ProgressCallback(Protocol):
+    """Called with a fresh snapshot whenever a job finishes or a round of looks ends."""
+
+    def __call__(self, statistics: TrackerStatistics, /) -> None: ...
+
+
+class TrackedJob:
+    """A handle on one tracked generation. ``await`` it for the finished generation.
+
+    :raises GenerationFailedError: (on await) the job ended ``FAILED``
+    :raises WaitTimeoutError: (on await) its deadline passed
+    :raises GenerationVanishedError: (on await) the server stopped knowing it
+    """
+
+    __slots__ = (
+        "_done",
+        "_error",
+        "_event",
+        "_tracker",
+        "_waiters",
+        "checks",
+        "deadline",
+        "due",
+        "generation",
+        "generation_id",
+        "missing_since",
+        "no_url_looks",
+        "polling",
+        "schedule",
+        "since",
+        "untrack_when_abandoned",
+    )
+
+    def __init__(
+        self,
+        tracker: JobTracker,
+        generation_id: str,
+        schedule: PollSchedule,
+        deadline: float | None,
+    ) -> None:
+        self._tracker = tracker
+        self.generation_id = generation_id
+        self.schedule = schedule
+        self.deadline = deadline
+        self.checks = 0
+        self.due = math.inf
+        self.polling = False
+        self.missing_since: float | None = None
+        self.no_url_looks = 0
+        #: Wall-clock time the job was tracked: a listing entry older than this is not it.
+        self.since = datetime.now(timezone.utc)
+        #: The last state seen (``None`` until the first look).
+        self.generation: Generation | None = None
+        self._done = False
+        self._error: LeonardoError | None = None
+        self._event: anyio.Event | None = None
+        self._waiters = 0
+        self.untrack_when_abandoned = False
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<TrackedJob {self.generation_id} {state} after {self.checks} looks>"
+
+    def done(self) -> bool:
+        """Whether the job reached an end (finished, failed, vanished or timed out)."""
+        return self._done
+
+    def result(self) -> Generation:
+        """The finished generation; raises the job's error, or if it is not done."""
+        if self._error is not None:
+            raise self._error
+        if not self.done() or self.generation is None:
+            raise LeonardoError(f"generation {self.generation_id} is not finished yet")
+        return self.generation
+
+    def _finish(self, generation: Generation | None, error: LeonardoError | None) -> None:
+        if generation is not None:
+            self.generation = generation
+        self._error = error
+        self._done = True
+        self.due = math.inf
+        if self._event is not None:
+            self._event.set()
+
+    async def _wait(self) -> Generation:
+        if not self.done():
+            if self._event is None:
+                self._event = anyio.Event()
+            self._waiters += 1
+            try:
+                await self._event.wait()
+            finally:
+                self._waiters -= 1
+                if not self.done() and self._waiters == 0 and self.untrack_when_abandoned:
+                    self._tracker.untrack(self.generation_id)
+        return self.result()
+
+    def __await__(self) -> Generator[Any, None, Generation]:
+        return self._wait().__await__()
+
+
+class JobTracker:
+    """Watches many generations at once. Owned by a client; enter it with ``async with``.
+
+    :param source: where generations are looked up (a :class:`LeonardoClient`)
+    :param schedule: default poll schedule for tracked jobs
+    :param batched: use listing pages to check many jobs per request
+    :param polls_in_flight: cap on per-job status requests in flight
+    :param vanish_grace: seconds a job may be unknown to the server before it is an error
+        (a fresh job can lag behind in a replicated read)
+    :param on_progress: called with a :class:`TrackerStatistics` after changes
+    """
+
+    def __init__(
+        self,
+        source: StatusSource,
+        *,
+        schedule: PollSchedule | None = None,
+        batched: bool = True,
+        polls_in_flight: int = 32,
+        vanish_grace: float = 30.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self._source = source
+        self.schedule = schedule if schedule is not None else PollSchedule()
+        self.batched = batched
+        self.vanish_grace = vanish_grace
+        self.on_progress = on_progress
+        self._limiter = anyio.CapacityLimiter(polls_in_flight)
+        self._jobs: dict[str, TrackedJob] = {}
+        self._heap: list[tuple[float, int, TrackedJob]] = []
+        self._seq = itertools.count()
+        self._wake = anyio.Event()
+        self._tg: TaskGroup | None = None
+        self._running = False
+        self._listeners: set[MemoryObjectSendStream[Generation | None]] = set()
+        self._backlog: list[TrackedJob] = []
+        self._sweeping = False
+        self._listing_paused_until = 0.0
+        self._page_size = PAGE_LIMIT
+        self._unknown_statuses: set[str] = set()
+        self._complete = self._failed = self._errors = self._polls = self._pages = 0
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> JobTracker:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        tg, self._tg = self._tg, None
+        self._running = False
+        if tg is None:
+            return None
+        tg.cancel_scope.cancel()
+        try:
+            return await tg.__aexit__(*exc_info)
+        finally:
+            for job in list(self._jobs.values()):
+                job._finish(None, TrackerClosedError(job.generation_id))
+            self._jobs.clear()
+            self._heap.clear()
+            self._notify_listeners(None)
+
+    # --- public API ---------------------------------------------------------------------
+
+    def track(
+        self,
+        generation_id: str,
+        *,
+        deadline: float | None = None,
+        schedule: PollSchedule | None = None,
+    ) -> TrackedJob:
+        """Start watching a generation (or return the handle already watching it).
+
+        :param deadline: seconds from now after which the handle fails with
+            :class:`WaitTimeoutError` and polling stops; the job itself keeps running
+        :param schedule: this job's poll schedule, instead of the tracker's
+        """
+        if self._tg is None:
+            raise RuntimeError("the tracker is not running: use the client in 'async with'")
+        job = self._jobs.get(generation_id)
+        if job is not None:
+            job.untrack_when_abandoned = False
+            return job
+        now = anyio.current_time()
+        job = TrackedJob(
+            self,
+            generation_id,
+            schedule or self.schedule,
+            None if deadline is None else now + deadline,
+        )
+        self._jobs[generation_id] = job
+        self._push(job, now + job.schedule.delay(0, random.random()))
+        if not self._running:
+            self._running = True
+            self._tg.start_soon(self._run)
+        return job
+
+    async def wait(
+        self,
+        generation_id: str,
+        *,
+        timeout: float | None = None,
+        schedule: PollSchedule | None = None,
+    ) -> Generation:
+        """Track a generation and wait for it; stop polling if the wait is abandoned."""
+        fresh = generation_id not in self._jobs
+        job = self.track(generation_id, schedule=schedule)
+        if fresh:
+            job.untrack_when_abandoned = True
+        try:
+            with anyio.fail_after(timeout):
+                return await job
+        except TimeoutError as exc:
+            if isinstance(exc, WaitTimeoutError):
+                raise
+            raise WaitTimeoutError(generation_id, timeout or 0.0) from None
+
+    def untrack(self, generation_id: str) -> None:
+        """Stop watching a generation; its handle stays pending forever."""
+        if self._jobs.pop(generation_id, None) is not None:
+            self._notify_listeners(None)
+
+    def notify(self, generation: Generation) -> None:
+        """Feed news of a generation from outside (a webhook): resolve it if finished."""
+        job = self._jobs.get(generation.id)
+        if job is not None:
+            self._observe(job, generation, scheduled=False)
+
+    async def as_completed(self) -> AsyncIterator[Generation]:
+        """Yield tracked generations as they finish (``COMPLETE`` or ``FAILED``).
+
+        Jobs tracked while iterating are included; the iteration ends when no tracked
+        job is pending. Jobs that time out or vanish are not yielded (their handles
+        raise); they are logged.
+        """
+        send, receive = anyio.create_memory_object_stream[Generation | None](math.inf)
+        self._listeners.add(send)
+        try:
+            while self._jobs or receive.statistics().current_buffer_used:
+                item = await receive.receive()
+                if item is not None:
+                    yield item
+        finally:
+            self._listeners.discard(send)
+            send.close()
+            receive.close()
+
+    def statistics(self) -> TrackerStatistics:
+        """A snapshot of what the tracker holds and has done."""
+        return TrackerStatistics(
+            pending=len(self._jobs),
+            complete=self._complete,
+            failed=self._failed,
+            errors=self._errors,
+            polls=self._polls,
+            listing_pages=self._pages,
+        )
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def _push(self, job: TrackedJob, due: float) -> None:
+        if job.deadline is not None:
+            due = min(due, job.deadline)
+        job.due = due
+        heapq.heappush(self._heap, (due, next(self._seq), job))
+        if self._heap[0][2] is job:
+            self._wake.set()
+
+    def _reschedule(self, job: TrackedJob) -> None:
+        job.polling = False
+        if job.done() or self._jobs.get(job.generation_id) is not job:
+            return
+        job.checks += 1
+        self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
+
+    async def _run(self) -> None:
+        while True:
+            due = self._take_due()
+            if due:
+                self._dispatch(due)
+                continue
+            delay = self._heap[0][0] - anyio.current_time() if self._heap else math.inf
+            self._wake = anyio.Event()
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    def _take_due(self) -> list[TrackedJob]:
+        now = anyio.current_time()
+        due: list[TrackedJob] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now + COALESCE:
+            when, _, job = heapq.heappop(heap)
+            if job.due != when or job.polling or self._jobs.get(job.generation_id) is not job:
+                continue  # stale entry: rescheduled, being looked at, or gone
+            if job.deadline is not None and job.deadline <= now:
+                self._end(job, None, WaitTimeoutError(job.generation_id, job.deadline - now))
+                continue
+            job.polling = True
+            due.append(job)
+        return due
+
+    def _dispatch(self, due: list[TrackedJob]) -> None:
+        assert self._tg is not None
+        use_listing = (
+            self.batched
+            and len(self._jobs) >= BATCH_MIN_PENDING
+            and anyio.current_time() >= self._listing_paused_until
+        )
+        if use_listing and self._sweeping:
+            self._backlog.extend(due)
+        elif use_listing:
+            self._sweeping = True
+            self._tg.start_soon(self._sweep, due)
+        else:
+            for job in due:
+                self._start(self._poll, job)
+
+    def _start(
+        self, func: Callable[[TrackedJob], Coroutine[Any, Any, None]], job: TrackedJob
+    ) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(func, job)
+
+    # --- looking ------------------------------------------------------------------------
+
+    async def _poll(self, job: TrackedJob) -> None:
+        """One ``GET /generations/{id}``; transient failures just move to the next look."""
+        try:
+            async with self._limiter:
+                self._polls += 1
+                generation = await self._source.get_generation(job.generation_id)
+        except (TransportError, ServerError, RateLimitError, ResponseShapeError) as exc:
+            logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
+            self._reschedule(job)
+            return
+        except APIError as exc:
+            self._end(job, None, exc)
+            return
+        if generation is None:
+            self._missing(job)
+        else:
+            self._observe(job, generation, scheduled=True)
+        self._progress()
+
+    async def _sweep(self, due: list[TrackedJob]) -> None:
+        """Look at many jobs through listing pages; fall back per job for the unseen."""
+        try:
+            while due:
+                unseen = await self._scan_listing(due)
+                if len(unseen) == len(due):
+                    self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
+                    logger.info("listing showed none of %d due jobs; polling one by one", len(due))
+                for job in unseen:
+                    self._start(self._poll, job)
+                due, self._backlog = self._backlog, []
+                self._progress()
+        finally:
+            self._sweeping = False
+
+    async def _scan_listing(self, due: list[TrackedJob]) -> list[TrackedJob]:
+        """Read listing pages until every due job is seen; return the ones not seen."""
+        remaining = {job.generation_id: job for job in due}
+        oldest = min(job.since for job in due) - _SKEW
+        max_pages = math.ceil(len(self._jobs) / self._page_size) + 2
+        offset = 0
+        for _ in range(max_pages):
+            try:
+                async with self._limiter:
+                    self._pages += 1
+                    page = await self._source.list_generations_raw(offset=offset, limit=PAGE_LIMIT)
+            except LeonardoError as exc:
+                logger.info("listing page at offset %d not read (%s)", offset, exc)
+                break
+            if not page:
+                break
+            if len(page) < PAGE_LIMIT and offset == 0:
+                self._page_size = max(1, len(page))
+            offset += len(page)
+            stamps = self._read_page(page, remaining)
+            if not remaining or _ends_before(stamps, oldest):
+                break
+        return list(remaining.values())
+
+    def _read_page(self, page: list[Any], remaining: dict[str, TrackedJob]) -> list[str]:
+        """Apply one listing page; return its ``createdAt`` strings in page order."""
+        stamps: list[str] = []
+        for raw in page:
+            if not isinstance(raw, dict):
+                continue
+            created = raw.get("createdAt")
+            if isinstance(created, str):
+                stamps.append(created)
+            job = self._jobs.get(raw.get("id"))  # type: ignore[arg-type]
+            if job is None or job.done():
+                continue
+            scheduled = remaining.pop(job.generation_id, None) is not None
+            if raw.get("status") == GenerationStatus.PENDING.value:
+                job.missing_since = None
+                if scheduled:
+                    self._reschedule(job)
+                continue
+            try:
+                generation = self._source.parse_generation(raw, "listing")
+            except ResponseShapeError as exc:
+                logger.info("listing entry for %s unreadable (%s)", job.generation_id, exc)
+                if scheduled:
+                    self._reschedule(job)
+                continue
+            self._observe(job, generation, scheduled=scheduled)
+        return stamps
+
+    # --- outcomes -----------------------------------------------------------------------
+
+    def _observe(self, job: TrackedJob, generation: Generation, *, scheduled: bool) -> None:
+        """Apply a fresh view of a job: finish it, or schedule its next look."""
+        if job.done():
+            return
+        job.generation = generation
+        job.missing_since = None
+        status = generation.status
+        if status == GenerationStatus.COMPLETE:
+            if generation.video_url is None and job.no_url_looks < MISSING_URL_LOOKS:
+                job.no_url_looks += 1
+            else:
+                self._end(job, generation, None)
+                return
+        elif status == GenerationStatus.FAILED:
+            self._end(job, generation, GenerationFailedError(generation))
+            return
+        elif status != GenerationStatus.PENDING and status not in self._unknown_statuses:
+            self._unknown_statuses.add(str(status))
+            logger.warning("unknown generation status %r; treating it as not finished", status)
+        if scheduled:
+            self._reschedule(job)
+
+    def _missing(self, job: TrackedJob) -> None:
+        now = anyio.current_time()
+        if job.missing_since is None:
+            job.missing_since = now
+        if now - job.missing_since >= self.vanish_grace:
+            self._end(job, None, GenerationVanishedError(job.generation_id))
+        else:
+            self._reschedule(job)
+
+    def _end(
+        self, job: TrackedJob, generation: Generation | None, error: LeonardoError | None
+    ) -> None:
+        job.polling = False
+        job._finish(generation, error)
+        if self._jobs.get(job.generation_id) is job:
+            del self._jobs[job.generation_id]
+        if error is None:
+            self._complete += 1
+        elif isinstance(error, GenerationFailedError):
+            self._failed += 1
+        else:
+            self._errors += 1
+            logger.warning("generation %s: %s", job.generation_id, error)
+        finished = (
+            job.generation if error is None or isinstance(error, GenerationFailedError) else None
+        )
+        self._notify_listeners(finished)
+        self._progress()
+
+    def _notify_listeners(self, item: Generation | None) -> None:
+        for send in list(self._listeners):
+            try:
+                send.send_nowait(item)
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self._listeners.discard(send)
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.statistics())
+
+
+def _ends_before(stamps: list[str], moment: datetime) -> bool:
+    """A page ordered newest first whose last entry predates ``moment``: stop listing.
+
+    ISO timestamps in one format sort as strings, so no parsing is needed to check the
+    order; only the last one is parsed.
+    """
+    if len(stamps) < 2 or any(a < b for a, b in itertools.pairwise(stamps)):
+        return False
+    last = stamps[-1]
+    try:
+        when = datetime.fromisoformat(last[:-1] + "+00:00" if last.endswith("Z") else last)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when < moment

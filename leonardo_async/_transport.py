@@ -1,0 +1,295 @@
+"""HTTP for one API key: one aiohttp session, timeouts, auth, limits, retries, error mapping.
+
+The transport speaks JSON dicts, never models, so that the client above it is about
+endpoints and the transport about HTTP. Three kinds of traffic leave here and are kept
+apart on purpose:
+
+* API calls (:meth:`Transport.call`) go to ``base_url`` with the ``authorization`` header,
+  through the key's limits, retried when :func:`~leonardo_async._retry.retry_delay`
+  allows;
+* the presigned upload (:meth:`Transport.post_form`) goes to a storage host **without**
+  the header: S3 rejects a second credential, and the key must never leave for a host
+  other than the API;
+* downloads (:meth:`Transport.stream`) go to the CDN, also without the header.
+
+Every request has a bounded timeout. Errors name the method and URL, never the headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import aiohttp
+import anyio
+import attrs
+from yarl import URL
+
+from ._errors import APIError, SubmitUncertainError, TransportError
+from ._limits import KeyLimiter, RequestKind
+from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
+
+__all__ = ["Timeouts", "Transport"]
+
+logger = logging.getLogger("leonardo_async")
+
+DEFAULT_BASE_URL: Final = "https://cloud.leonardo.ai/api/rest/v1"
+USER_AGENT: Final = "leonardo-async/0.1"
+
+#: Failures where the connection was never made, so nothing reached the server.
+_NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError,)
+
+
+@attrs.frozen
+class Timeouts:
+    """Bounds on every request, in seconds; none is ever unbounded.
+
+    :param connect: to open a connection (and TLS)
+    :param api: one whole API call, response body included
+    :param upload: one whole presigned upload
+    :param download_stall: the longest pause between two chunks of a download; a large
+        video may take long, but never stall this long
+    """
+
+    connect: float = 10.0
+    api: float = 60.0
+    upload: float = 120.0
+    download_stall: float = 60.0
+
+
+@attrs.frozen
+class Response:
+    """A finished HTTP exchange, read whole (API answers are small)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+class Transport:
+    """HTTP to one Leonardo API base URL with one key. Use ``async with`` or :meth:`aclose`.
+
+    :param api_key: the bearer key; kept private, never logged or shown
+    :param base_url: the API root, e.g. ``https://cloud.leonardo.ai/api/rest/v1``
+    :param limiter: the key's limits, shared with everything else using this key
+    :param retry: how to retry requests that are safe to repeat
+    :param timeouts: bounds on every request
+    :param session: an aiohttp session to use instead of one of our own (not closed by us)
+    :param max_connections: cap on simultaneous connections in our own session
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        limiter: KeyLimiter,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        session: aiohttp.ClientSession | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._base_origin = _origin(URL(self._base))
+        self._headers = {
+            "authorization": f"Bearer {api_key}",
+            "accept": "application/json",
+            "user-agent": USER_AGENT,
+        }
+        self.limiter = limiter
+        self.retry = retry
+        self.timeouts = timeouts
+        self._own_session = session is None
+        self._session = session
+        self._max_connections = max_connections
+        self._api_timeout = aiohttp.ClientTimeout(total=timeouts.api, connect=timeouts.connect)
+        self.requests_sent = 0
+
+    def __repr__(self) -> str:
+        return f"<Transport {self._base}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API root this transport talks to."""
+        return self._base
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._api_timeout, raise_for_status=False
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the session if it is ours."""
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Transport:
+        self._session_or_new()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def is_api_url(self, url: str) -> bool:
+        """Whether ``url`` is on the API host (the only host that may see the key)."""
+        return _origin(URL(url)) == self._base_origin
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        kind: RequestKind = RequestKind.READ,
+    ) -> Any:
+        """Send one API request and return its decoded JSON body.
+
+        Safe requests are retried on network errors, 5xx and 429. A submit
+        (``kind=SUBMIT``) is retried only when it provably did not arrive or was refused
+        with 429; otherwise :class:`SubmitUncertainError` is raised for the caller to
+        reconcile.
+
+        :raises APIError: the server answered with an error status (after retries)
+        :raises TransportError: the network failed (after retries)
+        """
+        url = self._base + path
+        creates = kind is RequestKind.SUBMIT
+        attempt = 0
+        session = self._session_or_new()
+        while True:
+            attempt += 1
+            await self.limiter.before(kind)
+            started = time.perf_counter()
+            status: int | None = None
+            retry_after: float | None = None
+            raw = b""
+            failure: Failure
+            try:
+                self.requests_sent += 1
+                async with session.request(
+                    method, url, json=body, params=params, headers=self._headers
+                ) as resp:
+                    status = resp.status
+                    raw = await resp.read()
+                    retry_after = parse_retry_after(resp.headers.get("retry-after"))
+            except _NOT_SENT_ERRORS as exc:
+                failure, cause = Failure.NOT_SENT, _describe(exc)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure, cause = Failure.MAYBE_SENT, _describe(exc)
+            else:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.3f s", method, url, status, time.perf_counter() - started
+                    )
+                if status < 400:
+                    try:
+                        decoded = json.loads(raw) if raw else None
+                    except ValueError:
+                        failure, cause = (
+                            Failure.BAD_BODY,
+                            f"HTTP {status} with a body that is not JSON",
+                        )
+                    else:
+                        self.limiter.on_success(kind)
+                        return decoded
+                else:
+                    failure, cause = Failure.STATUS, f"HTTP {status}"
+                    if status == 429:
+                        retry_after = self.limiter.on_rate_limited(kind, retry_after)
+            delay = retry_delay(
+                self.retry,
+                attempt=attempt,
+                creates_generation=creates,
+                failure=failure,
+                status=status,
+                retry_after=retry_after,
+                rand=random.random(),
+            )
+            if delay is None:
+                raise self._error(method, url, failure, cause, status, raw, retry_after, creates)
+            logger.info("%s %s failed (%s); retry %d in %.2f s", method, url, cause, attempt, delay)
+            if status != 429:
+                await anyio.sleep(delay)
+            # After a 429 the limiter's shared pause does the waiting for everyone.
+
+    def _error(
+        self,
+        method: str,
+        url: str,
+        failure: Failure,
+        cause: str,
+        status: int | None,
+        raw: bytes,
+        retry_after: float | None,
+        creates: bool,
+    ) -> Exception:
+        if failure is Failure.STATUS and status is not None:
+            try:
+                detail = json.loads(raw) if raw else None
+            except ValueError:
+                detail = None
+            error = APIError.from_status(status, method, url, detail, retry_after=retry_after)
+            if creates and status >= 500:
+                uncertain = SubmitUncertainError(
+                    method, url, f"HTTP {status} after the body was sent"
+                )
+                uncertain.__cause__ = error
+                return uncertain
+            return error
+        if creates and failure is not Failure.NOT_SENT:
+            return SubmitUncertainError(method, url, cause)
+        return TransportError(method, url, cause)
+
+    async def post_form(
+        self, url: str, fields: Mapping[str, str], *, filename: str, data: bytes, content_type: str
+    ) -> Response:
+        """POST a multipart form to a presigned upload URL, with no authorization header.
+
+        The ``file`` part goes last, as S3 requires. The caller decides what a status means.
+        """
+        form = aiohttp.FormData()
+        for key, value in fields.items():
+            form.add_field(key, value)
+        form.add_field("file", data, filename=filename, content_type=content_type)
+        timeout = aiohttp.ClientTimeout(total=self.timeouts.upload, connect=self.timeouts.connect)
+        try:
+            async with self._session_or_new().post(url, data=form, timeout=timeout) as resp:
+                return Response(resp.status, dict(resp.headers), await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError("POST", _safe_url(url), _describe(exc)) from None
+
+    @asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET ``url`` (a CDN URL) for streaming, with no authorization header."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.download_stall
+        )
+        try:
+            async with self._session_or_new().get(url, timeout=timeout) as resp:
+                yield resp
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError("GET", _safe_url(url), _describe(exc)) from None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query string, which may carry presigned credentials."""
+    return str(URL(url).with_query(None))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,126 @@
+"""Local files in, bytes out: image sniffing for uploads, and atomic video downloads.
+
+Both ends of a generation touch the disk, and both have a way to go quietly wrong: an
+upload whose extension lies about its content (Leonardo stores it under the wrong type),
+and a download cut short that looks like a finished MP4. This module owns those two
+concerns, independent of HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from ._errors import ValidationError
+
+__all__ = ["AtomicFile", "ImageData", "read_image"]
+
+#: Extensions ``POST /init-image`` accepts, mapped to the format they name.
+EXTENSIONS: Final = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
+CONTENT_TYPES: Final = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+#: Leonardo does not document a size cap for init images; refuse absurd files early.
+MAX_IMAGE_BYTES: Final = 50 * 1024 * 1024
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format from the file's first bytes: ``png``, ``jpeg``, ``webp`` or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+class ImageData:
+    """An image ready to upload: its bytes, its real format, and a name for the form."""
+
+    __slots__ = ("data", "extension", "filename")
+
+    def __init__(self, data: bytes, extension: str, filename: str) -> None:
+        self.data = data
+        self.extension = extension
+        self.filename = filename
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type of the image."""
+        return CONTENT_TYPES[EXTENSIONS[self.extension]]
+
+
+def read_image(source: str | os.PathLike[str] | bytes, *, name: str = "image") -> ImageData:
+    """Load and check an image: PNG, JPEG or WebP, by content (not by file name).
+
+    A file whose extension disagrees with its content is uploaded as what it really is.
+
+    :param source: a path, or the image bytes
+    :param name: what to call the source in error messages (``image``, ``end_image``)
+    :raises ValidationError: unreadable, empty, too large, or not PNG/JPEG/WebP
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, filename = bytes(source), "image"
+    else:
+        path = Path(source)
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise ValidationError(
+                name, str(path), f"a readable image file ({exc.strerror})"
+            ) from None
+        filename = path.name
+    if not data:
+        raise ValidationError(name, filename, "a non-empty PNG, JPEG or WebP image")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValidationError(name, filename, f"an image of at most {MAX_IMAGE_BYTES} bytes")
+    kind = sniff(data)
+    if kind is None:
+        raise ValidationError(name, filename, "a PNG, JPEG or WebP image (by content)")
+    extension = "jpg" if kind == "jpeg" else kind
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return ImageData(data, extension, f"{stem or 'image'}.{extension}")
+
+
+class AtomicFile:
+    """A file that appears at its path only when complete.
+
+    Bytes go to a hidden temporary file beside the target; :meth:`commit` flushes, syncs
+    and renames it into place in one step, and leaving the ``with`` block without a
+    commit deletes it. A crash can leave a ``.part`` file, never a short video under the
+    real name.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        self._handle: BinaryIO | None = None
+        self.written = 0
+
+    def __enter__(self) -> AtomicFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.temp.open("wb")
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+        assert self._handle is not None
+        self._handle.write(chunk)
+        self.written += len(chunk)
+
+    def commit(self) -> None:
+        """Make the file visible under its real name."""
+        assert self._handle is not None
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+        os.replace(self.temp, self.path)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None and not self._handle.closed:
+            self._handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()

@@ -1,0 +1,315 @@
+"""Value types in Python names: what users build, and what the API answers.
+
+Nothing here knows the wire format (that is :mod:`leonardo_async._convert`) or does I/O.
+The one piece of behaviour is :class:`ImageToVideoRequest`'s validation of the Veo 3.1
+rules from Leonardo's guide, because a request that cannot succeed should fail on the
+caller's line, before it costs a round trip or credits.
+
+Enumerations are ``str`` enums so they compare equal to the raw strings; a value the API
+invents later (a new ``status``, a new model) is kept as a plain ``str`` rather than being
+a crash, which is the failure users of the official SDK hit most.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import attrs
+
+from ._errors import ValidationError
+
+__all__ = [
+    "Account",
+    "Cost",
+    "FrameRef",
+    "GeneratedImage",
+    "Generation",
+    "GenerationJob",
+    "GenerationStatus",
+    "ImageToVideoRequest",
+    "ImageType",
+    "Model",
+    "Orientation",
+    "Resolution",
+    "UploadedImage",
+]
+
+
+class Model(str, enum.Enum):
+    """The image-to-video models this client knows the rules of."""
+
+    VEO3_1 = "VEO3_1"
+    VEO3_1FAST = "VEO3_1FAST"
+
+
+class Resolution(str, enum.Enum):
+    """Output resolution presets accepted by Veo 3.1."""
+
+    RESOLUTION_720 = "RESOLUTION_720"
+    RESOLUTION_1080 = "RESOLUTION_1080"
+
+
+class Orientation(str, enum.Enum):
+    """Aspect of the output: 16:9 landscape or 9:16 portrait."""
+
+    LANDSCAPE = "landscape"
+    PORTRAIT = "portrait"
+
+
+class ImageType(str, enum.Enum):
+    """Where a frame comes from: an init-image upload, or an image Leonardo generated."""
+
+    UPLOADED = "UPLOADED"
+    GENERATED = "GENERATED"
+
+
+class GenerationStatus(str, enum.Enum):
+    """Documented generation states. Unknown states arrive as plain ``str``."""
+
+    PENDING = "PENDING"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+
+#: The only (width, height) pairs Veo 3.1 accepts, per resolution and orientation.
+VEO_SIZES: Final[Mapping[tuple[Resolution, Orientation], tuple[int, int]]] = {
+    (Resolution.RESOLUTION_720, Orientation.LANDSCAPE): (1280, 720),
+    (Resolution.RESOLUTION_720, Orientation.PORTRAIT): (720, 1280),
+    (Resolution.RESOLUTION_1080, Orientation.LANDSCAPE): (1920, 1080),
+    (Resolution.RESOLUTION_1080, Orientation.PORTRAIT): (1080, 1920),
+}
+VEO_DURATIONS: Final = (4, 6, 8)
+#: Leonardo's spec documents 8 s as the Veo default duration.
+DEFAULT_DURATION: Final = 8
+DEFAULT_RESOLUTION: Final = Resolution.RESOLUTION_720
+MAX_SEED: Final = 2_147_483_637
+
+
+def _one_of(values: Any) -> str:
+    return "one of " + ", ".join(repr(getattr(v, "value", v)) for v in values)
+
+
+def _coerce_enum(kind: type[enum.Enum], field: str, value: object) -> Any:
+    """Turn a string into ``kind``'s member, or raise a ValidationError naming ``field``."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValidationError(field, value, _one_of(kind)) from None
+
+
+@attrs.frozen
+class FrameRef:
+    """A frame the API already has: an init-image id or a generated image's id."""
+
+    id: str
+    type: ImageType = ImageType.UPLOADED
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValidationError("image id", self.id, "a non-empty string")
+        object.__setattr__(self, "type", _coerce_enum(ImageType, "image type", self.type))
+
+
+@attrs.frozen
+class ImageToVideoRequest:
+    """One image-to-video generation, validated against the Veo 3.1 rules.
+
+    Width and height may be given directly, or derived from ``resolution`` plus
+    ``orientation`` (the default is landscape). For a model whose rules we do not know,
+    pass ``allow_any_model=True``: nothing is checked beyond the prompt and frames, no
+    defaults are filled in, and the fields are sent exactly as given.
+
+    :param prompt: text guiding content, style and motion; must not be empty
+    :param image: the start frame
+    :param end_image: optional end frame (needs a start frame, which ``image`` always is)
+    :param model: ``VEO3_1`` or ``VEO3_1FAST``
+    :param duration: seconds of video: 4, 6 or 8 (default 8)
+    :param resolution: ``RESOLUTION_720`` (default) or ``RESOLUTION_1080``
+    :param orientation: ``landscape`` or ``portrait``; fills in width and height
+    :param width: output width in pixels; with ``height``, one of the four Veo sizes
+    :param height: output height in pixels
+    :param seed: fixed seed, for reproducibility and for matching a submit whose answer
+        was lost
+    :param extra: further body fields passed through unchanged (camelCase wire names)
+    """
+
+    prompt: str
+    image: FrameRef
+    end_image: FrameRef | None = None
+    model: Model | str = Model.VEO3_1
+    duration: int | None = None
+    resolution: Resolution | str | None = None
+    orientation: Orientation | str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+    is_public: bool | None = None
+    negative_prompt: str | None = None
+    prompt_enhance: bool | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+    allow_any_model: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise ValidationError("prompt", self.prompt, "a non-empty string")
+        if not isinstance(self.image, FrameRef):
+            raise ValidationError("image", self.image, "a FrameRef (the start frame)")
+        if self.end_image is not None and not isinstance(self.end_image, FrameRef):
+            raise ValidationError("end_image", self.end_image, "a FrameRef or None")
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise ValidationError("seed", self.seed, f"an integer from 0 to {MAX_SEED}")
+        if self.allow_any_model:
+            if not isinstance(self.model, str) or not self.model:
+                raise ValidationError("model", self.model, "a non-empty model name")
+            return
+        self._check_veo()
+
+    def _check_veo(self) -> None:
+        """Validate and complete the fields under the Veo 3.1 rules of Leonardo's guide."""
+        set_ = object.__setattr__
+        try:
+            model = Model(self.model)
+        except ValueError:
+            raise ValidationError(
+                "model", self.model, _one_of(Model) + " (or pass allow_any_model=True)"
+            ) from None
+        set_(self, "model", model)
+        duration = DEFAULT_DURATION if self.duration is None else self.duration
+        if type(duration) is not int or duration not in VEO_DURATIONS:
+            raise ValidationError("duration", self.duration, _one_of(VEO_DURATIONS) + " seconds")
+        set_(self, "duration", duration)
+        resolution = _coerce_enum(
+            Resolution,
+            "resolution",
+            DEFAULT_RESOLUTION if self.resolution is None else self.resolution,
+        )
+        set_(self, "resolution", resolution)
+        if self.orientation is not None:
+            set_(self, "orientation", _coerce_enum(Orientation, "orientation", self.orientation))
+        if self.width is None and self.height is None:
+            orientation = self.orientation or Orientation.LANDSCAPE
+            width, height = VEO_SIZES[resolution, Orientation(orientation)]
+            set_(self, "width", width)
+            set_(self, "height", height)
+            return
+        size = (self.width, self.height)
+        allowed: dict[tuple[int | None, int | None], tuple[Resolution, Orientation]] = {
+            v: k for k, v in VEO_SIZES.items()
+        }
+        if size not in allowed:
+            raise ValidationError(
+                "width x height",
+                f"{self.width}x{self.height}",
+                "one of " + ", ".join(f"{w}x{h}" for w, h in VEO_SIZES.values()),
+            )
+        size_resolution, size_orientation = allowed[size]
+        if size_resolution is not resolution:
+            matching = [f"{w}x{h}" for (r, _), (w, h) in VEO_SIZES.items() if r is resolution]
+            raise ValidationError(
+                "width x height",
+                f"{self.width}x{self.height}",
+                f"with resolution {resolution.value}: one of " + ", ".join(matching),
+            )
+        if self.orientation is not None and self.orientation is not size_orientation:
+            raise ValidationError(
+                "orientation",
+                self.orientation.value
+                if isinstance(self.orientation, Orientation)
+                else self.orientation,
+                f"{size_orientation.value}, to match {self.width}x{self.height}",
+            )
+
+
+@attrs.frozen
+class Cost:
+    """The authoritative price of a submitted job, as the submit response states it."""
+
+    amount: Decimal
+    unit: str
+
+
+@attrs.frozen
+class GenerationJob:
+    """A submitted generation: its id, and what it cost."""
+
+    id: str
+    cost: Cost | None = None
+    api_credit_cost: int | None = None
+
+
+@attrs.frozen
+class UploadedImage:
+    """An init image on Leonardo's side, usable as a start or end frame."""
+
+    id: str
+
+    def as_frame(self) -> FrameRef:
+        """Reference this image as an uploaded frame."""
+        return FrameRef(self.id, ImageType.UPLOADED)
+
+
+@attrs.frozen
+class GeneratedImage:
+    """One output of a generation; for a video job the MP4 is ``motion_mp4_url``."""
+
+    id: str
+    url: str | None = None
+    motion_mp4_url: str | None = None
+    nsfw: bool | None = None
+
+
+@attrs.frozen
+class Generation:
+    """A generation as the API reports it.
+
+    ``status`` is a :class:`GenerationStatus`, or the raw string for a state this
+    version does not know (treated as not finished).
+    """
+
+    id: str
+    status: GenerationStatus | str
+    prompt: str | None = None
+    created_at: datetime | None = None
+    seed: int | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    generated_images: tuple[GeneratedImage, ...] = ()
+
+    @property
+    def video_url(self) -> str | None:
+        """The MP4 URL of a finished video generation, else ``None``."""
+        for image in self.generated_images:
+            if image.motion_mp4_url:
+                return image.motion_mp4_url
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        """``True`` once the status is ``COMPLETE`` or ``FAILED``."""
+        return self.status in (GenerationStatus.COMPLETE, GenerationStatus.FAILED)
+
+
+@attrs.frozen
+class Account:
+    """What ``/me`` says about the key's owner and limits."""
+
+    user_id: str
+    username: str | None = None
+    concurrency_slots: int | None = None
+    subscription_tokens: int | None = None
+    paid_tokens: int | None = None
+
+    @property
+    def token_balance(self) -> int:
+        """API tokens available: subscription plus paid."""
+        return (self.subscription_tokens or 0) + (self.paid_tokens or 0)
