@@ -1,0 +1,301 @@
+"""The simulator's knobs: frozen value objects, and their JSON form.
+
+Everything the simulator can be told lives here, as frozen attrs classes, so that a test, a
+benchmark process (through ``POST /_sim/config``) and the CLI all change behaviour the same
+way: by building a new config with :func:`attrs.evolve` or :func:`config_from_mapping`.
+Nothing here touches the network or the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from attrs import validators as v
+
+__all__ = [
+    "FaultConfig",
+    "JobDurations",
+    "SimulatorConfig",
+    "config_from_mapping",
+    "config_to_json",
+]
+
+_probability = [v.instance_of(float), v.ge(0.0), v.le(1.0)]
+
+
+def _optional_positive_int(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    """Accept ``None`` (no limit) or a positive int."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be None or a positive integer, got {value!r}")
+
+
+def _routes(value: Iterable[str] | None) -> frozenset[str] | None:
+    """Store route filters as a frozenset, whatever iterable was given."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset((value,))
+    return frozenset(value)
+
+
+@attrs.frozen
+class JobDurations:
+    """How long each generation stays ``PENDING``, drawn once at submit.
+
+    All values are in seconds. ``kind`` chooses the distribution:
+
+    * ``"fixed"``: always ``median``;
+    * ``"uniform"``: between ``median * (1 - spread)`` and ``median * (1 + spread)``;
+    * ``"lognormal"``: ``median * exp(N(0, spread))``, the long right tail real render queues show.
+
+    The default is short (a median of two seconds) because the simulator is a development tool;
+    :meth:`veo` gives timings close to real Veo 3.1 jobs.
+
+    :param kind: the distribution.
+    :param median: the median duration in seconds.
+    :param spread: the width (fraction for ``uniform``, sigma for ``lognormal``).
+    """
+
+    kind: Literal["fixed", "uniform", "lognormal"] = "lognormal"
+    median: float = attrs.field(default=2.0, converter=float, validator=v.ge(0.0))
+    spread: float = attrs.field(default=0.35, converter=float, validator=v.ge(0.0))
+
+    @classmethod
+    def fixed(cls, seconds: float) -> JobDurations:
+        """Make every job take exactly *seconds*."""
+        return cls(kind="fixed", median=seconds, spread=0.0)
+
+    @classmethod
+    def veo(cls) -> JobDurations:
+        """Return realistic Veo 3.1 timings: lognormal, median 75 s, sigma 0.35."""
+        return cls(kind="lognormal", median=75.0, spread=0.35)
+
+    def draw(self, rng: random.Random) -> float:
+        """Draw one duration in seconds from *rng* (never negative)."""
+        if self.kind == "fixed":
+            return self.median
+        if self.kind == "uniform":
+            return max(0.0, rng.uniform(self.median * (1 - self.spread),
+                                        self.median * (1 + self.spread)))
+        return self.median * math.exp(rng.gauss(0.0, self.spread))
+
+
+@attrs.frozen
+class FaultConfig:
+    """Misbehaviour to inject, each knob a probability drawn from the seeded RNG.
+
+    All are off by default and any can be combined. ``routes`` limits the request-level
+    faults (everything but the storage ones and ``vanish_rate``) to the named API routes, such
+    as ``"POST /generations-image-to-video"`` or ``"GET /generations/{id}"``.
+
+    :param server_error_rate: answer 500/502/503 with ``{"error": "internal error"}``.
+    :param server_error_burst: once a server error fires, how many consecutive requests fail.
+    :param reset_before_rate: drop the connection before handling (nothing is created).
+    :param reset_after_submit_rate: on a submit, create the generation, then drop the
+        connection so the response is lost.
+    :param slow_rate: wait ``slow_seconds`` before handling (the request is still handled).
+    :param slow_seconds: the delay of a slow request, in seconds.
+    :param malformed_json_rate: replace a 200 body with truncated JSON (side effects happen).
+    :param unexpected_shape_rate: replace a 200 body with a well-formed but wrong shape.
+    :param rate_limit_storm_rate: start a run of 429s regardless of real usage.
+    :param rate_limit_storm_length: how many consecutive requests a storm refuses.
+    :param upload_expired_rate: the presigned upload answers "Policy expired" even in time.
+    :param cdn_truncate_rate: the CDN announces the full length but sends part, then closes.
+    :param vanish_rate: a generation disappears when it finishes (GET null, not listed).
+    :param routes: API route names the request-level faults apply to; ``None`` means all.
+    """
+
+    server_error_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    server_error_burst: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    reset_before_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    reset_after_submit_rate: float = attrs.field(
+        default=0.0, converter=float, validator=_probability
+    )
+    slow_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    slow_seconds: float = attrs.field(default=30.0, converter=float, validator=v.ge(0.0))
+    malformed_json_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    unexpected_shape_rate: float = attrs.field(
+        default=0.0, converter=float, validator=_probability
+    )
+    rate_limit_storm_rate: float = attrs.field(
+        default=0.0, converter=float, validator=_probability
+    )
+    rate_limit_storm_length: int = attrs.field(
+        default=5, validator=[v.instance_of(int), v.ge(1)]
+    )
+    upload_expired_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    cdn_truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    vanish_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    routes: frozenset[str] | None = attrs.field(default=None, converter=_routes)
+
+
+@attrs.frozen
+class SimulatorConfig:
+    """Every knob of the simulator, with defaults suited to fast tests.
+
+    Limits are per API key. Time values are in seconds. The defaults leave the request-rate
+    limits off and jobs short; :meth:`realistic` gives Leonardo's documented limits and Veo
+    timings.
+
+    :param host: the interface both servers bind to (loopback by default).
+    :param api_port: the API port; ``0`` picks a free one.
+    :param storage_port: the upload/CDN port; ``0`` picks a free one.
+    :param api_key: the accepted API key.
+    :param extra_api_keys: more accepted keys (same user, their own limits).
+    :param user_id: the user's id, as ``/me`` reports it.
+    :param username: the user's name, as ``/me`` reports it.
+    :param seed: seed of the one :class:`random.Random` all draws come from.
+    :param durations: how long jobs stay ``PENDING``.
+    :param failure_rate: probability that a job ends ``FAILED``.
+    :param max_running: generations one key may have running; more are refused with 429.
+    :param concurrency_slots: what ``/me`` reports as ``apiConcurrencySlots``.
+    :param requests_per_second: sliding-window rate over all authenticated API requests.
+    :param requests_per_minute: the same over one minute.
+    :param submits_per_minute: the same over the generation-creating endpoints only.
+    :param retry_after_style: how a 429 says when to come back.
+    :param upload_url_ttl: seconds a presigned upload stays valid.
+    :param max_upload_bytes: largest accepted upload.
+    :param api_subscription_tokens: starting ``apiSubscriptionTokens`` balance.
+    :param api_paid_tokens: starting ``apiPaidTokens`` balance (``None`` reports null).
+    :param cost_1080p_multiplier: price factor of ``RESOLUTION_1080`` over 720p.
+    :param listing_order: order of ``GET /generations/user/{userId}``.
+    :param listing_max_limit: largest ``limit`` honoured (larger ones are capped silently).
+    :param listing_includes_video: whether the listing shows video generations at all.
+    :param listing_drop_rate: probability that a listing leaves out a given item.
+    :param created_at_suffix: appended to ``createdAt`` (``""``, ``"Z"`` or ``"+00:00"``).
+    :param video_size: size in bytes of each generated MP4.
+    :param webhook_url: where to POST completion callbacks; ``None`` for none.
+    :param webhook_key: sent as ``authorization: Bearer <key>`` with callbacks.
+    :param webhook_event_type: the callback's ``type``.
+    :param webhook_timeout: seconds before a callback delivery counts as failed.
+    :param faults: the misbehaviour to inject.
+    """
+
+    host: str = "127.0.0.1"
+    api_port: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
+    storage_port: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
+    api_key: str = attrs.field(default="sim-test-key-0000", validator=v.min_len(1))
+    extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    user_id: str = "5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10"
+    username: str = "simulator"
+    seed: int = 0
+    durations: JobDurations = JobDurations()
+    failure_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    max_running: int | None = attrs.field(default=10, validator=_optional_positive_int)
+    concurrency_slots: int = 10
+    requests_per_second: float | None = attrs.field(
+        default=None, converter=attrs.converters.optional(float), validator=v.optional(v.gt(0.0))
+    )
+    requests_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    submits_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
+    retry_after_style: Literal["seconds", "http-date", "none"] = "seconds"
+    upload_url_ttl: float = attrs.field(default=120.0, converter=float, validator=v.ge(0.0))
+    max_upload_bytes: int = attrs.field(default=20 * 1024 * 1024, validator=v.ge(1))
+    api_subscription_tokens: int = 1_000_000
+    api_paid_tokens: int | None = None
+    cost_1080p_multiplier: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
+    listing_order: Literal["newest", "oldest", "random"] = "newest"
+    listing_max_limit: int = attrs.field(default=50, validator=v.ge(1))
+    listing_includes_video: bool = True
+    listing_drop_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    created_at_suffix: str = ""
+    video_size: int = attrs.field(default=4096, validator=v.ge(256))
+    webhook_url: str | None = None
+    webhook_key: str | None = None
+    webhook_event_type: str = "image_generation.complete"
+    webhook_timeout: float = attrs.field(default=10.0, converter=float, validator=v.gt(0.0))
+    faults: FaultConfig = FaultConfig()
+
+    @classmethod
+    def realistic(cls, **changes: Any) -> SimulatorConfig:
+        """Return Leonardo's documented limits with Veo timings, plus *changes*.
+
+        2000 requests a minute per key, 100 submits a minute, 10 running jobs, and
+        :meth:`JobDurations.veo` durations.
+        """
+        base = cls(
+            requests_per_minute=2000,
+            submits_per_minute=100,
+            max_running=10,
+            durations=JobDurations.veo(),
+        )
+        return attrs.evolve(base, **changes)
+
+    @property
+    def accepted_keys(self) -> tuple[str, ...]:
+        """Every API key the simulator accepts, the main one first."""
+        return (self.api_key, *self.extra_api_keys)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_unstructure_hook(frozenset, lambda s: sorted(s))
+
+    def _float(value: object, _: type) -> float:
+        # JSON has one number type: take ints for float knobs, refuse strings and bools.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {value!r}")
+        return float(value)
+
+    def _int(value: object, _: type) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {value!r}")
+        return value
+
+    def _bool(value: object, _: type) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {value!r}")
+        return value
+
+    conv.register_structure_hook(float, _float)
+    conv.register_structure_hook(int, _int)
+    conv.register_structure_hook(bool, _bool)  # after int: bool is an int subclass
+    return conv
+
+
+_converter = _make_converter()
+
+
+def config_to_json(config: SimulatorConfig) -> dict[str, Any]:
+    """Return *config* as a JSON-ready dict (the shape ``POST /_sim/config`` takes)."""
+    result: dict[str, Any] = _converter.unstructure(config)
+    return result
+
+
+def _merge(base: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if attrs.has(type(value)):
+            value = _converter.unstructure(value)
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_from_mapping(
+    changes: Mapping[str, Any], base: SimulatorConfig | None = None
+) -> SimulatorConfig:
+    """Build a config from *base* (the defaults if ``None``) with *changes* applied.
+
+    Nested knobs (``faults``, ``durations``) merge key by key, so ``{"faults":
+    {"slow_rate": 0.1}}`` keeps the other fault knobs. Values may be plain JSON or the attrs
+    objects themselves. Unknown knobs are refused.
+
+    :raises ValueError: naming every bad knob.
+    """
+    merged = _merge(config_to_json(base or SimulatorConfig()), changes)
+    try:
+        return _converter.structure(merged, SimulatorConfig)
+    except cattrs.ClassValidationError as exc:
+        raise ValueError("; ".join(cattrs.transform_error(exc))) from exc
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from exc

@@ -1,0 +1,168 @@
+"""What happens to every API request before and after its route: faults, auth, limits.
+
+The order, chosen to match where each problem lives in a real deployment:
+
+1. unknown path or method: 404/405 with a Hasura-style body;
+2. infrastructure faults (``routes`` permitting): dropped connection, delay, 5xx burst,
+   429 storm; none of these reach the application, so none take a rate-limit slot;
+3. authentication (401 ``access-denied``), then the per-key request windows (429);
+4. the route itself (which applies the submit window, the rules, concurrency and balance);
+5. response faults on a 200: lost response after a submit, malformed JSON, wrong shape.
+   The route's side effects (a created generation) have happened by then.
+
+The admin API under ``/_sim/`` skips all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ._config import SimulatorConfig
+from ._core import Core
+from ._limits import retry_after_headers
+from ._wire import error_body
+
+__all__ = [
+    "API_KEY",
+    "API_PREFIX",
+    "CORE",
+    "SUBMIT_ROUTES",
+    "json_error",
+    "pipeline",
+    "too_many_requests",
+]
+
+API_PREFIX = "/api/rest/v1"
+SUBMIT_ROUTES = frozenset(
+    {"POST /generations-image-to-video", "POST /generations-text-to-video"}
+)
+CORE = web.AppKey("core", Core)
+#: The authenticated key, for the route. Each aiohttp request runs in its own task, so a
+#: context variable is per request, on every aiohttp version (unlike typed request keys).
+API_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("leonardo_sim_api_key")
+_DROPPED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "leonardo_sim_dropped", default=False
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """Return a Hasura-style error response."""
+    return web.json_response(error_body(message, code), status=status, headers=headers)
+
+
+def too_many_requests(core: Core, wait: float, message: str) -> web.Response:
+    """Return a 429 whose ``Retry-After`` follows the configured style."""
+    headers = retry_after_headers(wait, core.config.retry_after_style)
+    return json_error(429, message, "rate-limit-exceeded", headers)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection under the request: the client gets no response at all."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    _DROPPED.set(True)
+    return web.Response(status=204)  # never written: the transport is closing
+
+
+def _authenticate(request: web.Request, config: SimulatorConfig) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    presented = token.strip().encode()
+    found = None
+    for key in config.accepted_keys:  # every key compared, in constant time each
+        if hmac.compare_digest(presented, key.encode()):
+            found = key
+    return found
+
+
+async def _before(request: web.Request, core: Core, route: str) -> web.Response | None:
+    faults, injector = core.config.faults, core.faults
+    if injector.draw(faults.reset_before_rate, "reset_before"):
+        return _drop(request)
+    if injector.draw(faults.slow_rate, "slow"):
+        await asyncio.sleep(faults.slow_seconds)
+    status = injector.server_error(faults)
+    if status is not None:
+        return json_error(status, "internal error", "unexpected")
+    if injector.storm(faults):
+        return too_many_requests(core, 1.0, "rate limit exceeded (storm)")
+    return None
+
+
+def _after(request: web.Request, core: Core, route: str, response: Any) -> Any:
+    body = getattr(response, "body", None)
+    if response.status != 200 or not isinstance(body, bytes):
+        return response
+    faults, injector = core.config.faults, core.faults
+    if route in SUBMIT_ROUTES and injector.draw(
+        faults.reset_after_submit_rate, "reset_after_submit"
+    ):
+        return _drop(request)
+    if injector.draw(faults.malformed_json_rate, "malformed_json"):
+        return web.Response(body=injector.malformed(body), content_type="application/json")
+    if injector.draw(faults.unexpected_shape_rate, "unexpected_shape"):
+        return web.Response(body=injector.reshape(body), content_type="application/json")
+    return response
+
+
+async def _process(
+    request: web.Request, handler: Handler, core: Core, route: str
+) -> web.StreamResponse:
+    faulty = core.faults.applies(core.config.faults, route)
+    if faulty:
+        early = await _before(request, core, route)
+        if early is not None:
+            return early
+    api_key = _authenticate(request, core.config)
+    if api_key is None:
+        return json_error(401, "Invalid API key", "access-denied")
+    wait = core.limiter.admit_request(api_key, core.now(), core.config)
+    if wait is not None:
+        return too_many_requests(core, wait, "rate limit exceeded: too many requests")
+    API_KEY.set(api_key)
+    response = await handler(request)
+    return _after(request, core, route, response) if faulty else response
+
+
+def _unmatched(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if exc.status == 405:
+        allow = exc.headers.get("Allow", "")
+        return json_error(405, f"method {request.method} not allowed", "method-not-allowed",
+                          {"Allow": allow})
+    return json_error(404, "resource does not exist", "not-found")
+
+
+@web.middleware
+async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run an API request through faults, auth and limits; count it and its answer."""
+    if request.path.startswith("/_sim/"):
+        return await handler(request)
+    core = request.app[CORE]
+    exc = request.match_info.http_exception
+    if exc is not None:
+        route = "(unmatched)"
+        core.stats.requests[route] += 1
+        response: web.StreamResponse = _unmatched(request, exc)
+    else:
+        canonical = request.match_info.route.resource
+        path = canonical.canonical if canonical is not None else request.path
+        route = f"{request.method} {path.removeprefix(API_PREFIX)}"
+        core.stats.requests[route] += 1
+        response = await _process(request, handler, core, route)
+    if not _DROPPED.get():
+        core.stats.responses[response.status] += 1
+        if response.status == 429:
+            core.stats.rate_limited += 1
+    return response

@@ -1,0 +1,259 @@
+"""The simulator's memory: init images, generations, balances and who is running what.
+
+Status is never updated by a timer: a generation stores its finish time (loop clock) and
+:meth:`GenerationRow.status` works the status out when asked, so ten thousand jobs cost ten
+thousand small records and nothing else. Running jobs per key sit in a heap of finish times,
+pruned lazily when the count is needed. The store outlives server restarts.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+__all__ = ["GenerationRecord", "GenerationRow", "InitImage", "Store", "new_id"]
+
+
+def new_id(rng: random.Random) -> str:
+    """Draw a UUIDv4-shaped id from *rng*, so seeded runs repeat their ids."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+@attrs.define
+class InitImage:
+    """One ``POST /init-image``: its presigned form, and the upload once it arrived."""
+
+    id: str
+    key: str
+    extension: str
+    fields: dict[str, str]
+    created_wall: datetime
+    expires_at: float
+    uploaded: bool = False
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+
+
+@attrs.frozen
+class GenerationRecord:
+    """A read-only view of one stored generation, for tests.
+
+    :param id: the generation id.
+    :param body: the submit body exactly as received (parsed JSON).
+    :param endpoint: ``"image-to-video"`` or ``"text-to-video"``.
+    :param status: ``PENDING``, ``COMPLETE`` or ``FAILED``, as of the snapshot.
+    :param created_at: wall-clock creation time (UTC).
+    :param finish_at: loop-clock time (``asyncio`` loop ``time()``) the job finishes.
+    :param seed: the seed echoed or drawn.
+    :param model: the model after defaults.
+    :param duration: the duration in seconds after defaults.
+    :param width: the width after defaults.
+    :param height: the height after defaults.
+    :param cost: credits charged.
+    :param video_url: where the CDN serves the MP4 (once ``COMPLETE``).
+    :param poster_url: where the CDN serves the JPG poster (once ``COMPLETE``).
+    :param generated_image_id: the id of the generated image (usable as ``GENERATED``).
+    :param api_key: the key that created it.
+    :param deleted: whether ``DELETE /generations/{id}`` removed it.
+    :param vanished: whether the ``vanish_rate`` fault hides it from its finish time on.
+    """
+
+    id: str
+    body: Mapping[str, Any]
+    endpoint: str
+    status: str
+    created_at: datetime
+    finish_at: float
+    seed: int
+    model: str
+    duration: int
+    width: int
+    height: int
+    cost: int
+    video_url: str
+    poster_url: str
+    generated_image_id: str
+    api_key: str
+    deleted: bool
+    vanished: bool
+
+
+@attrs.define
+class GenerationRow:
+    """One generation as stored; mutable only through deletion."""
+
+    id: str
+    api_key: str
+    endpoint: str
+    body: dict[str, Any]
+    prompt: str
+    negative_prompt: str | None
+    model: str
+    duration: int
+    resolution: str
+    width: int
+    height: int
+    public: bool
+    seed: int
+    cost: int
+    created_wall: datetime
+    created_at: float
+    finish_at: float
+    outcome: str
+    image_id: str
+    vanish: bool
+    deleted: bool = False
+
+    def status(self, now: float) -> str:
+        """Return the status at loop time *now*."""
+        return "PENDING" if now < self.finish_at else self.outcome
+
+    def visible(self, now: float) -> bool:
+        """Return whether the API shows this generation at loop time *now*."""
+        return not self.deleted and not (self.vanish and now >= self.finish_at)
+
+    def record(self, now: float, cdn_base: str) -> GenerationRecord:
+        """Freeze this row into the public view."""
+        return GenerationRecord(
+            id=self.id,
+            body=self.body,
+            endpoint=self.endpoint,
+            status=self.status(now),
+            created_at=self.created_wall,
+            finish_at=self.finish_at,
+            seed=self.seed,
+            model=self.model,
+            duration=self.duration,
+            width=self.width,
+            height=self.height,
+            cost=self.cost,
+            video_url=f"{cdn_base}/{self.id}.mp4",
+            poster_url=f"{cdn_base}/{self.id}.jpg",
+            generated_image_id=self.image_id,
+            api_key=self.api_key,
+            deleted=self.deleted,
+            vanished=self.vanish,
+        )
+
+
+class _Running:
+    """Running generations of one key: a heap of finish times plus the live ids."""
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, str]] = []
+        self.ids: set[str] = set()
+
+    def count(self, now: float) -> int:
+        heap = self.heap
+        while heap and (heap[0][0] <= now or heap[0][1] not in self.ids):
+            _, gid = heapq.heappop(heap)
+            self.ids.discard(gid)
+        return len(self.ids)
+
+
+class Store:
+    """Everything the simulated account holds."""
+
+    def __init__(self, subscription_tokens: int, paid_tokens: int | None) -> None:
+        self.init_images: dict[str, InitImage] = {}
+        self.init_images_by_key: dict[str, InitImage] = {}
+        self.generations: dict[str, GenerationRow] = {}
+        self.generated_images: dict[str, str] = {}
+        self.fingerprints: set[tuple[object, ...]] = set()
+        self.subscription_tokens = subscription_tokens
+        self.paid_tokens = paid_tokens
+        self._running: dict[str, _Running] = {}
+
+    # -- init images ---------------------------------------------------------------------
+
+    def add_init_image(self, image: InitImage) -> None:
+        """Remember a presigned upload."""
+        self.init_images[image.id] = image
+        self.init_images_by_key[image.key] = image
+
+    def delete_init_image(self, image_id: str) -> InitImage | None:
+        """Forget an init image; return it, or ``None`` if unknown."""
+        image = self.init_images.pop(image_id, None)
+        if image is not None:
+            self.init_images_by_key.pop(image.key, None)
+        return image
+
+    # -- generations ---------------------------------------------------------------------
+
+    def add_generation(self, row: GenerationRow, fingerprint: tuple[object, ...]) -> bool:
+        """Store *row*, start it running, charge it; return whether it is a duplicate."""
+        self.generations[row.id] = row
+        self.generated_images[row.image_id] = row.id
+        running = self._running.setdefault(row.api_key, _Running())
+        heapq.heappush(running.heap, (row.finish_at, row.id))
+        running.ids.add(row.id)
+        self.charge(row.cost)
+        duplicate = fingerprint in self.fingerprints
+        self.fingerprints.add(fingerprint)
+        return duplicate
+
+    def visible_generation(self, gid: str, now: float) -> GenerationRow | None:
+        """Return the generation the API would show for *gid*, if any."""
+        row = self.generations.get(gid)
+        if row is None or not row.visible(now):
+            return None
+        return row
+
+    def delete_generation(self, gid: str, now: float) -> GenerationRow | None:
+        """Delete a visible generation (which frees its running slot); return it."""
+        row = self.visible_generation(gid, now)
+        if row is None:
+            return None
+        row.deleted = True
+        running = self._running.get(row.api_key)
+        if running is not None:
+            running.ids.discard(gid)
+        return row
+
+    def generated_image_ready(self, image_id: str, now: float) -> bool:
+        """Return whether *image_id* is the image of a visible, complete generation."""
+        gid = self.generated_images.get(image_id)
+        row = None if gid is None else self.visible_generation(gid, now)
+        return row is not None and row.status(now) == "COMPLETE"
+
+    def newest_first(self, now: float) -> Iterator[GenerationRow]:
+        """Yield the visible generations, newest first."""
+        for row in reversed(self.generations.values()):
+            if row.visible(now):
+                yield row
+
+    # -- running and money ---------------------------------------------------------------
+
+    def running(self, api_key: str, now: float) -> int:
+        """Return how many generations *api_key* has running at *now*."""
+        running = self._running.get(api_key)
+        return 0 if running is None else running.count(now)
+
+    def next_finish(self, api_key: str) -> float:
+        """Return the loop time the earliest running job of *api_key* finishes."""
+        running = self._running.get(api_key)
+        return running.heap[0][0] if running is not None and running.heap else 0.0
+
+    def running_total(self, now: float) -> int:
+        """Return how many generations all keys have running at *now*."""
+        return sum(r.count(now) for r in self._running.values())
+
+    @property
+    def balance(self) -> int:
+        """Return the credits left (subscription plus paid tokens)."""
+        return self.subscription_tokens + (self.paid_tokens or 0)
+
+    def charge(self, credits: int) -> None:
+        """Take *credits* from the subscription tokens first, then the paid ones."""
+        from_subscription = min(credits, self.subscription_tokens)
+        self.subscription_tokens -= from_subscription
+        rest = credits - from_subscription
+        if rest:
+            self.paid_tokens = (self.paid_tokens or 0) - rest

@@ -1,0 +1,151 @@
+"""The JSON bodies the simulated API sends, built as plain dicts at the wire boundary.
+
+One place for Leonardo's names (camelCase fields, Hasura-style ``*_by_pk`` wrappers, error
+bodies) so the routes read as behaviour. Generations carry a few keys no client should need
+(``__typename``, ``ultra``, ``transparency``...), because the real API keeps adding some.
+
+``createdAt`` is UTC with milliseconds and no zone, like Hasura's ``timestamp`` columns
+(``2026-11-25T14:07:30.123``); ``created_at_suffix`` can append ``Z`` or ``+00:00``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ._config import SimulatorConfig
+from ._state import GenerationRow, InitImage, Store
+
+__all__ = [
+    "error_body",
+    "generation_json",
+    "init_image_json",
+    "job_json",
+    "me_json",
+    "timestamp",
+    "webhook_json",
+]
+
+
+def error_body(message: str, code: str) -> dict[str, str]:
+    """Return a Hasura-style error body."""
+    return {"error": message, "path": "$", "code": code}
+
+
+def timestamp(moment: datetime, suffix: str = "") -> str:
+    """Format a UTC time the way Hasura does, milliseconds and all."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}{suffix}"
+
+
+def _image_json(row: GenerationRow, cdn_base: str) -> dict[str, Any]:
+    return {
+        "id": row.image_id,
+        "url": f"{cdn_base}/{row.id}.jpg",
+        "motionMP4URL": f"{cdn_base}/{row.id}.mp4",
+        "nsfw": False,
+        "likeCount": 0,
+        "imageToVideo": row.endpoint == "image-to-video",
+        "motion": True,
+        "motionModel": row.model,
+        "motionStrength": None,
+        "fantasyAvatar": None,
+        "generated_image_variation_generics": [],
+    }
+
+
+def generation_json(row: GenerationRow, now: float, cdn_base: str, suffix: str) -> dict[str, Any]:
+    """Return a generation as ``generations_by_pk`` and the listing show it at *now*."""
+    status = row.status(now)
+    return {
+        "id": row.id,
+        "status": status,
+        "prompt": row.prompt,
+        "negativePrompt": row.negative_prompt,
+        "createdAt": timestamp(row.created_wall, suffix),
+        "seed": row.seed,
+        "imageWidth": row.width,
+        "imageHeight": row.height,
+        "public": row.public,
+        "modelId": None,
+        "motion": True,
+        "guidanceScale": None,
+        "inferenceSteps": None,
+        "initStrength": None,
+        "photoReal": False,
+        "photoRealStrength": None,
+        "presetStyle": None,
+        "promptMagic": False,
+        "promptMagicStrength": None,
+        "promptMagicVersion": None,
+        "scheduler": None,
+        "sdVersion": None,
+        "ultra": None,
+        "transparency": "disabled",
+        "__typename": "generations",
+        "generated_images": [_image_json(row, cdn_base)] if status == "COMPLETE" else [],
+        "generation_elements": [],
+    }
+
+
+def job_json(generation_id: str, cost: int) -> dict[str, Any]:
+    """Return the answer to a successful submit."""
+    return {
+        "motionVideoGenerationJob": {
+            "generationId": generation_id,
+            "apiCreditCost": None,
+            "cost": {"amount": str(cost), "unit": "CREDITS"},
+        }
+    }
+
+
+def init_image_json(image: InitImage, object_url: str, suffix: str) -> dict[str, Any]:
+    """Return an init image as ``init_images_by_pk`` shows it."""
+    return {
+        "id": image.id,
+        "url": object_url,
+        "createdAt": timestamp(image.created_wall, suffix),
+    }
+
+
+def me_json(config: SimulatorConfig, store: Store, renewal: datetime) -> dict[str, Any]:
+    """Return the ``GET /me`` body."""
+    renewal_text = timestamp(renewal, config.created_at_suffix)
+    return {
+        "user_details": [
+            {
+                "user": {"id": config.user_id, "username": config.username},
+                "apiConcurrencySlots": config.concurrency_slots,
+                "apiSubscriptionTokens": store.subscription_tokens,
+                "apiPaidTokens": store.paid_tokens,
+                "apiPlanTokenRenewalDate": renewal_text,
+                "subscriptionTokens": 0,
+                "subscriptionGptTokens": 0,
+                "subscriptionModelTokens": 0,
+                "paidTokens": 0,
+                "tokenRenewalDate": None,
+            }
+        ]
+    }
+
+
+def webhook_json(
+    row: GenerationRow, now: float, cdn_base: str, config: SimulatorConfig, sent: datetime
+) -> dict[str, Any]:
+    """Return the callback body for a finished generation."""
+    body = generation_json(row, now, cdn_base, config.created_at_suffix)
+    images = [
+        {"id": i["id"], "url": i["url"], "motionMP4URL": i["motionMP4URL"], "nsfw": False}
+        for i in body.pop("generated_images")
+    ]
+    body.pop("generation_elements")
+    body.pop("__typename")
+    body["images"] = images
+    body["userId"] = config.user_id
+    body["apiDollarCost"] = None
+    return {
+        "type": config.webhook_event_type,
+        "object": "generation",
+        "timestamp": int(sent.timestamp() * 1000),
+        "api_version": "v1",
+        "data": {"object": body},
+    }
