@@ -36,7 +36,9 @@ from .models import Generation as Generation
 T = TypeVar("T")
 
 __all__ = [
+    "CallbackEvent",
     "DeletedEnvelope",
+    "GenerationCallback",
     "GenerationEnvelope",
     "GenerationListEnvelope",
     "MeEnvelope",
@@ -120,6 +122,39 @@ class MeEnvelope:
     user_details: tuple[_UserDetails, ...]
 
 
+@attrs.frozen
+class CallbackEvent:
+    """What every webhook callback is read for first: its event ``type``."""
+
+    type: str
+
+
+@attrs.frozen
+class _CallbackGeneration(Generation):
+    """A generation as a callback sends it: ``images`` where the API says ``generated_images``."""
+
+
+@attrs.frozen
+class _CallbackData:
+    object: _CallbackGeneration
+
+
+@attrs.frozen
+class GenerationCallback:
+    """A generation callback (``{"type", "data": {"object": {...}}}``).
+
+    ``object``, ``timestamp`` and ``api_version`` are not read: nothing depends on them and
+    their types are not pinned down well enough to reject a callback over.
+    """
+
+    type: str
+    data: _CallbackData
+
+    def generation(self) -> Generation:
+        """The reported generation, as a plain :class:`Generation`."""
+        return Generation(**attrs.asdict(self.data.object, recurse=False))
+
+
 def account_from(me: MeEnvelope, url: str) -> Account:
     """The key owner's account, from the first ``user_details`` entry."""
     if not me.user_details:
@@ -141,6 +176,7 @@ _WIRE_NAMES: Final[dict[str, str]] = {
     "GenerationJob.id": "generationId",
     "GeneratedImage.motion_mp4_url": "motionMP4URL",
     "Generation.generated_images": "generated_images",
+    "_CallbackGeneration.generated_images": "images",
     "ImageToVideoRequest.end_image": "endFrameImage",
     "UploadEnvelope.upload_init_image": "uploadInitImage",
     "SubmitEnvelope.motion_video_generation_job": "motionVideoGenerationJob",
