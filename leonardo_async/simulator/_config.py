@@ -45,6 +45,11 @@ def _routes(value: Iterable[str] | None) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def _keys(value: Iterable[str]) -> tuple[str, ...]:
+    """Store keys as a tuple; a lone string is one key, not its characters."""
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @attrs.frozen
 class JobDurations:
     """How long each generation stays ``PENDING``, drawn once at submit.
@@ -182,7 +187,7 @@ class SimulatorConfig:
     api_port: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
     storage_port: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
     api_key: str = attrs.field(default="sim-test-key-0000", validator=v.min_len(1))
-    extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=_keys)
     user_id: str = "5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10"
     username: str = "simulator"
     seed: int = 0

@@ -92,6 +92,9 @@ async def _before(request: web.Request, core: Core, route: str) -> web.Response 
     if injector.draw(faults.reset_before_rate, "reset_before"):
         return _drop(request)
     if injector.draw(faults.slow_rate, "slow"):
+        # Read the body first: it has arrived, and a client that gives up meanwhile must not
+        # stop the work (the real risk of a timed-out submit is that it still happens).
+        await request.read()
         await asyncio.sleep(faults.slow_seconds)
     status = injector.server_error(faults)
     if status is not None:

@@ -14,6 +14,7 @@ import logging
 from types import TracebackType
 from typing import Any, NoReturn
 
+import anyio
 import attrs
 from aiohttp import web
 
@@ -99,8 +100,11 @@ class Simulator:
         if not self._started:
             return
         self._started = False
-        await self._close_sites()
-        await self._webhooks.aclose()
+        # Shielded: when a cancelled task leaves ``async with`` (anyio cancellation is
+        # level-triggered), the sockets must still be closed.
+        with anyio.CancelScope(shield=True):
+            await self._close_sites()
+            await self._webhooks.aclose()
 
     async def restart(self) -> None:
         """Close both sites and reopen them on the same ports, keeping all state.

@@ -86,7 +86,7 @@ class Api:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         """POST a multipart form to the presigned URL (fields as given, file last)."""
-        form = aiohttp.FormData()
+        form = aiohttp.FormData(default_to_multipart=True)
         if file is not None and file_first:
             form.add_field("file", file, filename="frame.png", content_type="image/png")
         for name, value in (upload["fields"] if fields is None else fields).items():

@@ -1,0 +1,174 @@
+"""Per-key limits: request windows, submit windows, running jobs, balance, Retry-After."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+import pytest
+
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator._limits import Limiter, SlidingWindow, retry_after_headers
+
+from ._support import Api
+
+LONG = JobDurations.fixed(3600)
+
+
+def test_window_frees_oldest_slot() -> None:
+    """A sliding window says how long until its oldest request leaves it."""
+    window = SlidingWindow()
+    assert window.wait(0.0, 2, 10.0) is None
+    window.add(0.0)
+    window.add(4.0)
+    assert window.wait(5.0, 2, 10.0) == pytest.approx(5.0)
+    assert window.wait(10.0, 2, 10.0) is None
+
+
+def test_refused_requests_take_no_slot() -> None:
+    """A 429 is not counted: after waiting as told, the request gets in."""
+    limiter = Limiter()
+    config = SimulatorConfig(requests_per_minute=2)
+    assert limiter.admit_request("k", 0.0, config) is None
+    assert limiter.admit_request("k", 1.0, config) is None
+    for now in (2.0, 3.0, 30.0):
+        assert limiter.admit_request("k", now, config) == pytest.approx(60.0 - now)
+    assert limiter.admit_request("k", 60.0, config) is None
+    assert limiter.admit_request("other", 60.0, config) is None
+
+
+def test_fractional_rate() -> None:
+    """2.5 requests a second become 3 per 1.2 s."""
+    limiter = Limiter()
+    config = SimulatorConfig(requests_per_second=2.5)
+    for now in (0.0, 0.1, 0.2):
+        assert limiter.admit_request("k", now, config) is None
+    assert limiter.admit_request("k", 0.3, config) == pytest.approx(0.9)
+    assert limiter.admit_request("k", 1.2, config) is None
+
+
+def test_retry_after_styles() -> None:
+    """Seconds round up to an integer; dates round up to the next whole second."""
+    assert retry_after_headers(0.2, "seconds") == {"Retry-After": "1"}
+    assert retry_after_headers(2.01, "seconds") == {"Retry-After": "3"}
+    assert retry_after_headers(3.0, "none") == {}
+    now = datetime(2026, 11, 25, 14, 7, 30, 500_000, tzinfo=timezone.utc)
+    header = retry_after_headers(1.5, "http-date", now)["Retry-After"]
+    assert header == "Wed, 25 Nov 2026 14:07:33 GMT"
+
+
+@pytest.mark.parametrize("style", ["seconds", "http-date", "none"])
+async def test_requests_per_minute(style: str, session: aiohttp.ClientSession) -> None:
+    """Over ``requests_per_minute`` the API answers 429 with Retry-After in the chosen style."""
+    config = SimulatorConfig(requests_per_minute=3, retry_after_style=style)  # type: ignore[arg-type]
+    async with Simulator(config) as sim:
+        api = Api(sim, session)
+        for _ in range(3):
+            assert (await api.call("GET", "/me")).status == 200
+        refused = await api.call("GET", "/me")
+        assert refused.status == 429
+        assert refused.json["code"] == "rate-limit-exceeded"
+        header = refused.headers.get("Retry-After")
+        if style == "seconds":
+            assert header is not None
+            assert 1 <= int(header) <= 60
+        elif style == "http-date":
+            assert header is not None
+            assert parsedate_to_datetime(header).tzinfo is not None
+        else:
+            assert header is None
+        assert (await api.call("GET", "/me", auth=False)).status == 401  # auth comes first
+        stats = sim.statistics()
+        assert stats.rate_limited == 1
+        assert stats.responses[429] == 1
+
+
+async def test_requests_per_second_slow_rate(session: aiohttp.ClientSession) -> None:
+    """A rate below one a second allows one request per 1/rate seconds."""
+    async with Simulator(SimulatorConfig(requests_per_second=0.05)) as sim:
+        api = Api(sim, session)
+        assert (await api.call("GET", "/me")).status == 200
+        refused = await api.call("GET", "/me")
+        assert refused.status == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+
+
+async def test_limits_are_per_key(session: aiohttp.ClientSession) -> None:
+    """Each key has its own window."""
+    config = SimulatorConfig(requests_per_minute=1, extra_api_keys=("k2",))
+    async with Simulator(config) as sim:
+        api = Api(sim, session)
+        assert (await api.call("GET", "/me")).status == 200
+        assert (await api.call("GET", "/me")).status == 429
+        other = {"authorization": "Bearer k2"}
+        assert (await api.call("GET", "/me", auth=False, headers=other)).status == 200
+
+
+async def test_submits_per_minute(session: aiohttp.ClientSession) -> None:
+    """The submit window refuses submits but not other calls."""
+    async with Simulator(SimulatorConfig(submits_per_minute=1)) as sim:
+        api = Api(sim, session)
+        image = await api.uploaded_image()
+        await api.submit_ok(image)
+        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED"})
+        assert refused.status == 429
+        assert "Retry-After" in refused.headers
+        assert (await api.call("GET", "/me")).status == 200
+        assert sim.statistics().generations_created == 1
+
+
+async def test_max_running(session: aiohttp.ClientSession) -> None:
+    """A key with ``max_running`` jobs running gets 429 until one ends (or is deleted)."""
+    async with Simulator(SimulatorConfig(max_running=2, durations=LONG)) as sim:
+        api = Api(sim, session)
+        image = await api.uploaded_image()
+        first = await api.submit_ok(image)
+        await api.submit_ok(image)
+        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED",
+                                    "model": "VEO3_1"})
+        assert refused.status == 429
+        assert refused.json["code"] == "rate-limit-exceeded"
+        assert int(refused.headers["Retry-After"]) >= 1
+        stats = sim.statistics()
+        assert (stats.peak_running, stats.running_now, stats.generations_created) == (2, 2, 2)
+        await api.call("DELETE", f"/generations/{first}")
+        await api.submit_ok(image)
+        me = (await api.call("GET", "/me")).json["user_details"][0]
+        assert me["apiConcurrencySlots"] == 10
+
+
+async def test_balance(session: aiohttp.ClientSession) -> None:
+    """A submit costing more than the balance is a 402; paid tokens are spent after plan ones."""
+    config = SimulatorConfig(api_subscription_tokens=1000, api_paid_tokens=100)
+    async with Simulator(config) as sim:
+        api = Api(sim, session)
+        image = await api.uploaded_image()
+        await api.submit_ok(image, duration=4)  # 1070 credits
+        me = (await api.call("GET", "/me")).json["user_details"][0]
+        assert (me["apiSubscriptionTokens"], me["apiPaidTokens"]) == (0, 30)
+        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED",
+                                    "model": "VEO3_1", "duration": 4})
+        assert refused.status == 402
+        assert refused.json["code"] == "insufficient-credits"
+        sim.configure(api_subscription_tokens=5000)
+        await api.submit_ok(image, duration=4)
+
+
+async def test_1080p_multiplier(session: aiohttp.ClientSession) -> None:
+    """``cost_1080p_multiplier`` prices 1080p."""
+    async with Simulator(SimulatorConfig(cost_1080p_multiplier=1.5)) as sim:
+        api = Api(sim, session)
+        reply = await api.submit({"prompt": "p", "imageId": await api.uploaded_image(),
+                                  "imageType": "UPLOADED", "model": "VEO3_1", "duration": 4,
+                                  "resolution": "RESOLUTION_1080"})
+        assert reply.json["motionVideoGenerationJob"]["cost"]["amount"] == "1605"
+
+
+async def test_duplicates_ignore_the_seed(api: Api, sim: Simulator) -> None:
+    """Submitting the same video twice counts a duplicate, whatever the seeds."""
+    image = await api.uploaded_image()
+    await api.submit_ok(image, seed=1)
+    await api.submit_ok(image, seed=2)
+    await api.submit_ok(image, seed=3, duration=4)
+    assert sim.statistics().duplicate_submissions == 1
