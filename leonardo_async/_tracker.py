@@ -429,17 +429,25 @@ class JobTracker:
             self._observe(job, generation, scheduled=True)
         self._progress()
 
+    def _awaited(self, job: TrackedJob) -> bool:
+        """Whether ``job`` is still tracked and unfinished (so still worth a look)."""
+        return not job.done() and self._jobs.get(job.generation_id) is job
+
     async def _sweep(self, due: list[TrackedJob]) -> None:
         """Look at many jobs through listing pages; fall back per job for the unseen."""
         try:
             while due:
-                unseen = await self._scan_listing(due)
-                if len(unseen) == len(due):
+                # A page may finish a job that waits in the backlog or is still due (it
+                # shows every tracked job it lists): such a job needs no look and must
+                # not count as one the listing failed to show.
+                unseen = [job for job in await self._scan_listing(due) if self._awaited(job)]
+                if unseen and len(unseen) == len(due):
                     self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
                 for job in unseen:
                     self._start(self._poll, job)
-                due, self._backlog = self._backlog, []
+                due = [job for job in self._backlog if self._awaited(job)]
+                self._backlog = []
                 self._progress()
         finally:
             self._sweeping = False
