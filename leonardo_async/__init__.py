@@ -48,6 +48,7 @@ from .models import (
     Resolution,
     UploadedImage,
 )
+from .webhook import WebhookReceiver, WebhookStatistics
 
 try:
     __version__ = version("leonardo-async")
@@ -94,5 +95,7 @@ __all__ = [
     "UploadedImage",
     "ValidationError",
     "WaitTimeoutError",
+    "WebhookReceiver",
+    "WebhookStatistics",
     "__version__",
 ]
