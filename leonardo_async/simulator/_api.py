@@ -9,6 +9,7 @@ concurrency limit answers 429 with ``Retry-After`` until the key's earliest job 
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -24,6 +25,7 @@ from ._pipeline import (
     too_many_requests,
 )
 from ._rules import RuleError, cost_of, parse_submit
+from ._state import GenerationRow
 from ._wire import generation_json, init_image_json, job_json, me_json
 
 __all__ = ["add_api_routes"]
@@ -168,14 +170,14 @@ async def list_generations(request: web.Request) -> web.Response:
         limit = min(_query_int(request, "limit", 10), config.listing_max_limit)
     except _BadRequest as exc:
         return json_error(400, str(exc), exc.code)
-    rows = []
+    page: list[GenerationRow] = []
     if request.match_info["userId"] == config.user_id and config.listing_includes_video:
-        rows = list(core.store.newest_first(now))
-    if config.listing_order == "oldest":
-        rows.reverse()
-    elif config.listing_order == "random":
-        core.rng.shuffle(rows)
-    page = rows[offset:offset + limit]
+        rows = core.store.listed(now, newest_first=config.listing_order != "oldest")
+        if config.listing_order == "random":
+            shuffled = list(rows)
+            core.rng.shuffle(shuffled)
+            rows = iter(shuffled)
+        page = list(itertools.islice(rows, offset, offset + limit))
     if config.listing_drop_rate > 0:
         page = [r for r in page if not core.faults.draw(config.listing_drop_rate, "listing_drop")]
     suffix = config.created_at_suffix

@@ -223,9 +223,10 @@ class Store:
         row = None if gid is None else self.visible_generation(gid, now)
         return row is not None and row.status(now) == "COMPLETE"
 
-    def newest_first(self, now: float) -> Iterator[GenerationRow]:
-        """Yield the visible generations, newest first."""
-        for row in reversed(self.generations.values()):
+    def listed(self, now: float, *, newest_first: bool = True) -> Iterator[GenerationRow]:
+        """Yield the visible generations in creation order, newest first by default."""
+        rows = self.generations.values()
+        for row in reversed(rows) if newest_first else iter(rows):
             if row.visible(now):
                 yield row
 

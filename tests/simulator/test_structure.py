@@ -1,0 +1,64 @@
+"""The simulator's shape: its public door, its independence, and its cost at scale."""
+
+from __future__ import annotations
+
+import ast
+import random
+from pathlib import Path
+
+import leonardo_async.simulator as simulator
+from leonardo_async.simulator import JobDurations, SimulatorConfig
+from leonardo_async.simulator._core import Core
+from leonardo_async.simulator._rules import SubmitRequest
+
+PACKAGE = Path(simulator.__file__).parent
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """``__all__`` is sorted and names the whole agreed API."""
+    assert simulator.__all__ == sorted(simulator.__all__)
+    expected = {"Simulator", "SimulatorConfig", "FaultConfig", "JobDurations",
+                "SimulatorStats", "serve", "config_from_mapping"}
+    assert expected <= set(simulator.__all__)
+    for name in simulator.__all__:
+        assert getattr(simulator, name).__doc__
+
+
+def test_imports_nothing_else_from_the_package() -> None:
+    """The simulator is an independent reading of the wire format: no client imports."""
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert not node.module.startswith("leonardo_async") or node.module.startswith(
+                    "leonardo_async.simulator"), (path.name, node.module)
+            if isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise AssertionError(f"{path.name} reaches outside the simulator")
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("leonardo_async"), (path.name, alias.name)
+
+
+def test_modules_stay_small() -> None:
+    """Each module keeps to one job and about 400 lines."""
+    for path in PACKAGE.glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 400, path.name
+
+
+def test_ten_thousand_jobs() -> None:
+    """Ten thousand generations are records, not tasks; running counts drain lazily."""
+    core = Core(SimulatorConfig(durations=JobDurations(kind="uniform", median=3600, spread=0.5)))
+    request = SubmitRequest(
+        endpoint="text-to-video", prompt="p", negative_prompt=None, image_id=None,
+        image_type=None, end_frame=None, model="VEO3_1", duration=8,
+        resolution="RESOLUTION_720", width=1280, height=720, public=False, seed=None,
+    )
+    rows = [core.create_generation(request, {}, "key", 1) for _ in range(10_000)]
+    last = max(r.finish_at for r in rows)
+    assert core.store.running("key", core.now()) == 10_000
+    assert core.store.running("key", last) == 0
+    assert core.stats.duplicate_submissions == 9_999
+    assert core.stats.peak_running == 10_000
+    statuses = {r.status(last) for r in rows}
+    assert statuses == {"COMPLETE"}
+    assert len(set(random.Random(0).sample([r.id for r in rows], 100))) == 100
