@@ -2,10 +2,84 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
 import pytest
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, KeyCatcher, Traffic, sim_config
+from hypothesis import settings
+
+from leonardo_async import LeonardoClient
+from leonardo_async.simulator import Simulator
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Run every async test on asyncio: aiohttp, which the project uses, is asyncio-only."""
     return "asyncio"
+
+
+# --- client, tracker and foundation tests --------------------------------------------------
+
+# No per-example deadline: a slow, shared machine must not turn into flaky failures.
+settings.register_profile("default", deadline=None)
+settings.register_profile("thorough", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run each test without the user's LEONARDO_* settings."""
+    for name in list(os.environ):
+        if name.startswith("LEONARDO_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def key_catcher() -> Iterator[KeyCatcher]:
+    """Collect every DEBUG-and-up log record; fail the test if one carries the API key."""
+    catcher = KeyCatcher()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(catcher)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield catcher
+    finally:
+        root.removeHandler(catcher)
+        root.setLevel(previous)
+    assert not catcher.leaks(), catcher.leaks()
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    """A simulator with the canary key, jobs of a tenth of a second and no running limit."""
+    async with Simulator(sim_config()) as sim:
+        yield sim
+
+
+@pytest.fixture
+def traffic() -> Traffic:
+    """A recorder of the client's HTTP exchanges."""
+    return Traffic()
+
+
+@pytest.fixture
+async def client(
+    simulator: Simulator, traffic: Traffic, key_catcher: KeyCatcher
+) -> AsyncIterator[LeonardoClient]:
+    """A client on the simulator with fast polls and retries, its traffic recorded."""
+    async with (
+        aiohttp.ClientSession(trace_configs=[traffic.trace_config()]) as session,
+        LeonardoClient(
+            KEY,
+            base_url=simulator.base_url,
+            limits=NO_LIMITS,
+            poll_schedule=FAST,
+            retry=QUICK_RETRY,
+            session=session,
+        ) as leo,
+    ):
+        yield leo

@@ -18,12 +18,26 @@ import cattrs
 from attrs import validators as v
 
 __all__ = [
+    "API_ROUTES",
     "FaultConfig",
     "JobDurations",
     "SimulatorConfig",
     "config_from_mapping",
     "config_to_json",
 ]
+
+#: The names of the API routes, as stats count them and ``FaultConfig.routes`` filters them.
+API_ROUTES = frozenset({
+    "POST /init-image",
+    "GET /init-image/{id}",
+    "DELETE /init-image/{id}",
+    "POST /generations-image-to-video",
+    "POST /generations-text-to-video",
+    "GET /generations/user/{userId}",
+    "GET /generations/{id}",
+    "DELETE /generations/{id}",
+    "GET /me",
+})
 
 _probability = [v.instance_of(float), v.ge(0.0), v.le(1.0)]
 
@@ -43,6 +57,13 @@ def _routes(value: Iterable[str] | None) -> frozenset[str] | None:
     if isinstance(value, str):
         return frozenset((value,))
     return frozenset(value)
+
+
+def _known_routes(_: object, attribute: attrs.Attribute[Any], value: frozenset[str] | None) -> None:
+    """Refuse misspelt route names, which would otherwise silently disable the faults."""
+    unknown = sorted((value or frozenset()) - API_ROUTES)
+    if unknown:
+        raise ValueError(f"unknown routes {unknown}; known: {sorted(API_ROUTES)}")
 
 
 def _keys(value: Iterable[str]) -> tuple[str, ...]:
@@ -68,7 +89,9 @@ class JobDurations:
     :param spread: the width (fraction for ``uniform``, sigma for ``lognormal``).
     """
 
-    kind: Literal["fixed", "uniform", "lognormal"] = "lognormal"
+    kind: Literal["fixed", "uniform", "lognormal"] = attrs.field(
+        default="lognormal", validator=v.in_(("fixed", "uniform", "lognormal"))
+    )
     median: float = attrs.field(default=2.0, converter=float, validator=v.ge(0.0))
     spread: float = attrs.field(default=0.35, converter=float, validator=v.ge(0.0))
 
@@ -138,7 +161,9 @@ class FaultConfig:
     upload_expired_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     cdn_truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     vanish_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    routes: frozenset[str] | None = attrs.field(default=None, converter=_routes)
+    routes: frozenset[str] | None = attrs.field(
+        default=None, converter=_routes, validator=_known_routes
+    )
 
 
 @attrs.frozen
@@ -200,13 +225,17 @@ class SimulatorConfig:
     )
     requests_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
     submits_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
-    retry_after_style: Literal["seconds", "http-date", "none"] = "seconds"
+    retry_after_style: Literal["seconds", "http-date", "none"] = attrs.field(
+        default="seconds", validator=v.in_(("seconds", "http-date", "none"))
+    )
     upload_url_ttl: float = attrs.field(default=120.0, converter=float, validator=v.ge(0.0))
     max_upload_bytes: int = attrs.field(default=20 * 1024 * 1024, validator=v.ge(1))
     api_subscription_tokens: int = 1_000_000
     api_paid_tokens: int | None = None
     cost_1080p_multiplier: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
-    listing_order: Literal["newest", "oldest", "random"] = "newest"
+    listing_order: Literal["newest", "oldest", "random"] = attrs.field(
+        default="newest", validator=v.in_(("newest", "oldest", "random"))
+    )
     listing_max_limit: int = attrs.field(default=50, validator=v.ge(1))
     listing_includes_video: bool = True
     listing_drop_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)

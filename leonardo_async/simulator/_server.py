@@ -110,7 +110,11 @@ class Simulator:
         """Close both sites and reopen them on the same ports, keeping all state.
 
         While they are down, connections are refused; open connections are closed.
+
+        :raises RuntimeError: if the simulator is not running.
         """
+        if not self._started:
+            raise RuntimeError("the simulator is not running")
         await self._close_sites()
         await self._open_sites()
         logger.info("Leonardo simulator restarted at %s", self.base_url)

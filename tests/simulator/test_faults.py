@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -72,7 +73,7 @@ async def test_slow_requests_still_happen(api: Api, sim: Simulator) -> None:
     """A slow submit outlives the client's timeout, and the generation is created anyway."""
     image = await api.uploaded_image()
     sim.configure(faults={"slow_rate": 1.0, "slow_seconds": 1.0, "routes": [SUBMIT]})
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):
         await api.submit(_body(image), timeout=aiohttp.ClientTimeout(total=0.1))
 
     async def created() -> bool:

@@ -6,8 +6,10 @@ import ast
 import random
 from pathlib import Path
 
+import pytest
+
 import leonardo_async.simulator as simulator
-from leonardo_async.simulator import JobDurations, SimulatorConfig
+from leonardo_async.simulator import FaultConfig, JobDurations, SimulatorConfig
 from leonardo_async.simulator._core import Core
 from leonardo_async.simulator._rules import SubmitRequest
 
@@ -37,6 +39,23 @@ def test_imports_nothing_else_from_the_package() -> None:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     assert not alias.name.startswith("leonardo_async"), (path.name, alias.name)
+
+
+def test_route_names_match_the_router() -> None:
+    """The route names faults filter on are exactly the routes the API serves."""
+    from aiohttp import web
+
+    from leonardo_async.simulator._api import add_api_routes
+    from leonardo_async.simulator._config import API_ROUTES
+    from leonardo_async.simulator._pipeline import API_PREFIX
+
+    app = web.Application()
+    add_api_routes(app)
+    served = {f"{r.method} {r.resource.canonical.removeprefix(API_PREFIX)}"
+              for r in app.router.routes() if r.resource is not None}
+    assert served == API_ROUTES
+    with pytest.raises(ValueError, match="unknown routes"):
+        FaultConfig(routes=["GET /generation/{id}"])
 
 
 def test_modules_stay_small() -> None:
