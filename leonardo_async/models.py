@@ -206,7 +206,7 @@ class ImageToVideoRequest:
         allowed: dict[tuple[int | None, int | None], tuple[Resolution, Orientation]] = {
             v: k for k, v in VEO_SIZES.items()
         }
-        if size not in allowed:
+        if type(self.width) is not int or type(self.height) is not int or size not in allowed:
             raise ValidationError(
                 "width x height",
                 f"{self.width}x{self.height}",
