@@ -43,7 +43,7 @@ from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
 from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
-from ._uploads import AtomicFile, read_image
+from ._uploads import AtomicFile, is_local_image, read_image
 from .models import (
     MAX_SEED,
     Account,
@@ -68,7 +68,7 @@ _LIST_PAGE: Final = 50
 _UPLOAD_ATTEMPTS: Final = 3
 _DOWNLOAD_ATTEMPTS: Final = 4
 _SUBMIT_ATTEMPTS: Final = 3
-_RECONCILE_LOOKS: Final = (0.0, 1.0, 3.0)
+_RECONCILE_LOOKS: Final = (0.0, 1.5, 4.0)
 _PLACEHOLDER: Final = FrameRef("validation-placeholder")
 
 
@@ -134,6 +134,7 @@ class LeonardoClient:
         self._stack: AsyncExitStack | None = None
         #: Whether the server keeps the seeds it is sent (learnt from answers).
         self.server_keeps_seeds: bool | None = None
+        self._sent_seeds: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<LeonardoClient {self._transport.base_url}>"
@@ -230,7 +231,7 @@ class LeonardoClient:
             return source
         if isinstance(source, UploadedImage):
             return source.as_frame()
-        if isinstance(source, str) and not _looks_like_path(source):
+        if isinstance(source, str) and not is_local_image(source):
             return FrameRef(source)
         return (await self.upload_image(source, name=name)).as_frame()
 
@@ -279,7 +280,7 @@ class LeonardoClient:
             extra=dict(extra or {}),
         )
         for name, source in (("image", image), ("end_image", end_image)):
-            if isinstance(source, (str, os.PathLike)) and _looks_like_path(source):
+            if isinstance(source, (str, os.PathLike)) and is_local_image(source):
                 read_image(source, name=name)  # fail on a bad file before uploading anything
         start = await self._frame(image, "image")
         end = None if end_image is None else await self._frame(end_image, "end_image")
@@ -316,16 +317,24 @@ class LeonardoClient:
                     data, wire.SubmitEnvelope, "/generations-image-to-video"
                 ).motion_video_generation_job
                 if job is not None:
+                    if self.server_keeps_seeds is None and request.seed is not None:
+                        self._sent_seeds[job.id] = request.seed
                     return job
-                last = SubmitUncertainError("POST", self.base_url, "the answer held no job")
+                last = SubmitUncertainError(
+                    "POST", self.base_url, "the answer held no job", answered=True
+                )
             except SubmitUncertainError as exc:
                 last = exc
             except ResponseShapeError as exc:
-                last = SubmitUncertainError("POST", exc.url, f"unreadable answer: {exc}")
+                last = SubmitUncertainError(
+                    "POST", exc.url, f"unreadable answer: {exc}", answered=True
+                )
             logger.warning(
                 "submit answer lost (%s); looking for the job before resending", last.cause
             )
-            found = await self.find_submitted(request, since=since, claimed=claimed)
+            found = await self.find_submitted(
+                request, since=since, claimed=claimed, still_working=not last.answered
+            )
             if found is not None:
                 logger.info("lost submit found as generation %s", found.id)
                 return GenerationJob(found.id)
@@ -338,14 +347,16 @@ class LeonardoClient:
         *,
         since: datetime,
         claimed: Collection[str] = (),
+        still_working: bool = True,
     ) -> Generation | None:
         """Look for the generation a submit of ``request`` at ``since`` may have created.
 
-        Looks a few times, a moment apart, because a server that answered late may not
-        have listed the job at the first look.
+        :param still_working: the server may still be processing the request (its answer
+            never came), so look a few times, a moment apart; a server that did answer
+            has finished, and one look is enough
         """
         trust_seed = self.server_keeps_seeds is not False
-        for pause in _RECONCILE_LOOKS:
+        for pause in _RECONCILE_LOOKS if still_working else (0.0,):
             await anyio.sleep(pause)
             candidates = []
             async for generation in self.iter_generations(created_after=since):
@@ -362,7 +373,17 @@ class LeonardoClient:
         """The generation with this id, or ``None`` if the server does not know it."""
         path = f"/generations/{_segment(generation_id)}"
         data = await self._transport.call("GET", path)
-        return wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
+        generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
+        if generation is not None and self._sent_seeds:
+            self._learn_seed(generation)
+        return generation
+
+    def _learn_seed(self, generation: Generation) -> None:
+        """Learn from one of our own jobs whether the server keeps the seeds it is sent."""
+        sent = self._sent_seeds.pop(generation.id, None)
+        if sent is not None and generation.seed is not None:
+            self.server_keeps_seeds = generation.seed == sent
+            self._sent_seeds.clear()
 
     async def list_generations(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
@@ -406,7 +427,10 @@ class LeonardoClient:
 
     def parse_generation(self, raw: Any, source: str) -> Generation:
         """Read one raw generation object (from a listing page)."""
-        return wire.structure(raw, Generation, source)
+        generation = wire.structure(raw, Generation, source)
+        if self._sent_seeds:
+            self._learn_seed(generation)
+        return generation
 
     async def delete_generation(self, generation_id: str) -> bool:
         """Delete a generation; ``True`` if the server had it."""
@@ -483,17 +507,6 @@ class LeonardoClient:
                     return False
                 out.commit()
         return True
-
-
-def _looks_like_path(value: str | os.PathLike[str]) -> bool:
-    """Tell a local file from an image id (ids are opaque, but never look like files)."""
-    if isinstance(value, os.PathLike):
-        return True
-    return (
-        os.sep in value
-        or value.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
-        or Path(value).is_file()
-    )
 
 
 def _segment(value: str) -> str:

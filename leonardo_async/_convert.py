@@ -276,9 +276,14 @@ def _unstructure_request(request: ImageToVideoRequest) -> dict[str, Any]:
     return body
 
 
-_converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook(int, _structure_int)
-_converter.register_structure_hook(bool, _structure_bool)
+#: Hooks that refuse type coercion (``"8"`` is not a duration); shared by other readers.
+STRICT_HOOKS: Final[dict[type, Callable[[Any, Any], Any]]] = {
+    str: _structure_str,
+    int: _structure_int,
+    bool: _structure_bool,
+}
+for _kind, _hook in STRICT_HOOKS.items():
+    _converter.register_structure_hook(_kind, _hook)
 _converter.register_structure_hook(Decimal, _structure_decimal)
 _converter.register_structure_hook(datetime, _structure_datetime)
 _converter.register_structure_hook(GenerationStatus | str, _structure_status)

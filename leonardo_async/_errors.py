@@ -94,7 +94,14 @@ class SubmitUncertainError(TransportError):
     The job may exist and be billed. Retrying blindly could pay twice, so the client
     reconciles against the generation listing first; this error reaches the caller only
     when reconciliation itself could not decide.
+
+    :param answered: the server did answer (a 5xx or an unreadable body), so whatever it
+        did is already done; otherwise it may still be working on the request
     """
+
+    def __init__(self, method: str, url: str, cause: str, *, answered: bool = False) -> None:
+        super().__init__(method, url, cause)
+        self.answered = answered
 
 
 class ResponseShapeError(LeonardoError):

@@ -250,6 +250,12 @@ class KeyLimiter:
         self._in_a_row = 0
         self._submit_refusals = 0
 
+    def reconfigure(self, limits: Limits) -> None:
+        """Apply other rate limits (a batch's own); the running bound is set separately."""
+        self.limits = limits
+        self.requests = RateGate(limits.requests_per_minute, burst=limits.burst)
+        self.submits = RateGate(limits.submits_per_minute, burst=1)
+
     def set_running(self, total: int | None) -> None:
         """Install the bound on running generations."""
         self.running = RunningSlots(total)

@@ -245,13 +245,15 @@ class Transport:
             error = APIError.from_status(status, method, url, detail, retry_after=retry_after)
             if creates and status >= 500:
                 uncertain = SubmitUncertainError(
-                    method, url, f"HTTP {status} after the body was sent"
+                    method, url, f"HTTP {status} after the body was sent", answered=True
                 )
                 uncertain.__cause__ = error
                 return uncertain
             return error
         if creates and failure is not Failure.NOT_SENT:
-            return SubmitUncertainError(method, url, cause)
+            return SubmitUncertainError(
+                method, url, cause, answered=failure is Failure.BAD_BODY
+            )
         return TransportError(method, url, cause)
 
     async def post_form(

@@ -16,7 +16,7 @@ from typing import BinaryIO, Final
 
 from ._errors import ValidationError
 
-__all__ = ["AtomicFile", "ImageData", "read_image"]
+__all__ = ["AtomicFile", "ImageData", "is_local_image", "read_image"]
 
 #: Extensions ``POST /init-image`` accepts, mapped to the format they name.
 EXTENSIONS: Final = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
@@ -34,6 +34,17 @@ def sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
     return None
+
+
+def is_local_image(value: str | os.PathLike[str]) -> bool:
+    """Tell a local file from an image id (ids are opaque, but never look like files)."""
+    if isinstance(value, os.PathLike):
+        return True
+    return (
+        os.sep in value
+        or value.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
+        or Path(value).is_file()
+    )
 
 
 class ImageData:

@@ -1,0 +1,547 @@
+"""BatchSubmitter: many image-to-video jobs, as fast as the key allows, never paid twice.
+
+Each item goes upload -> submit -> track -> download, on its own task, and every step is
+written to the :class:`~leonardo_async._journal.Journal` before it is taken. What bounds
+the fan-out is what Leonardo counts: generations running at once (a slot is held from
+just before the submit until the tracker sees the job end, not while an HTTP request is
+in flight), submits per minute and requests per minute (the client's key limiter, which
+the tracker's polls share). Items never cancel each other: one item's failure is its
+own result.
+
+Results come out as they happen::
+
+    async with BatchSubmitter(client, out_dir="videos") as batch:
+        async with batch.stream(items) as results:
+            async for result in results:
+                print(result.index, result.status)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+import anyio
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._client import LeonardoClient
+from ._errors import (
+    DownloadError,
+    GenerationFailedError,
+    LeonardoError,
+    RateLimitError,
+    SubmitUncertainError,
+)
+from ._items import (
+    BatchItem,
+    BatchPlan,
+    BatchResult,
+    BatchStatistics,
+    BatchSummary,
+    FrameSource,
+    ResultStatus,
+    remote_frame,
+    video_name,
+)
+from ._journal import ItemState, Journal, JournalEntry
+from ._limits import Limits
+from ._pricing import CostEstimator
+from ._schedule import PollSchedule
+from ._uploads import read_image
+from .models import MAX_SEED, Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
+
+__all__ = ["BatchSubmitter"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: Items being worked on beyond the running bound: uploads for the next ones overlap
+#: the current ones' renders.
+PREFETCH: Final = 16
+#: Without a running bound, at most this many items are in flight at once.
+UNBOUNDED_WINDOW: Final = 1000
+#: Rounds of 429 on one submit (each already retried by the transport) before giving up.
+SUBMIT_REFUSALS: Final = 8
+#: Used when ``/me`` reports no concurrency slots.
+FALLBACK_SLOTS: Final = 10
+
+ProgressHook = Callable[[BatchStatistics], None]
+_STATUS: Final[dict[ItemState, ResultStatus]] = {
+    ItemState.COMPLETE: "COMPLETE",
+    ItemState.FAILED: "FAILED",
+}
+
+
+class BatchSubmitter:
+    """Fans out image-to-video requests under the key's limits; resumable through a journal.
+
+    :param client: an entered :class:`LeonardoClient`
+    :param journal: where the batch's state is kept: a :class:`Journal`, a path to one,
+        or ``None`` for an in-memory journal (no resume across processes)
+    :param out_dir: download videos here; ``None`` leaves them on the CDN
+    :param limits: limits for this batch instead of the client's
+    :param schedule: poll schedule for this batch's jobs instead of the client's
+    :param max_credits: stop submitting before spent plus estimated credits pass this
+    :param retry_failed: on resume, submit again items whose job ended ``FAILED``
+        (this pays again)
+    :param force: accept a journal whose items differ from the input
+    :param wait_timeout: seconds one job may run before its item is given up (resumable)
+    :param upload_concurrency: uploads in flight at once
+    :param download_concurrency: downloads in flight at once
+    :param on_progress: called with a :class:`BatchStatistics` after each change
+    """
+
+    def __init__(
+        self,
+        client: LeonardoClient,
+        *,
+        journal: Journal | str | Path | None = None,
+        out_dir: str | Path | None = None,
+        limits: Limits | None = None,
+        schedule: PollSchedule | None = None,
+        max_credits: Decimal | float | int | None = None,
+        retry_failed: bool = False,
+        force: bool = False,
+        wait_timeout: float | None = None,
+        upload_concurrency: int = 4,
+        download_concurrency: int = 4,
+        on_progress: ProgressHook | None = None,
+    ) -> None:
+        self.client = client
+        self._own_journal = not isinstance(journal, Journal)
+        self.journal = journal if isinstance(journal, Journal) else Journal(journal or ":memory:")
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.limits = limits
+        self.schedule = schedule
+        self.max_credits = None if max_credits is None else Decimal(str(max_credits))
+        self.retry_failed = retry_failed
+        self.force = force
+        self.wait_timeout = wait_timeout
+        self.on_progress = on_progress
+        self.estimator = CostEstimator()
+        self._uploads = anyio.CapacityLimiter(upload_concurrency)
+        self._downloads = anyio.CapacityLimiter(download_concurrency)
+        self._digests: dict[str, str] = {}
+        self._inflight_uploads: dict[str, anyio.Event] = {}
+        self._counts = dict.fromkeys(
+            ("queued", "uploading", "submitting", "running", "downloading"), 0
+        )
+        self._ended = dict.fromkeys(("COMPLETE", "FAILED", "ERROR"), 0)
+        self._spent: dict[str, Decimal] = {}
+        self._reserved = Decimal(0)
+        self._total: int | None = None
+        self._started = time.monotonic()
+        self._requests_at_start = 0
+
+    async def __aenter__(self) -> BatchSubmitter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._own_journal:
+            self.journal.close()
+
+    # --- planning -----------------------------------------------------------------------
+
+    def plan(self, items: Iterable[BatchItem]) -> BatchPlan:
+        """What running ``items`` would upload and cost; sends nothing."""
+        count, unpriced, frames = 0, 0, set()
+        estimated: dict[str, Decimal] = {}
+        sources: set[str] = set()
+        for item in items:
+            count += 1
+            frames.update(item.local_frames)
+            estimate = self.estimator.estimate(item.request)
+            sources.add(estimate.source)
+            if estimate.cost is None:
+                unpriced += 1
+            else:
+                unit = estimate.cost.unit
+                estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
+        return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))
+
+    def check(self, items: Iterable[BatchItem]) -> None:
+        """Refuse (before anything is sent) items that differ from the journal's.
+
+        :raises JournalMismatchError: an item's content changed since it was journaled
+        """
+        for index, item in enumerate(items):
+            self.journal.begin(_key(item, index), index, item.fingerprint(), force=self.force)
+
+    # --- running ------------------------------------------------------------------------
+
+    async def run(
+        self,
+        items: Iterable[BatchItem] | AsyncIterable[BatchItem],
+        on_result: Callable[[BatchResult], None] | None = None,
+    ) -> BatchSummary:
+        """Run the whole batch; ``on_result`` sees each result as it happens."""
+        async with self.stream(items) as results:
+            async for result in results:
+                if on_result is not None:
+                    on_result(result)
+        return self.summary()
+
+    @asynccontextmanager
+    async def stream(
+        self, items: Iterable[BatchItem] | AsyncIterable[BatchItem]
+    ) -> AsyncIterator[MemoryObjectReceiveStream[BatchResult]]:
+        """Start the batch; yields a stream of results in the order they happen.
+
+        Leaving the block early cancels the work in flight; the journal keeps it, and a
+        later run with the same journal resumes it.
+        """
+        if isinstance(items, (list, tuple)):
+            self._total = len(items)
+            self.check(items)
+        await self._prepare()
+        send, receive = anyio.create_memory_object_stream[BatchResult](math.inf)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._feed, items, send)
+            try:
+                yield receive
+            finally:
+                tg.cancel_scope.cancel()
+                receive.close()
+
+    def statistics(self) -> BatchStatistics:
+        """A snapshot of the batch now."""
+        return BatchStatistics(
+            total=self._total,
+            queued=self._counts["queued"],
+            uploading=self._counts["uploading"],
+            submitting=self._counts["submitting"],
+            running=self._counts["running"],
+            downloading=self._counts["downloading"],
+            complete=self._ended["COMPLETE"],
+            failed=self._ended["FAILED"],
+            errors=self._ended["ERROR"],
+            credits=dict(self._spent),
+            elapsed=time.monotonic() - self._started,
+            running_limit=self.client.limiter.running.total,
+        )
+
+    def summary(self) -> BatchSummary:
+        """Counts, credits and time so far."""
+        stats = self.statistics()
+        return BatchSummary(
+            total=stats.done,
+            complete=stats.complete,
+            failed=stats.failed,
+            errors=stats.errors,
+            credits=stats.credits,
+            elapsed=stats.elapsed,
+            requests=self.client.requests_sent - self._requests_at_start,
+        )
+
+    async def _prepare(self) -> None:
+        self._started = time.monotonic()
+        self._requests_at_start = self.client.requests_sent
+        limits = self.limits or self.client.limits
+        if self.limits is not None:
+            self.client.limiter.reconfigure(self.limits)
+        bound = limits.max_running
+        if bound == "account":
+            slots = (await self.client.account()).concurrency_slots
+            bound = slots if slots and slots > 0 else FALLBACK_SLOTS
+        self.client.limiter.set_running(bound)
+        for entry in self.journal.entries():
+            if entry.cost_amount is not None and entry.cost_unit is not None:
+                self._add_spent(Cost(Decimal(entry.cost_amount), entry.cost_unit))
+
+    async def _feed(
+        self,
+        items: Iterable[BatchItem] | AsyncIterable[BatchItem],
+        send: MemoryObjectSendStream[BatchResult],
+    ) -> None:
+        bound = self.client.limiter.running.total
+        window = anyio.Semaphore((bound or UNBOUNDED_WINDOW) + PREFETCH)
+        async with send, anyio.create_task_group() as tg:
+            index = 0
+            async for item in _aiter(items):
+                key = _key(item, index)
+                entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
+                index += 1
+                if not self._should_work(entry):
+                    await send.send(self._finish(entry, item, None))
+                    continue
+                await window.acquire()
+                self._counts["queued"] += 1
+                tg.start_soon(self._item, item, entry, send, window)
+            if self._total is None:
+                self._total = index
+
+    def _should_work(self, entry: JournalEntry) -> bool:
+        """Whether a journaled item needs work in this run (see the journal's table)."""
+        if entry.state is ItemState.COMPLETE:
+            return self.out_dir is not None and not _present(entry.video)
+        if entry.state is ItemState.FAILED:
+            return self.retry_failed
+        return True  # unfinished, or an error: resuming it cannot pay twice
+
+    async def _item(
+        self,
+        item: BatchItem,
+        entry: JournalEntry,
+        send: MemoryObjectSendStream[BatchResult],
+        window: anyio.Semaphore,
+    ) -> None:
+        self._counts["queued"] -= 1
+        generation: Generation | None = None
+        try:
+            entry, generation = await self._process(item, entry)
+        except LeonardoError as exc:
+            entry = self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+        except Exception as exc:  # a bug must not take the other items down
+            logger.exception("item %s failed unexpectedly", entry.key)
+            entry = self.journal.update(entry, state=ItemState.ERROR, error=repr(exc))
+        finally:
+            window.release()
+        await send.send(self._finish(entry, item, generation))
+
+    async def _process(
+        self, item: BatchItem, entry: JournalEntry
+    ) -> tuple[JournalEntry, Generation | None]:
+        """Take one item from wherever the journal left it to an end."""
+        if entry.state is ItemState.FAILED:  # only here when retry_failed asked for it
+            entry = self.journal.update(
+                entry, state=ItemState.PENDING, generation_id=None, uncertain=False, error=None
+            )
+        if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
+            entry = await self._reconcile(item, entry)
+        request = item.request
+        if entry.generation_id is None:
+            request = await self._with_frames(item, entry)
+        token = await self.client.limiter.running.acquire()
+        try:
+            if entry.generation_id is None:
+                entry = await self._submit(request, entry)
+                if entry.generation_id is None:
+                    return entry, None
+            outcome = await self._track(entry)
+        finally:
+            self.client.limiter.running.release(token)
+        if isinstance(outcome, GenerationFailedError):
+            entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
+            return entry, outcome.generation
+        return await self._download(entry, outcome), outcome
+
+    async def _reconcile(self, item: BatchItem, entry: JournalEntry) -> JournalEntry:
+        """The last run may have created this item's job: look before submitting again."""
+        since = entry.submit_started or datetime.now(timezone.utc)
+        request = attrs.evolve(item.request, seed=entry.seed)
+        found = await self.client.find_submitted(
+            request, since=since, claimed=self.journal.generation_ids()
+        )
+        if found is None:
+            logger.info("item %s: no job from the last run; submitting", entry.key)
+            return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)
+        logger.info("item %s: found its job %s from the last run", entry.key, found.id)
+        return self.journal.update(
+            entry, state=ItemState.SUBMITTED, generation_id=found.id, uncertain=False, error=None
+        )
+
+    async def _with_frames(self, item: BatchItem, entry: JournalEntry) -> ImageToVideoRequest:
+        """The item's request with its local frames uploaded (each distinct file once)."""
+        if not item.local_frames:
+            return item.request
+        self.journal.update(entry, state=ItemState.UPLOADING)
+        self._counts["uploading"] += 1
+        try:
+            start = await self._frame(item.image, "image")
+            end = None if item.end_image is None else await self._frame(item.end_image, "end_image")
+        finally:
+            self._counts["uploading"] -= 1
+        return attrs.evolve(item.request, image=start, end_image=end)
+
+    async def _frame(self, source: FrameSource, name: str) -> FrameRef:
+        remote = remote_frame(source)
+        if remote is not None:
+            return remote
+        path = os.fspath(source)  # type: ignore[arg-type]
+        digest = self._digests.get(path)
+        if digest is None:
+            image = read_image(path, name=name)
+            digest = hashlib.sha256(image.data).hexdigest()
+            self._digests[path] = digest
+        while True:
+            known = self.journal.uploaded(digest)
+            if known is not None:
+                return FrameRef(known)
+            pending = self._inflight_uploads.get(digest)
+            if pending is None:
+                break
+            await pending.wait()
+        done = self._inflight_uploads[digest] = anyio.Event()
+        try:
+            async with self._uploads:
+                uploaded = await self.client.upload_image(path, name=name)
+            self.journal.record_upload(digest, uploaded.id)
+            return uploaded.as_frame()
+        finally:
+            del self._inflight_uploads[digest]
+            done.set()
+
+    async def _submit(self, request: ImageToVideoRequest, entry: JournalEntry) -> JournalEntry:
+        """Submit with the journaled seed; record the job before anything else happens."""
+        seed = entry.seed if entry.seed is not None else request.seed
+        if seed is None and self.client.auto_seed:
+            seed = random.randint(0, MAX_SEED)
+        request = attrs.evolve(request, seed=seed)
+        estimate = self.estimator.estimate(request).cost
+        refusal = self._over_budget(estimate)
+        if refusal is not None:
+            return self.journal.update(entry, state=ItemState.ERROR, error=refusal)
+        reserved = estimate.amount if estimate is not None else Decimal(0)
+        self._reserved += reserved
+        self._counts["submitting"] += 1
+        try:
+            return await self._submit_until_answered(request, entry)
+        finally:
+            self._reserved -= reserved
+            self._counts["submitting"] -= 1
+
+    async def _submit_until_answered(
+        self, request: ImageToVideoRequest, entry: JournalEntry
+    ) -> JournalEntry:
+        """Submit, waiting out refusals (429: nothing was created) a bounded number of times."""
+        for attempt in range(1, SUBMIT_REFUSALS + 1):
+            entry = self.journal.update(
+                entry,
+                state=ItemState.SUBMITTING,
+                seed=request.seed,
+                submit_started=datetime.now(timezone.utc),
+                attempts=entry.attempts + 1,
+                error=None,
+            )
+            try:
+                job = await self.client.submit(request, claimed=self.journal.generation_ids())
+            except RateLimitError as exc:
+                if attempt == SUBMIT_REFUSALS:
+                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+                await anyio.sleep(min(30.0, 2.0**attempt))
+            except SubmitUncertainError as exc:
+                return self.journal.update(
+                    entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
+                )
+            except LeonardoError as exc:
+                return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+            else:
+                return self._submitted(request, entry, job)
+        raise AssertionError("unreachable: the last refusal returns")
+
+    def _submitted(
+        self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
+    ) -> JournalEntry:
+        self.estimator.observe(request, job.cost)
+        if job.cost is not None:
+            self._add_spent(job.cost)
+        elif (estimate := self.estimator.estimate(request).cost) is not None:
+            self._add_spent(estimate)
+        return self.journal.update(
+            entry,
+            state=ItemState.SUBMITTED,
+            generation_id=job.id,
+            cost_amount=None if job.cost is None else str(job.cost.amount),
+            cost_unit=None if job.cost is None else job.cost.unit,
+        )
+
+    def _over_budget(self, estimate: Cost | None) -> str | None:
+        if self.max_credits is None:
+            return None
+        spent = self._spent.get("CREDITS", Decimal(0))
+        expected = estimate.amount if estimate is not None and estimate.unit == "CREDITS" else 0
+        if spent + self._reserved + expected > self.max_credits:
+            return (
+                f"not submitted: max credits {self.max_credits} would be passed "
+                f"(spent {spent}, in flight {self._reserved}, this one ~{expected})"
+            )
+        return None
+
+    async def _track(self, entry: JournalEntry) -> Generation | GenerationFailedError:
+        """Wait for the job; a failed job is returned, not raised (it is a result)."""
+        assert entry.generation_id is not None
+        self._counts["running"] += 1
+        self._progress()
+        try:
+            handle = self.client.track(
+                entry.generation_id, deadline=self.wait_timeout, schedule=self.schedule
+            )
+            return await handle
+        except GenerationFailedError as exc:
+            return exc
+        finally:
+            self._counts["running"] -= 1
+
+    async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
+        if self.out_dir is None:
+            return self.journal.update(entry, state=ItemState.COMPLETE, error=None)
+        target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
+        self._counts["downloading"] += 1
+        try:
+            async with self._downloads:
+                await self.client.download(generation, target)
+        except DownloadError as exc:
+            return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+        finally:
+            self._counts["downloading"] -= 1
+        return self.journal.update(entry, state=ItemState.COMPLETE, video=str(target), error=None)
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _add_spent(self, cost: Cost) -> None:
+        self._spent[cost.unit] = self._spent.get(cost.unit, Decimal(0)) + cost.amount
+
+    def _finish(
+        self, entry: JournalEntry, item: BatchItem, generation: Generation | None
+    ) -> BatchResult:
+        status = _STATUS.get(entry.state, "ERROR")
+        self._ended[status] += 1
+        self._progress()
+        cost = (
+            None
+            if entry.cost_amount is None or entry.cost_unit is None
+            else Cost(Decimal(entry.cost_amount), entry.cost_unit)
+        )
+        return BatchResult(
+            key=entry.key,
+            index=entry.index,
+            status=status,
+            prompt=item.request.prompt,
+            generation_id=entry.generation_id,
+            video=None if entry.video is None else Path(entry.video),
+            cost=cost,
+            error=entry.error,
+            retryable=status == "ERROR",
+            generation=generation,
+        )
+
+    def _progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.statistics())
+
+
+def _key(item: BatchItem, index: int) -> str:
+    return item.key if item.key is not None else str(index)
+
+
+def _present(video: str | None) -> bool:
+    return video is not None and Path(video).is_file()
+
+
+async def _aiter(items: Iterable[BatchItem] | AsyncIterable[BatchItem]) -> AsyncIterator[BatchItem]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

@@ -1,0 +1,216 @@
+"""What a batch is made of and what it gives back: items, results, statistics, plans.
+
+Kept apart from the machinery in :mod:`._batch` so that the CLI, the journal and users
+can build and read these without pulling in the scheduler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import attrs
+
+from . import _convert as wire
+from ._uploads import is_local_image
+from .models import Cost, FrameRef, Generation, ImageToVideoRequest, UploadedImage
+
+__all__ = [
+    "BatchItem",
+    "BatchPlan",
+    "BatchResult",
+    "BatchStatistics",
+    "BatchSummary",
+    "FrameSource",
+    "ResultStatus",
+    "remote_frame",
+    "video_name",
+]
+
+#: What ``image=`` of a batch item accepts: an upload, a frame, an id, or a local path.
+FrameSource = UploadedImage | FrameRef | str | os.PathLike[str]
+ResultStatus = Literal["COMPLETE", "FAILED", "ERROR"]
+_PENDING_UPLOAD: Final = FrameRef("pending-upload")
+
+
+def remote_frame(source: FrameSource) -> FrameRef | None:
+    """The frame if it is already on the server; ``None`` for a local file to upload."""
+    if isinstance(source, FrameRef):
+        return source
+    if isinstance(source, UploadedImage):
+        return source.as_frame()
+    if isinstance(source, str) and not is_local_image(source):
+        return FrameRef(source)
+    return None
+
+
+def _as_frame(source: FrameSource | None) -> FrameRef | None:
+    """The frame if it is on the server, a placeholder if it must be uploaded first."""
+    if source is None:
+        return None
+    return remote_frame(source) or _PENDING_UPLOAD
+
+
+def _describe(source: FrameSource | None) -> str | None:
+    if source is None:
+        return None
+    if isinstance(source, FrameRef):
+        return f"{source.type.value}:{source.id}"
+    if isinstance(source, UploadedImage):
+        return f"UPLOADED:{source.id}"
+    return os.fspath(source)
+
+
+@attrs.frozen
+class BatchItem:
+    """One generation of a batch: a validated request, and its frames as given.
+
+    Build it with :meth:`create`, which validates everything at once, so a bad item is
+    refused before the batch sends anything.
+
+    :param request: the request; frames that are local files are placeholders until
+        uploaded
+    :param image: the start frame: a local path, an image id, or an uploaded image
+    :param end_image: the optional end frame, likewise
+    :param key: the item's identity in the journal; defaults to its position
+    """
+
+    request: ImageToVideoRequest
+    image: FrameSource
+    end_image: FrameSource | None = None
+    key: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        prompt: str,
+        image: FrameSource,
+        end_image: FrameSource | None = None,
+        key: str | None = None,
+        **params: Any,
+    ) -> BatchItem:
+        """Validate and build an item; ``params`` are :class:`ImageToVideoRequest` fields.
+
+        :raises ValidationError: the request breaks the rules
+        """
+        start = _as_frame(image)
+        assert start is not None
+        request = ImageToVideoRequest(
+            prompt=prompt, image=start, end_image=_as_frame(end_image), **params
+        )
+        return cls(request, image, end_image, key)
+
+    @property
+    def local_frames(self) -> list[str]:
+        """The frames that are local files, to be uploaded."""
+        return [
+            os.fspath(source)  # type: ignore[arg-type]
+            for source in (self.image, self.end_image)
+            if source is not None and remote_frame(source) is None
+        ]
+
+    def fingerprint(self) -> str:
+        """A hash of what this item asks for (a resume with other content is refused)."""
+        described = {
+            "body": wire.dumps_request(self.request),
+            "image": _describe(self.image),
+            "end_image": _describe(self.end_image),
+        }
+        text = json.dumps(described, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@attrs.frozen
+class BatchResult:
+    """How one item ended. Exactly one per item.
+
+    :param status: ``COMPLETE`` (video made, and downloaded if asked), ``FAILED`` (the
+        server's job failed), or ``ERROR`` (it could not be done: see ``error``)
+    :param retryable: resuming the batch would try this item again without risk of paying
+        twice (nothing was created, or the job exists and only waiting or downloading
+        is left)
+    """
+
+    key: str
+    index: int
+    status: ResultStatus
+    prompt: str
+    generation_id: str | None = None
+    video: Path | None = None
+    cost: Cost | None = None
+    error: str | None = None
+    retryable: bool = False
+    generation: Generation | None = attrs.field(default=None, repr=False, eq=False)
+
+
+@attrs.frozen
+class BatchStatistics:
+    """A snapshot of a running batch, for progress bars and logs."""
+
+    total: int | None
+    queued: int
+    uploading: int
+    submitting: int
+    running: int
+    downloading: int
+    complete: int
+    failed: int
+    errors: int
+    credits: Mapping[str, Decimal]
+    elapsed: float
+    running_limit: int | None
+
+    @property
+    def done(self) -> int:
+        """Items that reached an end."""
+        return self.complete + self.failed + self.errors
+
+    @property
+    def submitted(self) -> int:
+        """Items whose generation exists (running or finished)."""
+        return self.running + self.downloading + self.complete + self.failed
+
+
+@attrs.frozen
+class BatchSummary:
+    """The end of a batch: counts, what it cost, how long it took."""
+
+    total: int
+    complete: int
+    failed: int
+    errors: int
+    credits: Mapping[str, Decimal]
+    elapsed: float
+    requests: int
+
+
+@attrs.frozen
+class BatchPlan:
+    """What a batch would do (``--dry-run``): nothing is sent to make it."""
+
+    items: int
+    frames_to_upload: int
+    estimated: Mapping[str, Decimal]
+    unpriced: int
+    sources: tuple[str, ...]
+
+
+_SLUG: Final = re.compile(r"[^a-z0-9]+")
+
+
+def video_name(index: int, prompt: str, generation_id: str) -> str:
+    """A file name for an item's video that no prompt can steer out of its folder.
+
+    Only ``[a-z0-9-]`` from the prompt survive, and the item's index and generation id
+    make two items never collide.
+    """
+    slug = _SLUG.sub("-", prompt.lower()).strip("-")[:40].strip("-") or "video"
+    safe_id = _SLUG.sub("", generation_id.lower())[:12] or "gen"
+    return f"{index:05d}-{slug}-{safe_id}.mp4"

@@ -1,0 +1,199 @@
+"""Batch files: one JSON request per line in, one JSON result per line out.
+
+Every input line gets exactly one output line, so a results file can be joined back to
+its input by ``line``. A line that cannot become a valid request is reported with its
+line number and becomes an ``ERROR`` result; the other lines are not held up by it.
+Relative frame paths are read relative to the batch file, not the working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Final
+
+import attrs
+import cattrs
+
+from ._convert import STRICT_HOOKS
+from ._errors import LeonardoError, ValidationError
+from ._items import BatchItem, BatchResult
+from ._uploads import is_local_image
+
+__all__ = ["JobLine", "ResultLine", "input_digest", "read_jobs", "result_line", "write_results"]
+
+#: Longer prompts are refused locally: no video prompt needs them, and it is usually a
+#: file read into the wrong field.
+MAX_PROMPT_CHARS: Final = 10_000
+
+
+@attrs.frozen
+class JobSpec:
+    """The fields a batch line may hold, in the batch file's own (snake_case) names.
+
+    Keys not listed here are passed through to the request body unchanged.
+    """
+
+    prompt: str
+    image: str
+    end_image: str | None = None
+    model: str = "VEO3_1"
+    resolution: str | None = None
+    orientation: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    seed: int | None = None
+    key: str | None = None
+
+
+_FIELDS: Final = frozenset(a.name for a in attrs.fields(JobSpec))
+_specs = cattrs.Converter(forbid_extra_keys=False)
+for _kind, _hook in STRICT_HOOKS.items():
+    _specs.register_structure_hook(_kind, _hook)
+
+
+@attrs.frozen
+class JobLine:
+    """One input line: its item, or why it could not become one."""
+
+    line: int
+    item: BatchItem | None
+    error: str | None = None
+
+
+@attrs.frozen
+class ResultLine:
+    """One line of ``results.jsonl``."""
+
+    line: int
+    status: str
+    generation_id: str | None
+    video: str | None
+    error: str | None
+    cost: str | None = None
+    cost_unit: str | None = None
+    prompt: str | None = None
+
+
+def input_digest(path: Path) -> str:
+    """A hash of the batch file's bytes, to tell a journal which input it belongs to."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_jobs(path: Path) -> list[JobLine]:
+    """Read a JSONL batch file; blank lines and ``#`` comments are skipped.
+
+    :raises ValidationError: the file itself cannot be read
+    """
+    try:
+        raw_lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise ValidationError("jobs file", str(path), f"a readable file ({exc.strerror})") from None
+    jobs = []
+    for number, raw in enumerate(raw_lines, start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith(b"#"):
+            continue
+        jobs.append(_parse_line(number, stripped, path.parent))
+    return jobs
+
+
+def _parse_line(number: int, raw: bytes, base: Path) -> JobLine:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return JobLine(number, None, f"line {number}: not UTF-8 text (byte {exc.start})")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return JobLine(number, None, f"line {number}: not valid JSON ({exc})")
+    if not isinstance(data, dict):
+        return JobLine(number, None, f"line {number}: expected a JSON object")
+    try:
+        return JobLine(number, _item(data, base, number))
+    except (LeonardoError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        detail = (
+            "; ".join(cattrs.transform_error(exc))
+            if isinstance(exc, cattrs.BaseValidationError)
+            else str(exc)
+        )
+        return JobLine(number, None, f"line {number}: {detail}")
+
+
+def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
+    for name in ("prompt", "image"):
+        if name not in data:
+            raise ValidationError(name, None, "a required field of every line")
+    spec = _specs.structure(data, JobSpec)
+    if len(spec.prompt) > MAX_PROMPT_CHARS:
+        raise ValidationError(
+            "prompt", f"<{len(spec.prompt)} characters>", f"at most {MAX_PROMPT_CHARS}"
+        )
+    extra = {key: value for key, value in data.items() if key not in _FIELDS}
+    return BatchItem.create(
+        prompt=spec.prompt,
+        image=_frame(spec.image, base),
+        end_image=None if spec.end_image is None else _frame(spec.end_image, base),
+        key=spec.key or str(number),
+        model=spec.model,
+        resolution=spec.resolution,
+        orientation=spec.orientation,
+        width=spec.width,
+        height=spec.height,
+        duration=spec.duration,
+        seed=spec.seed,
+        extra=extra,
+    )
+
+
+def _frame(value: str, base: Path) -> str:
+    """A frame path made absolute against the batch file's folder; ids unchanged."""
+    if is_local_image(value) and not os.path.isabs(value):
+        return str(base / value)
+    return value
+
+
+_results = cattrs.Converter()
+
+
+def result_line(line: int, result: BatchResult | None, error: str | None = None) -> ResultLine:
+    """The results-file line for an input line's result (or for a line that was invalid)."""
+    if result is None:
+        return ResultLine(line, "ERROR", None, None, error)
+    return ResultLine(
+        line=line,
+        status=result.status,
+        generation_id=result.generation_id,
+        video=None if result.video is None else str(result.video),
+        error=result.error,
+        cost=None if result.cost is None else str(result.cost.amount),
+        cost_unit=None if result.cost is None else result.cost.unit,
+        prompt=result.prompt,
+    )
+
+
+def write_results(lines: Iterable[ResultLine], stream: IO[str]) -> None:
+    """Write results as JSON lines, in the order given."""
+    for line in lines:
+        stream.write(json.dumps(_results.unstructure(line), ensure_ascii=False) + "\n")
+
+
+def sum_costs(lines: Iterable[ResultLine]) -> dict[str, Decimal]:
+    """Total cost per unit over results lines."""
+    totals: dict[str, Decimal] = {}
+    for line in lines:
+        if line.cost is not None and line.cost_unit is not None:
+            totals[line.cost_unit] = totals.get(line.cost_unit, Decimal(0)) + Decimal(line.cost)
+    return totals
+
+
+def iter_results(stream: IO[str]) -> Iterator[ResultLine]:
+    """Read a results file back."""
+    for text in stream:
+        if text.strip():
+            yield _results.structure(json.loads(text), ResultLine)

@@ -1,0 +1,223 @@
+"""The durable record of a batch: what each item has reached, written before it happens.
+
+A batch of paid jobs must survive ``kill -9`` at any instant without buying a video twice
+or losing an item. The journal makes that possible by recording each item's next step
+before taking it (write-ahead):
+
+====================  ====================================================================
+state                 on resume
+====================  ====================================================================
+``pending``           start over (nothing was sent)
+``uploading``         upload again (init images are free)
+``submitting``        **look for the job in the listing first**; resubmit only if absent,
+                      with the same seed
+``submitted``         track the recorded generation id; never resubmit
+``complete``          done; download the video again if it is missing
+``failed``            done (``FAILED`` on the server); resubmitted only when asked
+``error``             done; retried on resume only when nothing can have been created
+====================  ====================================================================
+
+SQLite in WAL mode with ``synchronous=NORMAL``: a committed row survives the death of the
+process (the OS still holds the log), each write costs microseconds, so it runs inline on
+the event loop rather than paying a thread hop per item.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import cattrs
+
+from ._errors import LeonardoError
+
+__all__ = ["ItemState", "Journal", "JournalEntry", "JournalMismatchError"]
+
+SCHEMA_VERSION: Final = "1"
+
+
+class JournalMismatchError(LeonardoError):
+    """The journal belongs to a different batch; resuming it could pay for the wrong items."""
+
+
+class ItemState(str, enum.Enum):
+    """Where one batch item is; see the module docstring for what resume does with each."""
+
+    PENDING = "pending"
+    UPLOADING = "uploading"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the item has reached an end."""
+        return self in (ItemState.COMPLETE, ItemState.FAILED, ItemState.ERROR)
+
+
+@attrs.frozen
+class JournalEntry:
+    """One item's row.
+
+    :param key: the item's identity within the batch (a JSONL line number, an index ...)
+    :param index: position in the input, for ordered output
+    :param fingerprint: hash of what the item asks for; a resume with other content is refused
+    :param seed: the seed chosen before the first submit, reused by every later attempt
+    :param submit_started: when the last submit attempt began (bounds the listing search)
+    :param uncertain: the submit may have created a generation we could not confirm
+    :param video: where the downloaded MP4 is
+    """
+
+    key: str
+    index: int
+    state: ItemState
+    fingerprint: str
+    seed: int | None = None
+    generation_id: str | None = None
+    submit_started: datetime | None = None
+    cost_amount: str | None = None
+    cost_unit: str | None = None
+    video: str | None = None
+    error: str | None = None
+    uncertain: bool = False
+    attempts: int = 0
+
+
+_COLUMNS: Final = tuple(a.name for a in attrs.fields(JournalEntry))
+
+_rows = cattrs.Converter()
+_rows.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+_rows.register_unstructure_hook(datetime, datetime.isoformat)
+_rows.register_structure_hook(bool, lambda v, _: bool(v))
+
+
+class Journal:
+    """A batch's journal in one SQLite file (or in memory, for batches that need no resume).
+
+    :param path: the database file, or ``":memory:"``
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS items (
+                key TEXT PRIMARY KEY, "index" INTEGER NOT NULL, state TEXT NOT NULL,
+                fingerprint TEXT NOT NULL, seed INTEGER, generation_id TEXT,
+                submit_started TEXT, cost_amount TEXT, cost_unit TEXT, video TEXT,
+                error TEXT, uncertain INTEGER NOT NULL DEFAULT 0,
+                attempts INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE IF NOT EXISTS uploads (digest TEXT PRIMARY KEY, image_id TEXT NOT NULL);
+            """
+        )
+        if self.meta("schema") is None:
+            self.set_meta("schema", SCHEMA_VERSION)
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path}>"
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- batch-level facts --------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        """A batch-level fact (``input`` fingerprint, options ...), or ``None``."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a batch-level fact."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def is_empty(self) -> bool:
+        """Whether no item was ever recorded."""
+        return self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is None
+
+    # --- items --------------------------------------------------------------------------
+
+    def entry(self, key: str) -> JournalEntry | None:
+        """The item's row, if it has one."""
+        row = self._db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _rows.structure(dict(row), JournalEntry)
+
+    def entries(self) -> Iterator[JournalEntry]:
+        """All rows, in input order."""
+        for row in self._db.execute('SELECT * FROM items ORDER BY "index"'):
+            yield _rows.structure(dict(row), JournalEntry)
+
+    def begin(self, key: str, index: int, fingerprint: str, *, force: bool = False) -> JournalEntry:
+        """The item's row, created ``pending`` if new.
+
+        :raises JournalMismatchError: the row exists with another fingerprint (and not
+            ``force``): the input changed since the journal was written
+        """
+        existing = self.entry(key)
+        if existing is not None:
+            if existing.fingerprint != fingerprint and not force:
+                raise JournalMismatchError(
+                    f"item {key} differs from the one in the journal {self.path}; "
+                    "resume with the same input, or force it"
+                )
+            return existing
+        entry = JournalEntry(key, index, ItemState.PENDING, fingerprint)
+        self._write(entry)
+        return entry
+
+    def update(self, entry: JournalEntry, **changes: Any) -> JournalEntry:
+        """Write the item's new state; committed when this returns."""
+        updated = attrs.evolve(entry, **changes)
+        self._write(updated)
+        return updated
+
+    def _write(self, entry: JournalEntry) -> None:
+        row = _rows.unstructure(entry)
+        row["uncertain"] = int(entry.uncertain)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        names = ", ".join(f'"{c}"' for c in _COLUMNS)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO items ({names}) VALUES ({placeholders})",  # noqa: S608
+            [row[c] for c in _COLUMNS],
+        )
+
+    def generation_ids(self) -> set[str]:
+        """Every generation id the batch holds (never to be taken for another item)."""
+        rows = self._db.execute("SELECT generation_id FROM items WHERE generation_id IS NOT NULL")
+        return {str(r[0]) for r in rows}
+
+    def counts(self) -> dict[ItemState, int]:
+        """How many items are in each state."""
+        rows = self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state")
+        return {ItemState(r[0]): int(r[1]) for r in rows}
+
+    # --- uploads ------------------------------------------------------------------------
+
+    def uploaded(self, digest: str) -> str | None:
+        """The init image id already holding the file with this content hash."""
+        row = self._db.execute(
+            "SELECT image_id FROM uploads WHERE digest = ?", (digest,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def record_upload(self, digest: str, image_id: str) -> None:
+        """Remember that this content is uploaded as ``image_id``."""
+        self._db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?)", (digest, image_id))
