@@ -130,7 +130,8 @@ class ImageToVideoRequest:
     :param end_image: optional end frame (needs a start frame, which ``image`` always is)
     :param model: ``VEO3_1`` or ``VEO3_1FAST``
     :param duration: seconds of video: 4, 6 or 8 (default 8)
-    :param resolution: ``RESOLUTION_720`` (default) or ``RESOLUTION_1080``
+    :param resolution: ``RESOLUTION_720`` or ``RESOLUTION_1080``; by default the one of
+        ``width`` x ``height`` when given, else 720p
     :param orientation: ``landscape`` or ``portrait``; fills in width and height
     :param width: output width in pixels; with ``height``, one of the four Veo sizes
     :param height: output height in pixels
@@ -188,6 +189,7 @@ class ImageToVideoRequest:
         if type(duration) is not int or duration not in VEO_DURATIONS:
             raise ValidationError("duration", self.duration, _one_of(VEO_DURATIONS) + " seconds")
         set_(self, "duration", duration)
+        resolution_given = self.resolution is not None
         resolution = _coerce_enum(
             Resolution,
             "resolution",
@@ -213,6 +215,9 @@ class ImageToVideoRequest:
                 "one of " + ", ".join(f"{w}x{h}" for w, h in VEO_SIZES.values()),
             )
         size_resolution, size_orientation = allowed[size]
+        if not resolution_given:  # the size says which resolution it is
+            resolution = size_resolution
+            set_(self, "resolution", resolution)
         if size_resolution is not resolution:
             matching = [f"{w}x{h}" for (r, _), (w, h) in VEO_SIZES.items() if r is resolution]
             raise ValidationError(
