@@ -232,14 +232,20 @@ class JobTracker:
         await self._tg.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, *exc_info: Any) -> None:
+        """Stop polling and fail what is still pending with :class:`TrackerClosedError`.
+
+        The caller's own exception is not handed to the task group, so it propagates as
+        itself rather than wrapped in an exception group: the group only ever holds the
+        scheduler, which has nothing to report when it is cancelled.
+        """
         tg, self._tg = self._tg, None
         self._running = False
         if tg is None:
-            return None
+            return
         tg.cancel_scope.cancel()
         try:
-            return await tg.__aexit__(*exc_info)
+            await tg.__aexit__(None, None, None)
         finally:
             for job in list(self._jobs.values()):
                 job._finish(None, TrackerClosedError(job.generation_id))
