@@ -54,14 +54,14 @@ from ._items import (
     remote_frame,
     video_name,
 )
-from ._journal import ItemState, Journal, JournalEntry
+from ._journal import ItemState, Journal, JournalEntry, JournalMismatchError
 from ._limits import Limits
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
 from ._uploads import read_image
 from .models import MAX_SEED, Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
 
-__all__ = ["BatchSubmitter"]
+__all__ = ["BatchSubmitter", "plan"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -154,20 +154,7 @@ class BatchSubmitter:
 
     def plan(self, items: Iterable[BatchItem]) -> BatchPlan:
         """What running ``items`` would upload and cost; sends nothing."""
-        count, unpriced, frames = 0, 0, set()
-        estimated: dict[str, Decimal] = {}
-        sources: set[str] = set()
-        for item in items:
-            count += 1
-            frames.update(item.local_frames)
-            estimate = self.estimator.estimate(item.request)
-            sources.add(estimate.source)
-            if estimate.cost is None:
-                unpriced += 1
-            else:
-                unit = estimate.cost.unit
-                estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
-        return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))
+        return plan(items, self.estimator)
 
     def check(self, items: Iterable[BatchItem]) -> None:
         """Refuse (before anything is sent) items that differ from the journal's.
@@ -205,13 +192,20 @@ class BatchSubmitter:
             self.check(items)
         await self._prepare()
         send, receive = anyio.create_memory_object_stream[BatchResult](math.inf)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed, items, send)
-            try:
-                yield receive
-            finally:
-                tg.cancel_scope.cancel()
-                receive.close()
+        # The caller's code runs at the yield; it is kept out of the task group so that
+        # its exceptions propagate as themselves, not wrapped in an exception group.
+        failures: list[LeonardoError] = []
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            tg.start_soon(self._feed, items, send, failures)
+            yield receive
+        finally:
+            tg.cancel_scope.cancel()
+            receive.close()
+            await tg.__aexit__(None, None, None)
+        if failures:
+            raise failures[0]
 
     def statistics(self) -> BatchStatistics:
         """A snapshot of the batch now."""
@@ -262,14 +256,20 @@ class BatchSubmitter:
         self,
         items: Iterable[BatchItem] | AsyncIterable[BatchItem],
         send: MemoryObjectSendStream[BatchResult],
+        failures: list[LeonardoError],
     ) -> None:
+        """Start a task per item, no more than the window allows; end the stream after."""
         bound = self.client.limiter.running.total
         window = anyio.Semaphore((bound or UNBOUNDED_WINDOW) + PREFETCH)
         async with send, anyio.create_task_group() as tg:
             index = 0
             async for item in _aiter(items):
                 key = _key(item, index)
-                entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
+                try:
+                    entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
+                except JournalMismatchError as exc:  # stop feeding; items in flight finish
+                    failures.append(exc)
+                    break
                 index += 1
                 if not self._should_work(entry):
                     await send.send(self._finish(entry, item, None))
@@ -528,6 +528,25 @@ class BatchSubmitter:
     def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.statistics())
+
+
+def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> BatchPlan:
+    """What a batch of ``items`` would upload and cost, without a client or a request."""
+    estimator = estimator or CostEstimator()
+    count, unpriced, frames = 0, 0, set()
+    estimated: dict[str, Decimal] = {}
+    sources: set[str] = set()
+    for item in items:
+        count += 1
+        frames.update(item.local_frames)
+        estimate = estimator.estimate(item.request)
+        sources.add(estimate.source)
+        if estimate.cost is None:
+            unpriced += 1
+        else:
+            unit = estimate.cost.unit
+            estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
+    return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))
 
 
 def _key(item: BatchItem, index: int) -> str:

@@ -1,0 +1,294 @@
+"""``leonardo-async batch``: a JSONL file of requests in, a folder of MP4s and results out.
+
+The output folder holds everything a run needs to be resumed: ``journal.sqlite`` (the
+write-ahead state of every item), the videos, and ``results.jsonl`` (one line per input
+line, rewritten whole from the journal at the end of each run). A folder that already
+holds a journal is only touched with ``--resume``, and only for the same input file
+(unless ``--force``), so a second run can never buy the same videos again by accident.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Final, TextIO
+
+import anyio
+
+from .._batch import BatchSubmitter, plan
+from .._client import LeonardoClient
+from .._errors import LeonardoError, ValidationError
+from .._items import BatchItem, BatchResult, BatchStatistics
+from .._jobsfile import JobLine, input_digest, read_jobs, result_line, write_results
+from .._journal import Journal, JournalMismatchError
+from .._limits import Limits
+from .._schedule import PollSchedule
+from ._common import (
+    EXIT_API_ERROR,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    Commands,
+    report,
+    report_invalid,
+)
+from ._progress import Progress
+
+__all__ = ["register"]
+
+JOURNAL: Final = "journal.sqlite"
+RESULTS: Final = "results.jsonl"
+
+_DESCRIPTION = """\
+Run every request of a JSONL file (one JSON object per line) as fast as the API key's
+limits allow, downloading the videos into --out.
+
+Each line: "prompt", "image" (a path, relative to the file, or an image id), optional
+"end_image", "model", "resolution", "orientation" or "width"/"height", "duration",
+"seed", "key"; any other field is passed to the API as given.
+
+--out holds journal.sqlite: a run killed at any moment continues with --resume and never
+submits an item twice. results.jsonl gets one line per input line.
+
+exit codes: 0 every item complete, 1 some failed or errored, 2 bad input (nothing
+submitted for it), 3 API or network error, 130 interrupted (resume with --resume)"""
+
+
+def register(commands: Commands) -> None:
+    """Add the ``batch`` subcommand."""
+    parser = commands.add(
+        "batch", run, help="run a JSONL file of requests, resumably", description=_DESCRIPTION
+    )
+    parser.add_argument("jobs", type=Path, help="the JSONL file of requests")
+    parser.add_argument("--out", type=Path, required=True, help="folder for videos and results")
+    parser.add_argument(
+        "--concurrency", type=int, help="generations running at once (default: the key's slots)"
+    )
+    parser.add_argument("--rpm", type=float, help="requests per minute (default 2000)")
+    parser.add_argument("--spm", type=float, help="submits per minute (default 100)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the batch journaled in --out"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="resume even if the input file changed"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; submit nothing")
+    parser.add_argument("--max-credits", help="stop submitting before this many credits are spent")
+    parser.add_argument("--no-download", action="store_true", help="leave the videos on the CDN")
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse the whole file if a line is bad"
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="on resume, submit FAILED items again (pays again)",
+    )
+    parser.add_argument(
+        "--poll-initial", type=float, help="seconds before a job's first status check"
+    )
+    parser.add_argument("--poll-max", type=float, help="most seconds between status checks")
+    parser.add_argument(
+        "--timeout", type=float, help="seconds one job may run before it is left for --resume"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``batch`` handler: validate everything, then run."""
+    try:
+        jobs = read_jobs(args.jobs)
+        options = _Options.from_args(args)
+    except ValidationError as exc:
+        return report_invalid(exc)
+    bad = [job for job in jobs if job.item is None]
+    for job in bad:
+        report(str(job.error))
+    if bad and args.strict:
+        report(f"{len(bad)} bad line(s); nothing submitted (--strict)")
+        return EXIT_BAD_INPUT
+    items = [job.item for job in jobs if job.item is not None]
+    if args.dry_run:
+        return _dry_run(jobs, items, sys.stdout)
+    try:
+        _check_writable(args.out)
+    except OSError as exc:
+        report(f"--out {args.out}: not a writable folder ({exc.strerror or exc})")
+        return EXIT_BAD_INPUT
+    code = anyio.run(_run_batch, args, options, jobs)
+    return EXIT_BAD_INPUT if bad and code == EXIT_OK else code
+
+
+class _Options:
+    """The parsed numeric options, checked before anything is sent."""
+
+    def __init__(
+        self, limits: Limits, schedule: PollSchedule | None, max_credits: Decimal | None
+    ) -> None:
+        self.limits = limits
+        self.schedule = schedule
+        self.max_credits = max_credits
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _Options:
+        try:
+            limits = Limits(
+                requests_per_minute=2000.0 if args.rpm is None else args.rpm,
+                submits_per_minute=100.0 if args.spm is None else args.spm,
+                max_running="account" if args.concurrency is None else args.concurrency,
+            )
+        except ValueError as exc:
+            raise ValidationError("--concurrency/--rpm/--spm", None, str(exc)) from None
+        schedule = None
+        if args.poll_initial is not None or args.poll_max is not None:
+            try:
+                default = PollSchedule()
+                schedule = PollSchedule(
+                    initial=default.initial if args.poll_initial is None else args.poll_initial,
+                    max_interval=default.max_interval if args.poll_max is None else args.poll_max,
+                )
+            except ValueError as exc:
+                raise ValidationError("--poll-initial/--poll-max", None, str(exc)) from None
+        credits = None
+        if args.max_credits is not None:
+            try:
+                credits = Decimal(args.max_credits)
+            except InvalidOperation:
+                raise ValidationError("--max-credits", args.max_credits, "a number") from None
+        if args.timeout is not None and args.timeout <= 0:
+            raise ValidationError("--timeout", args.timeout, "a positive number of seconds")
+        return cls(limits, schedule, credits)
+
+
+def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int:
+    the_plan = plan(items)
+    print(
+        f"items:            {the_plan.items} ({len(jobs) - the_plan.items} bad lines)", file=stream
+    )
+    print(f"frames to upload: {the_plan.frames_to_upload}", file=stream)
+    for unit, amount in sorted(the_plan.estimated.items()):
+        print(f"estimated cost:   {amount:f} {unit}", file=stream)
+    if the_plan.unpriced:
+        print(f"not priced:       {the_plan.unpriced} item(s) of unknown models", file=stream)
+    print(f"estimate source:  {'; '.join(the_plan.sources)}", file=stream)
+    print("dry run: nothing was submitted", file=stream)
+    return EXIT_OK
+
+
+def _check_writable(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        pass
+
+
+def _open_journal(args: argparse.Namespace) -> Journal:
+    """The output folder's journal, refusing to reuse one unless asked to resume it."""
+    path = args.out / JOURNAL
+    existed = path.exists()
+    journal = Journal(path)
+    digest = input_digest(args.jobs)
+    if existed and not journal.is_empty():
+        if not args.resume:
+            journal.close()
+            raise JournalMismatchError(
+                f"{args.out} already holds a batch; pass --resume to continue it, "
+                "or choose another --out"
+            )
+        if journal.meta("input") != digest and not args.force:
+            journal.close()
+            raise JournalMismatchError(
+                f"the journal in {args.out} was written for a different input file; "
+                "resume with the same file, or pass --force"
+            )
+    journal.set_meta("input", digest)
+    journal.set_meta("input_path", str(args.jobs.resolve()))
+    return journal
+
+
+async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[JobLine]) -> int:
+    try:
+        journal = _open_journal(args)
+    except JournalMismatchError as exc:
+        report(str(exc))
+        return EXIT_BAD_INPUT
+    items = [job.item for job in jobs if job.item is not None]
+    results: dict[str, BatchResult] = {}
+    with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
+        try:
+            client = LeonardoClient(limits=options.limits, poll_schedule=options.schedule)
+        except ValidationError as exc:
+            return report_invalid(exc)
+        try:
+            async with (
+                client,
+                BatchSubmitter(
+                    client,
+                    journal=journal,
+                    out_dir=None if args.no_download else args.out,
+                    schedule=options.schedule,
+                    max_credits=options.max_credits,
+                    retry_failed=args.retry_failed,
+                    force=args.force,
+                    wait_timeout=args.timeout,
+                    on_progress=lambda stats: _show(progress, stats),
+                ) as batch,
+            ):
+                async with batch.stream(items) as stream:
+                    async for result in stream:
+                        results[result.key] = result
+                        if result.status != "COMPLETE":
+                            progress.message(f"line {result.key}: {result.status}: {result.error}")
+                summary = batch.summary()
+        except JournalMismatchError as exc:
+            report(str(exc))
+            return EXIT_BAD_INPUT
+        except LeonardoError as exc:
+            report(str(exc))
+            return EXIT_API_ERROR
+        finally:
+            with contextlib.suppress(OSError):
+                _write_results(args.out, jobs, results)
+    credits = ", ".join(f"{amount:f} {unit}" for unit, amount in sorted(summary.credits.items()))
+    print(
+        f"{summary.complete} complete, {summary.failed} failed, {summary.errors} errors "
+        f"in {summary.elapsed:.1f} s; credits {credits or '0'}; {summary.requests} requests; "
+        f"results in {args.out / RESULTS}",
+        file=sys.stdout,
+    )
+    return EXIT_OK if summary.complete == len(items) else EXIT_FAILED
+
+
+def _show(progress: Progress, stats: BatchStatistics) -> None:
+    credits = stats.credits.get("CREDITS")
+    progress.update(
+        submitted=stats.submitted,
+        running=stats.running,
+        done=stats.done,
+        failed=stats.failed + stats.errors,
+        credits=credits,
+    )
+
+
+def _write_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResult]) -> None:
+    """Write ``results.jsonl`` whole, one line per input line, then swap it in."""
+    lines = []
+    for job in jobs:
+        if job.item is None:
+            lines.append(result_line(job.line, None, job.error))
+            continue
+        result = results.get(job.item.key or str(job.line))
+        lines.append(
+            result_line(job.line, result)
+            if result is not None
+            else result_line(job.line, None, "not finished in this run; resume with --resume")
+        )
+    target = out / RESULTS
+    temp = target.with_name(f".{RESULTS}.part")
+    with temp.open("w", encoding="utf-8") as stream:
+        write_results(lines, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    temp.replace(target)
