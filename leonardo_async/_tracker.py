@@ -19,6 +19,7 @@ import itertools
 import logging
 import math
 import random
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol
@@ -58,6 +59,8 @@ LISTING_BACKOFF: Final = 60.0
 #: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
 MISSING_URL_LOOKS: Final = 3
 _SKEW: Final = timedelta(seconds=60)
+#: Finished generations heard of (by webhook) before they were tracked, kept this many.
+EARLY_NEWS_KEPT: Final = 4096
 
 
 class StatusSource(Protocol):
@@ -223,6 +226,7 @@ class JobTracker:
         self._listing_paused_until = 0.0
         self._page_size = PAGE_LIMIT
         self._unknown_statuses: set[str] = set()
+        self._early: OrderedDict[str, Generation] = OrderedDict()
         self._complete = self._failed = self._errors = self._polls = self._pages = 0
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -283,6 +287,9 @@ class JobTracker:
         )
         self._jobs[generation_id] = job
         self._push(job, now + job.schedule.delay(0, random.random()))
+        early = self._early.pop(generation_id, None)
+        if early is not None:
+            self._observe(job, early, scheduled=False)
         if not self._running:
             self._running = True
             self._tg.start_soon(self._run)
@@ -313,11 +320,22 @@ class JobTracker:
         if self._jobs.pop(generation_id, None) is not None:
             self._notify_listeners(None)
 
-    def notify(self, generation: Generation) -> None:
-        """Feed news of a generation from outside (a webhook): resolve it if finished."""
+    def notify(self, generation: Generation) -> bool:
+        """Feed news of a generation from outside (a webhook); ``True`` if it ended a job.
+
+        News of a finished generation that is not tracked yet is kept for a while: a
+        callback can overtake the submitter's ``track()`` call, and the job should not
+        then wait for its first poll.
+        """
         job = self._jobs.get(generation.id)
-        if job is not None:
-            self._observe(job, generation, scheduled=False)
+        if job is None:
+            if generation.is_finished:
+                self._early[generation.id] = generation
+                while len(self._early) > EARLY_NEWS_KEPT:
+                    self._early.popitem(last=False)
+            return False
+        self._observe(job, generation, scheduled=False)
+        return job.done()
 
     async def as_completed(self) -> AsyncIterator[Generation]:
         """Yield tracked generations as they finish (``COMPLETE`` or ``FAILED``).

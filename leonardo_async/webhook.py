@@ -194,15 +194,13 @@ class WebhookReceiver:
 
     def _notify(self, generation: Generation) -> bool:
         """Feed the tracker; whether that finished a tracked job."""
-        before = self._tracker.statistics()
         try:
-            self._tracker.notify(generation)
+            resolved = self._tracker.notify(generation)
         except Exception:
             # The job's handle is settled before progress callbacks run, so a callback's
             # failure is the application's to see in the log, not Leonardo's as a 500.
             logger.exception("tracker failed on the callback for %s", generation.id)
-        after = self._tracker.statistics()
-        resolved = after.complete + after.failed > before.complete + before.failed
+            resolved = True
         if resolved:
             self._resolved += 1
             logger.debug("generation %s resolved by webhook", generation.id)
