@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._batch import BatchSubmitter
 from ._client import ImageSource, LeonardoClient
 from ._errors import (
     APIError,
@@ -28,6 +29,8 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
+from ._journal import ItemState, Journal, JournalMismatchError
 from ._limits import Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
@@ -59,6 +62,12 @@ __all__ = [
     "APIError",
     "Account",
     "AuthenticationError",
+    "BatchItem",
+    "BatchPlan",
+    "BatchResult",
+    "BatchStatistics",
+    "BatchSubmitter",
+    "BatchSummary",
     "Cost",
     "DownloadError",
     "FrameRef",
@@ -71,7 +80,10 @@ __all__ = [
     "ImageSource",
     "ImageToVideoRequest",
     "ImageType",
+    "ItemState",
     "JobTracker",
+    "Journal",
+    "JournalMismatchError",
     "LeonardoClient",
     "LeonardoError",
     "Limits",
