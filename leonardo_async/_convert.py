@@ -205,7 +205,23 @@ _converter: Final = cattrs.Converter(detailed_validation=True, forbid_extra_keys
 
 def _structure_attrs(cls: type[Any]) -> Callable[[Any, Any], Any]:
     overrides = {a.name: override(rename=_wire_name(cls, a.name)) for a in attrs.fields(cls)}
-    return make_dict_structure_fn(cls, _converter, **overrides)  # type: ignore[arg-type]
+    structure = make_dict_structure_fn(cls, _converter, **overrides)  # type: ignore[arg-type]
+    # ``null`` in a field whose default is not None (``"generated_images": null``) means
+    # "nothing": the key is dropped so that the default applies.
+    defaulted = frozenset(
+        _wire_name(cls, a.name)
+        for a in attrs.fields(cls)
+        if a.default is not attrs.NOTHING and a.default is not None
+    )
+    if not defaulted:
+        return structure
+
+    def structure_null_as_default(data: Any, type_: Any) -> Any:
+        if isinstance(data, dict) and any(data.get(key, 0) is None for key in defaulted):
+            data = {k: v for k, v in data.items() if v is not None or k not in defaulted}
+        return structure(data, type_)
+
+    return structure_null_as_default
 
 
 def _unstructure_attrs(cls: type[Any]) -> Callable[[Any], Any]:
