@@ -52,6 +52,8 @@ logger = logging.getLogger("leonardo_async")
 PAGE_LIMIT: Final = 50
 #: Pending jobs below this are polled one by one: a listing page would not pay off.
 BATCH_MIN_PENDING: Final = 3
+#: A round of listing reads at least this many pages before giving up on a due job.
+MIN_SWEEP_PAGES: Final = 10
 #: Due times this close together are served by the same round.
 COALESCE: Final = 0.01
 #: After a listing round that showed none of its due jobs, listing pauses this long.
@@ -465,7 +467,7 @@ class JobTracker:
                 # shows every tracked job it lists): such a job needs no look and must
                 # not count as one the listing failed to show.
                 unseen = [job for job in await self._scan_listing(due) if self._awaited(job)]
-                if unseen and len(unseen) == len(due):
+                if len(unseen) >= BATCH_MIN_PENDING and len(unseen) == len(due):
                     self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
                 for job in unseen:
@@ -480,7 +482,10 @@ class JobTracker:
         """Read listing pages until every due job is seen; return the ones not seen."""
         remaining = {job.generation_id: job for job in due}
         oldest = min(job.since for job in due) - _SKEW
-        max_pages = math.ceil(len(self._jobs) / self._page_size) + 2
+        # Enough pages for every tracked job, and some: a due job may sit behind many
+        # newer ones. A listing ordered newest first usually stops far earlier, at the
+        # first page older than the oldest due job.
+        max_pages = max(MIN_SWEEP_PAGES, math.ceil(len(self._jobs) / self._page_size) + 2)
         offset = 0
         for _ in range(max_pages):
             try:
@@ -515,7 +520,9 @@ class JobTracker:
             scheduled = remaining.pop(job.generation_id, None) is not None
             if raw.get("status") == GenerationStatus.PENDING.value:
                 job.missing_since = None
-                if scheduled:
+                if scheduled or not job.polling:
+                    # A sighting is a look, due or not: pushing every job seen back by
+                    # its own interval makes the next round serve them all together.
                     self._reschedule(job)
                 continue
             try:
