@@ -1,0 +1,69 @@
+"""The ``leonardo-async`` command line: ``generate``, ``batch``, ``sim`` and ``demo``.
+
+The only part of the package that prints, reads ``argv`` or calls :func:`anyio.run`.
+Each subcommand is a module with ``register(commands)``, which adds its parser through
+:meth:`._common.Commands.add` and names the handler that runs it; adding a subcommand is
+one more entry in :data:`COMMANDS`. Exit codes (see :mod:`._common`): 0 done, 1 a
+generation failed, 2 bad input, 3 API or network error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from .. import __version__
+from . import _batch, _demo, _generate, _sim
+from ._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Commands, Register, logging_to_stderr
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: The subcommands, in the order ``--help`` lists them.
+COMMANDS: Final[tuple[Register, ...]] = (
+    _generate.register,
+    _batch.register,
+    _sim.register,
+    _demo.register,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log the client's requests and decisions to stderr (the API key never appears)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="leonardo-async",
+        description="Leonardo.AI image-to-video (Veo 3.1) from the command line.",
+        parents=[common],
+    )
+    parser.set_defaults(verbose=0)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = Commands(subparsers, common)
+    for register in COMMANDS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (``sys.argv[1:]`` if ``None``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    with logging_to_stderr(args.verbose):
+        try:
+            code: int = args.handler(args)
+        except KeyboardInterrupt:
+            print("\ninterrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    return code

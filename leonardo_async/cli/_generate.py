@@ -1,0 +1,327 @@
+"""``leonardo-async generate``: one image-to-video generation, from frames to an MP4 on disk.
+
+:func:`execute` is the whole path (validate, upload, submit, wait with a progress line,
+download atomically, report) and is shared with ``demo``, which only points it at an
+in-process simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Final, TextIO
+
+import anyio
+import attrs
+
+from .._client import LeonardoClient
+from .._errors import (
+    GenerationFailedError,
+    LeonardoError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from .._schedule import PollSchedule
+from ..models import Generation, GenerationJob, Model, Orientation, Resolution
+from ._common import (
+    EXIT_API_ERROR,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    Commands,
+    report,
+    report_invalid,
+)
+from ._progress import Progress
+
+__all__ = ["GenerateJob", "execute", "register"]
+
+#: Seconds ``generate`` waits for the video before giving up (the job keeps running).
+DEFAULT_TIMEOUT: Final = 900.0
+#: Seconds between two refreshes of the progress line while waiting.
+TICK: Final = 0.25
+
+_DESCRIPTION = """\
+Turn a start frame (and optionally an end frame) into a video with Veo 3.1.
+
+The API key is read from LEONARDO_API_KEY and the API root from LEONARDO_BASE_URL
+(default: Leonardo's). Frames are local PNG/JPEG/WebP files (uploaded first) or the ids of
+images Leonardo already has. Everything is checked before anything is sent.
+
+exit codes: 0 done, 1 the generation failed, 2 bad input (nothing was submitted),
+3 API or network error, 130 interrupted"""
+
+
+@attrs.frozen
+class GenerateJob:
+    """What to generate and where to put it: the options of ``generate``.
+
+    :param prompt: the text prompt
+    :param image: the start frame: a local file or an image id
+    :param out: where to write the MP4
+    :param end_image: the optional end frame: a local file or an image id
+    :param model: ``VEO3_1`` or ``VEO3_1FAST``
+    :param resolution: ``RESOLUTION_720`` or ``RESOLUTION_1080``; from the size if unset
+    :param orientation: ``landscape`` or ``portrait``
+    :param width: output width in pixels (with ``height``)
+    :param height: output height in pixels
+    :param duration: 4, 6 or 8 seconds
+    :param seed: a fixed seed
+    :param timeout: seconds to wait for the video; ``None`` waits for ever
+    """
+
+    prompt: str
+    image: str
+    out: Path
+    end_image: str | None = None
+    model: str = Model.VEO3_1.value
+    resolution: str | None = None
+    orientation: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+    seed: int | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
+
+
+def register(commands: Commands) -> None:
+    """Add the ``generate`` subcommand."""
+    parser = commands.add(
+        "generate",
+        run,
+        help="turn a start frame into a video (Veo 3.1)",
+        description=_DESCRIPTION,
+    )
+    parser.add_argument(
+        "--image",
+        required=True,
+        metavar="START",
+        help="start frame: a PNG/JPEG/WebP file, or an image id",
+    )
+    parser.add_argument(
+        "--end-image", metavar="END", help="end frame: a PNG/JPEG/WebP file, or an image id"
+    )
+    parser.add_argument("--prompt", required=True, metavar="TEXT", help="what happens in the video")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE.mp4",
+        help="where to write the video (written whole or not at all)",
+    )
+    parser.add_argument(
+        "--model",
+        default=Model.VEO3_1.value,
+        help=f"one of {', '.join(m.value for m in Model)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resolution",
+        metavar="RESOLUTION",
+        help=" or ".join(r.value for r in Resolution)
+        + " (default: from --width/--height, else RESOLUTION_720)",
+    )
+    parser.add_argument(
+        "--orientation",
+        metavar="ORIENTATION",
+        help=" or ".join(o.value for o in Orientation) + " (default: landscape)",
+    )
+    parser.add_argument("--width", type=int, metavar="W", help="output width in pixels")
+    parser.add_argument("--height", type=int, metavar="H", help="output height in pixels")
+    parser.add_argument("--duration", type=int, metavar="SECONDS", help="4, 6 or 8 (default: 8)")
+    parser.add_argument("--seed", type=int, metavar="N", help="fixed seed, for reproducibility")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help="seconds to wait for the video (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--poll-initial",
+        type=float,
+        metavar="S",
+        help="seconds before the first status check (default: 20)",
+    )
+    parser.add_argument(
+        "--poll-max",
+        type=float,
+        metavar="S",
+        help="longest pause between two status checks (default: 10)",
+    )
+
+
+def job_from_args(args: argparse.Namespace) -> GenerateJob:
+    """Build the job from parsed options."""
+    return GenerateJob(
+        prompt=args.prompt,
+        image=args.image,
+        out=args.out,
+        end_image=args.end_image,
+        model=args.model,
+        resolution=args.resolution,
+        orientation=args.orientation,
+        width=args.width,
+        height=args.height,
+        duration=args.duration,
+        seed=args.seed,
+        timeout=args.timeout,
+    )
+
+
+def schedule_from_args(args: argparse.Namespace) -> PollSchedule | None:
+    """The poll schedule of ``--poll-initial``/``--poll-max``; ``None`` for the default.
+
+    :raises ValidationError: a value is not a positive number of seconds
+    """
+    if args.poll_initial is None and args.poll_max is None:
+        return None
+    default = PollSchedule()
+    try:
+        return PollSchedule(
+            initial=default.initial if args.poll_initial is None else args.poll_initial,
+            max_interval=default.max_interval if args.poll_max is None else args.poll_max,
+        )
+    except ValueError:
+        value = (args.poll_initial, args.poll_max)
+        raise ValidationError("--poll-initial/--poll-max", value, "positive seconds") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``generate`` with the key and base URL from the environment."""
+    api_key = os.environ.get("LEONARDO_API_KEY", "")
+    if not api_key.strip():
+        report(
+            "LEONARDO_API_KEY is not set: export your Leonardo API key first "
+            "(or try 'leonardo-async demo', which needs none)"
+        )
+        return EXIT_BAD_INPUT
+    if args.timeout is not None and not args.timeout > 0:
+        report(f"--timeout: must be a positive number of seconds, got {args.timeout:g}")
+        return EXIT_BAD_INPUT
+    try:
+        schedule = schedule_from_args(args)
+    except ValidationError as exc:
+        return report_invalid(exc)
+    return anyio.run(
+        functools.partial(
+            execute,
+            job_from_args(args),
+            api_key=api_key,
+            base_url=os.environ.get("LEONARDO_BASE_URL") or None,
+            schedule=schedule,
+        )
+    )
+
+
+async def execute(
+    job: GenerateJob,
+    *,
+    api_key: str,
+    base_url: str | None,
+    schedule: PollSchedule | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    label: str = "generate",
+) -> int:
+    """Generate one video and report it; returns the exit code.
+
+    Prints the video's path, the generation id and its cost on ``stdout``; progress and
+    errors go to ``stderr``. Bad input is reported before any request is made.
+    """
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    try:
+        if job.out.is_dir():
+            raise ValidationError("out", str(job.out), "a file path, not a directory")
+        client = LeonardoClient(api_key, base_url=base_url, poll_schedule=schedule)
+    except ValidationError as exc:
+        return report_invalid(exc, stream=err)
+    submitted: list[GenerationJob] = []
+    outcome: tuple[Generation, Path] | LeonardoError | OSError
+    with Progress(err, label=label) as progress:
+        async with client:
+            try:
+                outcome = await _generate(client, job, progress, submitted)
+            except (LeonardoError, OSError) as exc:
+                outcome = exc
+            except BaseException:  # Ctrl-C arrives here as a cancellation
+                if submitted:
+                    progress.message(
+                        f"generation {submitted[0].id} was submitted "
+                        "and keeps running on the server"
+                    )
+                raise
+    if not isinstance(outcome, tuple):
+        return _report_failure(outcome, err)
+    generation, path = outcome
+    print(f"video: {path}", file=out)
+    print(f"generation: {generation.id}", file=out)
+    print(f"cost: {_cost(submitted[0])}", file=out)
+    out.flush()
+    return EXIT_OK
+
+
+async def _generate(
+    client: LeonardoClient,
+    job: GenerateJob,
+    progress: Progress,
+    submitted: list[GenerationJob],
+) -> tuple[Generation, Path]:
+    """Submit, wait and download; the submitted job is appended to ``submitted``."""
+    progress.update(status="submitting")
+    generation_job = await client.image_to_video(
+        prompt=job.prompt,
+        image=job.image,
+        end_image=job.end_image,
+        model=job.model,
+        resolution=job.resolution,
+        duration=job.duration,
+        orientation=job.orientation,
+        width=job.width,
+        height=job.height,
+        seed=job.seed,
+    )
+    submitted.append(generation_job)
+    progress.message(f"submitted generation {generation_job.id} ({_cost(generation_job)})")
+    tracked = client.track(generation_job.id, deadline=job.timeout)
+    while True:
+        seen = tracked.generation
+        status = seen.status if seen is not None else "PENDING"
+        progress.update(status=getattr(status, "value", status), looks=tracked.checks)
+        with anyio.move_on_after(TICK):
+            generation = await tracked
+            break
+    progress.update(status="downloading", looks=tracked.checks)
+    path = await client.download(generation, job.out)
+    progress.update(status="done")
+    return generation, path
+
+
+def _cost(job: GenerationJob) -> str:
+    if job.cost is not None:
+        return f"{job.cost.amount.normalize():f} {job.cost.unit}"
+    if job.api_credit_cost is not None:
+        return f"{job.api_credit_cost} API credits"
+    return "cost not stated"
+
+
+def _report_failure(exc: LeonardoError | OSError, stream: TextIO) -> int:
+    """Report an error after the progress line closed; returns the exit code."""
+    if isinstance(exc, ValidationError):
+        return report_invalid(exc, stream=stream)
+    if isinstance(exc, GenerationFailedError):
+        report(f"{exc} (Leonardo reports no reason)", stream=stream)
+        return EXIT_FAILED
+    if isinstance(exc, WaitTimeoutError):
+        report(
+            f"{exc}; it keeps running on the server (raise --timeout to wait longer)", stream=stream
+        )
+        return EXIT_API_ERROR
+    if isinstance(exc, OSError):
+        report(f"cannot write the video: {exc}", stream=stream)
+        return EXIT_API_ERROR
+    report(str(exc), stream=stream)
+    return EXIT_API_ERROR

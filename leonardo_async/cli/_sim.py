@@ -1,0 +1,151 @@
+"""``leonardo-async sim``: run the local simulator of Leonardo's API until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..simulator import Simulator, SimulatorConfig, config_from_mapping
+from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
+
+__all__ = ["config_from_args", "register"]
+
+_DESCRIPTION = """\
+Run a local stand-in for Leonardo's image-to-video API, its upload storage and its CDN,
+on loopback, until Ctrl-C. Point any client at it with the two variables it prints:
+
+    export LEONARDO_BASE_URL=http://127.0.0.1:PORT/api/rest/v1
+    export LEONARDO_API_KEY=sim-test-key-0000
+
+Every knob of SimulatorConfig can be set with --config (JSON, or @file.json); the flags
+below override it. Example: --config '{"faults": {"server_error_rate": 0.1}}'"""
+
+
+def register(commands: Commands) -> None:
+    """Add the ``sim`` subcommand."""
+    parser = commands.add(
+        "sim", run, help="run the local API simulator until Ctrl-C", description=_DESCRIPTION
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="API port (default: any free one)")
+    parser.add_argument(
+        "--storage-port", type=int, default=0, help="upload/CDN port (default: any free one)"
+    )
+    parser.add_argument(
+        "--job-seconds",
+        type=float,
+        metavar="S",
+        help="every job takes S seconds (default: lognormal around 2 s)",
+    )
+    parser.add_argument(
+        "--failure-rate",
+        type=float,
+        metavar="R",
+        help="probability that a job ends FAILED (0 to 1)",
+    )
+    parser.add_argument(
+        "--rps",
+        type=float,
+        metavar="N",
+        help="requests per second allowed per key (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        metavar="N",
+        help="generations a key may have running (default: 10)",
+    )
+    parser.add_argument(
+        "--slots", type=int, metavar="N", help="apiConcurrencySlots reported by /me (default: 10)"
+    )
+    parser.add_argument("--seed", type=int, metavar="N", help="seed of all random draws")
+    parser.add_argument("--api-key", metavar="KEY", help="the key to accept")
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="Leonardo's documented limits and Veo timings (jobs ~75 s)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="JSON|@FILE",
+        help="SimulatorConfig knobs as JSON, or @path to a JSON file",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Build the simulator's config: base, then ``--config``, then the flags.
+
+    :raises ValueError: naming the bad knob or the unreadable ``--config``
+    """
+    changes: dict[str, Any] = {}
+    if args.config:
+        text = args.config
+        if text.startswith("@"):
+            try:
+                text = Path(text[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"--config: cannot read {text[1:]}: {exc.strerror}") from None
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--config: not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError("--config: expected a JSON object of knobs")
+        changes.update(loaded)
+    flags = {
+        "host": args.host,
+        "api_port": args.port,
+        "storage_port": args.storage_port,
+        "failure_rate": args.failure_rate,
+        "requests_per_second": args.rps,
+        "max_running": args.max_running,
+        "concurrency_slots": args.slots,
+        "seed": args.seed,
+        "api_key": args.api_key,
+    }
+    changes.update({name: value for name, value in flags.items() if value is not None})
+    if args.job_seconds is not None:
+        changes["durations"] = {"kind": "fixed", "median": args.job_seconds, "spread": 0.0}
+    base = SimulatorConfig.realistic() if args.realistic else SimulatorConfig()
+    return config_from_mapping(changes, base=base)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``sim`` until interrupted."""
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        report(str(exc))
+        return EXIT_BAD_INPUT
+    try:
+        anyio.run(functools.partial(_serve, config))
+    except KeyboardInterrupt:
+        print("simulator stopped", file=sys.stderr)
+    except OSError as exc:
+        report(f"cannot listen on {config.host}: {exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    """Start the simulator, say where it is, and run until cancelled."""
+    async with Simulator(config) as sim:
+        print(
+            f"Leonardo simulator running (Ctrl-C to stop)\n"
+            f"  API:     {sim.base_url}\n"
+            f"  storage: {sim.storage_url}\n"
+            f"  admin:   {sim.admin_url}\n"
+            f"  API key: {sim.api_key}\n"
+            f"Point a client at it:\n"
+            f"export LEONARDO_BASE_URL={shlex.quote(sim.base_url)}\n"
+            f"export LEONARDO_API_KEY={shlex.quote(sim.api_key)}",
+            flush=True,
+        )
+        await anyio.sleep_forever()
