@@ -98,11 +98,9 @@ def retry_delay(
     if failure in (Failure.MAYBE_SENT, Failure.BAD_BODY):
         return backoff
     if status is not None and (status >= 500 or status == 408):
-        return (
-            retry_after
-            if retry_after is not None and retry_after <= policy.max_retry_after
-            else backoff
-        )
+        if retry_after is None:
+            return backoff
+        return retry_after if retry_after <= policy.max_retry_after else None
     return None
 
 
