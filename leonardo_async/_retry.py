@@ -61,7 +61,11 @@ def backoff_delay(policy: RetryPolicy, retry: int, rand: float) -> float:
     the jitter takes up to ``jitter`` of it away, so the result lies in
     ``[(1 - jitter) * d, d]`` and never exceeds the cap.
     """
-    ceiling = min(policy.max_delay, policy.base_delay * policy.multiplier ** min(retry, 64))
+    try:
+        grown = policy.base_delay * policy.multiplier ** min(retry, 64)
+    except OverflowError:  # a huge multiplier: past any cap, unless there is no delay
+        grown = policy.max_delay if policy.base_delay else 0.0
+    ceiling = min(policy.max_delay, grown)
     return ceiling * (1.0 - policy.jitter * rand)
 
 
