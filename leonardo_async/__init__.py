@@ -30,6 +30,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
+from ._jobsfile import JobLine, read_jobs
 from ._journal import ItemState, Journal, JournalMismatchError
 from ._limits import Limits
 from ._retry import RetryPolicy
@@ -81,6 +82,7 @@ __all__ = [
     "ImageToVideoRequest",
     "ImageType",
     "ItemState",
+    "JobLine",
     "JobTracker",
     "Journal",
     "JournalMismatchError",
@@ -110,4 +112,5 @@ __all__ = [
     "WebhookReceiver",
     "WebhookStatistics",
     "__version__",
+    "read_jobs",
 ]

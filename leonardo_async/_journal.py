@@ -101,11 +101,13 @@ _rows.register_structure_hook(bool, lambda v, _: bool(v))
 class Journal:
     """A batch's journal in one SQLite file (or in memory, for batches that need no resume).
 
-    :param path: the database file, or ``":memory:"``
+    :param path: the database file (its folder is created if missing), or ``":memory:"``
     """
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
