@@ -68,7 +68,11 @@ class PollSchedule:
         if checks <= 0:
             return self.initial
         exponent = min(checks - 1, 200)
-        return min(self.max_interval, self.start * self.multiplier**exponent)
+        try:
+            grown = self.start * self.multiplier**exponent
+        except OverflowError:  # long past the cap
+            return self.max_interval
+        return min(self.max_interval, grown)
 
     def delay(self, checks: int, rand: float) -> float:
         """The jittered wait before the next check; ``rand`` is a draw from [0, 1).
