@@ -25,7 +25,16 @@ from .._errors import (
     WaitTimeoutError,
 )
 from .._schedule import PollSchedule
-from ..models import Generation, GenerationJob, Model, Orientation, Resolution
+from .._uploads import is_local_image, read_image
+from ..models import (
+    FrameRef,
+    Generation,
+    GenerationJob,
+    ImageToVideoRequest,
+    Model,
+    Orientation,
+    Resolution,
+)
 from ._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -37,7 +46,7 @@ from ._common import (
 )
 from ._progress import Progress
 
-__all__ = ["GenerateJob", "execute", "register"]
+__all__ = ["GenerateJob", "check", "execute", "register"]
 
 #: Seconds ``generate`` waits for the video before giving up (the job keeps running).
 DEFAULT_TIMEOUT: Final = 900.0
@@ -234,8 +243,7 @@ async def execute(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     try:
-        if job.out.is_dir():
-            raise ValidationError("out", str(job.out), "a file path, not a directory")
+        check(job)
         client = LeonardoClient(api_key, base_url=base_url, poll_schedule=schedule)
     except ValidationError as exc:
         return report_invalid(exc, stream=err)
@@ -262,6 +270,33 @@ async def execute(
     print(f"cost: {_cost(submitted[0])}", file=out)
     out.flush()
     return EXIT_OK
+
+
+def check(job: GenerateJob) -> None:
+    """Check everything that can be checked locally: the Veo rules, the frames, ``out``.
+
+    The client checks the same before it sends anything; checking first here keeps bad
+    input from ever starting the progress line.
+
+    :raises ValidationError: naming the field at fault
+    """
+    ImageToVideoRequest(
+        prompt=job.prompt,
+        image=FrameRef("start-frame"),
+        end_image=None if job.end_image is None else FrameRef("end-frame"),
+        model=job.model,
+        resolution=job.resolution,
+        duration=job.duration,
+        orientation=job.orientation,
+        width=job.width,
+        height=job.height,
+        seed=job.seed,
+    )
+    for name, source in (("image", job.image), ("end_image", job.end_image)):
+        if source is not None and is_local_image(source):
+            read_image(source, name=name)
+    if job.out.is_dir():
+        raise ValidationError("out", str(job.out), "a file path, not a directory")
 
 
 async def _generate(
