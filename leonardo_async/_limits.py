@@ -37,7 +37,9 @@ DEFAULT_SUBMITS_PER_MINUTE: Final = 100.0
 
 
 def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and (not isinstance(value, (int, float)) or value <= 0):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+    ):
         raise ValueError(f"{attribute.name} must be a positive number or None, got {value!r}")
 
 
