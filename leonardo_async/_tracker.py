@@ -309,6 +309,8 @@ class JobTracker:
         job = self.track(generation_id, schedule=schedule)
         if fresh:
             job.untrack_when_abandoned = True
+        if timeout is None:
+            return await job  # no cancel scope to set up: most waits have no deadline
         try:
             with anyio.fail_after(timeout):
                 return await job
@@ -436,12 +438,23 @@ class JobTracker:
 
     # --- looking ------------------------------------------------------------------------
 
+    async def _take_slot(self) -> None:
+        """Take a request slot; a free one is taken without the two checkpoints of
+        ``async with limiter`` (each an extra turn of the event loop per look)."""
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+
     async def _poll(self, job: TrackedJob) -> None:
         """One ``GET /generations/{id}``; transient failures just move to the next look."""
         try:
-            async with self._limiter:
+            await self._take_slot()
+            try:
                 self._polls += 1
                 generation = await self._source.get_generation(job.generation_id)
+            finally:
+                self._limiter.release()
         except (TransportError, ServerError, RateLimitError, ResponseShapeError) as exc:
             logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
             self._reschedule(job)
