@@ -81,21 +81,34 @@ class Limits:
 
 
 class RateGate:
-    """Paces requests to a rate, and pauses every sender together after a 429.
+    """Paces requests to a rate, pauses every sender together, and learns a lower limit.
+
+    After a 429 the gate paces at :attr:`DECREASE` of the rate it was refused at, grows
+    back to :attr:`SETTLE` of it over a run of successes, and then creeps upward slowly,
+    so it finds a server's real limit without a 429 storm and keeps close to it.
 
     :param per_minute: the configured ceiling, or ``None`` for none
     :param burst: requests allowed back to back, ``None`` for a quarter second's worth
     """
 
-    #: A 429 drops the rate to this fraction of what was actually sent in the last second.
-    DECREASE: Final = 0.8
-    #: After this many successes in a row the rate grows by :attr:`INCREASE`.
+    DECREASE: Final = 0.9
+    SETTLE: Final = 0.97
+    #: Successes in a row between two steps up.
     RECOVER_AFTER: Final = 20
-    INCREASE: Final = 1.1
+    INCREASE: Final = 1.05
+    #: Once settled, each step up raises the learned limit this much.
+    CREEP: Final = 1.01
+    #: How far back the rate at a refusal is measured, in seconds.
+    WINDOW: Final = 60.0
+    #: Never pace slower than one request a minute.
+    MIN_RATE: Final = 1.0 / 60.0
+    #: A learned limit above this (requests/s) with no configured one means "unlimited".
+    UNLIMITED: Final = 1000.0
 
     def __init__(self, per_minute: float | None, *, burst: int | None = None) -> None:
         self._ceiling = None if per_minute is None else per_minute / 60.0
         self._rate = self._ceiling
+        self._learned: float | None = None
         self._burst = burst
         self._tat = 0.0  # GCRA theoretical arrival time
         self._paused_until = 0.0
@@ -107,6 +120,11 @@ class RateGate:
     def rate(self) -> float | None:
         """The rate in force now, in requests per second (``None``: unlimited)."""
         return self._rate
+
+    @property
+    def learned(self) -> float | None:
+        """The limit learned from the server's 429s, in requests per second, if any."""
+        return self._learned
 
     def _tolerance(self, interval: float) -> float:
         rate = 1.0 / interval
@@ -136,29 +154,63 @@ class RateGate:
         self.waited += seconds
         await anyio.sleep(seconds)
 
+    def pause(self, seconds: float) -> None:
+        """Hold every sender for ``seconds`` (the shared pause after a 429)."""
+        now = anyio.current_time()
+        self._paused_until = max(self._paused_until, now + seconds)
+        self._tat = max(self._tat, self._paused_until)
+
+    def _cap(self) -> float | None:
+        caps = [c for c in (self._ceiling, self._learned) if c is not None]
+        return min(caps) if caps else None
+
     def on_success(self) -> None:
-        """Record an accepted request; a run of them lets a lowered rate grow back."""
-        if self._rate is None or (self._ceiling is not None and self._rate >= self._ceiling):
+        """Record an accepted request; a run of them steps a lowered rate back up."""
+        if self._rate is None:
             return
         self._successes += 1
-        if self._successes >= self.RECOVER_AFTER:
-            self._successes = 0
-            grown = self._rate * self.INCREASE
-            self._rate = grown if self._ceiling is None else min(self._ceiling, grown)
-            if self._ceiling is None and grown > 1000.0:
-                self._rate = None  # back to unlimited
+        if self._successes < self.RECOVER_AFTER:
+            return
+        self._successes = 0
+        cap = self._cap()
+        if cap is not None and self._rate >= cap:
+            if self._learned is None:
+                return  # at the configured ceiling: nothing to recover
+            self._learned *= self.CREEP
+            if self._ceiling is not None and self._learned >= self._ceiling:
+                self._learned = None
+            cap = self._cap()
+        grown = self._rate * self.INCREASE
+        self._rate = grown if cap is None else min(cap, grown)
+        if self._ceiling is None and self._learned is None and self._rate > self.UNLIMITED:
+            self._rate = None
+
+    def measured_rate(self) -> float:
+        """Requests per second actually sent over the last :attr:`WINDOW` (at least 1 s)."""
+        now = anyio.current_time()
+        start = now - self.WINDOW
+        recent = [t for t in self._sent if t > start]
+        if not recent:
+            return self.MIN_RATE
+        return len(recent) / max(1.0, now - recent[0])
 
     def on_rate_limited(self, pause: float) -> None:
-        """Pause every sender for ``pause`` seconds and lower the rate below what tripped."""
-        now = anyio.current_time()
-        self._paused_until = max(self._paused_until, now + pause)
+        """Pause every sender for ``pause`` seconds and lower the rate (a 429 here)."""
+        self.pause(pause)
+        self.lower()
+
+    def lower(self) -> None:
+        """The server refused us: learn the limit below the rate we were refused at."""
         self._successes = 0
-        recent = sum(1 for t in self._sent if t > now - 1.0)
-        lowered = max(1.0, recent * self.DECREASE)
+        refused_at = self.measured_rate()
+        if self._rate is not None:
+            refused_at = min(refused_at, self._rate)
+        refused_at = max(refused_at, self.MIN_RATE)
+        self._learned = refused_at * self.SETTLE
+        lowered = max(self.MIN_RATE, refused_at * self.DECREASE)
         if self._rate is None or lowered < self._rate:
-            logger.info("rate limited: pausing %.2f s, pacing at %.1f requests/s", pause, lowered)
+            logger.info("rate limited: pacing at %.2f requests/s", lowered)
             self._rate = lowered
-        self._tat = max(self._tat, self._paused_until)
 
 
 class RunningSlots:
@@ -280,8 +332,10 @@ class KeyLimiter:
     def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> float:
         """The server said 429: pause every sender, and return the pause in seconds.
 
-        Two refused submits in a row mean the running-generations limit is lower than
-        we thought, so the running bound comes down too.
+        A refused submit lowers the submit rate, any other refusal the request rate
+        (a submit limit must not slow the polls down). Two refused submits in a row
+        mean the running-generations limit is lower than we thought, so the running
+        bound comes down too.
         """
         self.rate_limited += 1
         self._in_a_row += 1
@@ -289,10 +343,13 @@ class KeyLimiter:
         if pause is None:
             ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
             pause = ceiling * (0.5 + 0.5 * random.random())
-        self.requests.on_rate_limited(pause)
+        self.requests.pause(pause)
+        self.submits.pause(pause)
         if kind is RequestKind.SUBMIT:
-            self.submits.on_rate_limited(pause)
+            self.submits.lower()
             self._submit_refusals += 1
             if self._submit_refusals >= 2:
                 self.running.on_refused()
+        else:
+            self.requests.lower()
         return pause
