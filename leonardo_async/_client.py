@@ -280,8 +280,10 @@ class LeonardoClient:
             extra=dict(extra or {}),
         )
         for name, source in (("image", image), ("end_image", end_image)):
-            if isinstance(source, (str, os.PathLike)) and is_local_image(source):
-                read_image(source, name=name)  # fail on a bad file before uploading anything
+            if isinstance(source, bytes) or (
+                isinstance(source, (str, os.PathLike)) and is_local_image(source)
+            ):
+                read_image(source, name=name)  # fail on bad image data before uploading any
         start = await self._frame(image, "image")
         end = None if end_image is None else await self._frame(end_image, "end_image")
         return await self.submit(attrs.evolve(request, image=start, end_image=end))
