@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._limits import KeyLimiter, Limits, RequestKind
 from ._reconcile import CLOCK_SKEW, is_candidate, pick
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, backoff_delay
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
 from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
@@ -79,7 +79,7 @@ class LeonardoClient:
     :param base_url: the API root; defaults to ``LEONARDO_BASE_URL``, else Leonardo's
     :param limits: client-side limits for the key (default: Leonardo's documented ones)
     :param poll_schedule: how often to check running jobs (default: sized for Veo)
-    :param retry: retries of requests that are safe to repeat
+    :param retry: retries of requests that are safe to repeat (downloads too)
     :param timeouts: bounds on every request, in seconds
     :param batched_status: check many running jobs with one listing page
     :param auto_seed: send a random seed when the caller gives none, so a submit whose
@@ -491,7 +491,9 @@ class LeonardoClient:
                 if isinstance(exc, DownloadError) and "HTTP 4" in problem:
                     break
             logger.info("download attempt %d failed (%s)", attempt, problem)
-            await anyio.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+            if attempt < _DOWNLOAD_ATTEMPTS:
+                retry = self._transport.retry
+                await anyio.sleep(backoff_delay(retry, attempt - 1, random.random()))
         raise DownloadError(f"download to {target} failed: {problem}")
 
     async def _download_once(self, url: str, target: Path) -> bool:
