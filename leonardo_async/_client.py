@@ -30,7 +30,9 @@ import attrs
 
 from . import _convert as wire
 from ._errors import (
+    APIError,
     DownloadError,
+    LeonardoError,
     ResponseShapeError,
     SubmitUncertainError,
     TransportError,
@@ -65,6 +67,8 @@ logger = logging.getLogger("leonardo_async")
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 
 _LIST_PAGE: Final = 50
+#: The listing's documented default page size, used if a server refuses larger pages.
+_SAFE_PAGE: Final = 10
 _UPLOAD_ATTEMPTS: Final = 3
 _DOWNLOAD_ATTEMPTS: Final = 4
 _SUBMIT_ATTEMPTS: Final = 3
@@ -135,6 +139,7 @@ class LeonardoClient:
         #: Whether the server keeps the seeds it is sent (learnt from answers).
         self.server_keeps_seeds: bool | None = None
         self._sent_seeds: dict[str, int] = {}
+        self._page_limit = _LIST_PAGE
 
     def __repr__(self) -> str:
         return f"<LeonardoClient {self._transport.base_url}>"
@@ -334,9 +339,16 @@ class LeonardoClient:
             logger.warning(
                 "submit answer lost (%s); looking for the job before resending", last.cause
             )
-            found = await self.find_submitted(
-                request, since=since, claimed=claimed, still_working=not last.answered
-            )
+            try:
+                found = await self.find_submitted(
+                    request, since=since, claimed=claimed, still_working=not last.answered
+                )
+            except LeonardoError as exc:  # undecided: resending could pay twice
+                raise SubmitUncertainError(
+                    "POST",
+                    self.base_url,
+                    f"{last.cause}; the generation listing could not be read ({exc})",
+                ) from exc
             if found is not None:
                 logger.info("lost submit found as generation %s", found.id)
                 return GenerationJob(found.id)
@@ -399,9 +411,23 @@ class LeonardoClient:
         return list(wire.structure(data, wire.GenerationListEnvelope, path).generations)
 
     async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
-        """One listing page as raw JSON objects, for the tracker's cheap batched status."""
+        """One listing page as raw JSON objects (read lazily by the tracker and matcher).
+
+        The page cap is the server's; if it refuses ``limit``, the documented default of
+        10 is used from then on.
+        """
         path = f"/generations/user/{_segment(await self.user_id())}"
-        data = await self._transport.call("GET", path, params={"offset": offset, "limit": limit})
+        limit = min(limit, self._page_limit)
+        try:
+            data = await self._transport.call(
+                "GET", path, params={"offset": offset, "limit": limit}
+            )
+        except APIError as exc:
+            if exc.status not in (400, 422) or limit <= _SAFE_PAGE:
+                raise
+            logger.info("listing refused limit=%d; using %d", limit, _SAFE_PAGE)
+            self._page_limit = _SAFE_PAGE
+            return await self.list_generations_raw(offset=offset, limit=_SAFE_PAGE)
         page = data.get("generations") if isinstance(data, dict) else None
         if not isinstance(page, list):
             raise ResponseShapeError(path, ["expected a list @ $.generations"])
@@ -414,16 +440,23 @@ class LeonardoClient:
 
         Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
         and a page is ordered newest first, at a page whose last entry is older than
-        ``created_after`` (less the clock-skew margin).
+        ``created_after`` (less the clock-skew margin). An entry that cannot be read (a
+        kind of generation this client does not know) is skipped, not fatal.
         """
         offset = 0
         for _ in range(max_pages):
-            page = await self.list_generations(offset=offset, limit=_LIST_PAGE)
+            raw_page = await self.list_generations_raw(offset=offset, limit=_LIST_PAGE)
+            if not raw_page:
+                return
+            page = []
+            for index, raw in enumerate(raw_page):
+                try:
+                    page.append(self.parse_generation(raw, f"listing entry {offset + index}"))
+                except ResponseShapeError as exc:
+                    logger.info("skipping an unreadable listing entry: %s", exc)
             for generation in page:
                 yield generation
-            if not page:
-                return
-            offset += len(page)
+            offset += len(raw_page)
             if created_after is not None and _older_than(page, created_after):
                 return
 

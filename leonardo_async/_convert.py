@@ -213,15 +213,17 @@ def _structure_attrs(cls: type[Any]) -> Callable[[Any, Any], Any]:
         for a in attrs.fields(cls)
         if a.default is not attrs.NOTHING and a.default is not None
     )
-    if not defaulted:
-        return structure
 
-    def structure_null_as_default(data: Any, type_: Any) -> Any:
-        if isinstance(data, dict) and any(data.get(key, 0) is None for key in defaulted):
+    def structure_object(data: Any, type_: Any) -> Any:
+        # cattrs reads attributes with ``in`` and ``[]``, which a string or a list would
+        # answer too (all defaults): only a JSON object may become a model.
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        if defaulted and any(data.get(key, 0) is None for key in defaulted):
             data = {k: v for k, v in data.items() if v is not None or k not in defaulted}
         return structure(data, type_)
 
-    return structure_null_as_default
+    return structure_object
 
 
 def _unstructure_attrs(cls: type[Any]) -> Callable[[Any], Any]:

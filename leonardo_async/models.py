@@ -265,9 +265,13 @@ class UploadedImage:
 
 @attrs.frozen
 class GeneratedImage:
-    """One output of a generation; for a video job the MP4 is ``motion_mp4_url``."""
+    """One output of a generation; for a video job the MP4 is ``motion_mp4_url``.
 
-    id: str
+    The ``id`` (needed only to use the output as a ``GENERATED`` frame) is optional: an
+    entry that lacks it still carries the video.
+    """
+
+    id: str | None = None
     url: str | None = None
     motion_mp4_url: str | None = None
     nsfw: bool | None = None

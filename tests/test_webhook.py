@@ -223,7 +223,7 @@ async def test_malformed_json_is_400(
         {"type": EVENT, "data": {}},
         {"type": EVENT, "data": {"object": {"status": "COMPLETE"}}},
         {"type": EVENT, "data": {"object": {"id": 12, "status": "COMPLETE"}}},
-        {"type": EVENT, "data": {"object": {"id": "g", "status": "COMPLETE", "images": [{}]}}},
+        {"type": EVENT, "data": {"object": {"id": "g", "status": "COMPLETE", "images": ["x"]}}},
         {"type": EVENT, "data": {"object": {"id": "g", "status": "COMPLETE", "images": "x"}}},
     ],
     ids=[
@@ -235,7 +235,7 @@ async def test_malformed_json_is_400(
         "no-object",
         "no-id",
         "id-not-string",
-        "image-without-id",
+        "image-not-object",
         "images-not-list",
     ],
 )
@@ -254,10 +254,10 @@ async def test_wrong_shape_error_names_the_wire_path(
 ) -> None:
     """The 400 error names the JSON path as the sender wrote it (``images``, not ours)."""
     body = callback("g")
-    body["data"]["object"]["images"] = [{"url": "u"}]
+    body["data"]["object"]["images"] = [{"url": 5}]
     status, answer = await post(session, url, body)
     assert status == 400
-    assert "$.data.object.images[0].id" in answer["error"]
+    assert "$.data.object.images[0].url" in answer["error"]
 
 
 async def test_oversized_body_is_413(
