@@ -42,6 +42,7 @@ from ._errors import (
     LeonardoError,
     RateLimitError,
     SubmitUncertainError,
+    ValidationError,
 )
 from ._items import (
     BatchItem,
@@ -159,8 +160,17 @@ class BatchSubmitter:
     def check(self, items: Iterable[BatchItem]) -> None:
         """Refuse (before anything is sent) items that differ from the journal's.
 
+        :raises ValidationError: two items have the same key (they would share one
+            journal row, and both be submitted)
         :raises JournalMismatchError: an item's content changed since it was journaled
         """
+        items = list(items)
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            key = _key(item, index)
+            if key in seen:
+                raise ValidationError("key", key, "unique within the batch")
+            seen.add(key)
         for index, item in enumerate(items):
             self.journal.begin(_key(item, index), index, item.fingerprint(), force=self.force)
 
@@ -261,10 +271,16 @@ class BatchSubmitter:
         """Start a task per item, no more than the window allows; end the stream after."""
         bound = self.client.limiter.running.total
         window = anyio.Semaphore((bound or UNBOUNDED_WINDOW) + PREFETCH)
+        seen: set[str] = set()
         async with send, anyio.create_task_group() as tg:
             index = 0
             async for item in _aiter(items):
                 key = _key(item, index)
+                if key in seen:  # a second item on one journal row would be paid twice
+                    await send.send(self._duplicate(key, index, item))
+                    index += 1
+                    continue
+                seen.add(key)
                 try:
                     entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
                 except JournalMismatchError as exc:  # stop feeding; items in flight finish
@@ -523,6 +539,18 @@ class BatchSubmitter:
             error=entry.error,
             retryable=status == "ERROR",
             generation=generation,
+        )
+
+    def _duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:
+        """The result of an item whose key an earlier item of this batch already has."""
+        self._ended["ERROR"] += 1
+        self._progress()
+        return BatchResult(
+            key=key,
+            index=index,
+            status="ERROR",
+            prompt=item.request.prompt,
+            error=f"not submitted: duplicate key {key!r} (keys must be unique in a batch)",
         )
 
     def _progress(self) -> None:
