@@ -181,7 +181,12 @@ class Transport:
             try:
                 self.requests_sent += 1
                 async with session.request(
-                    method, url, json=body, params=params, headers=self._headers
+                    method,
+                    url,
+                    json=body,
+                    params=params,
+                    headers=self._headers,
+                    timeout=self._api_timeout,  # also when the session is the caller's
                 ) as resp:
                     status = resp.status
                     raw = await resp.read()
