@@ -1,0 +1,335 @@
+"""LeonardoClient end to end against the simulator, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+import pytest
+from _helpers import (
+    DEADLINE,
+    KEY,
+    Traffic,
+    raises_clean,
+    reconfigure,
+    requests_to,
+    route,
+    total_requests,
+)
+from _images import jpeg_bytes, png_bytes, webp_bytes
+
+from leonardo_async import (
+    DownloadError,
+    FrameRef,
+    Generation,
+    GenerationStatus,
+    LeonardoClient,
+    Model,
+    Resolution,
+    SubmitUncertainError,
+    UploadedImage,
+    UploadError,
+    ValidationError,
+)
+from leonardo_async import _client as client_module
+from leonardo_async.simulator import Simulator
+
+SUBMIT = "POST /generations-image-to-video"
+LISTING = "GET /generations/user/{userId}"
+
+
+async def test_full_lifecycle(client: LeonardoClient, simulator: Simulator, tmp_path: Path) -> None:
+    """Upload start and end frames, submit VEO3_1 1080p 8 s, wait, download byte-exact."""
+    start_file = tmp_path / "start.png"
+    start_file.write_bytes(png_bytes(16, 9))
+    end = await client.upload_image(jpeg_bytes())
+    with anyio.fail_after(DEADLINE):
+        job = await client.image_to_video(
+            prompt="a lighthouse at dusk, waves rolling in",
+            image=start_file,
+            end_image=end,
+            model=Model.VEO3_1,
+            resolution=Resolution.RESOLUTION_1080,
+            duration=8,
+        )
+        assert job.cost is not None
+        assert job.cost.amount > 0
+        video = await client.wait(job.id, timeout=DEADLINE)
+    assert video.status is GenerationStatus.COMPLETE
+    assert (video.image_width, video.image_height) == (1920, 1080)
+    assert video.video_url is not None
+    target = tmp_path / "out" / "video.mp4"
+    assert await client.download(video, target) == target
+    assert target.read_bytes() == simulator.video_bytes(job.id)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["video.mp4"]
+    stats = simulator.statistics()
+    assert stats.generations_created == 1
+    assert stats.uploads_completed == 2
+    assert stats.storage_auth_headers == 0
+    record = simulator.generation(job.id)
+    assert record is not None
+
+
+@pytest.mark.parametrize(
+    "image", [png_bytes(), jpeg_bytes(), webp_bytes()], ids=["png", "jpeg", "webp"]
+)
+async def test_upload_formats(client: LeonardoClient, simulator: Simulator, image: bytes) -> None:
+    """PNG, JPEG and WebP frames upload, with the extension taken from their content."""
+    uploaded = await client.upload_image(image)
+    assert isinstance(uploaded, UploadedImage)
+    assert simulator.statistics().uploads_completed == 1
+
+
+async def test_mislabelled_file_is_uploaded_as_what_it_is(
+    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+) -> None:
+    """A JPEG saved as .png is uploaded as a jpg, what its content says it is."""
+    path = tmp_path / "frame.png"
+    path.write_bytes(jpeg_bytes())
+    uploaded = await client.upload_image(path)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{simulator.base_url}/init-image/{uploaded.id}",
+            headers={"authorization": f"Bearer {KEY}"},
+        ) as response,
+    ):
+        stored = (await response.json())["init_images_by_pk"]
+    assert stored["url"].endswith(".jpg")
+
+
+def bad_inputs(tmp_path: Path) -> list[dict[str, Any]]:
+    """Calls that must fail validation, each before any request is made."""
+    not_image = tmp_path / "notes.png"
+    not_image.write_bytes(b"these are not pixels")
+    good = tmp_path / "good.png"
+    good.write_bytes(png_bytes())
+    return [
+        {"duration": 5},
+        {"duration": 8.0},
+        {"resolution": "RESOLUTION_720", "width": 1920, "height": 1080},
+        {"prompt": "  "},
+        {"model": "SORA"},
+        {"seed": -1},
+        {"image": tmp_path / "missing.png"},
+        {"image": not_image},
+        {"image": good, "end_image": not_image},
+        {"image": good, "end_image": b"not an image either"},
+        {"image": png_bytes(), "end_image": b""},
+        {"image": b"GIF89a...."},
+    ]
+
+
+async def test_validation_happens_before_any_request(
+    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+) -> None:
+    """Every invalid call raises ValidationError and sends nothing to API or storage."""
+    for bad in bad_inputs(tmp_path):
+        call = {"prompt": "a cat", "image": FrameRef("img"), **bad}
+        with raises_clean(ValidationError):
+            await client.image_to_video(**call)
+        assert total_requests(simulator) == 0, bad
+    assert client.requests_sent == 0
+
+
+async def test_upload_redone_when_url_expired(
+    client: LeonardoClient, simulator: Simulator, traffic: Traffic
+) -> None:
+    """An expired presigned URL is replaced by a fresh one and the upload succeeds."""
+    simulator.configure(faults={"upload_expired_rate": 1.0})
+    traffic.after(
+        lambda e: simulator.storage_url in e.url and e.method == "POST",
+        reconfigure(simulator, faults={"upload_expired_rate": 0.0}),
+    )
+    await client.upload_image(png_bytes())
+    stats = simulator.statistics()
+    assert (stats.uploads_rejected, stats.uploads_completed) == (1, 1)
+    assert requests_to(simulator, "POST /init-image") == 2
+
+
+async def test_upload_gives_up_after_short_ttl(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """When every presigned URL is already expired the upload fails with UploadError."""
+    simulator.configure(upload_url_ttl=0.0)
+    with raises_clean(UploadError):
+        await client.upload_image(png_bytes())
+    stats = simulator.statistics()
+    assert stats.uploads_completed == 0
+    assert requests_to(simulator, "POST /init-image") >= 2
+    assert stats.storage_auth_headers == 0
+
+
+async def test_lost_submit_response_is_reconciled(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """A submit whose answer is lost is found in the listing: one generation, its id returned."""
+    simulator.configure(faults={"reset_after_submit_rate": 1.0})
+    with anyio.fail_after(DEADLINE):
+        job = await client.image_to_video(
+            prompt="lost answer", image=FrameRef(await _image(client))
+        )
+    stats = simulator.statistics()
+    assert stats.generations_created == 1
+    assert stats.duplicate_submissions == 0
+    assert stats.faults_injected.get("reset_after_submit") == 1
+    [created] = simulator.generations
+    assert job.id == created.id
+
+
+async def test_submit_refused_before_arrival_is_resent_once(
+    client: LeonardoClient,
+    simulator: Simulator,
+    traffic: Traffic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submit dropped before it was handled is looked for first, then sent once more."""
+    monkeypatch.setattr(client_module, "_RECONCILE_LOOKS", (0.0, 0.01, 0.02))
+    image = await _image(client)
+    simulator.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
+    # a dropped request has no response to hook: switch the fault off at the first look
+    traffic.after(
+        route("/generations/user/", "GET"),
+        reconfigure(simulator, faults={"reset_before_rate": 0.0}),
+    )
+    with anyio.fail_after(DEADLINE):
+        job = await client.image_to_video(prompt="dropped", image=FrameRef(image))
+    stats = simulator.statistics()
+    assert stats.generations_created == 1
+    assert stats.duplicate_submissions == 0
+    assert [g.id for g in simulator.generations] == [job.id]
+    submits = traffic.to("/generations-image-to-video", "POST")
+    assert len(submits) == 2
+    listings = [e for e in traffic.to("/generations/user/") if e.sent_at > submits[0].sent_at]
+    assert listings
+    assert listings[0].sent_at < submits[1].sent_at
+
+
+async def test_submit_5xx_is_never_resent_blindly(
+    client: LeonardoClient,
+    simulator: Simulator,
+    traffic: Traffic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A submit answered 5xx is only resent after the listing showed no such job."""
+    monkeypatch.setattr(client_module, "_RECONCILE_LOOKS", (0.0, 0.01, 0.02))
+    image = await _image(client)
+    simulator.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
+    with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError) as info:
+        await client.image_to_video(prompt="always 5xx", image=FrameRef(image))
+    assert info.value.__cause__ is not None
+    submits = traffic.to("/generations-image-to-video", "POST")
+    assert len(submits) >= 2
+    for before, after in itertools.pairwise(submits):
+        between = [
+            e
+            for e in traffic.to("/generations/user/")
+            if before.sent_at < e.sent_at < after.sent_at
+        ]
+        assert between, "a submit was resent without looking for the first one"
+    assert simulator.statistics().generations_created == 0
+
+
+async def test_download_retried_after_truncation(
+    client: LeonardoClient, simulator: Simulator, traffic: Traffic, tmp_path: Path
+) -> None:
+    """A download cut short is retried, and the file appears only when whole."""
+    video = await _finished_video(client)
+    simulator.configure(faults={"cdn_truncate_rate": 1.0})
+    traffic.after(route("/cdn/", "GET"), reconfigure(simulator, faults={"cdn_truncate_rate": 0.0}))
+    target = tmp_path / "v.mp4"
+    await client.download(video, target)
+    assert target.read_bytes() == simulator.video_bytes(video.id)
+    assert simulator.statistics().faults_injected.get("cdn_truncate") == 1
+    assert len(traffic.to("/cdn/")) == 2
+    assert os.listdir(tmp_path) == ["v.mp4"]
+
+
+async def test_download_never_leaves_partial_file(
+    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+) -> None:
+    """When every attempt is cut short, DownloadError is raised and no file is left behind."""
+    video = await _finished_video(client)
+    simulator.configure(faults={"cdn_truncate_rate": 1.0})
+    target = tmp_path / "v.mp4"
+    with anyio.fail_after(DEADLINE), raises_clean(DownloadError):
+        await client.download(video, target)
+    assert not target.exists()
+    assert os.listdir(tmp_path) == []
+
+
+async def test_download_without_video_url(client: LeonardoClient, tmp_path: Path) -> None:
+    """A generation without an MP4 URL cannot be downloaded."""
+    with raises_clean(DownloadError):
+        await client.download(Generation("g", GenerationStatus.PENDING), tmp_path / "x.mp4")
+
+
+async def test_me_list_and_delete(client: LeonardoClient, simulator: Simulator) -> None:
+    """me() reads the account; list_generations pages; delete_generation removes a job."""
+    account = await client.me()
+    assert account.user_id == simulator.user_id
+    assert account.concurrency_slots == simulator.config.concurrency_slots
+    image = await _image(client)
+    ids = []
+    for n in range(3):
+        job = await client.image_to_video(prompt=f"clip {n}", image=FrameRef(image))
+        ids.append(job.id)
+    listed = await client.list_generations(limit=10)
+    assert {g.id for g in listed} == set(ids)
+    first = await client.list_generations(limit=2)
+    rest = await client.list_generations(offset=2, limit=2)
+    assert len(first) == 2
+    assert {g.id for g in first + rest} == set(ids)
+    assert await client.delete_generation(ids[0]) is True
+    assert await client.get_generation(ids[0]) is None
+    assert await client.delete_generation(ids[0]) is False
+    walked = [g.id async for g in client.iter_generations()]
+    assert sorted(walked) == sorted(ids[1:])
+    with raises_clean(ValidationError):
+        await client.list_generations(limit=0)
+    with raises_clean(ValidationError):
+        await client.get_generation("../me")
+
+
+async def test_account_is_cached(client: LeonardoClient, simulator: Simulator) -> None:
+    """account() asks /me once and remembers it."""
+    first = await client.account()
+    second = await client.account()
+    assert first == second
+    assert requests_to(simulator, "GET /me") == 1
+
+
+async def test_client_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without api_key or LEONARDO_API_KEY the client refuses to start."""
+    with raises_clean(ValidationError, match="api_key"):
+        LeonardoClient()
+    monkeypatch.setenv("LEONARDO_API_KEY", KEY)
+    monkeypatch.setenv("LEONARDO_BASE_URL", "http://127.0.0.1:9/api/rest/v1")
+    client = LeonardoClient()
+    assert client.base_url == "http://127.0.0.1:9/api/rest/v1"
+    with raises_clean(ValidationError, match="base_url"):
+        LeonardoClient(KEY, base_url="ftp://example.com")
+
+
+async def test_client_made_outside_a_loop_is_usable(simulator: Simulator) -> None:
+    """A client built before the event loop ran works inside it (no loop bound at init)."""
+    made = await anyio.to_thread.run_sync(lambda: LeonardoClient(KEY, base_url=simulator.base_url))
+    async with made:
+        assert (await made.me()).user_id == simulator.user_id
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+async def _image(client: LeonardoClient) -> str:
+    return (await client.upload_image(png_bytes())).id
+
+
+async def _finished_video(client: LeonardoClient) -> Generation:
+    with anyio.fail_after(DEADLINE):
+        job = await client.image_to_video(prompt="a video", image=FrameRef(await _image(client)))
+        return await client.wait(job.id)

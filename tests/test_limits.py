@@ -1,0 +1,205 @@
+"""One key's limits: request pacing, the shared 429 pause, adaptive rate and running slots.
+
+Nothing here asserts on elapsed time: the tests look at the limiters' state (the rate in
+force, the seconds they chose to wait, the slots they hand out) or at whether a call can
+finish while a long pause is in force.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from leonardo_async import Limits
+from leonardo_async._limits import KeyLimiter, RateGate, RequestKind, RunningSlots
+
+DEADLINE = 30.0
+
+
+async def finishes_soon(func: Any, *args: Any) -> bool:
+    """Whether ``func(*args)`` completes within a short grace period."""
+    with anyio.move_on_after(0.2):
+        await func(*args)
+        return True
+    return False
+
+
+async def test_pause_is_shared_by_every_sender() -> None:
+    """After a 429, no task gets through the gate until the pause is over."""
+    gate = RateGate(None)
+    gate.on_rate_limited(3600)
+    results: list[bool] = []
+
+    async def sender() -> None:
+        results.append(await finishes_soon(gate.acquire))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(sender)
+    assert results == [False] * 5
+
+
+async def test_short_pause_is_waited_out_by_all() -> None:
+    """Every sender waits out a short pause and then proceeds; the wait is accounted."""
+    gate = RateGate(None)
+    with anyio.fail_after(DEADLINE):
+        for _ in range(20):  # some history, so that the lowered pace is not a crawl
+            await gate.acquire()
+        gate.on_rate_limited(0.05)
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(gate.acquire)
+    assert gate.waited > 0
+
+
+async def test_submit_429_pauses_reads_too() -> None:
+    """A 429 on a submit pauses the key's polls as well, not only its submits."""
+    limiter = KeyLimiter(Limits.off())
+    limiter.on_rate_limited(RequestKind.SUBMIT, 3600)
+    assert not await finishes_soon(limiter.before, RequestKind.READ)
+    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
+
+
+async def test_rate_lowered_after_429_and_regrown() -> None:
+    """A 429 lowers the pace below the configured rate; runs of successes grow it back to it."""
+    gate = RateGate(600)  # 10 requests a second
+    assert gate.rate == pytest.approx(10)
+    with anyio.fail_after(DEADLINE):
+        for _ in range(3):
+            await gate.acquire()
+    gate.on_rate_limited(0)
+    lowered = gate.rate
+    assert lowered is not None
+    assert 1 <= lowered < 10
+    for _ in range(RateGate.RECOVER_AFTER):
+        gate.on_success()
+    grown = gate.rate
+    assert grown is not None
+    assert lowered < grown <= 10
+    for _ in range(RateGate.RECOVER_AFTER * 10_000):
+        gate.on_success()
+    assert gate.rate == pytest.approx(10)
+
+
+async def test_unlimited_gate_learns_a_rate() -> None:
+    """Without a configured rate, a 429 sets one, and successes let it grow again."""
+    gate = RateGate(None)
+    assert gate.rate is None
+    with anyio.fail_after(DEADLINE):
+        for _ in range(20):
+            await gate.acquire()
+    gate.on_rate_limited(0)
+    lowered = gate.rate
+    assert lowered is not None
+    for _ in range(RateGate.RECOVER_AFTER * 50):
+        gate.on_success()
+    assert gate.rate is None or gate.rate > lowered
+
+
+async def test_burst_passes_without_waiting() -> None:
+    """Requests within the burst leave back to back; a paced gate then makes later ones wait."""
+    gate = RateGate(60, burst=4)  # one a second after a burst of four
+    with anyio.fail_after(DEADLINE):
+        for _ in range(4):
+            await gate.acquire()
+    assert gate.waited == 0
+    assert not await finishes_soon(gate.acquire) or gate.waited > 0
+
+
+async def test_running_slots_shrink_on_refusal_and_regrow() -> None:
+    """A refused submit bounds slots to what runs; runs of accepted submits add one back."""
+    slots = RunningSlots(5)
+    tokens = [await slots.acquire() for _ in range(3)]
+    assert (slots.total, slots.in_use) == (5, 3)
+    slots.on_refused()
+    assert slots.total == 2  # the refused submit held one of the three
+    for expected in (3, 4, 5, 5):
+        for _ in range(RunningSlots.RECOVER_AFTER):
+            slots.on_submitted()
+        assert slots.total == expected
+    for token in tokens:
+        slots.release(token)
+    assert slots.in_use == 0
+
+
+async def test_running_slots_block_when_full() -> None:
+    """With every slot taken, the next acquire waits until one is released."""
+    slots = RunningSlots(1)
+    first = await slots.acquire()
+    assert not await finishes_soon(slots.acquire)
+    slots.release(first)
+    with anyio.fail_after(DEADLINE):
+        second = await slots.acquire()
+    slots.release(second)
+
+
+async def test_unbounded_running_slots() -> None:
+    """RunningSlots(None) never blocks and ignores refusals."""
+    slots = RunningSlots(None)
+    tokens = [await slots.acquire() for _ in range(100)]
+    slots.on_refused()
+    assert slots.total is None
+    assert slots.in_use == 0
+    for token in tokens:
+        slots.release(token)
+
+
+async def test_key_limiter_429_pauses_grow_and_reset() -> None:
+    """429s without Retry-After pause for growing, jittered times; a success resets the growth."""
+    limiter = KeyLimiter(Limits.off())
+    first = limiter.on_rate_limited(RequestKind.READ, None)
+    second = limiter.on_rate_limited(RequestKind.READ, None)
+    assert 0.5 <= first <= 1.0
+    assert 1.0 <= second <= 2.0
+    assert limiter.on_rate_limited(RequestKind.READ, 7.5) == 7.5
+    assert limiter.rate_limited == 3
+    limiter.on_success(RequestKind.READ)
+    assert 0.5 <= limiter.on_rate_limited(RequestKind.READ, None) <= 1.0
+
+
+async def test_two_refused_submits_lower_running_bound() -> None:
+    """Two submits refused in a row lower the running bound to what is running."""
+    limiter = KeyLimiter(Limits.off())
+    limiter.set_running(8)
+    tokens = [await limiter.running.acquire() for _ in range(4)]
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    assert limiter.running.total == 8
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    assert limiter.running.total == 3
+    for token in tokens:
+        limiter.running.release(token)
+
+
+def test_limits_defaults_and_off() -> None:
+    """Defaults are Leonardo's documented ones; Limits.off() switches everything off."""
+    limits = Limits()
+    assert (limits.requests_per_minute, limits.submits_per_minute) == (2000, 100)
+    assert limits.max_running == "account"
+    off = Limits.off()
+    assert (off.requests_per_minute, off.submits_per_minute, off.max_running) == (None, None, None)
+    assert Limits(max_running=3, burst=2).max_running == 3
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"requests_per_minute": 0},
+        {"requests_per_minute": -5},
+        {"requests_per_minute": "fast"},
+        {"requests_per_minute": True},
+        {"submits_per_minute": 0},
+        {"max_running": 0},
+        {"max_running": -1},
+        {"max_running": True},
+        {"max_running": 2.5},
+        {"max_running": "all"},
+        {"burst": 0},
+        {"burst": True},
+    ],
+)
+def test_limits_validation(changes: dict[str, Any]) -> None:
+    """Limits refuses non-positive rates, bools and bounds that are not whole and positive."""
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        Limits(**changes)
