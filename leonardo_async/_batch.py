@@ -316,13 +316,26 @@ class BatchSubmitter:
         try:
             entry, generation = await self._process(item, entry)
         except LeonardoError as exc:
-            entry = self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+            entry = self._failed_step(entry, str(exc))
         except Exception as exc:  # a bug must not take the other items down
             logger.exception("item %s failed unexpectedly", entry.key)
-            entry = self.journal.update(entry, state=ItemState.ERROR, error=repr(exc))
+            entry = self._failed_step(entry, repr(exc))
         finally:
             window.release()
         await send.send(self._finish(entry, item, generation))
+
+    def _failed_step(self, entry: JournalEntry, error: str) -> JournalEntry:
+        """End an item in ``error`` from its latest journaled row.
+
+        The row may have moved on since ``entry`` was read (a generation id recorded, a
+        submit begun): keep all of it, so that a resume tracks that generation, or looks
+        for it, rather than paying for another.
+        """
+        latest = self.journal.entry(entry.key) or entry
+        uncertain = latest.uncertain or (
+            latest.state is ItemState.SUBMITTING and latest.generation_id is None
+        )
+        return self.journal.update(latest, state=ItemState.ERROR, error=error, uncertain=uncertain)
 
     async def _process(
         self, item: BatchItem, entry: JournalEntry
