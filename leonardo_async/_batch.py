@@ -134,6 +134,8 @@ class BatchSubmitter:
         self._downloads = anyio.CapacityLimiter(download_concurrency)
         self._digests: dict[str, str] = {}
         self._inflight_uploads: dict[str, anyio.Event] = {}
+        #: Failed generations of items resubmitted by ``retry_failed`` in this run.
+        self._retired: set[str] = set()
         self._counts = dict.fromkeys(
             ("queued", "uploading", "submitting", "running", "downloading"), 0
         )
@@ -342,8 +344,17 @@ class BatchSubmitter:
     ) -> tuple[JournalEntry, Generation | None]:
         """Take one item from wherever the journal left it to an end."""
         if entry.state is ItemState.FAILED:  # only here when retry_failed asked for it
+            # A fresh seed, and the failed job held aside, so that a lost answer to the
+            # new submit is never matched to the old job in the listing.
+            if entry.generation_id is not None:
+                self._retired.add(entry.generation_id)
             entry = self.journal.update(
-                entry, state=ItemState.PENDING, generation_id=None, uncertain=False, error=None
+                entry,
+                state=ItemState.PENDING,
+                generation_id=None,
+                seed=None,
+                uncertain=False,
+                error=None,
             )
         if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
             entry = await self._reconcile(item, entry)
@@ -368,9 +379,7 @@ class BatchSubmitter:
         """The last run may have created this item's job: look before submitting again."""
         since = entry.submit_started or datetime.now(timezone.utc)
         request = attrs.evolve(item.request, seed=entry.seed)
-        found = await self.client.find_submitted(
-            request, since=since, claimed=self.journal.generation_ids()
-        )
+        found = await self.client.find_submitted(request, since=since, claimed=self._claimed())
         if found is None:
             logger.info("item %s: no job from the last run; submitting", entry.key)
             return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)
@@ -453,7 +462,7 @@ class BatchSubmitter:
                 error=None,
             )
             try:
-                job = await self.client.submit(request, claimed=self.journal.generation_ids())
+                job = await self.client.submit(request, claimed=self._claimed())
             except RateLimitError as exc:
                 if attempt == SUBMIT_REFUSALS:
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
@@ -483,6 +492,10 @@ class BatchSubmitter:
             cost_amount=None if job.cost is None else str(job.cost.amount),
             cost_unit=None if job.cost is None else job.cost.unit,
         )
+
+    def _claimed(self) -> set[str]:
+        """Generation ids a lost submit must never be matched to: all the batch holds."""
+        return self.journal.generation_ids() | self._retired
 
     def _over_budget(self, estimate: Cost | None) -> str | None:
         if self.max_credits is None:

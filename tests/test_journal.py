@@ -391,6 +391,26 @@ async def test_failed_items_are_resubmitted_only_when_asked(
     assert submits(sim) == 2
 
 
+async def test_a_retried_failure_is_not_mistaken_for_its_old_job(
+    sim: Simulator, tmp_path: Path, journal: Journal
+) -> None:
+    """retry_failed with a lost answer finds the new job, not the old FAILED one."""
+    async with client_for(sim) as client:
+        item = await uploaded_item(client, tmp_path, "try again")
+        sim.configure(failure_rate=1.0)
+        async with BatchSubmitter(client, journal=journal) as batch:
+            failed = await run_all(batch, [item])
+        sim.configure(
+            failure_rate=0.0, faults=FaultConfig(reset_after_submit_rate=1.0, routes={SUBMIT})
+        )
+        async with BatchSubmitter(client, journal=journal, retry_failed=True) as batch:
+            retried = await run_all(batch, [item])
+    assert failed["0"].status == "FAILED"
+    assert retried["0"].status == "COMPLETE"
+    assert retried["0"].generation_id not in (None, failed["0"].generation_id)
+    assert submits(sim) == 2
+
+
 async def test_an_undecided_resume_stays_undecided(
     sim: Simulator, tmp_path: Path, journal: Journal
 ) -> None:
