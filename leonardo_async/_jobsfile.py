@@ -3,7 +3,9 @@
 Every input line gets exactly one output line, so a results file can be joined back to
 its input by ``line``. A line that cannot become a valid request is reported with its
 line number and becomes an ``ERROR`` result; the other lines are not held up by it.
-Relative frame paths are read relative to the batch file, not the working directory.
+That includes a frame file that is missing or not an image, and a ``key`` another line
+already has: both are found while reading, before anything is sent. Relative frame paths
+are read relative to the batch file, not the working directory.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import cattrs
 from ._convert import STRICT_HOOKS
 from ._errors import LeonardoError, ValidationError
 from ._items import BatchItem, BatchResult
-from ._uploads import is_local_image
+from ._uploads import is_local_image, read_image
 
 __all__ = ["JobLine", "ResultLine", "input_digest", "read_jobs", "result_line", "write_results"]
 
@@ -94,13 +96,42 @@ def read_jobs(path: Path) -> list[JobLine]:
         raw_lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise ValidationError("jobs file", str(path), f"a readable file ({exc.strerror})") from None
+    base = path.resolve().parent
+    frames: dict[str, str | None] = {}
+    keys: dict[str, int] = {}
     jobs = []
     for number, raw in enumerate(raw_lines, start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith(b"#"):
             continue
-        jobs.append(_parse_line(number, stripped, path.parent))
+        jobs.append(_checked(_parse_line(number, stripped, base), frames, keys))
     return jobs
+
+
+def _checked(job: JobLine, frames: dict[str, str | None], keys: dict[str, int]) -> JobLine:
+    """The line, or its error if a frame file is unusable or its key is taken.
+
+    :param frames: what is wrong with each frame file read so far (``None``: nothing)
+    :param keys: the line each key was first seen on
+    """
+    if job.item is None:
+        return job
+    for frame in job.item.local_frames:
+        if frame not in frames:
+            try:
+                read_image(frame)
+            except ValidationError as exc:
+                frames[frame] = str(exc)
+            else:
+                frames[frame] = None
+        problem = frames[frame]
+        if problem is not None:
+            return JobLine(job.line, None, f"line {job.line}: {problem}")
+    key = job.item.key or str(job.line)
+    if key in keys:
+        return JobLine(job.line, None, f"line {job.line}: key {key!r} is also on line {keys[key]}")
+    keys[key] = job.line
+    return job
 
 
 def _parse_line(number: int, raw: bytes, base: Path) -> JobLine:

@@ -1,0 +1,266 @@
+"""Batch files: JSONL lines in (each checked on its own, with its line number), results out."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, sim_config
+from _images import png_bytes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leonardo_async import BatchResult, BatchSubmitter, Cost, LeonardoClient, ValidationError
+from leonardo_async._jobsfile import (
+    MAX_PROMPT_CHARS,
+    ResultLine,
+    input_digest,
+    iter_results,
+    read_jobs,
+    result_line,
+    sum_costs,
+    write_results,
+)
+from leonardo_async.simulator import JobDurations, Simulator
+
+
+def write_jobs(path: Path, *lines: str | bytes | dict[str, Any]) -> Path:
+    """Write a batch file: dicts as JSON, strings and bytes as they are."""
+    chunks = []
+    for line in lines:
+        if isinstance(line, dict):
+            chunks.append(json.dumps(line).encode())
+        elif isinstance(line, str):
+            chunks.append(line.encode())
+        else:
+            chunks.append(line)
+    path.write_bytes(b"\n".join(chunks) + b"\n")
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder holding start.png, a real image."""
+    (tmp_path / "start.png").write_bytes(png_bytes())
+    return tmp_path
+
+
+def test_each_bad_line_is_reported_with_its_number_and_the_rest_are_read(folder: Path) -> None:
+    """Eleven kinds of broken line each get a numbered error; the good lines around them parse."""
+    good = {"prompt": "fine", "image": "start.png"}
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        good,  # 1
+        "this is not json",  # 2
+        "[1, 2, 3]",  # 3
+        {"image": "start.png"},  # 4: no prompt
+        {"prompt": "no frame"},  # 5: no image
+        {"prompt": "five", "image": "start.png", "duration": 5},  # 6
+        {"prompt": "text", "image": "start.png", "duration": "8"},  # 7
+        b'{"prompt": "caf\xe9", "image": "start.png"}',  # 8: Latin-1, not UTF-8
+        {"prompt": "x" * (MAX_PROMPT_CHARS + 1), "image": "start.png"},  # 9
+        {"prompt": "who", "image": "start.png", "model": "VEO9_ULTRA"},  # 10
+        {"prompt": "gone", "image": "missing.png"},  # 11: no such file
+        {"prompt": "fake", "image": "fake.png"},  # 12: a file, not an image
+        {**good, "prompt": "also fine"},  # 13
+    )
+    (folder / "fake.png").write_text("not an image")
+    jobs = read_jobs(path)
+    assert [job.line for job in jobs] == list(range(1, 14))
+    assert [job.line for job in jobs if job.item is not None] == [1, 13]
+    errors = {job.line: job.error or "" for job in jobs if job.item is None}
+    expected = {
+        2: "not valid JSON",
+        3: "expected a JSON object",
+        4: "prompt",
+        5: "image",
+        6: "duration=5",
+        7: "duration",
+        8: "not UTF-8",
+        9: f"at most {MAX_PROMPT_CHARS}",
+        10: "VEO9_ULTRA",
+        11: "missing.png",
+        12: "PNG, JPEG or WebP",
+    }
+    for line, fragment in expected.items():
+        assert errors[line].startswith(f"line {line}: "), errors[line]
+        assert fragment in errors[line], errors[line]
+    assert len(errors[9]) < 200  # the prompt itself is not echoed back
+
+
+def test_blank_lines_and_comments_keep_line_numbers(folder: Path) -> None:
+    """Blank and '#' lines are skipped, and later lines keep their real numbers."""
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        "# a comment",
+        "",
+        {"prompt": "third line", "image": "start.png"},
+        "   ",
+    )
+    (job,) = read_jobs(path)
+    assert job.line == 3
+    assert job.item is not None
+    assert job.item.key == "3"
+
+
+def test_relative_frames_resolve_against_the_files_folder(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'start.png' means the file beside the batch file, whatever the working directory."""
+    (folder / "sub").mkdir()
+    (folder / "sub" / "end.png").write_bytes(png_bytes(rgb=(1, 2, 3)))
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "a", "image": "start.png", "end_image": "sub/end.png"},
+        {"prompt": "b", "image": "an-image-id"},
+    )
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    first, second = read_jobs(path)
+    assert first.item is not None
+    assert second.item is not None
+    assert first.item.local_frames == [str(folder / "start.png"), str(folder / "sub" / "end.png")]
+    assert second.item.local_frames == []
+    assert second.item.request.image.id == "an-image-id"
+
+
+def test_a_key_used_twice_is_an_error_on_the_second_line(folder: Path) -> None:
+    """Two lines with one key would share a journal row: the second is refused."""
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "a", "image": "start.png", "key": "shot-1"},
+        {"prompt": "b", "image": "start.png", "key": "shot-1"},
+        {"prompt": "c", "image": "start.png", "key": "1"},  # the first line's default key
+        {"prompt": "d", "image": "start.png"},
+    )
+    jobs = read_jobs(path)
+    assert [job.item is not None for job in jobs] == [True, False, True, True]
+    assert jobs[1].error == "line 2: key 'shot-1' is also on line 1"
+    assert jobs[2].item is not None
+    assert jobs[2].item.key == "1"
+
+
+def test_a_line_key_equal_to_another_lines_number_is_refused(folder: Path) -> None:
+    """An explicit key that is another line's number collides with that line's default key."""
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "a", "image": "start.png", "key": "2"},
+        {"prompt": "b", "image": "start.png"},
+    )
+    jobs = read_jobs(path)
+    assert jobs[0].item is not None
+    assert jobs[1].error == "line 2: key '2' is also on line 1"
+
+
+def test_an_unreadable_file_is_a_validation_error(tmp_path: Path) -> None:
+    """A batch file that cannot be read is refused as a whole."""
+    with pytest.raises(ValidationError, match="jobs file"):
+        read_jobs(tmp_path / "nope.jsonl")
+
+
+def test_input_digest_changes_with_the_bytes(tmp_path: Path) -> None:
+    """The input fingerprint follows the file's bytes."""
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("a\n")
+    first = input_digest(path)
+    path.write_text("b\n")
+    assert input_digest(path) != first
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+_lines = st.dictionaries(
+    st.sampled_from(["prompt", "image", "duration", "model", "seed", "width", "key", "extra"]),
+    _json,
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
+@given(lines=st.lists(_lines | st.binary(max_size=30), min_size=1, max_size=6))
+def test_any_line_gives_an_item_or_a_numbered_error(folder: Path, lines: list[Any]) -> None:
+    """Whatever a line holds, reading never raises: each is an item or a 'line N:' error."""
+    encoded = [
+        json.dumps(line).encode() if isinstance(line, dict) else line.replace(b"\n", b" ")
+        for line in lines
+    ]
+    path = folder / "fuzz.jsonl"
+    path.write_bytes(b"\n".join(encoded))
+    for job in read_jobs(path):
+        assert (job.item is None) != (job.error is None)
+        if job.error is not None:
+            assert job.error.startswith(f"line {job.line}: ")
+
+
+def test_results_round_trip_through_jsonl() -> None:
+    """Results lines are written as JSON objects and read back equal, costs summed per unit."""
+    result = BatchResult(
+        key="1",
+        index=0,
+        status="COMPLETE",
+        prompt="héllo",
+        generation_id="g1",
+        video=Path("/out/00000-hello-g1.mp4"),
+        cost=Cost(amount=Decimal("2140"), unit="CREDITS"),
+    )
+    lines = [result_line(1, result), result_line(2, None, "line 2: not valid JSON")]
+    stream = io.StringIO()
+    write_results(lines, stream)
+    records = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert records[0] == {
+        "line": 1,
+        "status": "COMPLETE",
+        "generation_id": "g1",
+        "video": "/out/00000-hello-g1.mp4",
+        "error": None,
+        "cost": "2140",
+        "cost_unit": "CREDITS",
+        "prompt": "héllo",
+    }
+    assert records[1]["status"] == "ERROR"
+    assert records[1]["error"] == "line 2: not valid JSON"
+    stream.seek(0)
+    back = list(iter_results(stream))
+    assert back == lines
+    assert all(isinstance(line, ResultLine) for line in back)
+    assert sum_costs(back) == {"CREDITS": 2140}
+
+
+async def test_unknown_fields_pass_through_to_the_request_body(folder: Path) -> None:
+    """Fields a line has beyond the known ones reach the API body unchanged."""
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        {
+            "prompt": "pass it on",
+            "image": "start.png",
+            "duration": 4,
+            "frameInterpolation": True,
+            "negativePrompt": "blur",
+            "customTag": {"shot": 7},
+        },
+    )
+    (job,) = read_jobs(path)
+    assert job.item is not None
+    async with (
+        Simulator(sim_config(durations=JobDurations.fixed(0.05))) as sim,
+        LeonardoClient(
+            KEY, base_url=sim.base_url, limits=NO_LIMITS, poll_schedule=FAST, retry=QUICK_RETRY
+        ) as client,
+        BatchSubmitter(client) as batch,
+    ):
+        with anyio.fail_after(30):
+            summary = await batch.run([job.item])
+        assert summary.complete == 1
+        (generation,) = sim.generations
+    body = generation.body
+    assert body["frameInterpolation"] is True
+    assert body["negativePrompt"] == "blur"
+    assert body["customTag"] == {"shot": 7}
+    assert body["duration"] == 4
+    assert body["prompt"] == "pass it on"
