@@ -30,7 +30,6 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errors import (
-    APIError,
     GenerationFailedError,
     GenerationVanishedError,
     LeonardoError,
@@ -459,7 +458,7 @@ class JobTracker:
             logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
             self._reschedule(job)
             return
-        except APIError as exc:
+        except LeonardoError as exc:  # 401, 404, an id the client refuses: this job ends
             self._end(job, None, exc)
             return
         if generation is None:
