@@ -526,7 +526,8 @@ class JobTracker:
             created = raw.get("createdAt")
             if isinstance(created, str):
                 stamps.append(created)
-            job = self._jobs.get(raw.get("id"))  # type: ignore[arg-type]
+            gid = raw.get("id")
+            job = self._jobs.get(gid) if isinstance(gid, str) else None
             if job is None or job.done():
                 continue
             scheduled = remaining.pop(job.generation_id, None) is not None
