@@ -116,6 +116,7 @@ class TrackedJob:
         "polling",
         "schedule",
         "since",
+        "timeout",
         "untrack_when_abandoned",
     )
 
@@ -130,6 +131,8 @@ class TrackedJob:
         self.generation_id = generation_id
         self.schedule = schedule
         self.deadline = deadline
+        #: The deadline in seconds from tracking, as given to ``track()``.
+        self.timeout: float | None = None
         self.checks = 0
         self.due = math.inf
         self.polling = False
@@ -286,6 +289,7 @@ class JobTracker:
             schedule or self.schedule,
             None if deadline is None else now + deadline,
         )
+        job.timeout = deadline
         self._jobs[generation_id] = job
         self._push(job, now + job.schedule.delay(0, random.random()))
         early = self._early.pop(generation_id, None)
@@ -407,7 +411,7 @@ class JobTracker:
             if job.due != when or job.polling or self._jobs.get(job.generation_id) is not job:
                 continue  # stale entry: rescheduled, being looked at, or gone
             if job.deadline is not None and job.deadline <= now:
-                self._end(job, None, WaitTimeoutError(job.generation_id, job.deadline - now))
+                self._end(job, None, WaitTimeoutError(job.generation_id, job.timeout or 0.0))
                 continue
             job.polling = True
             due.append(job)
