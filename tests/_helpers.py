@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +19,7 @@ import anyio
 import attrs
 import pytest
 
-from leonardo_async import Limits, PollSchedule, RetryPolicy
+from leonardo_async import LeonardoClient, Limits, PollSchedule, RetryPolicy
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 #: A distinctive API key: it must never show up in a log, a repr or an exception.
@@ -196,3 +196,27 @@ class KeyCatcher(logging.Handler):
             if KEY in text:
                 found.append(text)
         return found
+
+
+@asynccontextmanager
+async def make_client(
+    sim: Simulator, traffic: Traffic | None = None, **options: Any
+) -> AsyncIterator[LeonardoClient]:
+    """A client on ``sim`` (with a traced session when ``traffic`` is given)."""
+    api_key = options.pop("api_key", KEY)
+    settings: dict[str, Any] = {
+        "base_url": sim.base_url,
+        "limits": NO_LIMITS,
+        "poll_schedule": FAST,
+        "retry": QUICK_RETRY,
+        **options,
+    }
+    if traffic is None:
+        async with LeonardoClient(api_key, **settings) as client:
+            yield client
+        return
+    async with (
+        aiohttp.ClientSession(trace_configs=[traffic.trace_config()]) as session,
+        LeonardoClient(api_key, session=session, **settings) as client,
+    ):
+        yield client

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
 import anyio
 import pytest
 from _helpers import (
     DEADLINE,
-    FAST,
     KEY,
-    NO_LIMITS,
     QUICK_RETRY,
     Traffic,
+    make_client,
     raises_clean,
     reconfigure,
     requests_to,
@@ -38,30 +34,6 @@ from leonardo_async import (
 from leonardo_async.simulator import Simulator
 
 ME = "GET /me"
-
-
-@asynccontextmanager
-async def make_client(
-    sim: Simulator, traffic: Traffic | None = None, **options: Any
-) -> AsyncIterator[LeonardoClient]:
-    """A client on ``sim`` (with a traced session when ``traffic`` is given)."""
-    api_key = options.pop("api_key", KEY)
-    settings: dict[str, Any] = {
-        "base_url": sim.base_url,
-        "limits": NO_LIMITS,
-        "poll_schedule": FAST,
-        "retry": QUICK_RETRY,
-        **options,
-    }
-    if traffic is None:
-        async with LeonardoClient(api_key, **settings) as client:
-            yield client
-        return
-    async with (
-        aiohttp.ClientSession(trace_configs=[traffic.trace_config()]) as session,
-        LeonardoClient(api_key, session=session, **settings) as client,
-    ):
-        yield client
 
 
 async def test_wrong_key_is_an_authentication_error(simulator: Simulator) -> None:

@@ -1,0 +1,463 @@
+"""The job tracker: every way a watched generation can end, polling economy, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from _helpers import (
+    DEADLINE,
+    FAST,
+    KEY,
+    Traffic,
+    eventually,
+    make_client,
+    raises_clean,
+    reconfigure,
+    requests_to,
+    route,
+    sim_config,
+)
+from _images import png_bytes
+from aiohttp import web
+
+from leonardo_async import (
+    FrameRef,
+    GeneratedImage,
+    Generation,
+    GenerationFailedError,
+    GenerationStatus,
+    GenerationVanishedError,
+    JobTracker,
+    LeonardoClient,
+    PollSchedule,
+    RetryPolicy,
+    TrackerClosedError,
+    TrackerStatistics,
+    ValidationError,
+    WaitTimeoutError,
+)
+from leonardo_async.simulator import JobDurations, Simulator
+
+POLL = "GET /generations/{id}"
+LISTING = "GET /generations/user/{userId}"
+
+
+async def submit(client: LeonardoClient, count: int = 1, prompt: str = "clip") -> list[str]:
+    """Submit ``count`` distinct jobs on one uploaded frame; return their ids."""
+    image = FrameRef((await client.upload_image(png_bytes())).id)
+    ids = []
+    for n in range(count):
+        job = await client.image_to_video(prompt=f"{prompt} {n}", image=image)
+        ids.append(job.id)
+    return ids
+
+
+def pending(client: LeonardoClient) -> int:
+    """Jobs the client's tracker is watching."""
+    return client.tracker.statistics().pending
+
+
+def looks(client: LeonardoClient) -> int:
+    """Status requests the tracker has made: per-job polls and listing pages."""
+    stats = client.tracker.statistics()
+    return stats.polls + stats.listing_pages
+
+
+# --- terminal states ----------------------------------------------------------------------
+
+
+async def test_complete_resolves(client: LeonardoClient) -> None:
+    """Waiting on a job returns the COMPLETE generation with its video URL."""
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE):
+        generation = await client.wait(gid)
+    assert generation.id == gid
+    assert generation.status is GenerationStatus.COMPLETE
+    assert generation.video_url is not None
+    stats = client.tracker.statistics()
+    assert (stats.pending, stats.complete, stats.failed, stats.errors) == (0, 1, 0, 0)
+
+
+async def test_failed_raises_with_generation(client: LeonardoClient, simulator: Simulator) -> None:
+    """A FAILED job raises GenerationFailedError carrying the generation."""
+    simulator.configure(failure_rate=1.0)
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE), raises_clean(GenerationFailedError) as info:
+        await client.wait(gid)
+    assert info.value.generation.id == gid
+    assert info.value.generation.status is GenerationStatus.FAILED
+    assert client.tracker.statistics().failed == 1
+
+
+async def test_deadline_raises_wait_timeout(client: LeonardoClient, simulator: Simulator) -> None:
+    """A tracked job past its deadline fails with WaitTimeoutError, a TimeoutError too."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    handle = client.track(gid, deadline=0.2)
+    with anyio.fail_after(DEADLINE), raises_clean(WaitTimeoutError) as info:
+        await handle
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.generation_id == gid
+    assert info.value.timeout == pytest.approx(0.2)
+    assert "0.2 s" in str(info.value)
+    assert pending(client) == 0
+    assert handle.done()
+
+
+async def test_wait_timeout(client: LeonardoClient, simulator: Simulator) -> None:
+    """wait(timeout=...) raises WaitTimeoutError, which ``except TimeoutError`` catches."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE), pytest.raises(TimeoutError) as info:
+        await client.wait(gid, timeout=0.2)
+    assert isinstance(info.value, WaitTimeoutError)
+    assert info.value.timeout == 0.2
+    assert pending(client) == 0  # an abandoned wait stops watching the job
+
+
+async def test_wait_timeout_keeps_an_explicitly_tracked_job(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """A timed-out wait on a job tracked with track() leaves it tracked."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    handle = client.track(gid)
+    with anyio.fail_after(DEADLINE), raises_clean(WaitTimeoutError):
+        await client.wait(gid, timeout=0.1)
+    assert pending(client) == 1
+    assert not handle.done()
+
+
+async def test_vanished_after_grace(client: LeonardoClient) -> None:
+    """A job the server stops knowing ends with GenerationVanishedError after the grace."""
+    client.tracker.vanish_grace = 0.2
+    [gid] = await submit(client)
+    assert await client.delete_generation(gid)
+    with anyio.fail_after(DEADLINE), raises_clean(GenerationVanishedError) as info:
+        await client.wait(gid)
+    assert info.value.generation_id == gid
+    assert client.tracker.statistics().errors == 1
+
+
+async def test_vanish_fault(client: LeonardoClient, simulator: Simulator) -> None:
+    """A generation that disappears when it finishes is reported vanished, not waited on."""
+    client.tracker.vanish_grace = 0.2
+    simulator.configure(faults={"vanish_rate": 1.0})
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE), raises_clean(GenerationVanishedError):
+        await client.wait(gid)
+
+
+async def test_bad_id_fails_its_handle_only(client: LeonardoClient) -> None:
+    """An id the client refuses to send fails that handle; other jobs are still tracked."""
+    [gid] = await submit(client)
+    handle = client.track("not/an/id")
+    with anyio.fail_after(DEADLINE):
+        with raises_clean(ValidationError):
+            await handle
+        assert (await client.wait(gid)).id == gid
+
+
+# --- statuses from a server of our own ----------------------------------------------------
+
+
+class TinyApi:
+    """Just enough of the API for the tracker, with scripted answers (not a mock of aiohttp).
+
+    ``status(gid, look)`` says what the ``look``-th GET of ``gid`` reports; the listing
+    shows ``listing_extra`` followed by every known job's current state.
+    """
+
+    def __init__(self, status: Callable[[str, int], str]) -> None:
+        self.status = status
+        self.looks: Counter[str] = Counter()
+        self.listings = 0
+        self.jobs: list[str] = []
+        self.listing_extra: list[Any] = []
+        self.base_url = ""
+
+    def generation(self, gid: str) -> dict[str, Any]:
+        state = self.status(gid, self.looks[gid])
+        images = []
+        if state == "COMPLETE":
+            images = [{"id": f"{gid}-img", "url": "p.jpg", "motionMP4URL": f"{gid}.mp4"}]
+        return {"id": gid, "status": state, "prompt": "p", "generated_images": images}
+
+    async def get(self, request: web.Request) -> web.Response:
+        gid = request.match_info["id"]
+        self.looks[gid] += 1
+        return web.json_response({"generations_by_pk": self.generation(gid)})
+
+    async def listing(self, request: web.Request) -> web.Response:
+        self.listings += 1
+        entries = [*self.listing_extra, *(self.generation(gid) for gid in self.jobs)]
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", "10"))
+        return web.json_response({"generations": entries[offset : offset + limit]})
+
+    async def me(self, request: web.Request) -> web.Response:
+        return web.json_response({"user_details": [{"user": {"id": "user-1"}}]})
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[TinyApi]:
+        app = web.Application()
+        prefix = "/api/rest/v1"
+        app.router.add_get(prefix + "/me", self.me)
+        app.router.add_get(prefix + "/generations/user/{uid}", self.listing)
+        app.router.add_get(prefix + "/generations/{id}", self.get)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}{prefix}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+async def test_unknown_status_is_not_finished(caplog: pytest.LogCaptureFixture) -> None:
+    """A status this version does not know keeps the job watched until a known end."""
+    api = TinyApi(lambda gid, look: "COMPLETE" if look > 3 else "UPSCALING")
+    async with api.running(), LeonardoClient(KEY, base_url=api.base_url) as client:
+        with anyio.fail_after(DEADLINE):
+            generation = await client.wait("job-1", schedule=FAST)
+    assert generation.status is GenerationStatus.COMPLETE
+    assert api.looks["job-1"] == 4
+    warnings = [r for r in caplog.records if "UPSCALING" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+async def test_odd_listing_entries_do_not_stop_the_tracker() -> None:
+    """Listing entries that are not generations are skipped; every job still resolves."""
+    api = TinyApi(lambda gid, look: "COMPLETE" if api.listings > 2 else "PENDING")
+    api.jobs = [f"job-{n}" for n in range(5)]
+    api.listing_extra = [5, None, {"id": ["x"]}, {"id": {"a": 1}, "status": "COMPLETE"}, {}]
+    async with api.running(), LeonardoClient(KEY, base_url=api.base_url) as client:
+        handles = [client.track(gid, schedule=FAST) for gid in api.jobs]
+        with anyio.fail_after(DEADLINE):
+            results = [await handle for handle in handles]
+    assert [g.id for g in results] == api.jobs
+    assert api.listings >= 1
+
+
+# --- transient trouble ----------------------------------------------------------------------
+
+
+async def test_server_errors_on_polls_never_lose_the_job(simulator: Simulator) -> None:
+    """5xx answers to polls only postpone the next look; the job still resolves."""
+    simulator.configure(faults={"server_error_rate": 1.0, "routes": [POLL]})
+    async with make_client(simulator, retry=RetryPolicy(attempts=1)) as client:
+        [gid] = await submit(client)
+        handle = client.track(gid)
+        with anyio.fail_after(DEADLINE):
+            await eventually(lambda: requests_to(simulator, POLL) >= 3)
+            assert not handle.done()
+            simulator.configure(faults={"server_error_rate": 0.0})
+            generation = await handle
+    assert generation.status is GenerationStatus.COMPLETE
+    assert client.tracker.statistics().errors == 0
+
+
+@pytest.mark.parametrize("style", ["seconds", "none"])
+async def test_429_on_polls_pauses_and_resumes(simulator: Simulator, style: str) -> None:
+    """A 429 on a poll, with or without Retry-After, pauses polling; the job still resolves."""
+    simulator.configure(
+        retry_after_style=style,
+        faults={"rate_limit_storm_rate": 1.0, "rate_limit_storm_length": 1, "routes": [POLL]},
+    )
+    traffic = Traffic()
+    traffic.after(
+        route("/generations/", status=429),
+        reconfigure(simulator, faults={"rate_limit_storm_rate": 0.0}),
+    )
+    async with make_client(simulator, traffic, retry=RetryPolicy(attempts=1)) as client:
+        [gid] = await submit(client)
+        with anyio.fail_after(DEADLINE):
+            generation = await client.wait(gid)
+        assert generation.status is GenerationStatus.COMPLETE
+        assert client.limiter.rate_limited == 1
+    assert simulator.statistics().rate_limited == 1
+
+
+# --- cancellation and shutdown ----------------------------------------------------------------
+
+
+async def test_cancelled_wait_stops_polling(client: LeonardoClient, simulator: Simulator) -> None:
+    """Cancelling the only waiter of a job stops its polling."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.wait, gid)
+            await eventually(lambda: requests_to(simulator, POLL) >= 2)
+            tg.cancel_scope.cancel()
+        await eventually(lambda: pending(client) == 0)
+    await anyio.sleep(0.05)  # a look already started may still land
+    polls, seen = client.tracker.statistics().polls, requests_to(simulator, POLL)
+    await anyio.sleep(1.0)  # five times the longest poll interval
+    assert client.tracker.statistics().polls == polls
+    assert requests_to(simulator, POLL) == seen
+
+
+async def test_closing_fails_pending_and_leaves_no_task(simulator: Simulator) -> None:
+    """Leaving the client's block fails pending handles with TrackerClosedError, leaking no task."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    before = asyncio.all_tasks()
+    async with make_client(simulator) as client:
+        ids = await submit(client, 3)
+        handles = [client.track(gid) for gid in ids]
+        with anyio.fail_after(DEADLINE):
+            await eventually(lambda: looks(client) >= 3)
+    for handle in handles:
+        with raises_clean(TrackerClosedError):
+            await handle
+    with pytest.raises(RuntimeError, match="not running"):
+        client.track("late")
+
+    def ours(task: asyncio.Task[Any]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        name = code.co_filename if code is not None else ""
+        return "leonardo_async" in name and "simulator" not in name
+
+    await eventually(lambda: not [t for t in asyncio.all_tasks() - before if ours(t)])
+
+
+# --- many jobs ------------------------------------------------------------------------------
+
+
+async def test_as_completed_yields_in_finish_order(client: LeonardoClient) -> None:
+    """as_completed yields generations in the order they finish, then ends."""
+    tracker = client.tracker
+    ids = ["a", "b", "c", "d"]
+    slow = PollSchedule(initial=600)
+    for gid in ids:
+        tracker.track(gid, schedule=slow)
+    finish = ["c", "a", "d", "b"]
+    seen: list[str] = []
+
+    async def report() -> None:
+        for gid in finish:
+            await anyio.sleep(0.01)
+            image = GeneratedImage(f"{gid}-i", motion_mp4_url=f"{gid}.mp4")
+            tracker.notify(Generation(gid, GenerationStatus.COMPLETE, generated_images=(image,)))
+
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(report)
+            async for generation in tracker.as_completed():
+                seen.append(generation.id)
+    assert seen == finish
+
+
+async def test_as_completed_over_simulated_jobs(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """Every tracked job is yielded once, FAILED ones included, and iteration ends."""
+    simulator.configure(durations=JobDurations(kind="uniform", median=0.3, spread=0.8))
+    ids = await submit(client, 6)
+    for gid in ids:
+        client.track(gid)
+    with anyio.fail_after(DEADLINE):
+        yielded = [g.id async for g in client.tracker.as_completed()]
+    assert sorted(yielded) == sorted(ids)
+
+
+async def _run_jobs(sim: Simulator, count: int, **options: Any) -> tuple[int, int]:
+    """Track ``count`` jobs to the end; return (per-job GETs, listing pages) the server saw."""
+    async with make_client(sim, **options) as client:
+        ids = await submit(client, count)
+        sim.reset_stats()
+        handles = [client.track(gid) for gid in ids]
+        with anyio.fail_after(DEADLINE):
+            results = [await handle for handle in handles]
+        assert [g.id for g in results] == ids
+        assert all(g.status is GenerationStatus.COMPLETE for g in results)
+        assert client.tracker.statistics().complete == count
+    return requests_to(sim, POLL), requests_to(sim, LISTING)
+
+
+async def test_batched_status_saves_requests() -> None:
+    """With many jobs pending, listing pages replace most per-job GETs."""
+    config = sim_config(durations=JobDurations.fixed(0.8))
+    async with Simulator(config) as sim:
+        single_gets, single_pages = await _run_jobs(sim, 12, batched_status=False)
+    async with Simulator(config) as sim:
+        batched_gets, batched_pages = await _run_jobs(sim, 12, batched_status=True)
+    assert single_pages == 0
+    assert batched_pages > 0
+    assert batched_gets + batched_pages < single_gets / 2
+    assert batched_gets < single_gets / 4
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"listing_max_limit": 4},
+        {"listing_order": "random"},
+        {"listing_order": "oldest"},
+        {"listing_drop_rate": 0.5},
+        {"listing_includes_video": False},
+        {"created_at_suffix": "Z"},
+    ],
+    ids=["paginated", "unordered", "oldest-first", "dropping", "no-videos", "utc-suffix"],
+)
+async def test_batched_status_survives_odd_listings(changes: dict[str, Any]) -> None:
+    """Paginated, unordered, or incomplete listings still let every job resolve."""
+    config = sim_config(durations=JobDurations(kind="uniform", median=0.5, spread=0.5), **changes)
+    async with Simulator(config) as sim:
+        gets, pages = await _run_jobs(sim, 10)
+    assert gets + pages > 0
+    if changes.get("listing_includes_video") is False:
+        assert gets >= 10  # the listing helped nobody: every job was looked at itself
+
+
+async def test_progress_callback_gets_snapshots(client: LeonardoClient) -> None:
+    """on_progress receives frozen statistics snapshots as jobs finish."""
+    snapshots: list[TrackerStatistics] = []
+    client.tracker.on_progress = snapshots.append
+    ids = await submit(client, 2)
+    with anyio.fail_after(DEADLINE):
+        for gid in ids:
+            await client.wait(gid)
+    assert snapshots
+    assert snapshots[-1].complete == 2
+    assert snapshots[-1].pending == 0
+    with pytest.raises(AttributeError):
+        snapshots[-1].complete = 5  # type: ignore[misc]
+
+
+async def test_tracker_needs_to_be_entered() -> None:
+    """track() outside ``async with`` says how to use the tracker."""
+    tracker = JobTracker(_NoSource())
+    with pytest.raises(RuntimeError, match="async with"):
+        tracker.track("x")
+
+
+async def test_wait_logs_no_key(client: LeonardoClient, caplog: pytest.LogCaptureFixture) -> None:
+    """Tracking at DEBUG level logs requests by URL, never the key."""
+    caplog.set_level(logging.DEBUG)
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE):
+        await client.wait(gid)
+    assert any(gid in r.getMessage() for r in caplog.records)
+    assert not any(KEY in r.getMessage() for r in caplog.records)
+
+
+class _NoSource:
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        raise AssertionError
+
+    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
+        raise AssertionError
+
+    def parse_generation(self, raw: Any, source: str) -> Generation:
+        raise AssertionError
