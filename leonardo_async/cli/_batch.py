@@ -50,7 +50,10 @@ limits allow, downloading the videos into --out.
 
 Each line: "prompt", "image" (a path, relative to the file, or an image id), optional
 "end_image", "model", "resolution", "orientation" or "width"/"height", "duration",
-"seed", "key"; any other field is passed to the API as given.
+"seed", "key"; any other field is passed to the API as given. A bad line (not JSON, a
+broken rule, a frame file missing or not an image, a key another line has) is reported
+with its number and gets an ERROR result before anything is sent; the other lines still
+run (exit 2 at the end), or, with --strict, none does.
 
 --out holds journal.sqlite: a run killed at any moment continues with --resume and never
 submits an item twice. results.jsonl gets one line per input line.

@@ -1,0 +1,398 @@
+"""``leonardo-async batch`` run in-process (``main([...])`` in a worker thread) on the simulator.
+
+Exit codes: 0 every line complete, 1 some job failed or errored, 2 bad input (nothing
+submitted for it), 3 API or network error. The output folder is only reused with
+``--resume``, and only for the same input unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from _images import png_bytes
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leonardo_async._items import video_name
+from leonardo_async.cli import main
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+
+KEY = "sk-batch-CANARY-0f3a9c7e-never-print"
+FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
+SUBMIT = "POST /generations-image-to-video"
+NAME = re.compile(r"^\d{5}-[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]+\.mp4$")
+
+
+@pytest.fixture
+async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
+    """A simulator with short jobs; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
+    config = SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.05), seed=11)
+    async with Simulator(config) as running:
+        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
+        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
+        yield running
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder with a start frame, start.png."""
+    (tmp_path / "start.png").write_bytes(png_bytes())
+    return tmp_path
+
+
+async def batch(jobs: Path, out: Path, *extra: str) -> int:
+    """Run ``leonardo-async batch`` in a worker thread (it runs its own event loop)."""
+    argv = ["batch", str(jobs), "--out", str(out), *FAST_POLL, *extra]
+    with anyio.fail_after(60):
+        return await anyio.to_thread.run_sync(main, argv)
+
+
+def write_jobs(path: Path, *lines: dict[str, Any] | str) -> Path:
+    """Write a JSONL batch file (dicts as JSON, strings as they are)."""
+    text = "\n".join(json.dumps(line) if isinstance(line, dict) else line for line in lines)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def jobs_of(folder: Path, count: int, prefix: str = "shot") -> Path:
+    """A batch file of ``count`` good lines, prompts distinct."""
+    lines = [{"prompt": f"{prefix} {i}", "image": "start.png"} for i in range(count)]
+    return write_jobs(folder / "jobs.jsonl", *lines)
+
+
+def results(out: Path) -> list[dict[str, Any]]:
+    """The lines of ``out/results.jsonl``."""
+    text = (out / "results.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def requests_seen(sim: Simulator) -> int:
+    """Every request the simulator saw, API and storage."""
+    stats = sim.statistics()
+    return sum(stats.requests.values()) + sum(stats.storage_requests.values())
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path``, links and dots resolved, lies directly in ``folder``."""
+    return path.resolve().parent == folder.resolve()
+
+
+def files_in(folder: Path) -> list[str]:
+    """Names of everything in ``folder``."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+def assert_videos_exact(sim: Simulator, out: Path, lines: list[dict[str, Any]]) -> None:
+    """Every COMPLETE line names an MP4 inside ``out`` holding the simulator's exact bytes."""
+    for line in lines:
+        if line["status"] == "COMPLETE":
+            video = Path(line["video"])
+            assert video.parent == out
+            assert video.read_bytes() == sim.video_bytes(line["generation_id"])
+
+
+# --- exit codes ------------------------------------------------------------------------
+
+
+async def test_a_batch_exits_0_with_one_result_line_per_input_line(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every line completes: exit 0, results.jsonl in input order, byte-exact MP4s."""
+    out = folder / "out"
+    assert await batch(jobs_of(folder, 5), out) == 0
+    lines = results(out)
+    assert [line["line"] for line in lines] == [1, 2, 3, 4, 5]
+    assert all(line["status"] == "COMPLETE" and line["error"] is None for line in lines)
+    assert all(line["cost"] == "2140" and line["cost_unit"] == "CREDITS" for line in lines)
+    assert_videos_exact(sim, out, lines)
+    assert sim.statistics().generations_created == 5
+    assert sim.statistics().duplicate_submissions == 0
+    assert "5 complete, 0 failed, 0 errors" in capsys.readouterr().out
+    assert not [name for name in files_in(out) if name.endswith(".part")]
+
+
+async def test_a_failed_job_exits_1(sim: Simulator, folder: Path) -> None:
+    """A job that ends FAILED exits 1 and is FAILED in results.jsonl."""
+    sim.configure(failure_rate=1.0)
+    out = folder / "out"
+    assert await batch(jobs_of(folder, 2), out) == 1
+    assert [line["status"] for line in results(out)] == ["FAILED", "FAILED"]
+    assert all(line["video"] is None for line in results(out))
+
+
+async def test_a_bad_line_is_reported_the_rest_run_and_the_exit_is_2(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --strict a bad line is an ERROR result, the good lines complete, exit 2."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "good one", "image": "start.png"},
+        {"prompt": "bad", "image": "start.png", "duration": 5},
+        {"prompt": "good two", "image": "start.png"},
+    )
+    out = folder / "out"
+    assert await batch(jobs, out) == 2
+    lines = results(out)
+    assert [line["status"] for line in lines] == ["COMPLETE", "ERROR", "COMPLETE"]
+    assert lines[1]["error"].startswith("line 2: invalid duration=5")
+    assert "line 2: invalid duration=5" in capsys.readouterr().err
+    assert sim.statistics().generations_created == 2
+
+
+async def test_strict_with_a_bad_line_exits_2_and_submits_nothing(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--strict refuses the whole file for one bad line; the API sees no request."""
+    jobs = write_jobs(folder / "jobs.jsonl", {"prompt": "good", "image": "start.png"}, "{not json")
+    out = folder / "out"
+    assert await batch(jobs, out, "--strict") == 2
+    err = capsys.readouterr().err
+    assert "line 2: not valid JSON" in err
+    assert "nothing submitted" in err
+    assert requests_seen(sim) == 0
+    assert not out.exists()
+
+
+async def test_a_missing_image_file_is_a_bad_line(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A frame file that does not exist is caught while reading: its line errs, exit 2."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "here", "image": "start.png"},
+        {"prompt": "not here", "image": "frames/missing.png"},
+    )
+    out = folder / "out"
+    assert await batch(jobs, out) == 2
+    lines = results(out)
+    assert [line["status"] for line in lines] == ["COMPLETE", "ERROR"]
+    assert "missing.png" in lines[1]["error"]
+    assert lines[1]["error"].startswith("line 2: ")
+    assert "line 2: " in capsys.readouterr().err
+    assert sim.statistics().generations_created == 1
+    assert await batch(jobs, folder / "strict", "--strict") == 2
+    assert sim.statistics().generations_created == 1
+
+
+async def test_an_api_error_exits_3(
+    sim: Simulator,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A key the API refuses exits 3, and the wrong key is not printed either."""
+    monkeypatch.setenv("LEONARDO_API_KEY", "sk-wrong-CANARY-key")
+    assert await batch(jobs_of(folder, 2), folder / "out") == 3
+    printed = capsys.readouterr()
+    assert "401" in printed.err
+    assert "sk-wrong-CANARY-key" not in printed.out + printed.err
+    assert sim.statistics().generations_created == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("--concurrency", "0"),
+        ("--spm", "-5"),
+        ("--max-credits", "plenty"),
+        ("--timeout", "0"),
+        ("--poll-initial", "-1"),
+    ],
+)
+async def test_bad_options_exit_2_and_send_nothing(
+    sim: Simulator, folder: Path, extra: tuple[str, str]
+) -> None:
+    """Invalid numeric options exit 2 before anything is sent."""
+    assert await batch(jobs_of(folder, 1), folder / "out", *extra) == 2
+    assert requests_seen(sim) == 0
+
+
+# --- planning and money --------------------------------------------------------------------
+
+
+async def test_dry_run_prints_the_plan_and_sends_nothing(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--dry-run prints items, uploads and estimated credits; the simulator sees no request."""
+    (folder / "end.png").write_bytes(png_bytes(rgb=(9, 9, 9)))
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "a", "image": "start.png", "end_image": "end.png"},
+        {"prompt": "b", "image": "start.png", "duration": 4},
+        {"prompt": "c", "image": "start.png", "model": "VEO3_1FAST", "duration": 4},
+        "{broken",
+    )
+    out = folder / "out"
+    assert await batch(jobs, out, "--dry-run") == 0
+    printed = capsys.readouterr().out
+    assert "items:            3 (1 bad lines)" in printed
+    assert "frames to upload: 2" in printed
+    assert f"estimated cost:   {2140 + 1070 + 535} CREDITS" in printed
+    assert "nothing was submitted" in printed
+    assert requests_seen(sim) == 0
+    assert not out.exists()
+
+
+async def test_max_credits_stops_submitting_and_a_resume_finishes(
+    sim: Simulator, folder: Path
+) -> None:
+    """--max-credits leaves the rest unsubmitted (exit 1); --resume without it completes them."""
+    jobs = jobs_of(folder, 4)
+    out = folder / "out"
+    assert await batch(jobs, out, "--max-credits", "4500", "--concurrency", "2") == 1
+    first = results(out)
+    assert sorted(line["status"] for line in first) == ["COMPLETE"] * 2 + ["ERROR"] * 2
+    assert all("max credits" in line["error"] for line in first if line["status"] == "ERROR")
+    assert sim.statistics().credits_spent == 4280
+    assert await batch(jobs, out, "--resume") == 0
+    lines = results(out)
+    assert [line["status"] for line in lines] == ["COMPLETE"] * 4
+    assert sim.statistics().generations_created == 4
+    assert sim.statistics().duplicate_submissions == 0
+    assert_videos_exact(sim, out, lines)
+
+
+async def test_no_download_leaves_videos_on_the_cdn(sim: Simulator, folder: Path) -> None:
+    """--no-download completes lines with no video file and no CDN request."""
+    out = folder / "out"
+    assert await batch(jobs_of(folder, 2), out, "--no-download") == 0
+    assert all(line["video"] is None for line in results(out))
+    assert sim.statistics().downloads == 0
+    assert not [name for name in files_in(out) if name.endswith(".mp4")]
+
+
+async def test_retry_failed_resubmits_only_on_request(sim: Simulator, folder: Path) -> None:
+    """--resume keeps FAILED lines; --resume --retry-failed submits them once more."""
+    jobs = jobs_of(folder, 2)
+    out = folder / "out"
+    sim.configure(failure_rate=1.0)
+    assert await batch(jobs, out) == 1
+    sim.configure(failure_rate=0.0)
+    assert await batch(jobs, out, "--resume") == 1
+    assert sim.statistics().generations_created == 2
+    assert await batch(jobs, out, "--resume", "--retry-failed") == 0
+    assert sim.statistics().generations_created == 4
+    assert_videos_exact(sim, out, results(out))
+
+
+# --- the output folder -------------------------------------------------------------------
+
+
+async def test_reusing_out_without_resume_exits_2_and_submits_nothing(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second run into a folder holding a batch needs --resume; without it nothing is sent."""
+    jobs = jobs_of(folder, 2)
+    out = folder / "out"
+    assert await batch(jobs, out) == 0
+    before = (out / "results.jsonl").read_bytes()
+    sim.reset_stats()
+    assert await batch(jobs, out) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert requests_seen(sim) == 0
+    assert (out / "results.jsonl").read_bytes() == before
+    assert await batch(jobs, out, "--resume") == 0  # all complete, videos present
+    stats = sim.statistics()
+    assert stats.requests.get(SUBMIT, 0) == 0
+    assert stats.storage_requests == {}
+
+
+async def test_resume_with_another_input_exits_2_unless_forced(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume with a changed file exits 2 and sends nothing; --force runs only the new line."""
+    jobs = jobs_of(folder, 2)
+    out = folder / "out"
+    assert await batch(jobs, out) == 0
+    with jobs.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"prompt": "added later", "image": "start.png"}) + "\n")
+    sim.reset_stats()
+    assert await batch(jobs, out, "--resume") == 2
+    assert "different input file" in capsys.readouterr().err
+    assert requests_seen(sim) == 0
+    assert await batch(jobs, out, "--resume", "--force") == 0
+    assert sim.statistics().requests.get(SUBMIT) == 1
+    assert [line["status"] for line in results(out)] == ["COMPLETE"] * 3
+
+
+async def test_an_unwritable_out_exits_2(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out under a regular file cannot be a folder: exit 2, nothing sent."""
+    blocker = folder / "a-file"
+    blocker.write_text("not a folder")
+    assert await batch(jobs_of(folder, 1), blocker / "out") == 2
+    assert "not a writable folder" in capsys.readouterr().err
+    assert requests_seen(sim) == 0
+
+
+HOSTILE_PROMPTS = [
+    "../../etc/passwd",
+    "/etc/shadow",
+    "..",
+    "C:\\Windows\\System32\\evil",
+    "動画: 海の波 🌊",
+    "nul\x00byte and \n newline",
+    "w" * 1000,
+    "-",
+]
+
+
+async def test_video_names_never_escape_out(sim: Simulator, folder: Path) -> None:
+    """Prompts shaped like paths, unicode or 1000 characters still name files inside --out."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl", *({"prompt": p, "image": "start.png"} for p in HOSTILE_PROMPTS)
+    )
+    out = folder / "out"
+    assert await batch(jobs, out) == 0
+    lines = results(out)
+    assert len(lines) == len(HOSTILE_PROMPTS)
+    for line in lines:
+        video = Path(line["video"])
+        assert video.parent == out
+        assert inside(video, out)
+        assert NAME.match(video.name), video.name
+    assert_videos_exact(sim, out, lines)
+    assert len({line["video"] for line in lines}) == len(lines)
+
+
+@given(
+    index=st.integers(0, 99_999),
+    prompt=st.text(max_size=300),
+    generation_id=st.text(max_size=60),
+)
+def test_video_name_is_always_one_safe_file_name(
+    index: int, prompt: str, generation_id: str
+) -> None:
+    """Any prompt and id give one '[a-z0-9-]' file name: no separator, no dot-dot, no escape."""
+    name = video_name(index, prompt, generation_id)
+    assert NAME.match(name), name
+    assert set(name) <= set(string.ascii_lowercase + string.digits + "-.")
+    assert Path(name).name == name
+    assert name.startswith(f"{index:05d}-")
+
+
+async def test_the_key_is_never_written_or_printed(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither output, error stream, results, journal nor videos hold the API key (with -v)."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "fine", "image": "start.png"},
+        {"prompt": "refused", "image": "no-such-image-id"},
+    )
+    out = folder / "out"
+    argv = ["-v", "batch", str(jobs), "--out", str(out), *FAST_POLL]
+    assert await anyio.to_thread.run_sync(main, argv) == 1
+    printed = capsys.readouterr()
+    assert KEY not in printed.out + printed.err
+    assert "400" in results(out)[1]["error"]
+    for path in out.iterdir():
+        assert KEY.encode() not in path.read_bytes(), path
