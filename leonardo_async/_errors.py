@@ -54,8 +54,19 @@ __all__ = [
 ]
 
 
+def _restore(kind: type[LeonardoError], args: tuple[Any, ...]) -> LeonardoError:
+    error = kind.__new__(kind)
+    error.args = args
+    return error
+
+
 class LeonardoError(Exception):
     """Root of every error raised by leonardo-async."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickle from the attributes: subclasses' constructors take other arguments
+        # than the message that ``args`` holds, so the default ``cls(*args)`` fails.
+        return (_restore, (type(self), self.args), self.__dict__)
 
 
 class ValidationError(LeonardoError, ValueError):
