@@ -20,7 +20,7 @@ import attrs
 import pytest
 
 from leonardo_async import LeonardoClient, Limits, PollSchedule, RetryPolicy
-from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig, config_from_mapping
 
 #: A distinctive API key: it must never show up in a log, a repr or an exception.
 KEY = "sk-CANARY-7e1f0b9c4d2a-do-not-leak"
@@ -36,9 +36,12 @@ DEADLINE = 30.0
 
 
 def sim_config(**changes: Any) -> SimulatorConfig:
-    """A simulator config with the canary key, short jobs and no running limit."""
+    """A simulator config with the canary key, short jobs and no running limit.
+
+    ``changes`` are knobs as :meth:`Simulator.configure` takes them (nested ones merge).
+    """
     base = SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.1), max_running=None, seed=7)
-    return attrs.evolve(base, **changes)
+    return config_from_mapping(changes, base=base)
 
 
 def assert_no_key(value: object) -> None:
