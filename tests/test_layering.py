@@ -1,0 +1,146 @@
+"""Data flows one way through the package: an AST check of who imports whom.
+
+The order is the one in the design notes: a module may import only modules listed above
+it. ``__init__`` and ``__main__`` are exempt, nothing imports ``cli``, and the simulator
+imports nothing of the package outside itself. Imports under ``if TYPE_CHECKING:`` are
+not run and so do not count (``_errors`` names ``Generation`` in an annotation).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import leonardo_async
+
+PACKAGE = Path(leonardo_async.__file__).parent
+
+#: Top to bottom. A new module must be placed here, below everything it imports.
+LAYERS = [
+    "_errors",
+    "models",
+    "_convert",
+    "_retry",
+    "_limits",
+    "_schedule",
+    "_uploads",
+    "_transport",
+    "_reconcile",
+    "_tracker",
+    "_client",
+    "_pricing",
+    "_items",
+    "_jobsfile",
+    "_journal",
+    "_batch",
+    "webhook",
+    "cli",
+]
+EXEMPT = {"__init__", "__main__"}
+
+
+def _top(path: Path) -> str:
+    """The top-level unit a file belongs to (``cli`` for ``cli/_batch.py``)."""
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def _package_parts(path: Path) -> list[str]:
+    """The package a file is in, as parts below ``leonardo_async``."""
+    return list(path.relative_to(PACKAGE).parent.parts)
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node, except those under ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        yield node
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def imported_units(path: Path) -> set[str]:
+    """The top-level units of ``leonardo_async`` that ``path`` imports at run time.
+
+    The package root itself appears as ``__init__``.
+    """
+    found: set[str] = set()
+    here = _package_parts(path)
+    for node in _runtime_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+        targets: list[list[str]] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name.split(".") for a in node.names]
+            targets = [t[1:] for t in targets if t[0] == "leonardo_async"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                parts = (node.module or "").split(".")
+                if parts[0] != "leonardo_async":
+                    continue
+                base = parts[1:]
+            else:
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else list(here)
+                if node.level - 1 > len(here):
+                    raise AssertionError(f"{path}: relative import above the package")
+                base += (node.module or "").split(".") if node.module else []
+            if base:
+                targets = [base]
+            else:  # ``from . import x`` at the root: x is a module or a name in __init__
+                targets = [
+                    [a.name]
+                    if (PACKAGE / f"{a.name}.py").exists() or (PACKAGE / a.name).is_dir()
+                    else ["__init__"]
+                    for a in node.names
+                ]
+        found.update(t[0] for t in targets if t)
+    return found
+
+
+def package_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_has_a_layer() -> None:
+    """Each module of the package is placed in the layer order (or is exempt)."""
+    units = {_top(p) for p in package_files()} - EXEMPT - {"simulator"}
+    unplaced = sorted(units - set(LAYERS))
+    assert not unplaced, f"add {unplaced} to LAYERS in tests/test_layering.py"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in package_files() if _top(p) not in EXEMPT | {"simulator"}],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_imports_only_from_above(path: Path) -> None:
+    """A module imports only modules above it (its own package's files excepted)."""
+    unit = _top(path)
+    level = LAYERS.index(unit)
+    for imported in imported_units(path) - {unit}:
+        if imported == "__init__":
+            assert unit == "cli", f"{path.name} imports the package root"
+            continue
+        if imported == "simulator":
+            assert unit == "cli", f"{unit} imports the simulator (only the CLI may)"
+            continue
+        assert imported in LAYERS, f"{unit} imports unplaced {imported}"
+        assert LAYERS.index(imported) < level, f"{unit} imports {imported}, which is below it"
+
+
+def test_nothing_imports_cli() -> None:
+    """Only ``__main__`` (and cli itself) import the CLI."""
+    for path in package_files():
+        if _top(path) in ("cli", "__main__"):
+            continue
+        assert "cli" not in imported_units(path), path
+
+
+def test_simulator_is_independent() -> None:
+    """The simulator imports nothing of leonardo_async outside itself."""
+    for path in (PACKAGE / "simulator").rglob("*.py"):
+        assert imported_units(path) <= {"simulator"}, path
