@@ -256,9 +256,7 @@ class Transport:
                 return uncertain
             return error
         if creates and failure is not Failure.NOT_SENT:
-            return SubmitUncertainError(
-                method, url, cause, answered=failure is Failure.BAD_BODY
-            )
+            return SubmitUncertainError(method, url, cause, answered=failure is Failure.BAD_BODY)
         return TransportError(method, url, cause)
 
     async def post_form(

@@ -66,19 +66,23 @@ async def post_init_image(request: web.Request) -> web.Response:
         body = await _json_body(request)
         extension = body.get("extension") if isinstance(body, dict) else None
         if extension not in _EXTENSIONS:
-            raise _BadRequest(f'"extension" is required and must be one of '
-                              f"{', '.join(_EXTENSIONS)}, got {extension!r}")
+            raise _BadRequest(
+                f'"extension" is required and must be one of '
+                f"{', '.join(_EXTENSIONS)}, got {extension!r}"
+            )
     except _BadRequest as exc:
         return json_error(400, str(exc), exc.code)
     image = core.new_init_image(extension)
-    return _ok({
-        "uploadInitImage": {
-            "id": image.id,
-            "url": core.upload_url,
-            "fields": json.dumps(image.fields),
-            "key": image.key,
+    return _ok(
+        {
+            "uploadInitImage": {
+                "id": image.id,
+                "url": core.upload_url,
+                "fields": json.dumps(image.fields),
+                "key": image.key,
+            }
         }
-    })
+    )
 
 
 async def get_init_image(request: web.Request) -> web.Response:
@@ -113,12 +117,18 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
     if config.max_running is not None and running >= config.max_running:
         wait = max(0.0, store.next_finish(api_key) - now)
         return too_many_requests(
-            core, wait, f"concurrency limit reached: {running} generations running "
-                        f"(limit {config.max_running})")
+            core,
+            wait,
+            f"concurrency limit reached: {running} generations running "
+            f"(limit {config.max_running})",
+        )
     cost = cost_of(submit, config.cost_1080p_multiplier)
     if cost > store.balance:
-        return json_error(402, f"not enough API credits: this generation costs {cost}, "
-                               f"the balance is {store.balance}", "insufficient-credits")
+        return json_error(
+            402,
+            f"not enough API credits: this generation costs {cost}, the balance is {store.balance}",
+            "insufficient-credits",
+        )
     row = core.create_generation(submit, body, api_key, cost)
     return _ok(job_json(row.id, row.cost))
 
@@ -156,8 +166,7 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     if text is None:
         return default
     if not (text.isascii() and text.isdigit()):
-        raise _BadRequest(f'"{name}" must be a non-negative integer, got {text!r}',
-                          "parse-failed")
+        raise _BadRequest(f'"{name}" must be a non-negative integer, got {text!r}', "parse-failed")
     return int(text)
 
 

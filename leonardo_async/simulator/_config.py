@@ -27,17 +27,19 @@ __all__ = [
 ]
 
 #: The names of the API routes, as stats count them and ``FaultConfig.routes`` filters them.
-API_ROUTES = frozenset({
-    "POST /init-image",
-    "GET /init-image/{id}",
-    "DELETE /init-image/{id}",
-    "POST /generations-image-to-video",
-    "POST /generations-text-to-video",
-    "GET /generations/user/{userId}",
-    "GET /generations/{id}",
-    "DELETE /generations/{id}",
-    "GET /me",
-})
+API_ROUTES = frozenset(
+    {
+        "POST /init-image",
+        "GET /init-image/{id}",
+        "DELETE /init-image/{id}",
+        "POST /generations-image-to-video",
+        "POST /generations-text-to-video",
+        "GET /generations/user/{userId}",
+        "GET /generations/{id}",
+        "DELETE /generations/{id}",
+        "GET /me",
+    }
+)
 
 _probability = [v.instance_of(float), v.ge(0.0), v.le(1.0)]
 
@@ -110,8 +112,9 @@ class JobDurations:
         if self.kind == "fixed":
             return self.median
         if self.kind == "uniform":
-            return max(0.0, rng.uniform(self.median * (1 - self.spread),
-                                        self.median * (1 + self.spread)))
+            return max(
+                0.0, rng.uniform(self.median * (1 - self.spread), self.median * (1 + self.spread))
+            )
         return self.median * math.exp(rng.gauss(0.0, self.spread))
 
 
@@ -149,15 +152,9 @@ class FaultConfig:
     slow_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     slow_seconds: float = attrs.field(default=30.0, converter=float, validator=v.ge(0.0))
     malformed_json_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    unexpected_shape_rate: float = attrs.field(
-        default=0.0, converter=float, validator=_probability
-    )
-    rate_limit_storm_rate: float = attrs.field(
-        default=0.0, converter=float, validator=_probability
-    )
-    rate_limit_storm_length: int = attrs.field(
-        default=5, validator=[v.instance_of(int), v.ge(1)]
-    )
+    unexpected_shape_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    rate_limit_storm_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    rate_limit_storm_length: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
     upload_expired_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     cdn_truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     vanish_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)

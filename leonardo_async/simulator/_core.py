@@ -85,12 +85,20 @@ class Core:
         key = f"{self.config.user_id}/initImages/{image_id}.{extension}"
         issued = _wall()
         fields = presigned_fields(
-            bucket=BUCKET, key=key, content_type=CONTENT_TYPES[extension],
-            secret=self.secret, issued=issued, ttl=self.config.upload_url_ttl,
+            bucket=BUCKET,
+            key=key,
+            content_type=CONTENT_TYPES[extension],
+            secret=self.secret,
+            issued=issued,
+            ttl=self.config.upload_url_ttl,
         )
         image = InitImage(
-            id=image_id, key=key, extension=extension, fields=fields,
-            created_wall=issued, expires_at=self.now() + self.config.upload_url_ttl,
+            id=image_id,
+            key=key,
+            extension=extension,
+            fields=fields,
+            created_wall=issued,
+            expires_at=self.now() + self.config.upload_url_ttl,
         )
         self.store.add_init_image(image)
         return image
@@ -105,8 +113,10 @@ class Core:
                 return f"init image {image_id!r} was never uploaded"
             return None
         if not self.store.generated_image_ready(image_id, self.now()):
-            return (f"no generated image {image_id!r} (imageType GENERATED needs the id of a "
-                    "generated image, not of a generation)")
+            return (
+                f"no generated image {image_id!r} (imageType GENERATED needs the id of a "
+                "generated image, not of a generation)"
+            )
         return None
 
     # -- generations ---------------------------------------------------------------------
@@ -120,13 +130,25 @@ class Core:
         seed = request.seed if request.seed is not None else self.rng.randrange(2**31)
         failed = self.rng.random() < config.failure_rate
         row = GenerationRow(
-            id=new_id(self.rng), api_key=api_key, endpoint=request.endpoint, body=body,
-            prompt=request.prompt, negative_prompt=request.negative_prompt,
-            model=request.model, duration=request.duration, resolution=request.resolution,
-            width=request.width, height=request.height, public=request.public, seed=seed,
-            cost=cost, created_wall=_wall(), created_at=now,
+            id=new_id(self.rng),
+            api_key=api_key,
+            endpoint=request.endpoint,
+            body=body,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            model=request.model,
+            duration=request.duration,
+            resolution=request.resolution,
+            width=request.width,
+            height=request.height,
+            public=request.public,
+            seed=seed,
+            cost=cost,
+            created_wall=_wall(),
+            created_at=now,
             finish_at=now + config.durations.draw(self.rng),
-            outcome="FAILED" if failed else "COMPLETE", image_id=new_id(self.rng),
+            outcome="FAILED" if failed else "COMPLETE",
+            image_id=new_id(self.rng),
             vanish=self.faults.draw(config.faults.vanish_rate, "vanish"),
         )
         stats = self.stats

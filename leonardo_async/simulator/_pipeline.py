@@ -39,9 +39,7 @@ __all__ = [
 ]
 
 API_PREFIX = "/api/rest/v1"
-SUBMIT_ROUTES = frozenset(
-    {"POST /generations-image-to-video", "POST /generations-text-to-video"}
-)
+SUBMIT_ROUTES = frozenset({"POST /generations-image-to-video", "POST /generations-text-to-video"})
 CORE = web.AppKey("core", Core)
 #: The authenticated key, for the route. Each aiohttp request runs in its own task, so a
 #: context variable is per request, on every aiohttp version (unlike typed request keys).
@@ -142,8 +140,9 @@ async def _process(
 def _unmatched(request: web.Request, exc: web.HTTPException) -> web.Response:
     if exc.status == 405:
         allow = exc.headers.get("Allow", "")
-        return json_error(405, f"method {request.method} not allowed", "method-not-allowed",
-                          {"Allow": allow})
+        return json_error(
+            405, f"method {request.method} not allowed", "method-not-allowed", {"Allow": allow}
+        )
     return json_error(404, "resource does not exist", "not-found")
 
 

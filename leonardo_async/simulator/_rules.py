@@ -82,8 +82,16 @@ class SubmitRequest:
     def fingerprint(self) -> tuple[object, ...]:
         """Return what makes two submits the same video, the seed left out."""
         return (
-            self.endpoint, self.prompt, self.image_id, self.image_type, self.end_frame,
-            self.model, self.duration, self.resolution, self.width, self.height,
+            self.endpoint,
+            self.prompt,
+            self.image_id,
+            self.image_type,
+            self.end_frame,
+            self.model,
+            self.duration,
+            self.resolution,
+            self.width,
+            self.height,
         )
 
 
@@ -123,8 +131,7 @@ def _optional(body: Mapping[str, Any], name: str, kind: type, label: str) -> Any
 
 def _image(name: str, image_id: object, image_type: object, check: ImageCheck) -> None:
     if image_type not in IMAGE_TYPES:
-        raise RuleError(f'"{name}" type must be one of {_choices(IMAGE_TYPES)}, '
-                        f"got {image_type!r}")
+        raise RuleError(f'"{name}" type must be one of {_choices(IMAGE_TYPES)}, got {image_type!r}')
     if not isinstance(image_id, str) or not image_id:
         raise RuleError(f'"{name}" id is required and must be a non-empty string')
     problem = check(str(image_type), image_id)
@@ -149,14 +156,18 @@ def _veo_shape(body: Mapping[str, Any], model: str) -> tuple[int, str, int, int]
     if duration is None:
         duration = 8
     elif not _is_int(duration) or duration not in VEO_DURATIONS:
-        raise RuleError(f'"duration" must be one of {_choices(VEO_DURATIONS)} (an integer) '
-                        f"for model {model}, got {duration!r}")
+        raise RuleError(
+            f'"duration" must be one of {_choices(VEO_DURATIONS)} (an integer) '
+            f"for model {model}, got {duration!r}"
+        )
     resolution = body.get("resolution")
     if resolution is None:
         resolution = "RESOLUTION_720"
     elif resolution not in VEO_SIZES:
-        raise RuleError(f'"resolution" must be one of {_choices(tuple(VEO_SIZES))} '
-                        f"for model {model}, got {resolution!r}")
+        raise RuleError(
+            f'"resolution" must be one of {_choices(tuple(VEO_SIZES))} '
+            f"for model {model}, got {resolution!r}"
+        )
     allowed = VEO_SIZES[resolution]
     width: Any = body.get("width")
     height: Any = body.get("height")
@@ -164,8 +175,10 @@ def _veo_shape(body: Mapping[str, Any], model: str) -> tuple[int, str, int, int]
         width, height = allowed[0]
     elif not (_is_int(width) and _is_int(height)) or (width, height) not in allowed:
         sizes = " or ".join(f"{w}x{h}" for w, h in allowed)
-        raise RuleError(f'"width" and "height" must be {sizes} for {resolution} on {model}, '
-                        f"got {width!r}x{height!r}")
+        raise RuleError(
+            f'"width" and "height" must be {sizes} for {resolution} on {model}, '
+            f"got {width!r}x{height!r}"
+        )
     return duration, resolution, width, height
 
 
@@ -174,21 +187,24 @@ def _legacy_shape(body: Mapping[str, Any], model: str) -> tuple[int, str, int, i
     if duration is None:
         duration = 5
     elif not _is_int(duration) or duration < 1:
-        raise RuleError(f'"duration" must be a positive integer for model {model}, '
-                        f"got {duration!r}")
+        raise RuleError(
+            f'"duration" must be a positive integer for model {model}, got {duration!r}'
+        )
     resolution = body.get("resolution")
     if resolution is None:
         resolution = "RESOLUTION_720"
     elif resolution not in LEGACY_SIZES:
-        raise RuleError(f'"resolution" must be one of {_choices(tuple(LEGACY_SIZES))}, '
-                        f"got {resolution!r}")
+        raise RuleError(
+            f'"resolution" must be one of {_choices(tuple(LEGACY_SIZES))}, got {resolution!r}'
+        )
     width: Any = body.get("width")
     height: Any = body.get("height")
     if width is None and height is None:
         width, height = LEGACY_SIZES[resolution]
     elif not (_is_int(width) and _is_int(height)) or width < 1 or height < 1:
-        raise RuleError(f'"width" and "height" must both be positive integers, '
-                        f"got {width!r}x{height!r}")
+        raise RuleError(
+            f'"width" and "height" must both be positive integers, got {width!r}x{height!r}'
+        )
     return duration, resolution, width, height
 
 
@@ -226,8 +242,10 @@ def parse_submit(body: object, *, endpoint: str, check: ImageCheck) -> SubmitReq
     if endpoint == "image-to-video":
         image_type = body.get("imageType")
         if image_type not in IMAGE_TYPES:
-            raise RuleError(f'"imageType" is required and must be one of '
-                            f"{_choices(IMAGE_TYPES)}, got {image_type!r}")
+            raise RuleError(
+                f'"imageType" is required and must be one of '
+                f"{_choices(IMAGE_TYPES)}, got {image_type!r}"
+            )
         image_id = body.get("imageId")
         if not isinstance(image_id, str) or not image_id:
             raise RuleError('"imageId" is required and must be a non-empty string')
@@ -247,7 +265,17 @@ def parse_submit(body: object, *, endpoint: str, check: ImageCheck) -> SubmitReq
         duration, resolution, width, height = _legacy_shape(body, model)
     public, seed, negative = _extras(body)
     return SubmitRequest(
-        endpoint=endpoint, prompt=prompt, negative_prompt=negative, image_id=image_id,
-        image_type=image_type, end_frame=end_frame, model=model, duration=duration,
-        resolution=resolution, width=width, height=height, public=public, seed=seed,
+        endpoint=endpoint,
+        prompt=prompt,
+        negative_prompt=negative,
+        image_id=image_id,
+        image_type=image_type,
+        end_frame=end_frame,
+        model=model,
+        duration=duration,
+        resolution=resolution,
+        width=width,
+        height=height,
+        public=public,
+        seed=seed,
     )

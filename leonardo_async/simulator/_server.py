@@ -92,8 +92,7 @@ class Simulator:
             await self._webhooks.aclose()
             raise
         self._started = True
-        logger.info("Leonardo simulator API at %s, storage at %s",
-                    self.base_url, self.storage_url)
+        logger.info("Leonardo simulator API at %s, storage at %s", self.base_url, self.storage_url)
 
     async def aclose(self) -> None:
         """Stop both sites and the webhook timer. The state is dropped with the object."""

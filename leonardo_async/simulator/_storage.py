@@ -76,16 +76,26 @@ async def _read_form(request: web.Request, limit: int) -> _Form:
 def _check_policy(core: Core, form: _Form) -> web.Response | None:
     image = core.store.init_images_by_key.get(form.fields.get("key", ""))
     if image is None:
-        return _s3_error(403, "AccessDenied",
-                         'Invalid according to Policy: Policy Condition failed: ["eq", "$key"]')
+        return _s3_error(
+            403,
+            "AccessDenied",
+            'Invalid according to Policy: Policy Condition failed: ["eq", "$key"]',
+        )
     for name, expected in image.fields.items():
         if form.fields.get(name) != expected:
-            return _s3_error(403, "AccessDenied", "Invalid according to Policy: Policy "
-                             f'Condition failed: ["eq", "${name}", "{expected}"]')
+            return _s3_error(
+                403,
+                "AccessDenied",
+                "Invalid according to Policy: Policy "
+                f'Condition failed: ["eq", "${name}", "{expected}"]',
+            )
     extra = sorted(set(form.fields) - set(image.fields))
     if extra:
-        return _s3_error(403, "AccessDenied", "Invalid according to Policy: Extra input "
-                         f"fields: {', '.join(extra)}")
+        return _s3_error(
+            403,
+            "AccessDenied",
+            f"Invalid according to Policy: Extra input fields: {', '.join(extra)}",
+        )
     expired = core.now() > image.expires_at
     if expired or core.faults.draw(core.config.faults.upload_expired_rate, "upload_expired"):
         return _s3_error(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
@@ -105,29 +115,40 @@ async def upload(request: web.Request) -> web.Response:
 
 async def _upload(request: web.Request, core: Core) -> web.Response:
     if "Authorization" in request.headers:
-        return _s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the "
-                         "X-Amz-Algorithm query parameter, Signature query string parameter "
-                         "or the Authorization header should be specified")
+        return _s3_error(
+            400,
+            "InvalidArgument",
+            "Only one auth mechanism allowed; only the "
+            "X-Amz-Algorithm query parameter, Signature query string parameter "
+            "or the Authorization header should be specified",
+        )
     if request.content_type != "multipart/form-data":
-        return _s3_error(412, "PreconditionFailed",
-                         "Bucket POST must be of the enclosure-type multipart/form-data")
+        return _s3_error(
+            412,
+            "PreconditionFailed",
+            "Bucket POST must be of the enclosure-type multipart/form-data",
+        )
     try:
         form = await _read_form(request, core.config.max_upload_bytes)
     except ValueError as exc:
-        return _s3_error(400, "MalformedPOSTRequest", f"The body of your POST request is not "
-                         f"well-formed multipart/form-data: {exc}")
+        return _s3_error(
+            400,
+            "MalformedPOSTRequest",
+            f"The body of your POST request is not well-formed multipart/form-data: {exc}",
+        )
     if form.too_large:
-        return _s3_error(400, "EntityTooLarge",
-                         "Your proposed upload exceeds the maximum allowed size")
+        return _s3_error(
+            400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size"
+        )
     problem = _check_policy(core, form)
     if problem is not None:
         return problem
     if form.file is None or form.file_count != 1:
-        return _s3_error(400, "InvalidArgument",
-                         "POST requires exactly one file upload per request.")
+        return _s3_error(
+            400, "InvalidArgument", "POST requires exactly one file upload per request."
+        )
     if form.field_after_file:
-        return _s3_error(400, "InvalidArgument",
-                         "The file must be the last field of the form.")
+        return _s3_error(400, "InvalidArgument", "The file must be the last field of the form.")
     image = core.store.init_images_by_key[form.fields["key"]]
     image.uploaded = True
     image.size = len(form.file)
@@ -171,9 +192,10 @@ async def cdn(request: web.Request) -> web.StreamResponse:
             return web.Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
         start, end = span
         headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-        data, status = data[start:end + 1], 206
-    if request.method == "GET" and core.faults.draw(core.config.faults.cdn_truncate_rate,
-                                                    "cdn_truncate"):
+        data, status = data[start : end + 1], 206
+    if request.method == "GET" and core.faults.draw(
+        core.config.faults.cdn_truncate_rate, "cdn_truncate"
+    ):
         return await _truncated(request, data, status, headers, content_type)
     if request.method == "GET":
         core.stats.downloads += 1

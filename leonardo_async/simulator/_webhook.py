@@ -101,7 +101,9 @@ class WebhookDispatcher:
         stats = self._core.stats
         try:
             async with self._session.post(
-                url, json=payload, headers=headers,
+                url,
+                json=payload,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 await response.read()

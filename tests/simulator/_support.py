@@ -53,9 +53,7 @@ class Api:
         """Return the authorization header of the simulator's key."""
         return {"authorization": f"Bearer {self.sim.api_key}"}
 
-    async def call(
-        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
-    ) -> Reply:
+    async def call(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> Reply:
         """Call an API path (relative to the base URL) and read the whole answer."""
         headers = {**(self.auth if auth else {}), **kwargs.pop("headers", {})}
         async with self.session.request(
@@ -109,8 +107,13 @@ class Api:
 
     async def submit_ok(self, image_id: str, **fields: Any) -> str:
         """Submit a valid Veo 3.1 body (plus *fields*); return the generation id."""
-        body = {"prompt": "a lighthouse at dusk", "imageId": image_id,
-                "imageType": "UPLOADED", "model": "VEO3_1", **fields}
+        body = {
+            "prompt": "a lighthouse at dusk",
+            "imageId": image_id,
+            "imageType": "UPLOADED",
+            "model": "VEO3_1",
+            **fields,
+        }
         reply = await self.submit(body)
         assert reply.status == 200, reply.body
         gid: str = reply.json["motionVideoGenerationJob"]["generationId"]

@@ -27,8 +27,14 @@ async def test_full_lifecycle(api: Api, sim: Simulator) -> None:
     """Upload a frame, submit, poll to COMPLETE, list, download byte-exact, delete."""
     start = await api.uploaded_image()
     end = await api.uploaded_image("jpg")
-    body = {**VEO_BODY, "imageId": start, "endFrameImage": {"id": end, "type": "UPLOADED"},
-            "seed": 42, "isPublic": False, "someFutureField": [1, 2]}
+    body = {
+        **VEO_BODY,
+        "imageId": start,
+        "endFrameImage": {"id": end, "type": "UPLOADED"},
+        "seed": 42,
+        "isPublic": False,
+        "someFutureField": [1, 2],
+    }
     reply = await api.submit(body)
     assert reply.status == 200
     job = reply.json["motionVideoGenerationJob"]
@@ -104,9 +110,17 @@ async def test_defaults_for_veo(api: Api, sim: Simulator) -> None:
 async def test_fast_model_costs_half(api: Api) -> None:
     """VEO3_1FAST costs about half of VEO3_1 for the same duration."""
     image = await api.uploaded_image()
-    reply = await api.submit({**VEO_BODY, "imageId": image, "model": "VEO3_1FAST",
-                              "duration": 4, "resolution": "RESOLUTION_720",
-                              "width": 720, "height": 1280})
+    reply = await api.submit(
+        {
+            **VEO_BODY,
+            "imageId": image,
+            "model": "VEO3_1FAST",
+            "duration": 4,
+            "resolution": "RESOLUTION_720",
+            "width": 720,
+            "height": 1280,
+        }
+    )
     assert reply.json["motionVideoGenerationJob"]["cost"]["amount"] == "535"
 
 
@@ -124,8 +138,11 @@ async def test_generated_image_as_start_frame(api: Api) -> None:
 
 async def test_text_to_video(api: Api) -> None:
     """The text-to-video endpoint takes the body without image fields."""
-    reply = await api.call("POST", "/generations-text-to-video",
-                           json={"prompt": "rain on a window", "model": "VEO3_1FAST"})
+    reply = await api.call(
+        "POST",
+        "/generations-text-to-video",
+        json={"prompt": "rain on a window", "model": "VEO3_1FAST"},
+    )
     assert reply.status == 200
     gid = reply.json["motionVideoGenerationJob"]["generationId"]
     done = await api.finished(gid)

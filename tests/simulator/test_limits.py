@@ -125,8 +125,9 @@ async def test_max_running(session: aiohttp.ClientSession) -> None:
         image = await api.uploaded_image()
         first = await api.submit_ok(image)
         await api.submit_ok(image)
-        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED",
-                                    "model": "VEO3_1"})
+        refused = await api.submit(
+            {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
+        )
         assert refused.status == 429
         assert refused.json["code"] == "rate-limit-exceeded"
         assert int(refused.headers["Retry-After"]) >= 1
@@ -147,8 +148,15 @@ async def test_balance(session: aiohttp.ClientSession) -> None:
         await api.submit_ok(image, duration=4)  # 1070 credits
         me = (await api.call("GET", "/me")).json["user_details"][0]
         assert (me["apiSubscriptionTokens"], me["apiPaidTokens"]) == (0, 30)
-        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED",
-                                    "model": "VEO3_1", "duration": 4})
+        refused = await api.submit(
+            {
+                "prompt": "p",
+                "imageId": image,
+                "imageType": "UPLOADED",
+                "model": "VEO3_1",
+                "duration": 4,
+            }
+        )
         assert refused.status == 402
         assert refused.json["code"] == "insufficient-credits"
         sim.configure(api_subscription_tokens=5000)
@@ -159,9 +167,16 @@ async def test_1080p_multiplier(session: aiohttp.ClientSession) -> None:
     """``cost_1080p_multiplier`` prices 1080p."""
     async with Simulator(SimulatorConfig(cost_1080p_multiplier=1.5)) as sim:
         api = Api(sim, session)
-        reply = await api.submit({"prompt": "p", "imageId": await api.uploaded_image(),
-                                  "imageType": "UPLOADED", "model": "VEO3_1", "duration": 4,
-                                  "resolution": "RESOLUTION_1080"})
+        reply = await api.submit(
+            {
+                "prompt": "p",
+                "imageId": await api.uploaded_image(),
+                "imageType": "UPLOADED",
+                "model": "VEO3_1",
+                "duration": 4,
+                "resolution": "RESOLUTION_1080",
+            }
+        )
         assert reply.json["motionVideoGenerationJob"]["cost"]["amount"] == "1605"
 
 

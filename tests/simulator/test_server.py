@@ -78,8 +78,9 @@ async def test_admin_api(api: Api, sim: Simulator) -> None:
     assert stats["generations_created"] == 1
     assert stats["responses"]["200"] == 2
 
-    changed = await api.raw("POST", f"{admin}/config",
-                            json={"max_running": 3, "faults": {"slow_seconds": 2}})
+    changed = await api.raw(
+        "POST", f"{admin}/config", json={"max_running": 3, "faults": {"slow_seconds": 2}}
+    )
     assert changed.status == 200
     assert sim.config.max_running == 3
     assert sim.config.faults.slow_seconds == 2.0
@@ -230,8 +231,13 @@ def test_config_from_mapping() -> None:
     assert config.faults.routes == frozenset({"GET /me"})
     assert config.seed == 3
     assert config_from_mapping(config_to_json(config)) == config
-    for bad in ({"nope": 1}, {"seed": "3"}, {"durations": {"kind": "gamma"}},
-                {"listing_includes_video": 1}, {"requests_per_second": True}):
+    for bad in (
+        {"nope": 1},
+        {"seed": "3"},
+        {"durations": {"kind": "gamma"}},
+        {"listing_includes_video": 1},
+        {"requests_per_second": True},
+    ):
         with pytest.raises(ValueError, match=r".+"):
             config_from_mapping(bad)
 

@@ -19,8 +19,15 @@ PACKAGE = Path(simulator.__file__).parent
 def test_all_is_sorted_and_complete() -> None:
     """``__all__`` is sorted and names the whole agreed API."""
     assert simulator.__all__ == sorted(simulator.__all__)
-    expected = {"Simulator", "SimulatorConfig", "FaultConfig", "JobDurations",
-                "SimulatorStats", "serve", "config_from_mapping"}
+    expected = {
+        "Simulator",
+        "SimulatorConfig",
+        "FaultConfig",
+        "JobDurations",
+        "SimulatorStats",
+        "serve",
+        "config_from_mapping",
+    }
     assert expected <= set(simulator.__all__)
     for name in simulator.__all__:
         assert getattr(simulator, name).__doc__
@@ -33,7 +40,8 @@ def test_imports_nothing_else_from_the_package() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 assert not node.module.startswith("leonardo_async") or node.module.startswith(
-                    "leonardo_async.simulator"), (path.name, node.module)
+                    "leonardo_async.simulator"
+                ), (path.name, node.module)
             if isinstance(node, ast.ImportFrom) and node.level > 1:
                 raise AssertionError(f"{path.name} reaches outside the simulator")
             if isinstance(node, ast.Import):
@@ -51,8 +59,11 @@ def test_route_names_match_the_router() -> None:
 
     app = web.Application()
     add_api_routes(app)
-    served = {f"{r.method} {r.resource.canonical.removeprefix(API_PREFIX)}"
-              for r in app.router.routes() if r.resource is not None}
+    served = {
+        f"{r.method} {r.resource.canonical.removeprefix(API_PREFIX)}"
+        for r in app.router.routes()
+        if r.resource is not None
+    }
     assert served == API_ROUTES
     with pytest.raises(ValueError, match="unknown routes"):
         FaultConfig(routes=["GET /generation/{id}"])
@@ -68,9 +79,19 @@ def test_ten_thousand_jobs() -> None:
     """Ten thousand generations are records, not tasks; running counts drain lazily."""
     core = Core(SimulatorConfig(durations=JobDurations(kind="uniform", median=3600, spread=0.5)))
     request = SubmitRequest(
-        endpoint="text-to-video", prompt="p", negative_prompt=None, image_id=None,
-        image_type=None, end_frame=None, model="VEO3_1", duration=8,
-        resolution="RESOLUTION_720", width=1280, height=720, public=False, seed=None,
+        endpoint="text-to-video",
+        prompt="p",
+        negative_prompt=None,
+        image_id=None,
+        image_type=None,
+        end_frame=None,
+        model="VEO3_1",
+        duration=8,
+        resolution="RESOLUTION_720",
+        width=1280,
+        height=720,
+        public=False,
+        seed=None,
     )
     rows = [core.create_generation(request, {}, "key", 1) for _ in range(10_000)]
     last = max(r.finish_at for r in rows)

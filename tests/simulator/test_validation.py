@@ -24,8 +24,14 @@ INVALID: dict[str, list[Any]] = {
     "prompt": [MISSING, "", "   ", 5, None, ["a"]],
     "imageType": [MISSING, "uploaded", "URL", 3, None],
     "imageId": [MISSING, "", 7, "no-such-image", None],
-    "endFrameImage": ["x", [], {"id": "no-such-image", "type": "UPLOADED"},
-                      {"type": "UPLOADED"}, {"id": "{image}"}, {"id": "{image}", "type": "X"}],
+    "endFrameImage": [
+        "x",
+        [],
+        {"id": "no-such-image", "type": "UPLOADED"},
+        {"type": "UPLOADED"},
+        {"id": "{image}"},
+        {"id": "{image}", "type": "X"},
+    ],
     "model": ["VEO3", "VEO3FAST", "veo3_1", "SORA", 1],
     "duration": [5, 8.0, "8", True, 10, 0, -4],
     "resolution": ["RESOLUTION_480", "1080p", 720],
@@ -94,7 +100,8 @@ async def roomy(session: aiohttp.ClientSession) -> Any:
 
 
 _settings = settings(
-    max_examples=60, deadline=None,
+    max_examples=60,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -152,8 +159,7 @@ async def test_error_lists_allowed_values(api: Api) -> None:
     base = {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
     duration = await api.submit({**base, "duration": 5})
     assert "4, 6, 8" in duration.error
-    size = await api.submit({**base, "resolution": "RESOLUTION_1080", "width": 1280,
-                             "height": 720})
+    size = await api.submit({**base, "resolution": "RESOLUTION_1080", "width": 1280, "height": 720})
     assert "1920x1080 or 1080x1920" in size.error
     model = await api.submit({**base, "model": "VEO3"})
     assert "retired" in model.error
@@ -173,8 +179,9 @@ async def test_legacy_models_have_loose_rules(api: Api) -> None:
     """Older models accept other durations and sizes; an omitted model means MOTION2."""
     image = await api.uploaded_image()
     base = {"prompt": "p", "imageId": image, "imageType": "UPLOADED"}
-    kling = await api.submit({**base, "model": "KLING2_5", "duration": 10, "width": 1000,
-                              "height": 1000})
+    kling = await api.submit(
+        {**base, "model": "KLING2_5", "duration": 10, "width": 1000, "height": 1000}
+    )
     assert kling.status == 200
     bare = await api.submit(base)
     gid = bare.json["motionVideoGenerationJob"]["generationId"]
@@ -184,20 +191,29 @@ async def test_legacy_models_have_loose_rules(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"{not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe"],
+    "data",
+    [b"{not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe"],
 )
 async def test_body_must_be_a_json_object(api: Api, data: bytes) -> None:
     """Bodies that are not a JSON object are refused with 400."""
-    reply = await api.call("POST", "/generations-image-to-video", data=data,
-                           headers={"content-type": "application/json"})
+    reply = await api.call(
+        "POST",
+        "/generations-image-to-video",
+        data=data,
+        headers={"content-type": "application/json"},
+    )
     assert reply.status == 400
     assert reply.json["path"] == "$"
 
 
 async def test_content_type_must_be_json(api: Api) -> None:
     """A submit sent as a form or text is refused with 400."""
-    reply = await api.call("POST", "/generations-image-to-video", data="prompt=x",
-                           headers={"content-type": "application/x-www-form-urlencoded"})
+    reply = await api.call(
+        "POST",
+        "/generations-image-to-video",
+        data="prompt=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert reply.status == 400
     assert "content-type" in reply.error
 
