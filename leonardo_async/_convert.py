@@ -65,7 +65,10 @@ class UploadTarget:
 
     def form_fields(self) -> dict[str, str]:
         """Decode ``fields``, which Leonardo sends as a JSON-encoded string."""
-        decoded = json.loads(self.fields)
+        try:
+            decoded = json.loads(self.fields)
+        except ValueError:
+            decoded = None
         if not isinstance(decoded, dict):
             raise ResponseShapeError(
                 self.url, ["expected a JSON object @ $.uploadInitImage.fields"]
