@@ -212,7 +212,7 @@ def test_account_from_me() -> None:
 
 
 def test_upload_target_fields_are_decoded() -> None:
-    """The presigned form ``fields`` arrive as a JSON string and are decoded to a dict."""
+    """The presigned form ``fields`` arrive as a JSON string; anything but an object is refused."""
     raw = {
         "uploadInitImage": {
             "id": "img",
@@ -224,9 +224,10 @@ def test_upload_target_fields_are_decoded() -> None:
     target = wire.structure(raw, wire.UploadEnvelope, "/init-image").upload_init_image
     assert target is not None
     assert target.form_fields() == {"key": "k", "Policy": "p"}
-    broken = wire.UploadTarget("img", "https://s3.example/bucket", "[1, 2]")
-    with pytest.raises(ResponseShapeError, match=r"\$\.uploadInitImage\.fields"):
-        broken.form_fields()
+    for fields in ("[1, 2]", "{not json", ""):
+        broken = wire.UploadTarget("img", "https://s3.example/bucket", fields)
+        with pytest.raises(ResponseShapeError, match=r"\$\.uploadInitImage\.fields"):
+            broken.form_fields()
 
 
 GOOD_IMAGE = {"id": "i", "url": "p.jpg", "motionMP4URL": "v.mp4"}
