@@ -268,12 +268,23 @@ def compare(args: argparse.Namespace) -> None:
         requests = summary([r.requests / max(1, r.done) for r in runs])["median"]
         server = requests_seen[name][-1]
         ratio = s["median"] / base if base else float("nan")
-        ratio_text = f"  x{ratio:.2f} of raw" if name != "raw" and base else ""
+        paired = (
+            summary([r.cpu_s / a.cpu_s for r, a in zip(runs, results["raw"], strict=True)])
+            if "raw" in results and name != "raw"
+            else None
+        )
+        ratio_text = (
+            f"  x{ratio:.2f} of raw (paired by rep: {paired['median']:.2f}, "
+            f"{paired['min']:.2f}-{paired['max']:.2f})"
+            if paired is not None
+            else ""
+        )
         wall = summary([r.wall_s for r in runs])["median"]
         print(f"  {name:15s} {_fmt(s)}  req/job {requests:.2f}  wall {wall:.2f}s{ratio_text}")
         out["drivers"][name] = {
             "cpu_s_per_1000": s,
             "ratio_to_raw": None if name == "raw" or not base else round(ratio, 3),
+            "ratio_to_raw_paired_by_rep": paired,
             "requests_per_job": round(requests, 3),
             "server_requests_last_rep": server,
             "wall_s_median": round(wall, 3),

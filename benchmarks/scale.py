@@ -19,7 +19,7 @@ Measured in the client process:
 Usage::
 
     python benchmarks/scale.py                          # N = 1000, 2500, 5000, 10000
-    python benchmarks/scale.py --counts 1000,10000 --plot benchmarks/scale.png
+    python benchmarks/scale.py --counts 1000,10000 --modes batched,per-job --plot scale.png
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ async def child_run(args: argparse.Namespace) -> dict[str, Any]:
         )
         with urllib.request.urlopen(post, timeout=30) as answer:  # noqa: ASYNC210 - set-up
             answer.read()
+        reset_url = admin.replace("/config", "/reset")
+        reset = urllib.request.Request(reset_url, data=b"{}", method="POST")
+        with urllib.request.urlopen(reset, timeout=30) as answer:  # noqa: ASYNC210 - set-up
+            answer.read()  # the server's counters start after the warm-up
         gc.collect()
         baseline = proc_status_kib("VmRSS") or 0
         peak_reset = reset_peak_rss()
@@ -131,7 +135,9 @@ def durations(args: argparse.Namespace) -> dict[str, Any]:
     return {"kind": "lognormal", "median": args.median, "spread": args.sigma}
 
 
-def run_child(sim: SimProcess, image_id: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_child(
+    sim: SimProcess, image_id: str, n: int, per_job: bool, args: argparse.Namespace
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -153,9 +159,8 @@ def run_child(sim: SimProcess, image_id: str, n: int, args: argparse.Namespace) 
         "--durations",
         json.dumps(durations(args)),
     ]
-    if args.no_batch:
+    if per_job:
         cmd.append("--no-batch")
-    sim.reset()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     seen = api_requests(sim.stats())
@@ -204,7 +209,10 @@ def main() -> None:
     parser.add_argument("--initial", type=float, default=3.0)
     parser.add_argument("--max-interval", type=float, default=1.0)
     parser.add_argument("--submit-concurrency", type=int, default=64)
-    parser.add_argument("--no-batch", action="store_true", help="batched status off")
+    parser.add_argument(
+        "--modes", default="batched", help="status modes to run: batched, per-job or both"
+    )
+    parser.add_argument("--no-batch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plot", help="write the CPU/RSS-vs-jobs plot to this PNG")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -222,53 +230,63 @@ def main() -> None:
         "api_subscription_tokens": 10**15,
     }
     rows: list[dict[str, Any]] = []
-    for n in (int(x) for x in args.counts.split(",")):
-        for _ in range(args.reps):
-            with SimProcess(config) as sim:
-                row = run_child(sim, sim.upload_image(), n, args)
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr)
-    counts = sorted({r["jobs"] for r in rows})
-    by_n = {
-        n: {
-            "cpu_ms_per_job": statistics.median(
-                r["cpu_ms_per_job"] for r in rows if r["jobs"] == n
-            ),
-            "rss_over_baseline_mb": statistics.median(
-                r["rss_over_baseline_mb"] for r in rows if r["jobs"] == n
-            ),
-            "peak_pending": statistics.median(r["peak_pending"] for r in rows if r["jobs"] == n),
-            "requests_per_job": statistics.median(
-                r["requests_per_job"] for r in rows if r["jobs"] == n
-            ),
-            "wall_s": statistics.median(r["wall_s"] for r in rows if r["jobs"] == n),
-        }
-        for n in counts
-    }
-    small = by_n[counts[0]]["cpu_ms_per_job"]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    for mode in modes:
+        for n in (int(x) for x in args.counts.split(",")):
+            for _ in range(args.reps):
+                with SimProcess(config) as sim:
+                    row = run_child(sim, sim.upload_image(), n, mode == "per-job", args)
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
     print(
         f"\njobs lognormal median {args.median}s sigma {args.sigma}; schedule initial="
-        f"{args.initial}s max_interval={args.max_interval}s; batched status "
-        f"{'off' if args.no_batch else 'on'}; Limits.off()"
+        f"{args.initial}s max_interval={args.max_interval}s; Limits.off(); "
+        f"{args.submit_concurrency} submits in flight"
     )
-    print(
-        f"  {'jobs':>6s} {'peak tracked':>12s} {'CPU ms/job':>10s} {'vs smallest':>11s} "
-        f"{'RSS over base':>13s} {'req/job':>8s} {'wall':>7s}"
-    )
-    for n in counts:
-        row = by_n[n]
+    summary: dict[str, Any] = {}
+    for mode in modes:
+        mine = [r for r in rows if r["batched"] is (mode != "per-job")]
+        counts = sorted({r["jobs"] for r in mine})
+
+        def med(field: str, n: int, mine: list[dict[str, Any]] = mine) -> float:
+            return float(statistics.median(r[field] for r in mine if r["jobs"] == n))
+
+        by_n = {
+            n: {
+                field: med(field, n)
+                for field in (
+                    "cpu_ms_per_job",
+                    "rss_over_baseline_mb",
+                    "peak_pending",
+                    "requests_per_job",
+                    "wall_s",
+                )
+            }
+            for n in counts
+        }
+        small = by_n[counts[0]]["cpu_ms_per_job"]
+        for row in by_n.values():
+            row["cpu_vs_smallest"] = round(row["cpu_ms_per_job"] / small, 3)
+        summary[mode] = by_n
+        print(f"  status: {mode}")
         print(
-            f"  {n:6d} {row['peak_pending']:12.0f} {row['cpu_ms_per_job']:10.3f} "
-            f"{row['cpu_ms_per_job'] / small:10.2f}x {row['rss_over_baseline_mb']:10.1f} MB "
-            f"{row['requests_per_job']:8.2f} {row['wall_s']:6.1f}s"
+            f"  {'jobs':>6s} {'peak tracked':>12s} {'CPU ms/job':>10s} {'vs smallest':>11s} "
+            f"{'RSS over base':>13s} {'req/job':>8s} {'wall':>7s}"
         )
+        for n in counts:
+            row = by_n[n]
+            print(
+                f"  {n:6d} {row['peak_pending']:12.0f} {row['cpu_ms_per_job']:10.3f} "
+                f"{row['cpu_vs_smallest']:10.2f}x {row['rss_over_baseline_mb']:10.1f} MB "
+                f"{row['requests_per_job']:8.2f} {row['wall_s']:6.1f}s"
+            )
     out = {
         "benchmark": "scale",
         "durations": {"kind": "lognormal", "median": args.median, "sigma": args.sigma},
         "schedule": {"initial": args.initial, "max_interval": args.max_interval},
-        "batched": not args.no_batch,
+        "submit_concurrency": args.submit_concurrency,
         "machine": machine(),
-        "by_jobs": by_n,
+        "summary": summary,
         "runs": rows,
     }
     print(json.dumps(out))
