@@ -308,9 +308,9 @@ class JobTracker:
         schedule: PollSchedule | None = None,
     ) -> Generation:
         """Track a generation and wait for it; stop polling if the wait is abandoned."""
-        fresh = generation_id not in self._jobs
-        job = self.track(generation_id, schedule=schedule)
-        if fresh:
+        job = self._jobs.get(generation_id)
+        if job is None:  # watched for this wait (and any that join it) only
+            job = self.track(generation_id, schedule=schedule)
             job.untrack_when_abandoned = True
         if timeout is None:
             return await job  # no cancel scope to set up: most waits have no deadline
