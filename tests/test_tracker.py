@@ -308,6 +308,38 @@ async def test_cancelled_wait_stops_polling(client: LeonardoClient, simulator: S
     assert requests_to(simulator, POLL) == seen
 
 
+async def test_all_waiters_cancelled_stops_polling(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """When every concurrent wait on a job is cancelled, the job is no longer watched."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.wait, gid)
+            tg.start_soon(client.wait, gid)
+            await eventually(lambda: looks(client) >= 2)
+            tg.cancel_scope.cancel()
+        await eventually(lambda: pending(client) == 0)
+
+
+async def test_cancelled_wait_keeps_a_tracked_job(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """Cancelling a wait does not stop watching a job someone tracked explicitly."""
+    simulator.configure(durations=JobDurations.fixed(600))
+    [gid] = await submit(client)
+    handle = client.track(gid)
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.wait, gid)
+            await eventually(lambda: looks(client) >= 2)
+            tg.cancel_scope.cancel()
+    await anyio.sleep(0.05)
+    assert pending(client) == 1
+    assert not handle.done()
+
+
 async def test_closing_fails_pending_and_leaves_no_task(simulator: Simulator) -> None:
     """Leaving the client's block fails pending handles with TrackerClosedError, leaking no task."""
     simulator.configure(durations=JobDurations.fixed(600))
