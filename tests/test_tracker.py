@@ -394,13 +394,18 @@ async def test_as_completed_over_simulated_jobs(
     client: LeonardoClient, simulator: Simulator
 ) -> None:
     """Every tracked job is yielded once, FAILED ones included, and iteration ends."""
-    simulator.configure(durations=JobDurations(kind="uniform", median=0.3, spread=0.8))
-    ids = await submit(client, 6)
-    for gid in ids:
-        client.track(gid)
+    simulator.configure(
+        failure_rate=0.5, durations=JobDurations(kind="uniform", median=0.3, spread=0.8)
+    )
+    ids = await submit(client, 8)
+    handles = [client.track(gid) for gid in ids]
     with anyio.fail_after(DEADLINE):
-        yielded = [g.id async for g in client.tracker.as_completed()]
-    assert sorted(yielded) == sorted(ids)
+        yielded = [g async for g in client.tracker.as_completed()]
+    assert sorted(g.id for g in yielded) == sorted(ids)
+    statuses = {g.status for g in yielded}
+    assert statuses <= {GenerationStatus.COMPLETE, GenerationStatus.FAILED}
+    assert GenerationStatus.FAILED in statuses
+    assert all(handle.done() for handle in handles)
 
 
 async def _run_jobs(sim: Simulator, count: int, **options: Any) -> tuple[int, int]:
