@@ -548,8 +548,8 @@ class LeonardoClient:
 
 def _segment(value: str) -> str:
     """An id as one URL path segment (ids are opaque; never let one change the path)."""
-    if not value or "/" in value or value in (".", ".."):
-        raise ValidationError("id", value, "a non-empty id without '/'")
+    if not value or any(c in value for c in "/?#") or value in (".", ".."):
+        raise ValidationError("id", value, "a non-empty id without '/', '?' or '#'")
     return value
 
 
