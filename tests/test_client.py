@@ -291,8 +291,11 @@ async def test_me_list_and_delete(client: LeonardoClient, simulator: Simulator) 
     assert sorted(walked) == sorted(ids[1:])
     with raises_clean(ValidationError):
         await client.list_generations(limit=0)
-    with raises_clean(ValidationError):
-        await client.get_generation("../me")
+    for bad_id in ("../me", "a/b", "", ".", "other?x=1", "other#frag"):
+        with raises_clean(ValidationError):
+            await client.get_generation(bad_id)
+        with raises_clean(ValidationError):
+            await client.delete_generation(bad_id)
 
 
 async def test_account_is_cached(client: LeonardoClient, simulator: Simulator) -> None:
