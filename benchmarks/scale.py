@@ -126,6 +126,7 @@ async def child_run(args: argparse.Namespace) -> dict[str, Any]:
             "rss_over_baseline_mb": round((peak - baseline) / 1024, 1),
             "peak_reset": peak_reset,
             "client_requests": client.requests_sent - sent0,
+            "cpu_us_per_request": round(cpu * 1e6 / max(1, client.requests_sent - sent0), 1),
             "tracker_polls": stats.polls,
             "tracker_listing_pages": stats.listing_pages,
         }
@@ -179,21 +180,21 @@ def plot(rows: list[dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 4))
     for batched, color, label in ((True, "tab:green", "batched"), (False, "tab:blue", "per-job")):
         points = sorted((r for r in rows if r["batched"] is batched), key=lambda r: r["jobs"])
         if not points:
             continue
         x = [r["peak_pending"] for r in points]
-        left.plot(x, [r["cpu_ms_per_job"] for r in points], "o-", color=color, label=label)
-        right.plot(x, [r["rss_over_baseline_mb"] for r in points], "o-", color=color, label=label)
-    left.set_xlabel("jobs tracked at once (peak)")
+        left.plot(x, [r["cpu_ms_per_job"] for r in points], "o", color=color, label=label)
+        middle.plot(x, [r["cpu_us_per_request"] for r in points], "o", color=color, label=label)
+        right.plot(x, [r["rss_over_baseline_mb"] for r in points], "o", color=color, label=label)
     left.set_ylabel("client CPU ms per job (submit + track)")
-    left.set_ylim(bottom=0)
-    right.set_xlabel("jobs tracked at once (peak)")
+    middle.set_ylabel("client CPU us per request")
     right.set_ylabel("peak RSS over baseline (MB)")
-    right.set_ylim(bottom=0)
-    for ax in (left, right):
+    for ax in (left, middle, right):
+        ax.set_xlabel("jobs tracked at once (peak)")
+        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -259,6 +260,7 @@ def main() -> None:
                     "rss_over_baseline_mb",
                     "peak_pending",
                     "requests_per_job",
+                    "cpu_us_per_request",
                     "wall_s",
                 )
             }
@@ -271,14 +273,15 @@ def main() -> None:
         print(f"  status: {mode}")
         print(
             f"  {'jobs':>6s} {'peak tracked':>12s} {'CPU ms/job':>10s} {'vs smallest':>11s} "
-            f"{'RSS over base':>13s} {'req/job':>8s} {'wall':>7s}"
+            f"{'RSS over base':>13s} {'req/job':>8s} {'CPU us/req':>10s} {'wall':>7s}"
         )
         for n in counts:
             row = by_n[n]
             print(
                 f"  {n:6d} {row['peak_pending']:12.0f} {row['cpu_ms_per_job']:10.3f} "
                 f"{row['cpu_vs_smallest']:10.2f}x {row['rss_over_baseline_mb']:10.1f} MB "
-                f"{row['requests_per_job']:8.2f} {row['wall_s']:6.1f}s"
+                f"{row['requests_per_job']:8.2f} {row['cpu_us_per_request']:10.0f} "
+                f"{row['wall_s']:6.1f}s"
             )
     out = {
         "benchmark": "scale",
