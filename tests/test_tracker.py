@@ -303,7 +303,7 @@ async def test_cancelled_wait_stops_polling(client: LeonardoClient, simulator: S
         await eventually(lambda: pending(client) == 0)
     await anyio.sleep(0.05)  # a look already started may still land
     polls, seen = client.tracker.statistics().polls, requests_to(simulator, POLL)
-    await anyio.sleep(1.0)  # five times the longest poll interval
+    await anyio.sleep(0.6)  # three times the longest poll interval
     assert client.tracker.statistics().polls == polls
     assert requests_to(simulator, POLL) == seen
 
@@ -449,7 +449,7 @@ async def test_batched_status_saves_requests() -> None:
 )
 async def test_batched_status_survives_odd_listings(changes: dict[str, Any]) -> None:
     """Paginated, unordered, or incomplete listings still let every job resolve."""
-    config = sim_config(durations=JobDurations(kind="uniform", median=0.5, spread=0.5), **changes)
+    config = sim_config(durations=JobDurations(kind="uniform", median=0.3, spread=0.5), **changes)
     async with Simulator(config) as sim:
         gets, pages = await _run_jobs(sim, 10)
     assert gets + pages > 0
