@@ -45,7 +45,7 @@ from ._retry import RetryPolicy, backoff_delay
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
 from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
-from ._uploads import AtomicFile, is_local_image, read_image
+from ._uploads import AtomicFile, is_local_image, read_image, remote_frame
 from .models import (
     MAX_SEED,
     Account,
@@ -232,12 +232,10 @@ class LeonardoClient:
         raise UploadError(f"upload of {image.filename} failed: {problem}")
 
     async def _frame(self, source: ImageSource, name: str) -> FrameRef:
-        if isinstance(source, FrameRef):
-            return source
-        if isinstance(source, UploadedImage):
-            return source.as_frame()
-        if isinstance(source, str) and not is_local_image(source):
-            return FrameRef(source)
+        remote = None if isinstance(source, bytes) else remote_frame(source)
+        if remote is not None:
+            return remote
+        assert not isinstance(source, (FrameRef, UploadedImage))  # remote_frame took those
         return (await self.upload_image(source, name=name)).as_frame()
 
     # --- generations --------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from . import _convert as wire
-from ._uploads import is_local_image
+from ._uploads import FrameSource, remote_frame
 from .models import Cost, FrameRef, Generation, ImageToVideoRequest, UploadedImage
 
 __all__ = [
@@ -33,21 +33,8 @@ __all__ = [
     "video_name",
 ]
 
-#: What ``image=`` of a batch item accepts: an upload, a frame, an id, or a local path.
-FrameSource = UploadedImage | FrameRef | str | os.PathLike[str]
 ResultStatus = Literal["COMPLETE", "FAILED", "ERROR"]
 _PENDING_UPLOAD: Final = FrameRef("pending-upload")
-
-
-def remote_frame(source: FrameSource) -> FrameRef | None:
-    """The frame if it is already on the server; ``None`` for a local file to upload."""
-    if isinstance(source, FrameRef):
-        return source
-    if isinstance(source, UploadedImage):
-        return source.as_frame()
-    if isinstance(source, str) and not is_local_image(source):
-        return FrameRef(source)
-    return None
 
 
 def _as_frame(source: FrameSource | None) -> FrameRef | None:

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from ._errors import ValidationError
+from .models import FrameRef, UploadedImage
 
-__all__ = ["AtomicFile", "ImageData", "is_local_image", "read_image"]
+__all__ = [
+    "AtomicFile",
+    "FrameSource",
+    "ImageData",
+    "is_local_image",
+    "read_image",
+    "remote_frame",
+]
 
 #: Extensions ``POST /init-image`` accepts, mapped to the format they name.
 EXTENSIONS: Final = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
@@ -45,6 +53,21 @@ def is_local_image(value: str | os.PathLike[str]) -> bool:
         or value.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
         or Path(value).is_file()
     )
+
+
+#: A frame as callers give it: an upload, a frame reference, an image id, or a local path.
+FrameSource = UploadedImage | FrameRef | str | os.PathLike[str]
+
+
+def remote_frame(source: FrameSource) -> FrameRef | None:
+    """The frame if it is already on the server; ``None`` for a local file to upload."""
+    if isinstance(source, FrameRef):
+        return source
+    if isinstance(source, UploadedImage):
+        return source.as_frame()
+    if isinstance(source, str) and not is_local_image(source):
+        return FrameRef(source)
+    return None
 
 
 class ImageData:
