@@ -25,7 +25,7 @@ from leonardo_async.cli import main
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 KEY = "sk-batch-CANARY-0f3a9c7e-never-print"
-FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
+FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2", "--spm", "6000", "--rpm", "60000")
 SUBMIT = "POST /generations-image-to-video"
 NAME = re.compile(r"^\d{5}-[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]+\.mp4$")
 
