@@ -8,14 +8,13 @@ runs against the local simulator instead: no network, no credits, same code path
 
 from __future__ import annotations
 
-import os
 from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
+from _connect import connect
 
-from leonardo_async import LeonardoClient, Model, PollSchedule, Resolution
-from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async import Model, Resolution
 
 FRAMES = Path(__file__).parent
 OUT = Path("sunset.mp4")
@@ -23,15 +22,7 @@ OUT = Path("sunset.mp4")
 
 async def main() -> None:
     async with AsyncExitStack() as stack:
-        if os.environ.get("LEONARDO_API_KEY"):  # the real API, with your key
-            client = LeonardoClient()
-        else:  # no key: a local simulator on loopback, with jobs of one second
-            sim = await stack.enter_async_context(
-                Simulator(SimulatorConfig(durations=JobDurations.fixed(1)))
-            )
-            fast = PollSchedule(initial=0.5, max_interval=0.5)
-            client = LeonardoClient(sim.api_key, base_url=sim.base_url, poll_schedule=fast)
-        await stack.enter_async_context(client)
+        client = await connect(stack)  # your key, or a local simulator without one
 
         start = await client.upload_image(FRAMES / "start-frame.png")
         end = await client.upload_image(FRAMES / "end-frame.png")
