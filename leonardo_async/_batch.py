@@ -199,6 +199,7 @@ class BatchSubmitter:
         Leaving the block early cancels the work in flight; the journal keeps it, and a
         later run with the same journal resumes it.
         """
+        self._total = None
         if isinstance(items, (list, tuple)):
             self._total = len(items)
             self.check(items)
@@ -260,6 +261,9 @@ class BatchSubmitter:
             slots = (await self.client.account()).concurrency_slots
             bound = slots if slots and slots > 0 else FALLBACK_SLOTS
         self.client.limiter.set_running(bound)
+        # Each run counts from the journal afresh (a second run must not count twice).
+        self._ended = dict.fromkeys(self._ended, 0)
+        self._spent = {}
         for entry in self.journal.entries():
             if entry.cost_amount is not None and entry.cost_unit is not None:
                 self._add_spent(Cost(Decimal(entry.cost_amount), entry.cost_unit))

@@ -492,3 +492,20 @@ async def test_ambiguous_submits_never_create_duplicates(tmp_path: Path, fault: 
         assert_no_duplicates(sim, results)
         assert sim.statistics().generations_created == 12
     journal.close()
+
+
+async def test_a_submitter_run_twice_counts_each_credit_once(tmp_path: Path) -> None:
+    """A second run on the same submitter and journal reports the batch's spend, not double."""
+    image = frame(tmp_path)
+    items = items_for(image, 3)
+    async with (
+        Simulator(sim_config(durations=JobDurations.fixed(0.05))) as sim,
+        client_for(sim) as client,
+        BatchSubmitter(client, journal=tmp_path / "journal.sqlite", max_credits=6500) as batch,
+    ):
+        first = await batch.run(items)
+        second = await batch.run(items)
+        spent = Decimal(sim.statistics().credits_spent)
+    assert first.credits == second.credits == {"CREDITS": spent}
+    assert (first.complete, second.complete) == (3, 3)
+    assert second.total == 3
