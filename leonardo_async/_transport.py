@@ -214,7 +214,16 @@ class Transport:
                 else:
                     failure, cause = Failure.STATUS, f"HTTP {status}"
                     if status == 429:
-                        retry_after = self.limiter.on_rate_limited(kind, retry_after)
+                        # Everyone pauses; a wait longer than we honour is not imposed on
+                        # the other senders, and this request gives up with the server's
+                        # figure in the error.
+                        too_long = (
+                            retry_after is not None and retry_after > self.retry.max_retry_after
+                        )
+                        pause = self.limiter.on_rate_limited(
+                            kind, None if too_long else retry_after
+                        )
+                        retry_after = retry_after if too_long else pause
             delay = retry_delay(
                 self.retry,
                 attempt=attempt,
