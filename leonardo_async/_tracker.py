@@ -20,14 +20,14 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Generator
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol
 
 import anyio
 import attrs
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
     GenerationFailedError,
@@ -51,8 +51,6 @@ logger = logging.getLogger("leonardo_async")
 PAGE_LIMIT: Final = 50
 #: Pending jobs below this are polled one by one: a listing page would not pay off.
 BATCH_MIN_PENDING: Final = 3
-#: A round of listing reads at least this many pages before giving up on a due job.
-MIN_SWEEP_PAGES: Final = 10
 #: Due times this close together are served by the same round.
 COALESCE: Final = 0.01
 #: After a listing round that showed none of its due jobs, listing pauses this long.
@@ -113,6 +111,7 @@ class TrackedJob:
         "generation_id",
         "missing_since",
         "no_url_looks",
+        "order",
         "polling",
         "schedule",
         "since",
@@ -138,6 +137,8 @@ class TrackedJob:
         self.polling = False
         self.missing_since: float | None = None
         self.no_url_looks = 0
+        #: How many jobs were tracked before this one (its depth in a newest-first listing).
+        self.order = 0
         #: Wall-clock time the job was tracked: a listing entry older than this is not it.
         self.since = datetime.now(timezone.utc)
         #: The last state seen (``None`` until the first look).
@@ -217,7 +218,12 @@ class JobTracker:
         self.batched = batched
         self.vanish_grace = vanish_grace
         self.on_progress = on_progress
-        self._limiter = anyio.CapacityLimiter(polls_in_flight)
+        self._max_workers = polls_in_flight
+        self._workers = self._idle_workers = 0
+        # The poll queue belongs to a running tracker: made on enter, closed on exit.
+        self._poll_send: MemoryObjectSendStream[TrackedJob] | None = None
+        self._poll_receive: MemoryObjectReceiveStream[TrackedJob] | None = None
+        self._tracked = 0  # jobs ever tracked
         self._jobs: dict[str, TrackedJob] = {}
         self._heap: list[tuple[float, int, TrackedJob]] = []
         self._seq = itertools.count()
@@ -236,6 +242,10 @@ class JobTracker:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> JobTracker:
+        self._poll_send, self._poll_receive = anyio.create_memory_object_stream[TrackedJob](
+            math.inf
+        )
+        self._workers = self._idle_workers = 0
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -255,6 +265,10 @@ class JobTracker:
         try:
             await tg.__aexit__(None, None, None)
         finally:
+            for stream in (self._poll_send, self._poll_receive):
+                if stream is not None:
+                    stream.close()
+            self._poll_send = self._poll_receive = None
             for job in list(self._jobs.values()):
                 job._finish(None, TrackerClosedError(job.generation_id))
             self._jobs.clear()
@@ -290,6 +304,8 @@ class JobTracker:
             None if deadline is None else now + deadline,
         )
         job.timeout = deadline
+        job.order = self._tracked
+        self._tracked += 1
         self._jobs[generation_id] = job
         self._push(job, now + job.schedule.delay(0, random.random()))
         early = self._early.pop(generation_id, None)
@@ -423,6 +439,7 @@ class JobTracker:
             self.batched
             and len(self._jobs) >= BATCH_MIN_PENDING
             and anyio.current_time() >= self._listing_paused_until
+            and self._pages_to_reach(due) <= len(self._jobs)
         )
         if use_listing and self._sweeping:
             self._backlog.extend(due)
@@ -431,33 +448,49 @@ class JobTracker:
             self._tg.start_soon(self._sweep, due)
         else:
             for job in due:
-                self._start(self._poll, job)
+                self._queue_poll(job)
 
-    def _start(
-        self, func: Callable[[TrackedJob], Coroutine[Any, Any, None]], job: TrackedJob
-    ) -> None:
-        if self._tg is not None:
-            self._tg.start_soon(func, job)
+    def _pages_to_reach(self, due: list[TrackedJob]) -> int:
+        """Listing pages to read, newest first, to reach the oldest of ``due``.
+
+        Every job tracked since then (finished or not) sits above it. A round of listing
+        looks at every pending job it passes, so it pays off while it costs no more pages
+        than there are pending jobs; past that (a few old jobs behind many finished
+        ones), per-job looks are cheaper.
+        """
+        depth = self._tracked - min(job.order for job in due)
+        return math.ceil(depth / self._page_size)
+
+    def _queue_poll(self, job: TrackedJob) -> None:
+        """Hand a job to the poll workers, starting one if none is free (up to the cap).
+
+        A fixed pool, not a task per look: ten thousand due jobs wait in the queue as
+        references, not as ten thousand tasks.
+        """
+        if self._poll_send is None or self._tg is None:
+            return  # closing
+        self._poll_send.send_nowait(job)
+        if self._idle_workers == 0 and self._workers < self._max_workers:
+            self._workers += 1
+            self._idle_workers += 1
+            self._tg.start_soon(self._poll_worker)
+
+    async def _poll_worker(self) -> None:
+        assert self._poll_receive is not None
+        async for job in self._poll_receive:
+            self._idle_workers -= 1
+            try:
+                await self._poll(job)
+            finally:
+                self._idle_workers += 1
 
     # --- looking ------------------------------------------------------------------------
-
-    async def _take_slot(self) -> None:
-        """Take a request slot; a free one is taken without the two checkpoints of
-        ``async with limiter`` (each an extra turn of the event loop per look)."""
-        try:
-            self._limiter.acquire_nowait()
-        except anyio.WouldBlock:
-            await self._limiter.acquire()
 
     async def _poll(self, job: TrackedJob) -> None:
         """One ``GET /generations/{id}``; transient failures just move to the next look."""
         try:
-            await self._take_slot()
-            try:
-                self._polls += 1
-                generation = await self._source.get_generation(job.generation_id)
-            finally:
-                self._limiter.release()
+            self._polls += 1
+            generation = await self._source.get_generation(job.generation_id)
         except (TransportError, ServerError, RateLimitError, ResponseShapeError) as exc:
             logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
             self._reschedule(job)
@@ -487,7 +520,7 @@ class JobTracker:
                     self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
                 for job in unseen:
-                    self._start(self._poll, job)
+                    self._queue_poll(job)
                 due = [job for job in self._backlog if self._awaited(job)]
                 self._backlog = []
                 self._progress()
@@ -498,16 +531,15 @@ class JobTracker:
         """Read listing pages until every due job is seen; return the ones not seen."""
         remaining = {job.generation_id: job for job in due}
         oldest = min(job.since for job in due) - _SKEW
-        # Enough pages for every tracked job, and some: a due job may sit behind many
-        # newer ones. A listing ordered newest first usually stops far earlier, at the
-        # first page older than the oldest due job.
-        max_pages = max(MIN_SWEEP_PAGES, math.ceil(len(self._jobs) / self._page_size) + 2)
+        # Deep enough for the oldest due job in a newest-first listing, and a little more
+        # (other clients of the key may have added generations); such a listing usually
+        # stops earlier, at the first page older than the oldest due job.
+        max_pages = self._pages_to_reach(due) + 2
         offset = 0
         for _ in range(max_pages):
             try:
-                async with self._limiter:
-                    self._pages += 1
-                    page = await self._source.list_generations_raw(offset=offset, limit=PAGE_LIMIT)
+                self._pages += 1
+                page = await self._source.list_generations_raw(offset=offset, limit=PAGE_LIMIT)
             except LeonardoError as exc:
                 logger.info("listing page at offset %d not read (%s)", offset, exc)
                 break
