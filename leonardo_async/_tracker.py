@@ -400,11 +400,13 @@ class JobTracker:
         if self._heap[0][2] is job:
             self._wake.set()
 
-    def _reschedule(self, job: TrackedJob) -> None:
+    def _reschedule(self, job: TrackedJob, *, grow: bool = True) -> None:
+        """Schedule the next look; ``grow=False`` keeps the interval where it is."""
         job.polling = False
         if job.done() or self._jobs.get(job.generation_id) is not job:
             return
-        job.checks += 1
+        if grow:
+            job.checks += 1
         self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
 
     async def _run(self) -> None:
@@ -572,7 +574,9 @@ class JobTracker:
                 if scheduled or not job.polling:
                     # A sighting is a look, due or not: pushing every job seen back by
                     # its own interval makes the next round serve them all together.
-                    self._reschedule(job)
+                    # Only a job's own due look grows its interval, so sightings that
+                    # other jobs' rounds bring do not stretch its schedule.
+                    self._reschedule(job, grow=scheduled)
                 continue
             try:
                 generation = self._source.parse_generation(raw, "listing")
