@@ -73,6 +73,8 @@ PREFETCH: Final = 16
 UNBOUNDED_WINDOW: Final = 1000
 #: Rounds of 429 on one submit (each already retried by the transport) before giving up.
 SUBMIT_REFUSALS: Final = 8
+#: Seconds past the API timeout after which an interrupted submit is surely settled.
+SETTLE_MARGIN: Final = 10.0
 #: Used when ``/me`` reports no concurrency slots.
 FALLBACK_SLOTS: Final = 10
 
@@ -383,7 +385,16 @@ class BatchSubmitter:
         """The last run may have created this item's job: look before submitting again."""
         since = entry.submit_started or datetime.now(timezone.utc)
         request = attrs.evolve(item.request, seed=entry.seed)
-        found = await self.client.find_submitted(request, since=since, claimed=self._claimed())
+        # A submit older than the longest answer we would have waited for is finished on
+        # the server, whatever it did: one look decides. A recent one may still be in
+        # flight (the process died mid-request), so look a few times.
+        age = (datetime.now(timezone.utc) - since).total_seconds()
+        found = await self.client.find_submitted(
+            request,
+            since=since,
+            claimed=self._claimed(),
+            still_working=age < self.client.timeouts.api + SETTLE_MARGIN,
+        )
         if found is None:
             logger.info("item %s: no job from the last run; submitting", entry.key)
             return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)

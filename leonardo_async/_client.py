@@ -67,11 +67,14 @@ logger = logging.getLogger("leonardo_async")
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 
 _LIST_PAGE: Final = 50
+#: Entries each listing page repeats of the previous one (deletions shift pages up).
+_PAGE_OVERLAP: Final = 5
 #: The listing's documented default page size, used if a server refuses larger pages.
 _SAFE_PAGE: Final = 10
 _UPLOAD_ATTEMPTS: Final = 3
 _DOWNLOAD_ATTEMPTS: Final = 4
 _SUBMIT_ATTEMPTS: Final = 3
+_SHAPE_ATTEMPTS: Final = 3
 _RECONCILE_LOOKS: Final = (0.0, 1.5, 4.0)
 _PLACEHOLDER: Final = FrameRef("validation-placeholder")
 
@@ -150,6 +153,11 @@ class LeonardoClient:
         return self._transport.base_url
 
     @property
+    def timeouts(self) -> Timeouts:
+        """The client's request timeouts (seconds)."""
+        return self._transport.timeouts
+
+    @property
     def requests_sent(self) -> int:
         """HTTP requests sent to the API host so far."""
         return self._transport.requests_sent
@@ -182,8 +190,14 @@ class LeonardoClient:
     async def account(self) -> Account:
         """The account, asked of ``/me`` once and then remembered."""
         async with self._account_lock:
-            if self._account is None:
-                await self.me()
+            for attempt in range(1, _SHAPE_ATTEMPTS + 1):
+                if self._account is not None:
+                    break
+                try:
+                    await self.me()
+                except ResponseShapeError:  # a garbled answer: ask again, a few times
+                    if attempt == _SHAPE_ATTEMPTS:
+                        raise
             assert self._account is not None
             return self._account
 
@@ -211,10 +225,10 @@ class LeonardoClient:
             data = await self._transport.call(
                 "POST", "/init-image", body={"extension": image.extension}, kind=RequestKind.OTHER
             )
-            target = wire.structure(data, wire.UploadEnvelope, "/init-image").upload_init_image
-            if target is None:
-                raise UploadError("POST /init-image answered no upload target")
             try:
+                target = wire.structure(data, wire.UploadEnvelope, "/init-image").upload_init_image
+                if target is None:
+                    raise UploadError("POST /init-image answered no upload target")
                 response = await self._transport.post_form(
                     target.url,
                     target.form_fields(),
@@ -222,7 +236,7 @@ class LeonardoClient:
                     data=image.data,
                     content_type=image.content_type,
                 )
-            except TransportError as exc:
+            except (TransportError, ResponseShapeError, UploadError) as exc:
                 problem = str(exc)
             else:
                 if 200 <= response.status < 300:
@@ -441,7 +455,7 @@ class LeonardoClient:
         ``created_after`` (less the clock-skew margin). An entry that cannot be read (a
         kind of generation this client does not know) is skipped, not fatal.
         """
-        offset = 0
+        offset, seen = 0, set()
         for _ in range(max_pages):
             raw_page = await self.list_generations_raw(offset=offset, limit=_LIST_PAGE)
             if not raw_page:
@@ -449,12 +463,22 @@ class LeonardoClient:
             page = []
             for index, raw in enumerate(raw_page):
                 try:
-                    page.append(self.parse_generation(raw, f"listing entry {offset + index}"))
+                    generation = self.parse_generation(raw, f"listing entry {offset + index}")
                 except ResponseShapeError as exc:
                     logger.info("skipping an unreadable listing entry: %s", exc)
-            for generation in page:
-                yield generation
-            offset += len(raw_page)
+                    continue
+                page.append(generation)
+                if generation.id not in seen:
+                    seen.add(generation.id)
+                    yield generation
+            # Pages overlap: a generation deleted while we walk shifts the later ones up
+            # by one, and without the overlap the one we look for could fall between pages.
+            step = (
+                len(raw_page) - _PAGE_OVERLAP
+                if len(raw_page) > 2 * _PAGE_OVERLAP
+                else len(raw_page)
+            )
+            offset += step
             if created_after is not None and _older_than(page, created_after):
                 return
 

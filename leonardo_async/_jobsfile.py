@@ -50,6 +50,8 @@ class JobSpec:
     height: int | None = None
     duration: int | None = None
     seed: int | None = None
+    negative_prompt: str | None = None
+    is_public: bool | None = None
     key: str | None = None
 
 
@@ -178,6 +180,8 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
         height=spec.height,
         duration=spec.duration,
         seed=spec.seed,
+        negative_prompt=spec.negative_prompt,
+        is_public=spec.is_public,
         extra=extra,
     )
 
