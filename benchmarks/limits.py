@@ -1,26 +1,481 @@
-"""Client-side limits and the batch submitter under the simulator's real limits (not written yet).
+"""Client-side limits and the batch submitter, against the simulator's real limits.
 
-Planned, against a simulator in its own process with ``SimulatorConfig.realistic`` limits
-scaled down (requests and submits per minute, ``max_running``):
+Each repetition of each scenario starts a fresh simulator process (``_simproc.py``, so its
+sliding windows start empty), uploads one tiny image, and runs a :class:`BatchSubmitter`
+of N items that all use that image id (no upload in the hot path), ``out_dir=None`` (no
+downloads), distinct prompts (so ``duplicate_submissions`` stays meaningful), an in-memory
+journal and a poll schedule scaled to the simulator's short jobs. Jobs last a fixed time,
+so a generation's admission time on the simulator's monotonic clock is exactly
+``finish_at - duration`` (``GET /_sim/generations``).
 
-* 429s seen by the server per 1,000 jobs with the default :class:`Limits` versus
-  ``Limits.off()`` (the server's limits only);
-* submits per minute actually achieved against the configured ceiling;
-* peak generations running (``/_sim/stats`` ``peak_running``) against ``max_running``;
-* duplicate generations (``duplicate_submissions``) with submit answers lost on purpose
-  (``reset_after_submit_rate``): must be 0.
+Scenarios (``--scenarios``, all by default):
 
-This file is a skeleton: it measures nothing yet, and RESULTS.md has no numbers for it.
+* ``submits-1x``: the simulator allows S submits per minute (sliding 60 s window, default
+  S = 600, that is 10/s); the client is configured with ``submits_per_minute=S``.
+  Nothing else binds: the simulator has no request limit and 100 running slots, the
+  client 60,000 requests a minute, and jobs last 0.2 s.
+* ``submits-2x``: the same server; the client is configured with ``2S``, so only the
+  adaptive path (429 -> shared pause, lower rate, learn, creep back) protects it.
+* ``requests-1x`` / ``requests-2x``: the simulator allows R requests per second over all
+  API requests (default R = 20, a sliding window of ``ceil(R)/R`` s); the client is
+  configured with ``requests_per_minute = 60R`` / ``120R`` and no submit limit. Submits
+  and polls share the budget.
+* ``running`` / ``running-2x``: the simulator runs at most M generations at once (default
+  8) and jobs last D s (default 2); ``/me`` reports M (``running``) or 2M slots
+  (``running-2x``, the adaptive running bound); the client uses
+  ``max_running="account"`` and no rate limit that binds.
+
+What is measured (the simulator's view, so client bookkeeping cannot flatter it):
+
+* submit scenarios: the accepted submits in each full 60 s window counted from the first
+  accepted one, as a fraction of S. The server admits at most S in any 60 s, so a window
+  can hold at most 100 %. The headline is the windows after the first ("steady"): in the
+  first one a client can burst into an empty window, which says nothing about pacing.
+* request scenarios: requests admitted (all routes, 429s excluded) per second from one
+  second after the first accepted submit to the last accepted submit, sampled from
+  ``GET /_sim/stats`` in a thread, as a fraction of R. While submits remain the batch
+  always has a request waiting, so the budget is the bound.
+* running scenarios: mean generations running (sum of durations over the time from the
+  first admission to the last finish) as a fraction of M, and the simulator's
+  ``peak_running``.
+* 429s: the simulator's ``rate_limited``, as a fraction of all API requests it saw.
+
+The client's limiter decisions at each 429 (the gate's rate and learned limit before and
+after, the pause chosen, the rate measured at refusal) are logged with ``--trace``; their
+count and the final rates are in the JSON.
+
+Usage::
+
+    python benchmarks/limits.py                                # all scenarios, 3 reps
+    python benchmarks/limits.py --scenarios submits-1x --reps 5
+    python benchmarks/limits.py --scenarios requests-2x --reps 1 --trace
+
+A table goes to stdout, then one line of JSON; one JSON line per run goes to stderr.
 """
 
 from __future__ import annotations
 
+import argparse
+import bisect
+import json
+import math
 import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import anyio
+import attrs
+from _common import machine, summary
+from _simproc import SimProcess
+
+from leonardo_async import (
+    BatchItem,
+    BatchSubmitter,
+    FrameRef,
+    LeonardoClient,
+    Limits,
+    PollSchedule,
+)
+from leonardo_async._limits import KeyLimiter, RateGate, RequestKind
+
+PROMPT = "a lighthouse at dusk, waves rolling in, slow dolly forward"
+SUBMIT_ROUTE = "POST /generations-image-to-video"
+#: A limit no scenario gets near: the gate is in the path but never binds.
+HIGH_RPM = 60_000.0
+
+Measure = Literal["submits", "requests", "running"]
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    measure: Measure
+    #: the simulator's knobs (``config_from_mapping``)
+    sim: Mapping[str, Any]
+    limits: Limits
+    items: int
+    job_seconds: float
+    schedule: PollSchedule
+    #: the true limit: per second (rate scenarios) or generations (running)
+    limit: float
+    #: the server's counting window, seconds (rate scenarios)
+    window: float
+    #: what the client was told, for the table
+    configured: str
+    true_limit: str
+
+
+def build_scenarios(args: argparse.Namespace) -> dict[str, Scenario]:
+    s = args.submits_per_minute
+    r = args.requests_per_second
+    m = args.max_running
+    money = {"api_subscription_tokens": 10**12}
+    short = {"kind": "fixed", "median": args.job_seconds, "spread": 0.0}
+    fast = PollSchedule(initial=args.job_seconds, max_interval=0.5, first_interval=0.1)
+    roomy = {"max_running": 100, "concurrency_slots": 100}
+    # Enough items to fill the first window and ``--minutes`` steady ones, with room.
+    submit_items = math.ceil(s * (args.minutes + 1) * 1.1)
+    request_items = math.ceil(r * args.request_seconds)
+    running_items = math.ceil(args.running_seconds * m / args.running_job_seconds)
+    style = {"retry_after_style": args.retry_after_style}
+    out: dict[str, Scenario] = {}
+    for factor in (1, 2):
+        tag = "1x" if factor == 1 else "2x"
+        out[f"submits-{tag}"] = Scenario(
+            name=f"submits-{tag}",
+            measure="submits",
+            sim={**money, **roomy, **style, "durations": short, "submits_per_minute": s},
+            limits=Limits(
+                requests_per_minute=HIGH_RPM,
+                submits_per_minute=factor * s,
+                max_running="account",
+            ),
+            items=submit_items,
+            job_seconds=args.job_seconds,
+            schedule=fast,
+            limit=s / 60.0,
+            window=60.0,
+            configured=f"submits_per_minute={factor * s:g}",
+            true_limit=f"{s:g} submits/min",
+        )
+        out[f"requests-{tag}"] = Scenario(
+            name=f"requests-{tag}",
+            measure="requests",
+            sim={**money, **roomy, **style, "durations": short, "requests_per_second": r},
+            limits=Limits(
+                requests_per_minute=factor * 60 * r,
+                submits_per_minute=None,
+                max_running="account",
+            ),
+            items=request_items,
+            job_seconds=args.job_seconds,
+            schedule=fast,
+            limit=r,
+            window=math.ceil(r) / r,
+            configured=f"requests_per_minute={factor * 60 * r:g}",
+            true_limit=f"{r:g} requests/s",
+        )
+        run_name = "running" if factor == 1 else "running-2x"
+        out[run_name] = Scenario(
+            name=run_name,
+            measure="running",
+            sim={
+                **money,
+                **style,
+                "durations": {"kind": "fixed", "median": args.running_job_seconds, "spread": 0.0},
+                "max_running": m,
+                "concurrency_slots": factor * m,
+            },
+            limits=Limits(
+                requests_per_minute=HIGH_RPM, submits_per_minute=None, max_running="account"
+            ),
+            items=running_items,
+            job_seconds=args.running_job_seconds,
+            schedule=PollSchedule(
+                initial=args.running_job_seconds, max_interval=0.25, first_interval=0.1
+            ),
+            limit=float(m),
+            window=0.0,
+            configured=f'max_running="account" (/me: {factor * m})',
+            true_limit=f"{m} running",
+        )
+    return out
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+@attrs.define
+class Drive:
+    """What one batch run saw from the client's side."""
+
+    wall_s: float = 0.0
+    results: dict[str, int] = attrs.Factory(dict)
+    events: list[dict[str, Any]] = attrs.Factory(list)
+    samples: list[dict[str, Any]] = attrs.Factory(list)
+    server: list[tuple[float, int, int]] = attrs.Factory(list)  # (t, admitted, 429s)
+    client_requests: int = 0
+
+
+def _gate(gate: RateGate) -> dict[str, float | None]:
+    return {"rate": gate.rate, "learned": gate.learned}
+
+
+def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
+    """Record the limiter's state around each 429 it is told about (wraps the instance)."""
+    original = limiter.on_rate_limited
+
+    def logged(kind: RequestKind, retry_after: float | None) -> float:
+        gate = limiter.submits if kind is RequestKind.SUBMIT else limiter.requests
+        before = {**_gate(gate), "measured": gate.measured_rate()}
+        pause = original(kind, retry_after)
+        events.append(
+            {
+                "t": time.monotonic(),
+                "kind": kind.value,
+                "retry_after": retry_after,
+                "pause": round(pause, 3),
+                "before": before,
+                "after": _gate(gate),
+                "running_total": limiter.running.total,
+            }
+        )
+        return pause
+
+    limiter.on_rate_limited = logged  # type: ignore[method-assign]
+
+
+async def _sample_limiter(limiter: KeyLimiter, out: list[dict[str, Any]]) -> None:
+    while True:
+        out.append(
+            {
+                "t": time.monotonic(),
+                "submits": _gate(limiter.submits),
+                "requests": _gate(limiter.requests),
+                "rate_limited": limiter.rate_limited,
+                "running_total": limiter.running.total,
+                "running_in_use": limiter.running.in_use,
+            }
+        )
+        await anyio.sleep(0.25)
+
+
+async def _sample_server(sim: SimProcess, out: list[tuple[float, int, int]]) -> None:
+    """``/_sim/stats`` every half second, in a thread (the admin API is not counted)."""
+    while True:
+        before = time.monotonic()
+        stats = await anyio.to_thread.run_sync(sim.stats)
+        at = (before + time.monotonic()) / 2
+        refused = int(stats["rate_limited"])
+        out.append((at, sum(stats["requests"].values()) - refused, refused))
+        await anyio.sleep(0.5)
+
+
+async def drive(sc: Scenario, sim: SimProcess, image_id: str) -> Drive:
+    run = Drive()
+    items = [
+        BatchItem.create(prompt=f"{PROMPT} #{i}", image=FrameRef(image_id)) for i in range(sc.items)
+    ]
+    async with LeonardoClient(
+        sim.api_key, base_url=sim.base_url, limits=sc.limits, poll_schedule=sc.schedule
+    ) as client:
+        _log_decisions(client.limiter, run.events)
+        sent = client.requests_sent
+        async with BatchSubmitter(client, out_dir=None) as batch, anyio.create_task_group() as tg:
+            tg.start_soon(_sample_limiter, client.limiter, run.samples)
+            tg.start_soon(_sample_server, sim, run.server)
+            started = time.monotonic()
+            summary_ = await batch.run(items)
+            run.wall_s = time.monotonic() - started
+            tg.cancel_scope.cancel()
+        run.client_requests = client.requests_sent - sent
+    run.results = {
+        "complete": summary_.complete,
+        "failed": summary_.failed,
+        "errors": summary_.errors,
+    }
+    return run
+
+
+# --- analysis ------------------------------------------------------------------------------
+
+
+def _windows(times: list[float], length: float) -> list[int]:
+    """Counts in consecutive full windows of ``length`` from the first time to the last."""
+    t0, last = times[0], times[-1]
+    full = int((last - t0) // length)
+    return [
+        bisect.bisect_left(times, t0 + (j + 1) * length)
+        - bisect.bisect_left(times, t0 + j * length)
+        for j in range(full)
+    ]
+
+
+def _rate_between(samples: list[tuple[float, int, int]], start: float, end: float) -> float | None:
+    inside = [s for s in samples if start <= s[0] <= end]
+    if len(inside) < 2:
+        return None
+    (ta, a, _), (tb, b, _) = inside[0], inside[-1]
+    return (b - a) / (tb - ta)
+
+
+def analyse(
+    sc: Scenario, run: Drive, stats: Mapping[str, Any], gens: list[dict[str, Any]]
+) -> dict[str, Any]:
+    requests = {str(k): int(v) for k, v in stats["requests"].items()}
+    total = sum(requests.values())
+    refused = int(stats["rate_limited"])
+    starts = sorted(float(g["finish_at"]) - sc.job_seconds for g in gens)
+    out: dict[str, Any] = {
+        "scenario": sc.name,
+        "items": sc.items,
+        "results": run.results,
+        "created": int(stats["generations_created"]),
+        "duplicates": int(stats["duplicate_submissions"]),
+        "requests": total,
+        "submit_requests": requests.get(SUBMIT_ROUTE, 0),
+        "client_requests": run.client_requests,
+        "rate_limited": refused,
+        "rate_limited_share": refused / total if total else 0.0,
+        "peak_running": int(stats["peak_running"]),
+        "wall_s": round(run.wall_s, 2),
+        "client_429s_seen": len(run.events),
+        "final_gates": (
+            {k: v for k, v in run.samples[-1].items() if k != "t"} if run.samples else None
+        ),
+    }
+    submit_rates = [s["submits"]["rate"] for s in run.samples if s["submits"]["rate"] is not None]
+    request_rates = [
+        s["requests"]["rate"] for s in run.samples if s["requests"]["rate"] is not None
+    ]
+    out["submit_gate_rate_min"] = min(submit_rates) if submit_rates else None
+    out["request_gate_rate_min"] = min(request_rates) if request_rates else None
+    span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
+    out["naive_rate_fraction"] = (
+        (len(starts) - 1) / span / sc.limit if span and sc.measure != "running" else None
+    )
+    if sc.measure == "submits":
+        per_window = _windows(starts, sc.window)
+        allowed = sc.limit * sc.window
+        out["window_counts"] = per_window
+        out["first_window_fraction"] = per_window[0] / allowed if per_window else None
+        steady = per_window[1:]
+        out["steady_windows"] = len(steady)
+        out["achieved"] = sum(steady) / (allowed * len(steady)) if steady else None
+    elif sc.measure == "requests":
+        start, end = starts[0] + 1.0, starts[-1]
+        rate = _rate_between(run.server, start, end)
+        out["steady_seconds"] = round(end - start, 1)
+        out["admitted_per_s"] = rate
+        out["achieved"] = None if rate is None else rate / sc.limit
+        out["submits_per_s"] = (len(starts) - 1) / span if span else None
+    else:
+        finishes = [float(g["finish_at"]) for g in gens]
+        busy = max(finishes) - starts[0]
+        mean_running = len(starts) * sc.job_seconds / busy
+        out["mean_running"] = mean_running
+        out["achieved"] = mean_running / sc.limit
+        out["ideal_s"] = len(starts) * sc.job_seconds / sc.limit
+        out["busy_s"] = round(busy, 2)
+        out["client_running_peak"] = max((s["running_in_use"] for s in run.samples), default=0)
+        out["client_running_total_min"] = min(
+            (s["running_total"] for s in run.samples if s["running_total"] is not None),
+            default=None,
+        )
+    return out
+
+
+def run_once(sc: Scenario, trace: bool) -> dict[str, Any]:
+    with SimProcess(sc.sim) as sim:
+        image_id = sim.upload_image()
+        time.sleep(1.5)  # the upload's requests leave any per-second window
+        sim.reset()
+        run = anyio.run(drive, sc, sim, image_id, backend="asyncio")
+        stats = sim.stats()
+        gens = sim.generations()
+    result = analyse(sc, run, stats, gens)
+    if trace:
+        t0 = run.samples[0]["t"] if run.samples else 0.0
+        for event in run.events:
+            print(f"  429 {json.dumps({**event, 't': round(event['t'] - t0, 3)})}", file=sys.stderr)
+        last = None
+        for sample in run.samples:
+            state = (sample["submits"], sample["requests"], sample["running_total"])
+            if state != last:
+                shown = {**sample, "t": round(sample["t"] - t0, 2)}
+                print(f"  gate {json.dumps(shown)}", file=sys.stderr)
+                last = state
+    return result
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _range(values: list[float], fmt: Callable[[float], str]) -> str:
+    s = summary(values)
+    return f"{fmt(s['median'])} [{fmt(s['min'])}-{fmt(s['max'])}]"
+
+
+def report(scenarios: dict[str, Scenario], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    headers = ("scenario", "true limit", "client configured", "achieved", "429s", "429 share")
+    rows = []
+    out: dict[str, Any] = {}
+    for name, results in runs.items():
+        sc = scenarios[name]
+        achieved = [r["achieved"] for r in results if r["achieved"] is not None]
+        refused = [float(r["rate_limited"]) for r in results]
+        share = [r["rate_limited_share"] for r in results]
+        rows.append(
+            (
+                name,
+                sc.true_limit,
+                sc.configured,
+                _range(achieved, _pct) if achieved else "-",
+                _range(refused, lambda v: f"{v:g}"),
+                _range(share, lambda v: f"{100 * v:.2f}%"),
+            )
+        )
+        out[name] = {
+            "achieved": summary(achieved) if achieved else None,
+            "rate_limited": summary(refused),
+            "rate_limited_share": summary(share),
+            "runs": results,
+        }
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return out
 
 
 def main() -> None:
-    print("benchmarks/limits.py is not written yet; see its docstring for the plan.")
-    sys.exit(2)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        default="submits-1x,submits-2x,requests-1x,requests-2x,running,running-2x",
+    )
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--submits-per-minute", type=int, default=600, help="S")
+    parser.add_argument("--minutes", type=int, default=2, help="steady 60 s windows wanted")
+    parser.add_argument("--requests-per-second", type=float, default=20.0, help="R")
+    parser.add_argument("--request-seconds", type=float, default=40.0)
+    parser.add_argument("--job-seconds", type=float, default=0.2, help="rate scenarios")
+    parser.add_argument("--max-running", type=int, default=8, help="M")
+    parser.add_argument("--running-job-seconds", type=float, default=2.0, help="D")
+    parser.add_argument("--running-seconds", type=float, default=40.0, help="ideal busy time")
+    parser.add_argument(
+        "--retry-after-style", default="seconds", choices=("seconds", "http-date", "none")
+    )
+    parser.add_argument("--trace", action="store_true", help="log limiter decisions to stderr")
+    args = parser.parse_args()
+    scenarios = build_scenarios(args)
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in scenarios]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; known: {sorted(scenarios)}")
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for rep in range(args.reps):
+        for name in names:
+            print(f"rep {rep + 1} {name} ...", file=sys.stderr, flush=True)
+            result = run_once(scenarios[name], args.trace)
+            runs[name].append(result)
+            print(f"rep {rep + 1} {json.dumps(result)}", file=sys.stderr, flush=True)
+    print(
+        f"\nreps={args.reps}; S={args.submits_per_minute}/min, R={args.requests_per_second:g}/s, "
+        f"M={args.max_running}; achieved = median [min-max] of the fraction of the true limit"
+    )
+    out = {
+        "benchmark": "limits",
+        "machine": machine(),
+        "args": vars(args),
+        "scenarios": report(scenarios, runs),
+    }
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
