@@ -64,8 +64,8 @@ async def test_submit_429_pauses_reads_too() -> None:
 
 async def test_rate_lowered_after_429_and_regrown() -> None:
     """A 429 lowers the pace below the configured rate; runs of successes grow it back to it."""
-    gate = RateGate(600)  # 10 requests a second
-    assert gate.rate == pytest.approx(10)
+    gate = RateGate(600)  # 10 requests a second, paced at PACE of it
+    assert gate.rate == pytest.approx(10 * RateGate.PACE)
     with anyio.fail_after(DEADLINE):
         for _ in range(3):
             await gate.acquire()
@@ -80,7 +80,7 @@ async def test_rate_lowered_after_429_and_regrown() -> None:
     assert lowered < grown <= 10
     for _ in range(RateGate.RECOVER_AFTER * 10_000):
         gate.on_success()
-    assert gate.rate == pytest.approx(10)
+    assert gate.rate == pytest.approx(10 * RateGate.PACE)
 
 
 async def test_unlimited_gate_learns_a_rate() -> None:
@@ -203,3 +203,19 @@ def test_limits_validation(changes: dict[str, Any]) -> None:
     """Limits refuses non-positive rates, bools and bounds that are not whole and positive."""
     with pytest.raises(ValueError, match=next(iter(changes))):
         Limits(**changes)
+
+
+def test_gate_paces_a_little_below_the_configured_rate() -> None:
+    """A gate configured at a server's limit paces just under it, so window jitter is no 429."""
+    gate = RateGate(600)
+    assert gate.rate == pytest.approx(10 * RateGate.PACE)
+    assert gate.rate is not None
+    assert 9.5 <= gate.rate < 10
+
+
+async def test_no_burst_by_default() -> None:
+    """By default no request leaves right after the last (a burst overruns a per-second limit)."""
+    gate = RateGate(60)  # one a second
+    with anyio.fail_after(DEADLINE):
+        await gate.acquire()
+    assert not await finishes_soon(gate.acquire)
