@@ -125,6 +125,7 @@ class RateGate:
         self._tat = 0.0  # GCRA theoretical arrival time
         self._paused_until = 0.0
         self._successes = 0
+        self._queued = 0  # senders waiting for their turn (not for a pause)
         self._sent: deque[float] = deque(maxlen=4096)
         self.waited = 0.0  # seconds spent waiting here, for statistics
 
@@ -142,8 +143,12 @@ class RateGate:
         burst = self._burst if self._burst is not None else 1
         return (burst - 1) * interval
 
-    async def acquire(self) -> None:
-        """Wait until one request may be sent."""
+    async def acquire(self, *, record: bool = True) -> None:
+        """Wait until one request may be sent.
+
+        :param record: count it as sent now for :meth:`measured_rate`; pass ``False``
+            when another gate still holds it back, and call :meth:`record` once it leaves
+        """
         while True:
             now = anyio.current_time()
             if now < self._paused_until:
@@ -156,9 +161,18 @@ class RateGate:
             allowed_at = tat - self._tolerance(interval)
             self._tat = tat + interval
             if allowed_at > now:
-                await self._wait(allowed_at - now)
+                self._queued += 1
+                try:
+                    await self._wait(allowed_at - now)
+                finally:
+                    self._queued -= 1
             if anyio.current_time() >= self._paused_until:
                 break
+        if record:
+            self.record()
+
+    def record(self) -> None:
+        """Count one request as sent now."""
         self._sent.append(anyio.current_time())
 
     async def _wait(self, seconds: float) -> None:
@@ -204,6 +218,12 @@ class RateGate:
         if not recent:
             return self.MIN_RATE
         return len(recent) / max(1.0, now - recent[0])
+
+    @property
+    def binding(self) -> bool:
+        """Whether senders are waiting here for their turn now: the rate is what holds
+        them back (a pause does not count)."""
+        return self._queued > 0
 
     def on_rate_limited(self, pause: float) -> None:
         """Pause every sender for ``pause`` seconds and lower the rate (a 429 here)."""
@@ -328,8 +348,11 @@ class KeyLimiter:
     async def before(self, kind: RequestKind) -> None:
         """Wait until a request of this kind may leave."""
         if kind is RequestKind.SUBMIT:
-            await self.submits.acquire()
-        await self.requests.acquire()
+            await self.submits.acquire(record=False)
+            await self.requests.acquire()
+            self.submits.record()  # when it leaves, not when the request gate held it
+        else:
+            await self.requests.acquire()
 
     def on_success(self, kind: RequestKind) -> None:
         """The server accepted a request."""
@@ -343,24 +366,33 @@ class KeyLimiter:
     def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> float:
         """The server said 429: pause every sender, and return the pause in seconds.
 
-        A refused submit lowers the submit rate, any other refusal the request rate
-        (a submit limit must not slow the polls down). Two refused submits in a row
-        mean the running-generations limit is lower than we thought, so the running
-        bound comes down too.
+        A refused read lowers the request rate. A refused submit may have run into any
+        of three limits, and the 429 does not say which. If requests are queued at the
+        request gate (its rate is what binds; :attr:`RateGate.binding`) the request
+        limit is the likely one, and the request rate comes down (the submit rate too
+        if submits are queued at theirs). Otherwise the submit rate comes down (a submit
+        limit must not slow the polls down), and two such refusals in a row mean the
+        running-generations limit is lower than we thought, so the running bound comes
+        down too.
         """
         self.rate_limited += 1
         self._in_a_row += 1
+        requests_bind, submits_bind = self.requests.binding, self.submits.binding
         pause = retry_after
         if pause is None:
             ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
             pause = ceiling * (0.5 + 0.5 * random.random())
         self.requests.pause(pause)
         self.submits.pause(pause)
-        if kind is RequestKind.SUBMIT:
+        if kind is not RequestKind.SUBMIT:
+            self.requests.lower()
+        elif requests_bind:
+            self.requests.lower()
+            if submits_bind:
+                self.submits.lower()
+        else:
             self.submits.lower()
             self._submit_refusals += 1
             if self._submit_refusals >= 2:
                 self.running.on_refused()
-        else:
-            self.requests.lower()
         return pause

@@ -219,3 +219,46 @@ async def test_no_burst_by_default() -> None:
     with anyio.fail_after(DEADLINE):
         await gate.acquire()
     assert not await finishes_soon(gate.acquire)
+
+
+async def test_submit_held_at_request_gate_counts_when_it_leaves() -> None:
+    """A submit waiting at the request gate is not yet counted in the submit rate."""
+    limiter = KeyLimiter(Limits(requests_per_minute=60, submits_per_minute=None, max_running=None))
+    with anyio.fail_after(DEADLINE):
+        await limiter.before(RequestKind.READ)
+    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
+    assert limiter.submits.measured_rate() == RateGate.MIN_RATE
+
+
+async def test_submit_429_while_requests_queue_lowers_the_request_rate() -> None:
+    """A submit's 429 while requests queue at the request gate lowers the request rate only."""
+    limiter = KeyLimiter(Limits(requests_per_minute=60, submits_per_minute=None, max_running=None))
+    limiter.set_running(8)
+    configured = limiter.requests.rate
+    assert configured is not None
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(limiter.before, RequestKind.SUBMIT)
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.requests.binding
+        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+        tg.cancel_scope.cancel()
+    lowered = limiter.requests.rate
+    assert lowered is not None
+    assert lowered < configured
+    assert limiter.submits.rate is None
+    assert limiter.running.total == 8
+
+
+async def test_submit_429_with_requests_flowing_lowers_the_submit_rate() -> None:
+    """A refused submit while nothing queues at the request gate lowers the submit rate only."""
+    limiter = KeyLimiter(Limits(requests_per_minute=6000, submits_per_minute=600, max_running=None))
+    with anyio.fail_after(DEADLINE):
+        await limiter.before(RequestKind.SUBMIT)
+    assert not limiter.requests.binding
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    assert limiter.requests.rate == pytest.approx(100 * RateGate.PACE)
+    submits = limiter.submits.rate
+    assert submits is not None
+    assert submits < 10 * RateGate.PACE
