@@ -94,7 +94,9 @@ class RateGate:
 
     After a 429 the gate paces at :attr:`DECREASE` of the rate it was refused at, grows
     back to :attr:`SETTLE` of it over a run of successes, and then creeps upward slowly,
-    so it finds a server's real limit without a 429 storm and keeps close to it.
+    so it finds a server's real limit without a 429 storm and keeps close to it. A pause
+    or a lower rate applies to the senders already waiting too: their turns were booked
+    at the old pace, so they book again.
 
     :param per_minute: the configured ceiling, or ``None`` for none
     :param burst: requests allowed back to back, ``None`` for one (no burst: see
@@ -126,6 +128,7 @@ class RateGate:
         self._paused_until = 0.0
         self._successes = 0
         self._queued = 0  # senders waiting for their turn (not for a pause)
+        self._booking = 0  # bumped when the turns booked so far no longer hold
         self._sent: deque[float] = deque(maxlen=4096)
         self.waited = 0.0  # seconds spent waiting here, for statistics
 
@@ -160,13 +163,16 @@ class RateGate:
             tat = max(self._tat, now)
             allowed_at = tat - self._tolerance(interval)
             self._tat = tat + interval
-            if allowed_at > now:
-                self._queued += 1
-                try:
-                    await self._wait(allowed_at - now)
-                finally:
-                    self._queued -= 1
-            if anyio.current_time() >= self._paused_until:
+            if allowed_at <= now:
+                break
+            booked = self._booking
+            self._queued += 1
+            try:
+                await self._wait(allowed_at - now)
+            finally:
+                self._queued -= 1
+            # A pause or a lower rate since this turn was booked: book again at the new pace.
+            if self._booking == booked and anyio.current_time() >= self._paused_until:
                 break
         if record:
             self.record()
@@ -183,7 +189,12 @@ class RateGate:
         """Hold every sender for ``seconds`` (the shared pause after a 429)."""
         now = anyio.current_time()
         self._paused_until = max(self._paused_until, now + seconds)
-        self._tat = max(self._tat, self._paused_until)
+        self._rebook()
+
+    def _rebook(self) -> None:
+        """Cancel the turns booked so far: every waiting sender books again."""
+        self._booking += 1
+        self._tat = max(anyio.current_time(), self._paused_until)
 
     def _cap(self) -> float | None:
         caps = [c for c in (self._ceiling, self._learned) if c is not None]
@@ -242,6 +253,7 @@ class RateGate:
         if self._rate is None or lowered < self._rate:
             logger.info("rate limited: pacing at %.2f requests/s", lowered)
             self._rate = lowered
+            self._rebook()
 
 
 class RunningSlots:

@@ -262,3 +262,26 @@ async def test_submit_429_with_requests_flowing_lowers_the_submit_rate() -> None
     submits = limiter.submits.rate
     assert submits is not None
     assert submits < 10 * RateGate.PACE
+
+
+async def test_lowered_rate_applies_to_senders_already_waiting() -> None:
+    """Senders waiting when the rate is lowered leave at the new pace, not the one they booked."""
+    gate = RateGate(6000)  # about 98 a second: turns booked 10 ms apart
+    with anyio.fail_after(DEADLINE):
+        await gate.acquire()
+    done = 0
+
+    async def sender() -> None:
+        nonlocal done
+        await gate.acquire()
+        done += 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(sender)
+        await anyio.wait_all_tasks_blocked()
+        before = done
+        gate.lower()  # about one sent in the last second: now under two a second
+        await anyio.sleep(0.25)
+        tg.cancel_scope.cancel()
+    assert done - before <= 2
