@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import random
 from collections import deque
 from typing import Any, Final, Literal
@@ -96,7 +97,11 @@ class RateGate:
     back to :attr:`SETTLE` of it over a run of successes, and then creeps upward slowly,
     so it finds a server's real limit without a 429 storm and keeps close to it. A pause
     or a lower rate applies to the senders already waiting too: their turns were booked
-    at the old pace, so they book again.
+    at the old pace, so they book again. The rate refused is the one measured since the
+    last pause ended (time paused is not time sending), and a step up once settled
+    takes about :attr:`CREEP_EVERY` seconds of successes at the rate in force: every
+    429 costs a pause of a second or more, so creeping back over the limit must take
+    much longer than that.
 
     :param per_minute: the configured ceiling, or ``None`` for none
     :param burst: requests allowed back to back, ``None`` for one (no burst: see
@@ -110,8 +115,10 @@ class RateGate:
     #: Successes in a row between two steps up.
     RECOVER_AFTER: Final = 20
     INCREASE: Final = 1.05
-    #: Once settled, each step up raises the learned limit this much.
+    #: Once settled, each step up raises the learned limit this much...
     CREEP: Final = 1.01
+    #: ... after this many seconds' worth of successes at the rate in force.
+    CREEP_EVERY: Final = 10.0
     #: How far back the rate at a refusal is measured, in seconds.
     WINDOW: Final = 60.0
     #: Never pace slower than one request a minute.
@@ -126,6 +133,7 @@ class RateGate:
         self._burst = burst
         self._tat = 0.0  # GCRA theoretical arrival time
         self._paused_until = 0.0
+        self._resumed = -math.inf  # when the pause before the latest one ended
         self._successes = 0
         self._queued = 0  # senders waiting for their turn (not for a pause)
         self._booking = 0  # bumped when the turns booked so far no longer hold
@@ -188,8 +196,15 @@ class RateGate:
     def pause(self, seconds: float) -> None:
         """Hold every sender for ``seconds`` (the shared pause after a 429)."""
         now = anyio.current_time()
+        if now >= self._paused_until:
+            self._resumed = self._paused_until
         self._paused_until = max(self._paused_until, now + seconds)
         self._rebook()
+
+    @property
+    def paused(self) -> bool:
+        """Whether a shared pause is in force now."""
+        return anyio.current_time() < self._paused_until
 
     def _rebook(self) -> None:
         """Cancel the turns booked so far: every waiting sender books again."""
@@ -207,24 +222,29 @@ class RateGate:
         self._successes += 1
         if self._successes < self.RECOVER_AFTER:
             return
-        self._successes = 0
         cap = self._cap()
         if cap is not None and self._rate >= cap:
             if self._learned is None:
+                self._successes = 0
                 return  # at the configured ceiling: nothing to recover
+            if self._successes < self._rate * self.CREEP_EVERY:
+                return
             self._learned *= self.CREEP
             if self._ceiling is not None and self._learned >= self._ceiling:
                 self._learned = None
             cap = self._cap()
+        self._successes = 0
         grown = self._rate * self.INCREASE
         self._rate = grown if cap is None else min(cap, grown)
         if self._ceiling is None and self._learned is None and self._rate > self.UNLIMITED:
             self._rate = None
 
     def measured_rate(self) -> float:
-        """Requests per second actually sent over the last :attr:`WINDOW` (at least 1 s)."""
+        """Requests per second actually sent since sending resumed after the previous pause
+        (not the one a refusal being measured has just started), over at most the last
+        :attr:`WINDOW` seconds and at least 1 s."""
         now = anyio.current_time()
-        start = now - self.WINDOW
+        start = max(now - self.WINDOW, self._resumed)
         recent = [t for t in self._sent if t > start]
         if not recent:
             return self.MIN_RATE
@@ -390,6 +410,9 @@ class KeyLimiter:
         self.rate_limited += 1
         self._in_a_row += 1
         requests_bind, submits_bind = self.requests.binding, self.submits.binding
+        # A request refused while a pause is in force left before the pause began: the
+        # same episode, already answered by lowering once.
+        lower = not self.requests.paused
         pause = retry_after
         if pause is None:
             ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
@@ -397,13 +420,16 @@ class KeyLimiter:
         self.requests.pause(pause)
         self.submits.pause(pause)
         if kind is not RequestKind.SUBMIT:
-            self.requests.lower()
+            if lower:
+                self.requests.lower()
         elif requests_bind:
-            self.requests.lower()
-            if submits_bind:
-                self.submits.lower()
+            if lower:
+                self.requests.lower()
+                if submits_bind:
+                    self.submits.lower()
         else:
-            self.submits.lower()
+            if lower:
+                self.submits.lower()
             self._submit_refusals += 1
             if self._submit_refusals >= 2:
                 self.running.on_refused()

@@ -7,6 +7,7 @@ finish while a long pause is in force.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
@@ -285,3 +286,52 @@ async def test_lowered_rate_applies_to_senders_already_waiting() -> None:
         await anyio.sleep(0.25)
         tg.cancel_scope.cancel()
     assert done - before <= 2
+
+
+async def test_rate_refused_is_measured_since_the_pause_ended() -> None:
+    """The rate a 429 refused counts the sends since the last pause ended, not the time paused."""
+    gate = RateGate(None)
+    with anyio.fail_after(DEADLINE):
+        for _ in range(20):
+            await gate.acquire()
+        gate.pause(0.01)
+        await anyio.sleep(0.05)
+        for _ in range(3):
+            await gate.acquire()
+    gate.on_rate_limited(0)
+    learned = gate.learned
+    assert learned is not None
+    assert learned <= 3
+
+
+async def test_one_lowering_per_429_episode() -> None:
+    """A 429 arriving while an earlier one's pause is in force does not lower the rate again."""
+    limiter = KeyLimiter(Limits(requests_per_minute=600, submits_per_minute=None, max_running=None))
+    with anyio.fail_after(DEADLINE):
+        for _ in range(3):
+            await limiter.before(RequestKind.READ)
+    limiter.on_rate_limited(RequestKind.READ, 3600)
+    lowered = limiter.requests.rate
+    limiter.on_rate_limited(RequestKind.READ, 3600)
+    assert limiter.requests.rate == lowered
+    assert limiter.rate_limited == 2
+
+
+async def test_learned_limit_creeps_up_slowly() -> None:
+    """Settled under a learned limit, a step up takes CREEP_EVERY seconds' worth of successes."""
+    gate = RateGate(60_000)
+    with anyio.fail_after(DEADLINE):
+        for _ in range(60):
+            await gate.acquire()
+    gate.on_rate_limited(0)
+    learned = gate.learned
+    assert learned is not None
+    for _ in range(RateGate.RECOVER_AFTER * 2):  # back up to the learned limit
+        gate.on_success()
+    assert gate.rate == pytest.approx(learned)
+    for _ in range(RateGate.RECOVER_AFTER * 5):
+        gate.on_success()
+    assert gate.learned == learned
+    for _ in range(math.ceil(learned * RateGate.CREEP_EVERY)):
+        gate.on_success()
+    assert gate.learned == pytest.approx(learned * RateGate.CREEP)
