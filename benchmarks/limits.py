@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import math
 import sys
@@ -206,10 +207,19 @@ def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
     """Record the limiter's state around each 429 it is told about (wraps the instance)."""
     original = limiter.on_rate_limited
 
+    def state() -> dict[str, Any]:
+        return {
+            name: {**_gate(gate), "measured": gate.measured_rate(), "binding": gate.binding}
+            for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))
+        }
+
     def logged(kind: RequestKind, retry_after: float | None) -> float:
-        gate = limiter.submits if kind is RequestKind.SUBMIT else limiter.requests
-        before = {**_gate(gate), "measured": gate.measured_rate()}
+        before = state()
         pause = original(kind, retry_after)
+        after = {
+            name: _gate(gate)
+            for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))
+        }
         events.append(
             {
                 "t": time.monotonic(),
@@ -217,7 +227,7 @@ def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
                 "retry_after": retry_after,
                 "pause": round(pause, 3),
                 "before": before,
-                "after": _gate(gate),
+                "after": after,
                 "running_total": limiter.running.total,
             }
         )
@@ -386,6 +396,14 @@ def run_once(sc: Scenario, trace: bool) -> dict[str, Any]:
                 shown = {**sample, "t": round(sample["t"] - t0, 2)}
                 print(f"  gate {json.dumps(shown)}", file=sys.stderr)
                 last = state
+        in_use = [(s["t"], s["running_in_use"]) for s in run.samples]
+        for (ta, a, _), (tb, b, refused) in itertools.pairwise(run.server):
+            held = next((n for t, n in in_use if t >= tb), None)
+            print(
+                f"  load t={tb - t0:7.2f} admitted/s={(b - a) / (tb - ta):6.2f} "
+                f"429s={refused} running_slots_held={held}",
+                file=sys.stderr,
+            )
     return result
 
 
