@@ -123,6 +123,8 @@ class RateGate:
     WINDOW: Final = 60.0
     #: Never pace slower than one request a minute.
     MIN_RATE: Final = 1.0 / 60.0
+    #: Turns booked this far ahead, in seconds, mean the rate binds (see :attr:`binding`).
+    BINDING: Final = 1.0
     #: A learned limit above this (requests/s) with no configured one means "unlimited".
     UNLIMITED: Final = 1000.0
 
@@ -252,9 +254,12 @@ class RateGate:
 
     @property
     def binding(self) -> bool:
-        """Whether senders are waiting here for their turn now: the rate is what holds
-        them back (a pause does not count)."""
-        return self._queued > 0
+        """Whether the rate is what holds senders back now: some are waiting for their
+        turn (not for a pause), and the turns booked reach :attr:`BINDING` seconds ahead.
+
+        A burst that queues for a few milliseconds at a fast gate is not held back by it.
+        """
+        return self._queued > 0 and self._tat - anyio.current_time() >= self.BINDING
 
     def on_rate_limited(self, pause: float) -> None:
         """Pause every sender for ``pause`` seconds and lower the rate (a 429 here)."""
@@ -399,13 +404,13 @@ class KeyLimiter:
         """The server said 429: pause every sender, and return the pause in seconds.
 
         A refused read lowers the request rate. A refused submit may have run into any
-        of three limits, and the 429 does not say which. If requests are queued at the
-        request gate (its rate is what binds; :attr:`RateGate.binding`) the request
-        limit is the likely one, and the request rate comes down (the submit rate too
-        if submits are queued at theirs). Otherwise the submit rate comes down (a submit
-        limit must not slow the polls down), and two such refusals in a row mean the
-        running-generations limit is lower than we thought, so the running bound comes
-        down too.
+        of three limits, and the 429 does not say which. If the request gate's rate is
+        what holds requests back (:attr:`RateGate.binding`: a second's worth queued),
+        the request limit is the likely one, and the request rate comes down (the
+        submit rate too if its gate binds as well). Otherwise the submit rate comes
+        down (a submit limit must not slow the polls down), and two such refusals in a
+        row mean the running-generations limit is lower than we thought, so the
+        running bound comes down too.
         """
         self.rate_limited += 1
         self._in_a_row += 1
