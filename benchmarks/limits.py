@@ -213,9 +213,9 @@ def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
             for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))
         }
 
-    def logged(kind: RequestKind, retry_after: float | None) -> float:
+    def logged(kind: RequestKind, retry_after: float | None, **details: Any) -> float:
         before = state()
-        pause = original(kind, retry_after)
+        pause = original(kind, retry_after, **details)
         after = {
             name: _gate(gate)
             for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))

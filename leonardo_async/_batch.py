@@ -71,8 +71,8 @@ logger = logging.getLogger("leonardo_async")
 PREFETCH: Final = 16
 #: Without a running bound, at most this many items are in flight at once.
 UNBOUNDED_WINDOW: Final = 1000
-#: Rounds of 429 on one submit (each already retried by the transport) before giving up.
-SUBMIT_REFUSALS: Final = 8
+#: 429s on one submit before its item gives up (each waits out the key's shared pause).
+SUBMIT_REFUSALS: Final = 20
 #: Seconds past the API timeout after which an interrupted submit is surely settled.
 SETTLE_MARGIN: Final = 10.0
 #: Used when ``/me`` reports no concurrency slots.
@@ -367,15 +367,19 @@ class BatchSubmitter:
         request = item.request
         if entry.generation_id is None:
             request = await self._with_frames(item, entry)
-        token = await self.client.limiter.running.acquire()
+        slots = self.client.limiter.running
+        token = None
+        if entry.generation_id is None:
+            entry, token = await self._submit(request, entry)
+            if token is None:
+                return entry, None
+        if token is None:  # a job from an earlier run: it runs, so it holds a slot
+            token = await slots.acquire()
+            slots.running_now(token)
         try:
-            if entry.generation_id is None:
-                entry = await self._submit(request, entry)
-                if entry.generation_id is None:
-                    return entry, None
             outcome = await self._track(entry)
         finally:
-            self.client.limiter.running.release(token)
+            slots.release(token)
         if isinstance(outcome, GenerationFailedError):
             entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
             return entry, outcome.generation
@@ -444,8 +448,14 @@ class BatchSubmitter:
             del self._inflight_uploads[digest]
             done.set()
 
-    async def _submit(self, request: ImageToVideoRequest, entry: JournalEntry) -> JournalEntry:
-        """Submit with the journaled seed; record the job before anything else happens."""
+    async def _submit(
+        self, request: ImageToVideoRequest, entry: JournalEntry
+    ) -> tuple[JournalEntry, object | None]:
+        """Submit with the journaled seed; record the job before anything else happens.
+
+        :return: the item's row, and the running slot its job holds (``None`` when no
+            job was created)
+        """
         seed = entry.seed if entry.seed is not None else request.seed
         if seed is None and self.client.auto_seed:
             seed = random.randint(0, MAX_SEED)
@@ -453,7 +463,7 @@ class BatchSubmitter:
         estimate = self.estimator.estimate(request).cost
         refusal = self._over_budget(estimate)
         if refusal is not None:
-            return self.journal.update(entry, state=ItemState.ERROR, error=refusal)
+            return self.journal.update(entry, state=ItemState.ERROR, error=refusal), None
         reserved = estimate.amount if estimate is not None else Decimal(0)
         self._reserved += reserved
         self._counts["submitting"] += 1
@@ -465,9 +475,15 @@ class BatchSubmitter:
 
     async def _submit_until_answered(
         self, request: ImageToVideoRequest, entry: JournalEntry
-    ) -> JournalEntry:
-        """Submit, waiting out refusals (429: nothing was created) a bounded number of times."""
+    ) -> tuple[JournalEntry, object | None]:
+        """Submit, waiting out refusals (429: nothing was created) a bounded number of times.
+
+        The running slot is taken for each attempt and given back on a refusal, so a
+        bound lowered by refusals holds back the submits already waiting too.
+        """
+        slots = self.client.limiter.running
         for attempt in range(1, SUBMIT_REFUSALS + 1):
+            token = await slots.acquire()
             entry = self.journal.update(
                 entry,
                 state=ItemState.SUBMITTING,
@@ -477,19 +493,22 @@ class BatchSubmitter:
                 error=None,
             )
             try:
-                job = await self.client.submit(request, claimed=self._claimed())
-            except RateLimitError as exc:
-                if attempt == SUBMIT_REFUSALS:
-                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
-                await anyio.sleep(min(30.0, 2.0**attempt))
-            except SubmitUncertainError as exc:
-                return self.journal.update(
-                    entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
+                job = await self.client.submit(
+                    request, claimed=self._claimed(), retry_refused=False
                 )
-            except LeonardoError as exc:
-                return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
-            else:
-                return self._submitted(request, entry, job)
+            except BaseException as exc:
+                slots.release(token)
+                if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
+                    continue  # the key's shared pause holds everyone; queue again
+                if isinstance(exc, SubmitUncertainError):
+                    return self.journal.update(
+                        entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
+                    ), None
+                if isinstance(exc, LeonardoError):
+                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                raise
+            slots.running_now(token)
+            return self._submitted(request, entry, job), token
         raise AssertionError("unreachable: the last refusal returns")
 
     def _submitted(

@@ -312,7 +312,11 @@ class LeonardoClient:
         return attrs.evolve(request, seed=random.randint(0, MAX_SEED))
 
     async def submit(
-        self, request: ImageToVideoRequest, *, claimed: Collection[str] = ()
+        self,
+        request: ImageToVideoRequest,
+        *,
+        claimed: Collection[str] = (),
+        retry_refused: bool = True,
     ) -> GenerationJob:
         """Submit a validated request, never paying twice for it.
 
@@ -321,6 +325,8 @@ class LeonardoClient:
 
         :param claimed: generation ids that belong to other submits and must not be
             taken for this one (a batch passes the ids it already holds)
+        :param retry_refused: wait out 429s here (after the shared pause); ``False``
+            raises :class:`RateLimitError` at once, for callers that queue again
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
         request = self.with_seed(request)
@@ -330,7 +336,11 @@ class LeonardoClient:
             since = datetime.now(timezone.utc)
             try:
                 data = await self._transport.call(
-                    "POST", "/generations-image-to-video", body=body, kind=RequestKind.SUBMIT
+                    "POST",
+                    "/generations-image-to-video",
+                    body=body,
+                    kind=RequestKind.SUBMIT,
+                    retry_refused=retry_refused,
                 )
                 job = wire.structure(
                     data, wire.SubmitEnvelope, "/generations-image-to-video"

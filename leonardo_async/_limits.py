@@ -119,6 +119,11 @@ class RateGate:
     CREEP: Final = 1.01
     #: ... after this many seconds' worth of successes at the rate in force.
     CREEP_EVERY: Final = 10.0
+    #: Seconds without a refusal after which a learned limit is forgotten and the gate
+    #: goes back to its configured pace: a 429 storm that had nothing to do with our
+    #: rate (a deploy, a fault) must not throttle the rest of a long batch, and a real
+    #: limit costs one short episode to learn again.
+    FORGET: Final = 60.0
     #: How far back the rate at a refusal is measured, in seconds.
     WINDOW: Final = 60.0
     #: Never pace slower than one request a minute.
@@ -136,6 +141,7 @@ class RateGate:
         self._tat = 0.0  # GCRA theoretical arrival time
         self._paused_until = 0.0
         self._resumed = -math.inf  # when the pause before the latest one ended
+        self._refused_at = -math.inf  # when the server last refused us
         self._successes = 0
         self._queued = 0  # senders waiting for their turn (not for a pause)
         self._booking = 0  # bumped when the turns booked so far no longer hold
@@ -208,6 +214,11 @@ class RateGate:
         """Whether a shared pause is in force now."""
         return anyio.current_time() < self._paused_until
 
+    @property
+    def since_pause(self) -> float:
+        """Seconds since the latest pause ended (negative while it lasts)."""
+        return anyio.current_time() - self._paused_until
+
     def _rebook(self) -> None:
         """Cancel the turns booked so far: every waiting sender books again."""
         self._booking += 1
@@ -220,6 +231,11 @@ class RateGate:
     def on_success(self) -> None:
         """Record an accepted request; a run of them steps a lowered rate back up."""
         if self._rate is None:
+            return
+        if self._learned is not None and (anyio.current_time() - self._refused_at >= self.FORGET):
+            self._learned = None
+            self._rate = self._ceiling
+            self._successes = 0
             return
         self._successes += 1
         if self._successes < self.RECOVER_AFTER:
@@ -269,6 +285,7 @@ class RateGate:
     def lower(self) -> None:
         """The server refused us: learn the limit below the rate we were refused at."""
         self._successes = 0
+        self._refused_at = anyio.current_time()
         refused_at = self.measured_rate()
         if self._rate is not None:
             refused_at = min(refused_at, self._rate)
@@ -282,21 +299,32 @@ class RateGate:
 
 
 class RunningSlots:
-    """How many generations may be running at once, lowered on refusal, regrown on success.
+    """How many generations may be running at once, lowered on refusal, regrown slowly.
 
     Each slot is held from just before a submit until the tracker sees the job finish
-    (possibly in another task), so borrowers are tokens, not tasks.
+    (possibly in another task), so borrowers are tokens, not tasks. When the server
+    refuses a submit for concurrency, its limit is below what we count as running (its
+    count can only be lower than ours: we see jobs end late), so the bound drops one
+    under that and stays there as a learned limit; without refusals for
+    :attr:`FORGET` seconds the bound grows back one slot per :attr:`RECOVER_AFTER`
+    accepted submits, up to the configured one.
 
     :param total: the bound, or ``None`` for no bound
     """
 
-    #: Successful submits in a row before a lowered bound grows by one.
+    #: Accepted submits between two steps up, once a learned limit is forgotten.
     RECOVER_AFTER: Final = 10
+    #: Seconds without a refusal before a learned limit is forgotten.
+    FORGET: Final = 60.0
+    #: Refusals this close together are one episode.
+    EPISODE: Final = 1.0
 
     def __init__(self, total: int | None) -> None:
         self._ceiling = total
         self._limiter = anyio.CapacityLimiter(total) if total is not None else None
         self._successes = 0
+        self._running: set[object] = set()  # tokens whose generation exists
+        self._refused_at = -math.inf
 
     @property
     def total(self) -> int | None:
@@ -308,6 +336,11 @@ class RunningSlots:
         """Slots held now."""
         return 0 if self._limiter is None else self._limiter.borrowed_tokens
 
+    @property
+    def running(self) -> int:
+        """Slots whose generation the server accepted (and we have not seen finish)."""
+        return len(self._running)
+
     async def acquire(self) -> object:
         """Take a slot; returns the token to give back to :meth:`release`."""
         token = object()
@@ -315,14 +348,21 @@ class RunningSlots:
             await self._limiter.acquire_on_behalf_of(token)
         return token
 
+    def running_now(self, token: object) -> None:
+        """The slot's generation exists on the server (its submit was accepted)."""
+        self._running.add(token)
+
     def release(self, token: object) -> None:
         """Give a slot back (the generation finished, or was never created)."""
+        self._running.discard(token)
         if self._limiter is not None:
             self._limiter.release_on_behalf_of(token)
 
     def on_submitted(self) -> None:
-        """A submit was accepted: after a run of these, a lowered bound grows by one."""
+        """A submit was accepted: long after the last refusal, regrow the bound."""
         if self._limiter is None or self._ceiling is None:
+            return
+        if anyio.current_time() - self._refused_at < self.FORGET:
             return
         self._successes += 1
         if self._successes >= self.RECOVER_AFTER and self._limiter.total_tokens < self._ceiling:
@@ -330,15 +370,20 @@ class RunningSlots:
             self._limiter.total_tokens += 1
 
     def on_refused(self) -> None:
-        """The server refused a submit for concurrency: bound to what runs now.
+        """The server refused a submit for concurrency: bound below what runs now.
 
-        The refused submit holds a slot itself, so what is running is one less.
+        Refusals arriving together answer submits sent together: only the first of an
+        episode (:attr:`EPISODE` seconds) lowers the bound.
         """
         self._successes = 0
-        if self._limiter is None:
+        now = anyio.current_time()
+        first = now - self._refused_at >= self.EPISODE
+        self._refused_at = now
+        if self._limiter is None or not first:
             return
-        lowered = max(1, self._limiter.borrowed_tokens - 1)
-        if lowered < self._limiter.total_tokens:
+        current = int(self._limiter.total_tokens)
+        lowered = max(1, min(current, len(self._running)) - 1)
+        if lowered < current:
             logger.info("submit refused: running at most %d generations", lowered)
             self._limiter.total_tokens = lowered
 
@@ -361,6 +406,8 @@ class KeyLimiter:
     #: A 429 without ``Retry-After`` pauses everyone for this, doubling while they last.
     PAUSE_BASE: Final = 1.0
     PAUSE_MAX: Final = 30.0
+    #: A refusal this soon after a pause ended belongs to the episode that caused it.
+    EPISODE_GRACE: Final = 1.0
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -400,8 +447,16 @@ class KeyLimiter:
             self.submits.on_success()
             self.running.on_submitted()
 
-    def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> float:
+    def on_rate_limited(
+        self, kind: RequestKind, retry_after: float | None, *, reason: str | None = None
+    ) -> float:
         """The server said 429: pause every sender, and return the pause in seconds.
+
+        When the refusal of a submit says it is about concurrency (``reason``, the
+        error text, mentions it), the running bound comes down to the generations the
+        server accepted and we have not seen finish: never below the server's real
+        limit, since its count of running jobs can only be lower than ours. No rate is
+        lowered for it.
 
         A refused read lowers the request rate. A refused submit may have run into any
         of three limits, and the 429 does not say which. If the request gate's rate is
@@ -415,16 +470,20 @@ class KeyLimiter:
         self.rate_limited += 1
         self._in_a_row += 1
         requests_bind, submits_bind = self.requests.binding, self.submits.binding
-        # A request refused while a pause is in force left before the pause began: the
-        # same episode, already answered by lowering once.
-        lower = not self.requests.paused
+        # A request refused while a pause is in force left before the pause began, and
+        # one refused just after it ended still meets the server's memory of the time
+        # before it: the same episode, already answered by lowering once. (Lowering
+        # again on a rate measured over a moment would collapse the pace in a storm.)
+        lower = self.requests.since_pause >= self.EPISODE_GRACE
         pause = retry_after
         if pause is None:
             ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
             pause = ceiling * (0.5 + 0.5 * random.random())
         self.requests.pause(pause)
         self.submits.pause(pause)
-        if kind is not RequestKind.SUBMIT:
+        if kind is RequestKind.SUBMIT and _about_concurrency(reason):
+            self.running.on_refused()
+        elif kind is not RequestKind.SUBMIT:
             if lower:
                 self.requests.lower()
         elif requests_bind:
@@ -439,3 +498,9 @@ class KeyLimiter:
             if self._submit_refusals >= 2:
                 self.running.on_refused()
         return pause
+
+
+def _about_concurrency(reason: str | None) -> bool:
+    """Whether a refusal's error text says it is about jobs running at once."""
+    text = (reason or "").lower()
+    return any(word in text for word in ("concurren", "running", "slots"))

@@ -155,8 +155,12 @@ class Transport:
         body: Any = None,
         params: Mapping[str, str | int] | None = None,
         kind: RequestKind = RequestKind.READ,
+        retry_refused: bool = True,
     ) -> Any:
         """Send one API request and return its decoded JSON body.
+
+        :param retry_refused: retry a 429 here; a caller that holds a scarce slot while
+            it waits (a batch submit) says no, to queue again behind the others
 
         Safe requests are retried on network errors, 5xx and 429. A submit
         (``kind=SUBMIT``) is retried only when it provably did not arrive or was refused
@@ -221,7 +225,7 @@ class Transport:
                             retry_after is not None and retry_after > self.retry.max_retry_after
                         )
                         pause = self.limiter.on_rate_limited(
-                            kind, None if too_long else retry_after
+                            kind, None if too_long else retry_after, reason=_error_text(raw)
                         )
                         retry_after = retry_after if too_long else pause
             delay = retry_delay(
@@ -233,7 +237,7 @@ class Transport:
                 retry_after=retry_after,
                 rand=random.random(),
             )
-            if delay is None:
+            if delay is None or (status == 429 and not retry_refused):
                 raise self._error(method, url, failure, cause, status, raw, retry_after, creates)
             logger.info("%s %s failed (%s); retry %d in %.2f s", method, url, cause, attempt, delay)
             if status != 429:
@@ -297,6 +301,16 @@ class Transport:
                 yield resp
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError("GET", _safe_url(url), _describe(exc)) from None
+
+
+def _error_text(raw: bytes) -> str | None:
+    """The Hasura ``error`` text of an error body, if it has one."""
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    text = body.get("error") if isinstance(body, dict) else None
+    return text if isinstance(text, str) else None
 
 
 def _safe_url(url: str) -> str:

@@ -109,20 +109,28 @@ async def test_burst_passes_without_waiting() -> None:
     assert not await finishes_soon(gate.acquire) or gate.waited > 0
 
 
-async def test_running_slots_shrink_on_refusal_and_regrow() -> None:
-    """A refused submit bounds slots to what runs; runs of accepted submits add one back."""
+async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal bounds slots below what runs; once forgotten, accepted submits add back."""
     slots = RunningSlots(5)
-    tokens = [await slots.acquire() for _ in range(3)]
-    assert (slots.total, slots.in_use) == (5, 3)
+    tokens = [await slots.acquire() for _ in range(4)]
+    for token in tokens[:2]:
+        slots.running_now(token)  # two jobs run; two submits wait with a slot in hand
+    assert (slots.total, slots.in_use, slots.running) == (5, 4, 2)
     slots.on_refused()
-    assert slots.total == 2  # the refused submit held one of the three
-    for expected in (3, 4, 5, 5):
+    assert slots.total == 1  # below what the server accepted, not every slot held
+    slots.on_refused()
+    assert slots.total == 1  # the same episode lowers once
+    for _ in range(3 * RunningSlots.RECOVER_AFTER):
+        slots.on_submitted()
+    assert slots.total == 1  # a learned limit holds while refusals are recent
+    monkeypatch.setattr(RunningSlots, "FORGET", 0.0)
+    for expected in (2, 3, 4, 5, 5):
         for _ in range(RunningSlots.RECOVER_AFTER):
             slots.on_submitted()
         assert slots.total == expected
     for token in tokens:
         slots.release(token)
-    assert slots.in_use == 0
+    assert (slots.in_use, slots.running) == (0, 0)
 
 
 async def test_running_slots_block_when_full() -> None:
@@ -160,15 +168,17 @@ async def test_key_limiter_429_pauses_grow_and_reset() -> None:
     assert 0.5 <= limiter.on_rate_limited(RequestKind.READ, None) <= 1.0
 
 
-async def test_two_refused_submits_lower_running_bound() -> None:
-    """Two submits refused in a row lower the running bound to what is running."""
+async def test_a_concurrency_refusal_lowers_running_bound() -> None:
+    """A submit refused for concurrency bounds running below what runs; a bare 429 does not."""
     limiter = KeyLimiter(Limits.off())
     limiter.set_running(8)
     tokens = [await limiter.running.acquire() for _ in range(4)]
+    for token in tokens[:3]:
+        limiter.running.running_now(token)  # three jobs run; the fourth is refused
     limiter.on_rate_limited(RequestKind.SUBMIT, 0)
     assert limiter.running.total == 8
-    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-    assert limiter.running.total == 3
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0, reason="Concurrency limit reached")
+    assert limiter.running.total == 2
     for token in tokens:
         limiter.running.release(token)
 
