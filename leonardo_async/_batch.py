@@ -453,6 +453,12 @@ class BatchSubmitter:
     ) -> tuple[JournalEntry, object | None]:
         """Submit with the journaled seed; record the job before anything else happens.
 
+        Refusals (429: nothing was created) are waited out a bounded number of times.
+        The running slot is taken for each attempt and given back on a refusal, so a
+        bound lowered by refusals holds back the submits already waiting too. The
+        budget is checked with the slot in hand, when the costs of the jobs before this
+        one are known.
+
         :return: the item's row, and the running slot its job holds (``None`` when no
             job was created)
         """
@@ -460,30 +466,14 @@ class BatchSubmitter:
         if seed is None and self.client.auto_seed:
             seed = random.randint(0, MAX_SEED)
         request = attrs.evolve(request, seed=seed)
-        estimate = self.estimator.estimate(request).cost
-        refusal = self._over_budget(estimate)
-        if refusal is not None:
-            return self.journal.update(entry, state=ItemState.ERROR, error=refusal), None
-        reserved = estimate.amount if estimate is not None else Decimal(0)
-        self._reserved += reserved
-        self._counts["submitting"] += 1
-        try:
-            return await self._submit_until_answered(request, entry)
-        finally:
-            self._reserved -= reserved
-            self._counts["submitting"] -= 1
-
-    async def _submit_until_answered(
-        self, request: ImageToVideoRequest, entry: JournalEntry
-    ) -> tuple[JournalEntry, object | None]:
-        """Submit, waiting out refusals (429: nothing was created) a bounded number of times.
-
-        The running slot is taken for each attempt and given back on a refusal, so a
-        bound lowered by refusals holds back the submits already waiting too.
-        """
         slots = self.client.limiter.running
         for attempt in range(1, SUBMIT_REFUSALS + 1):
             token = await slots.acquire()
+            estimate = self.estimator.estimate(request).cost
+            refusal = self._over_budget(estimate)
+            if refusal is not None:
+                slots.release(token)
+                return self.journal.update(entry, state=ItemState.ERROR, error=refusal), None
             entry = self.journal.update(
                 entry,
                 state=ItemState.SUBMITTING,
@@ -492,6 +482,9 @@ class BatchSubmitter:
                 attempts=entry.attempts + 1,
                 error=None,
             )
+            reserved = estimate.amount if estimate is not None else Decimal(0)
+            self._reserved += reserved
+            self._counts["submitting"] += 1
             try:
                 job = await self.client.submit(
                     request, claimed=self._claimed(), retry_refused=False
@@ -507,6 +500,9 @@ class BatchSubmitter:
                 if isinstance(exc, LeonardoError):
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
                 raise
+            finally:
+                self._reserved -= reserved
+                self._counts["submitting"] -= 1
             slots.running_now(token)
             return self._submitted(request, entry, job), token
         raise AssertionError("unreachable: the last refusal returns")
