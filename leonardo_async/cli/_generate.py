@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 
 import anyio
 import attrs
@@ -94,6 +94,19 @@ class GenerateJob:
     duration: int | None = None
     seed: int | None = None
     timeout: float | None = DEFAULT_TIMEOUT
+
+    def options(self) -> dict[str, Any]:
+        """The request's fields besides its frames, as keyword arguments."""
+        return {
+            "prompt": self.prompt,
+            "model": self.model,
+            "resolution": self.resolution,
+            "duration": self.duration,
+            "orientation": self.orientation,
+            "width": self.width,
+            "height": self.height,
+            "seed": self.seed,
+        }
 
 
 def register(commands: Commands) -> None:
@@ -281,16 +294,9 @@ def check(job: GenerateJob) -> None:
     :raises ValidationError: naming the field at fault
     """
     ImageToVideoRequest(
-        prompt=job.prompt,
         image=FrameRef("start-frame"),
         end_image=None if job.end_image is None else FrameRef("end-frame"),
-        model=job.model,
-        resolution=job.resolution,
-        duration=job.duration,
-        orientation=job.orientation,
-        width=job.width,
-        height=job.height,
-        seed=job.seed,
+        **job.options(),
     )
     for name, source in (("image", job.image), ("end_image", job.end_image)):
         if source is not None and is_local_image(source):
@@ -308,16 +314,7 @@ async def _generate(
     """Submit, wait and download; the submitted job is appended to ``submitted``."""
     progress.update(status="submitting")
     generation_job = await client.image_to_video(
-        prompt=job.prompt,
-        image=job.image,
-        end_image=job.end_image,
-        model=job.model,
-        resolution=job.resolution,
-        duration=job.duration,
-        orientation=job.orientation,
-        width=job.width,
-        height=job.height,
-        seed=job.seed,
+        image=job.image, end_image=job.end_image, **job.options()
     )
     submitted.append(generation_job)
     progress.message(f"submitted generation {generation_job.id} ({_cost(generation_job)})")
