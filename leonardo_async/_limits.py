@@ -10,7 +10,8 @@ down, so the client paces itself instead of finding the limits by collision:
   server's real limit turns out lower than configured, lowers its own rate and creeps
   back up after a run of successes.
 * :class:`RunningSlots` bounds generations submitted and not yet finished, on an anyio
-  :class:`~anyio.CapacityLimiter` whose size shrinks on a refused submit and grows back.
+  :class:`~anyio.CapacityLimiter` whose size shrinks on a refused submit and grows back;
+  it probes past what the server has accepted one submit at a time.
 
 No third-party limiter is used: aiolimiter's leaky bucket has no shared pause and no
 adaptive rate, and both primitives here are a few lines on anyio.
@@ -299,15 +300,24 @@ class RateGate:
 
 
 class RunningSlots:
-    """How many generations may be running at once, lowered on refusal, regrown slowly.
+    """How many generations may be running at once, found without a burst of refusals.
 
     Each slot is held from just before a submit until the tracker sees the job finish
-    (possibly in another task), so borrowers are tokens, not tasks. When the server
-    refuses a submit for concurrency, its limit is below what we count as running (its
-    count can only be lower than ours: we see jobs end late), so the bound drops one
-    under that and stays there as a learned limit; without refusals for
-    :attr:`FORGET` seconds the bound grows back one slot per :attr:`RECOVER_AFTER`
-    accepted submits, up to the configured one.
+    (possibly in another task), so borrowers are tokens, not tasks. The bound (from
+    ``/me`` or the user) may be more than the server allows, so it is trusted only as
+    far as the server has shown it: submits that would take the slots in use past the
+    most generations the server has accepted running at once go one at a time, each
+    waiting for the answer to the one before (a probe). A refused probe costs one 429,
+    where a burst of submits sent together past the real limit costs one per submit.
+    Probing costs nothing under the submit rate limit (a submit's round trip is shorter
+    than its turn at 100 per minute).
+
+    When the server refuses a submit for concurrency, its limit is at most what we
+    count as running (its count can only be lower than ours: we see jobs end late), so
+    the bound comes down to that, and one further at each refusal at the bound; it
+    stays there as a learned limit. Without refusals for :attr:`FORGET` seconds the
+    bound grows back one slot per :attr:`RECOVER_AFTER` accepted submits, up to the
+    configured one, each new slot probed as above.
 
     :param total: the bound, or ``None`` for no bound
     """
@@ -324,6 +334,10 @@ class RunningSlots:
         self._limiter = anyio.CapacityLimiter(total) if total is not None else None
         self._successes = 0
         self._running: set[object] = set()  # tokens whose generation exists
+        self._sending: set[object] = set()  # tokens whose submit has no answer yet
+        self._proven = 0  # most generations the server accepted running at once
+        self._probe: object | None = None  # the token testing a new high, if any
+        self._probe_answered = anyio.Event()
         self._refused_at = -math.inf
 
     @property
@@ -341,22 +355,51 @@ class RunningSlots:
         """Slots whose generation the server accepted (and we have not seen finish)."""
         return len(self._running)
 
+    @property
+    def proven(self) -> int:
+        """The most generations the server has accepted running at once."""
+        return self._proven
+
     async def acquire(self) -> object:
-        """Take a slot; returns the token to give back to :meth:`release`."""
+        """Take a slot for a submit; returns the token to give back to :meth:`release`.
+
+        A slot past :attr:`proven` waits until no other probe is unanswered; while it
+        waits it holds no slot, so a bound lowered meanwhile holds it back too.
+        """
         token = object()
-        if self._limiter is not None:
+        if self._limiter is None:
+            return token
+        while True:
             await self._limiter.acquire_on_behalf_of(token)
+            beyond = len(self._running) + len(self._sending) >= self._proven
+            if not beyond or self._probe is None:
+                break
+            answered = self._probe_answered
+            self._limiter.release_on_behalf_of(token)
+            await answered.wait()
+        if beyond:
+            self._probe, self._probe_answered = token, anyio.Event()
+        self._sending.add(token)
         return token
 
     def running_now(self, token: object) -> None:
         """The slot's generation exists on the server (its submit was accepted)."""
+        self._answered(token)
         self._running.add(token)
+        self._proven = max(self._proven, len(self._running))
 
     def release(self, token: object) -> None:
         """Give a slot back (the generation finished, or was never created)."""
+        self._answered(token)
         self._running.discard(token)
         if self._limiter is not None:
             self._limiter.release_on_behalf_of(token)
+
+    def _answered(self, token: object) -> None:
+        self._sending.discard(token)
+        if token is self._probe:
+            self._probe = None
+            self._probe_answered.set()
 
     def on_submitted(self) -> None:
         """A submit was accepted: long after the last refusal, regrow the bound."""
@@ -370,7 +413,7 @@ class RunningSlots:
             self._limiter.total_tokens += 1
 
     def on_refused(self) -> None:
-        """The server refused a submit for concurrency: bound below what runs now.
+        """The server refused a submit for concurrency: bound to what runs now.
 
         Refusals arriving together answer submits sent together: only the first of an
         episode (:attr:`EPISODE` seconds) lowers the bound.
@@ -382,7 +425,8 @@ class RunningSlots:
         if self._limiter is None or not first:
             return
         current = int(self._limiter.total_tokens)
-        lowered = max(1, min(current, len(self._running)) - 1)
+        lowered = max(1, min(current - 1, len(self._running)))
+        self._proven = min(self._proven, lowered)
         if lowered < current:
             logger.info("submit refused: running at most %d generations", lowered)
             self._limiter.total_tokens = lowered
@@ -456,7 +500,7 @@ class KeyLimiter:
         error text, mentions it), the running bound comes down to the generations the
         server accepted and we have not seen finish: never below the server's real
         limit, since its count of running jobs can only be lower than ours. No rate is
-        lowered for it.
+        lowered for it, and only submits pause: the polls are what see a slot free up.
 
         A refused read lowers the request rate. A refused submit may have run into any
         of three limits, and the 429 does not say which. If the request gate's rate is
@@ -479,9 +523,11 @@ class KeyLimiter:
         if pause is None:
             ceiling = min(self.PAUSE_MAX, self.PAUSE_BASE * 2 ** min(self._in_a_row - 1, 16))
             pause = ceiling * (0.5 + 0.5 * random.random())
-        self.requests.pause(pause)
+        concurrency = kind is RequestKind.SUBMIT and _about_concurrency(reason)
+        if not concurrency:
+            self.requests.pause(pause)
         self.submits.pause(pause)
-        if kind is RequestKind.SUBMIT and _about_concurrency(reason):
+        if concurrency:
             self.running.on_refused()
         elif kind is not RequestKind.SUBMIT:
             if lower:

@@ -329,7 +329,9 @@ async def test_server_concurrency_refusals_lower_the_bound(tmp_path: Path) -> No
             lowered = batch.statistics().running_limit
         assert all(r.status == "COMPLETE" for r in results)
         stats = sim.statistics()
-        assert stats.rate_limited > 0
+        # Sent together, the first six submits would draw four 429s. Probed one at a time
+        # they draw one (up to three when a slow machine sees jobs end very late).
+        assert 1 <= stats.rate_limited <= 3
         assert lowered is not None
         assert lowered < 6
         assert stats.peak_running <= 2

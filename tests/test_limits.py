@@ -63,6 +63,15 @@ async def test_submit_429_pauses_reads_too() -> None:
     assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
 
 
+async def test_concurrency_429_pauses_submits_only() -> None:
+    """A submit refused for concurrency holds submits back; polls go on to see jobs end."""
+    limiter = KeyLimiter(Limits.off())
+    limiter.on_rate_limited(RequestKind.SUBMIT, 3600, reason="concurrency limit reached")
+    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
+    with anyio.fail_after(DEADLINE):
+        await limiter.before(RequestKind.READ)
+
+
 async def test_rate_lowered_after_429_and_regrown() -> None:
     """A 429 lowers the pace below the configured rate; runs of successes grow it back to it."""
     gate = RateGate(600)  # 10 requests a second, paced at PACE of it
@@ -109,17 +118,30 @@ async def test_burst_passes_without_waiting() -> None:
     assert not await finishes_soon(gate.acquire) or gate.waited > 0
 
 
+async def start_jobs(slots: RunningSlots, count: int) -> list[object]:
+    """Take ``count`` slots one after another, each job accepted by the server."""
+    tokens = []
+    for _ in range(count):
+        with anyio.fail_after(DEADLINE):
+            token = await slots.acquire()
+        slots.running_now(token)
+        tokens.append(token)
+    return tokens
+
+
 async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A refusal bounds slots below what runs; once forgotten, accepted submits add back."""
+    """A refusal bounds slots to what runs, one less at the bound; forgotten, they regrow."""
     slots = RunningSlots(5)
-    tokens = [await slots.acquire() for _ in range(4)]
-    for token in tokens[:2]:
-        slots.running_now(token)  # two jobs run; two submits wait with a slot in hand
-    assert (slots.total, slots.in_use, slots.running) == (5, 4, 2)
+    tokens = await start_jobs(slots, 2)
+    tokens.append(await slots.acquire())  # a third submit, past what the server accepted
+    assert (slots.total, slots.in_use, slots.running, slots.proven) == (5, 3, 2, 2)
     slots.on_refused()
-    assert slots.total == 1  # below what the server accepted, not every slot held
+    assert (slots.total, slots.proven) == (2, 2)  # what the server accepted, not every slot held
     slots.on_refused()
-    assert slots.total == 1  # the same episode lowers once
+    assert slots.total == 2  # the same episode lowers once
+    monkeypatch.setattr(RunningSlots, "EPISODE", 0.0)
+    slots.on_refused()
+    assert (slots.total, slots.proven) == (1, 1)  # refused again at the bound: one further
     for _ in range(3 * RunningSlots.RECOVER_AFTER):
         slots.on_submitted()
     assert slots.total == 1  # a learned limit holds while refusals are recent
@@ -131,6 +153,43 @@ async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.Mo
     for token in tokens:
         slots.release(token)
     assert (slots.in_use, slots.running) == (0, 0)
+
+
+async def test_submits_past_the_proven_level_go_one_at_a_time() -> None:
+    """Past the most jobs the server has accepted at once, a submit waits for the last answer."""
+    slots = RunningSlots(10)
+    probe = await slots.acquire()
+    assert not await finishes_soon(slots.acquire)  # nothing proven yet: one at a time
+    slots.running_now(probe)  # accepted: one job proven
+    with anyio.fail_after(DEADLINE):
+        second = await slots.acquire()
+    assert not await finishes_soon(slots.acquire)
+    slots.release(second)  # refused (or failed): answered all the same
+    with anyio.fail_after(DEADLINE):
+        third = await slots.acquire()
+    slots.running_now(third)
+    for token in (probe, third):
+        slots.release(token)
+    assert (slots.proven, slots.in_use, slots.running) == (2, 0, 0)
+    with anyio.fail_after(DEADLINE):  # within the proven level, submits go together
+        together = [await slots.acquire() for _ in range(3)]
+    assert not await finishes_soon(slots.acquire)  # the third of them was the probe
+    for token in together:
+        slots.release(token)
+
+
+async def test_a_waiting_probe_holds_no_slot() -> None:
+    """A submit waiting for the probe's answer leaves its slot free, so a lower bound holds it."""
+    slots = RunningSlots(2)
+    probe = await slots.acquire()
+    assert not await finishes_soon(slots.acquire)
+    assert slots.in_use == 1
+    slots.on_refused()  # the probe was refused with nothing running: bound 1
+    slots.release(probe)
+    with anyio.fail_after(DEADLINE):
+        token = await slots.acquire()
+    assert (slots.total, slots.in_use) == (1, 1)
+    slots.release(token)
 
 
 async def test_running_slots_block_when_full() -> None:
@@ -169,16 +228,15 @@ async def test_key_limiter_429_pauses_grow_and_reset() -> None:
 
 
 async def test_a_concurrency_refusal_lowers_running_bound() -> None:
-    """A submit refused for concurrency bounds running below what runs; a bare 429 does not."""
+    """A submit refused for concurrency bounds running to what runs; a bare 429 does not."""
     limiter = KeyLimiter(Limits.off())
     limiter.set_running(8)
-    tokens = [await limiter.running.acquire() for _ in range(4)]
-    for token in tokens[:3]:
-        limiter.running.running_now(token)  # three jobs run; the fourth is refused
+    tokens = await start_jobs(limiter.running, 3)
+    tokens.append(await limiter.running.acquire())  # three jobs run; the fourth is refused
     limiter.on_rate_limited(RequestKind.SUBMIT, 0)
     assert limiter.running.total == 8
     limiter.on_rate_limited(RequestKind.SUBMIT, 0, reason="Concurrency limit reached")
-    assert limiter.running.total == 2
+    assert limiter.running.total == 3
     for token in tokens:
         limiter.running.release(token)
 
