@@ -131,6 +131,8 @@ class RateGate:
     MIN_RATE: Final = 1.0 / 60.0
     #: Turns booked this far ahead, in seconds, mean the rate binds (see :attr:`binding`).
     BINDING: Final = 1.0
+    #: Sending at this share of the rate in force also means it binds.
+    SATURATED: Final = 0.9
     #: A learned limit above this (requests/s) with no configured one means "unlimited".
     UNLIMITED: Final = 1000.0
 
@@ -259,24 +261,33 @@ class RateGate:
             self._rate = None
 
     def measured_rate(self) -> float:
-        """Requests per second actually sent since sending resumed after the previous pause
-        (not the one a refusal being measured has just started), over at most the last
-        :attr:`WINDOW` seconds and at least 1 s."""
+        """Requests per second the server took before refusing one: those sent since
+        sending resumed after the previous pause (not the one a refusal being measured
+        has just started), over at most the last :attr:`WINDOW` seconds and at least 1 s,
+        less the refused one. (Counting it, a limit of L a second measures L + 1, and a
+        limit learned a few percent under that is still over L when L is small.)"""
         now = anyio.current_time()
         start = max(now - self.WINDOW, self._resumed)
         recent = [t for t in self._sent if t > start]
         if not recent:
             return self.MIN_RATE
-        return len(recent) / max(1.0, now - recent[0])
+        return max(1, len(recent) - 1) / max(1.0, now - recent[0])
 
     @property
     def binding(self) -> bool:
         """Whether the rate is what holds senders back now: some are waiting for their
-        turn (not for a pause), and the turns booked reach :attr:`BINDING` seconds ahead.
+        turn (not for a pause) with turns booked :attr:`BINDING` seconds ahead, or
+        requests have left at :attr:`SATURATED` of the rate or more since the last pause.
 
-        A burst that queues for a few milliseconds at a fast gate is not held back by it.
+        A burst that queues for a few milliseconds at a fast gate is not held back by
+        it. Senders that never queue long (submits going one at a time past the proven
+        running level, polls spread over time) can still fill the gate to its rate.
         """
-        return self._queued > 0 and self._tat - anyio.current_time() >= self.BINDING
+        if self._rate is None:
+            return False
+        if self._queued > 0 and self._tat - anyio.current_time() >= self.BINDING:
+            return True
+        return self.measured_rate() >= self.SATURATED * self._rate
 
     def on_rate_limited(self, pause: float) -> None:
         """Pause every sender for ``pause`` seconds and lower the rate (a 429 here)."""
@@ -451,7 +462,9 @@ class KeyLimiter:
     PAUSE_BASE: Final = 1.0
     PAUSE_MAX: Final = 30.0
     #: A refusal this soon after a pause ended belongs to the episode that caused it.
-    EPISODE_GRACE: Final = 1.0
+    #: Not longer: refusals that keep coming a second after each pause mean the pace
+    #: after a pause is itself too fast.
+    EPISODE_GRACE: Final = 0.5
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -504,18 +517,18 @@ class KeyLimiter:
 
         A refused read lowers the request rate. A refused submit may have run into any
         of three limits, and the 429 does not say which. If the request gate's rate is
-        what holds requests back (:attr:`RateGate.binding`: a second's worth queued),
-        the request limit is the likely one, and the request rate comes down (the
-        submit rate too if its gate binds as well). Otherwise the submit rate comes
-        down (a submit limit must not slow the polls down), and two such refusals in a
-        row mean the running-generations limit is lower than we thought, so the
-        running bound comes down too.
+        what holds requests back (:attr:`RateGate.binding`: a second's worth queued, or
+        requests leaving at nearly its rate), the request limit is the likely one, and
+        the request rate comes down (the submit rate too if its gate binds as well).
+        Otherwise the submit rate comes down (a submit limit must not slow the polls
+        down), and two such refusals in a row mean the running-generations limit is
+        lower than we thought, so the running bound comes down too.
         """
         self.rate_limited += 1
         self._in_a_row += 1
         requests_bind, submits_bind = self.requests.binding, self.submits.binding
         # A request refused while a pause is in force left before the pause began, and
-        # one refused just after it ended still meets the server's memory of the time
+        # one refused just after it ended may still meet the server's memory of the time
         # before it: the same episode, already answered by lowering once. (Lowering
         # again on a rate measured over a moment would collapse the pace in a storm.)
         lower = self.requests.since_pause >= self.EPISODE_GRACE

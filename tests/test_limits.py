@@ -108,6 +108,16 @@ async def test_unlimited_gate_learns_a_rate() -> None:
     assert gate.rate is None or gate.rate > lowered
 
 
+async def test_the_refused_request_is_not_counted_in_the_rate_refused() -> None:
+    """A server that takes 20 a second refuses the 21st: the limit learned is under 20."""
+    gate = RateGate(None)
+    for _ in range(21):
+        await gate.acquire()
+    gate.lower()
+    assert gate.learned is not None
+    assert 0 < gate.learned <= 20 * RateGate.SETTLE + 1e-9  # 21 * SETTLE would be over 20
+
+
 async def test_burst_passes_without_waiting() -> None:
     """Requests within the burst leave back to back; a paced gate then makes later ones wait."""
     gate = RateGate(60, burst=4)  # one a second after a burst of four
@@ -328,6 +338,25 @@ async def test_submit_429_with_requests_flowing_lowers_the_submit_rate() -> None
     submits = limiter.submits.rate
     assert submits is not None
     assert submits < 10 * RateGate.PACE
+
+
+async def test_submit_429_with_requests_at_the_gate_rate_lowers_the_request_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Requests leaving at the request gate's rate, none queued: a refused submit is theirs."""
+    monkeypatch.setattr(RateGate, "SATURATED", 0.5)  # a slow machine sends a little late
+    limiter = KeyLimiter(Limits(requests_per_minute=600, submits_per_minute=6000, max_running=None))
+    configured = limiter.requests.rate
+    assert configured is not None
+    for _ in range(12):  # 1.2 s at 10 a second, one sender at a time: nothing queues
+        with anyio.fail_after(DEADLINE):
+            await limiter.before(RequestKind.SUBMIT)
+    assert limiter.requests.binding
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    lowered = limiter.requests.rate
+    assert lowered is not None
+    assert lowered < configured
+    assert limiter.submits.rate == pytest.approx(100 * RateGate.PACE)
 
 
 async def test_lowered_rate_applies_to_senders_already_waiting() -> None:
