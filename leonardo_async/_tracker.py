@@ -401,12 +401,19 @@ class JobTracker:
             self._wake.set()
 
     def _reschedule(self, job: TrackedJob, *, grow: bool = True) -> None:
-        """Schedule the next look; ``grow=False`` keeps the interval where it is."""
+        """Schedule the next look; ``grow=False`` (a sighting) keeps the interval where it is.
+
+        A sighting before a job's first look leaves that look where it was: the first
+        wait is the expected run time, and starting it again from the sighting would
+        put the look that much later than the job's likely end.
+        """
         job.polling = False
         if job.done() or self._jobs.get(job.generation_id) is not job:
             return
         if grow:
             job.checks += 1
+        elif job.checks == 0 and job.due != math.inf:
+            return
         self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
 
     async def _run(self) -> None:

@@ -435,6 +435,24 @@ async def test_batched_status_saves_requests() -> None:
     assert batched_gets < single_gets / 4
 
 
+async def test_a_sighting_before_the_first_look_does_not_put_it_off() -> None:
+    """Other jobs' listing rounds show a job pending before its first look: the look stays.
+
+    The first wait is the job's expected run time; starting it again at each sighting
+    would detect the job that much late (a third of the slots idle in a 2 s job batch).
+    """
+    config = sim_config(durations=JobDurations.fixed(30.0))
+    async with Simulator(config) as sim, make_client(sim) as client:
+        late, *quick = await submit(client, 4)
+        job = client.tracker.track(late, schedule=PollSchedule(initial=20.0, max_interval=20.0))
+        first_look = job.due
+        for gid in quick:
+            client.track(gid, schedule=PollSchedule(initial=0.01, max_interval=0.05))
+        await eventually(lambda: client.tracker.statistics().listing_pages >= 3)
+        assert job.checks == 0
+        assert job.due == first_look
+
+
 @pytest.mark.parametrize(
     "changes",
     [
