@@ -167,11 +167,7 @@ class APIError(LeonardoError):
         retry_after: float | None = None,
     ) -> APIError:
         """Build the most specific error for a status and its (possibly absent) body."""
-        error = code = None
-        if isinstance(body, dict):
-            raw_error, raw_code = body.get("error"), body.get("code")
-            error = raw_error if isinstance(raw_error, str) else None
-            code = raw_code if isinstance(raw_code, str) else None
+        error, code = hasura_error(body)
         if status == 429:
             return RateLimitError(
                 status, method, url, error=error, code=code, retry_after=retry_after
@@ -184,6 +180,14 @@ class APIError(LeonardoError):
         elif status >= 500:
             kind = ServerError
         return kind(status, method, url, error=error, code=code)
+
+
+def hasura_error(body: Any) -> tuple[str | None, str | None]:
+    """The ``error`` text and ``code`` of a Hasura error body, where it has them."""
+    if not isinstance(body, dict):
+        return None, None
+    error, code = body.get("error"), body.get("code")
+    return (error if isinstance(error, str) else None, code if isinstance(code, str) else None)
 
 
 class AuthenticationError(APIError):

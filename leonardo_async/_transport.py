@@ -30,7 +30,7 @@ import anyio
 import attrs
 from yarl import URL
 
-from ._errors import APIError, SubmitUncertainError, TransportError
+from ._errors import APIError, SubmitUncertainError, TransportError, hasura_error
 from ._limits import KeyLimiter, RequestKind
 from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
 
@@ -224,8 +224,9 @@ class Transport:
                         too_long = (
                             retry_after is not None and retry_after > self.retry.max_retry_after
                         )
+                        reason, _ = hasura_error(_json_or_none(raw))
                         pause = self.limiter.on_rate_limited(
-                            kind, None if too_long else retry_after, reason=_error_text(raw)
+                            kind, None if too_long else retry_after, reason=reason
                         )
                         retry_after = retry_after if too_long else pause
             delay = retry_delay(
@@ -256,10 +257,7 @@ class Transport:
         creates: bool,
     ) -> Exception:
         if failure is Failure.STATUS and status is not None:
-            try:
-                detail = json.loads(raw) if raw else None
-            except ValueError:
-                detail = None
+            detail = _json_or_none(raw)
             error = APIError.from_status(status, method, url, detail, retry_after=retry_after)
             if creates and status >= 500:
                 uncertain = SubmitUncertainError(
@@ -303,14 +301,12 @@ class Transport:
             raise TransportError("GET", _safe_url(url), _describe(exc)) from None
 
 
-def _error_text(raw: bytes) -> str | None:
-    """The Hasura ``error`` text of an error body, if it has one."""
+def _json_or_none(raw: bytes) -> Any:
+    """An error response's body as JSON, or ``None`` if it is empty or not JSON."""
     try:
-        body = json.loads(raw) if raw else None
+        return json.loads(raw) if raw else None
     except ValueError:
         return None
-    text = body.get("error") if isinstance(body, dict) else None
-    return text if isinstance(text, str) else None
 
 
 def _safe_url(url: str) -> str:
