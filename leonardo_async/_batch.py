@@ -364,16 +364,13 @@ class BatchSubmitter:
             )
         if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
             entry = await self._reconcile(item, entry)
-        request = item.request
+        slots = self.client.limiter.running
         if entry.generation_id is None:
             request = await self._with_frames(item, entry)
-        slots = self.client.limiter.running
-        token = None
-        if entry.generation_id is None:
             entry, token = await self._submit(request, entry)
             if token is None:
                 return entry, None
-        if token is None:  # a job from an earlier run: it runs, so it holds a slot
+        else:  # a job from an earlier run: it runs, so it holds a slot
             token = await slots.acquire()
             slots.running_now(token)
         try:

@@ -213,11 +213,6 @@ class RateGate:
         self._rebook()
 
     @property
-    def paused(self) -> bool:
-        """Whether a shared pause is in force now."""
-        return anyio.current_time() < self._paused_until
-
-    @property
     def since_pause(self) -> float:
         """Seconds since the latest pause ended (negative while it lasts)."""
         return anyio.current_time() - self._paused_until
@@ -542,20 +537,16 @@ class KeyLimiter:
         self.submits.pause(pause)
         if concurrency:
             self.running.on_refused()
-        elif kind is not RequestKind.SUBMIT:
-            if lower:
-                self.requests.lower()
-        elif requests_bind:
-            if lower:
-                self.requests.lower()
-                if submits_bind:
-                    self.submits.lower()
-        else:
+        elif kind is RequestKind.SUBMIT and not requests_bind:
             if lower:
                 self.submits.lower()
             self._submit_refusals += 1
             if self._submit_refusals >= 2:
                 self.running.on_refused()
+        elif lower:  # a read, or a submit while the request gate binds
+            self.requests.lower()
+            if kind is RequestKind.SUBMIT and submits_bind:
+                self.submits.lower()
         return pause
 
 

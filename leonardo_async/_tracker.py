@@ -412,7 +412,7 @@ class JobTracker:
             return
         if grow:
             job.checks += 1
-        elif job.checks == 0 and job.due != math.inf:
+        elif job.checks == 0:
             return
         self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
 
