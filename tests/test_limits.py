@@ -27,6 +27,13 @@ async def finishes_soon(func: Any, *args: Any) -> bool:
     return False
 
 
+async def send(gate: RateGate, count: int) -> None:
+    """Pass ``count`` requests through ``gate``, one after another."""
+    with anyio.fail_after(DEADLINE):
+        for _ in range(count):
+            await gate.acquire()
+
+
 async def test_pause_is_shared_by_every_sender() -> None:
     """After a 429, no task gets through the gate until the pause is over."""
     gate = RateGate(None)
@@ -76,9 +83,7 @@ async def test_rate_lowered_after_429_and_regrown() -> None:
     """A 429 lowers the pace below the configured rate; runs of successes grow it back to it."""
     gate = RateGate(600)  # 10 requests a second, paced at PACE of it
     assert gate.rate == pytest.approx(10 * RateGate.PACE)
-    with anyio.fail_after(DEADLINE):
-        for _ in range(3):
-            await gate.acquire()
+    await send(gate, 3)
     gate.on_rate_limited(0)
     lowered = gate.rate
     assert lowered is not None
@@ -97,9 +102,7 @@ async def test_unlimited_gate_learns_a_rate() -> None:
     """Without a configured rate, a 429 sets one, and successes let it grow again."""
     gate = RateGate(None)
     assert gate.rate is None
-    with anyio.fail_after(DEADLINE):
-        for _ in range(20):
-            await gate.acquire()
+    await send(gate, 20)
     gate.on_rate_limited(0)
     lowered = gate.rate
     assert lowered is not None
@@ -111,8 +114,7 @@ async def test_unlimited_gate_learns_a_rate() -> None:
 async def test_the_refused_request_is_not_counted_in_the_rate_refused() -> None:
     """A server that takes 20 a second refuses the 21st: the limit learned is under 20."""
     gate = RateGate(None)
-    for _ in range(21):
-        await gate.acquire()
+    await send(gate, 21)
     gate.lower()
     assert gate.learned is not None
     assert 0 < gate.learned <= 20 * RateGate.SETTLE + 1e-9  # 21 * SETTLE would be over 20
@@ -121,9 +123,7 @@ async def test_the_refused_request_is_not_counted_in_the_rate_refused() -> None:
 async def test_burst_passes_without_waiting() -> None:
     """Requests within the burst leave back to back; a paced gate then makes later ones wait."""
     gate = RateGate(60, burst=4)  # one a second after a burst of four
-    with anyio.fail_after(DEADLINE):
-        for _ in range(4):
-            await gate.acquire()
+    await send(gate, 4)
     assert gate.waited == 0
     assert not await finishes_soon(gate.acquire) or gate.waited > 0
 
@@ -385,13 +385,10 @@ async def test_lowered_rate_applies_to_senders_already_waiting() -> None:
 async def test_rate_refused_is_measured_since_the_pause_ended() -> None:
     """The rate a 429 refused counts the sends since the last pause ended, not the time paused."""
     gate = RateGate(None)
-    with anyio.fail_after(DEADLINE):
-        for _ in range(20):
-            await gate.acquire()
-        gate.pause(0.01)
-        await anyio.sleep(0.05)
-        for _ in range(3):
-            await gate.acquire()
+    await send(gate, 20)
+    gate.pause(0.01)
+    await anyio.sleep(0.05)
+    await send(gate, 3)
     gate.on_rate_limited(0)
     learned = gate.learned
     assert learned is not None
@@ -414,9 +411,7 @@ async def test_one_lowering_per_429_episode() -> None:
 async def test_learned_limit_creeps_up_slowly() -> None:
     """Settled under a learned limit, a step up takes CREEP_EVERY seconds' worth of successes."""
     gate = RateGate(60_000)
-    with anyio.fail_after(DEADLINE):
-        for _ in range(60):
-            await gate.acquire()
+    await send(gate, 60)
     gate.on_rate_limited(0)
     learned = gate.learned
     assert learned is not None
