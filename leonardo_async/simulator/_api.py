@@ -26,7 +26,7 @@ from ._pipeline import (
 )
 from ._rules import RuleError, cost_of, parse_submit
 from ._state import GenerationRow
-from ._wire import generation_json, init_image_json, job_json, me_json
+from ._wire import cost_json, generation_json, init_image_json, job_json, me_json
 
 __all__ = ["add_api_routes"]
 
@@ -110,6 +110,8 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
         return too_many_requests(core, wait, "rate limit exceeded: too many generations")
     try:
         body = await _json_body(request)
+        if config.reject_seed and isinstance(body, dict) and body.get("seed") is not None:
+            raise _BadRequest('"seed" is not supported for this model; send no seed')
         submit = parse_submit(body, endpoint=endpoint, check=core.check_image)
     except (_BadRequest, RuleError) as exc:
         return json_error(400, str(exc), getattr(exc, "code", "validation-failed"))
@@ -130,7 +132,10 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
             "insufficient-credits",
         )
     row = core.create_generation(submit, body, api_key, cost)
-    return _ok(job_json(row.id, row.cost))
+    faults, route = config.faults, f"POST /generations-{endpoint}"
+    if core.faults.applies(faults, route) and core.faults.draw(faults.null_cost_rate, "null_cost"):
+        return _ok(job_json(row.id, core.faults.null_cost()))
+    return _ok(job_json(row.id, cost_json(row.cost)))
 
 
 async def post_image_to_video(request: web.Request) -> web.Response:
@@ -181,7 +186,9 @@ async def list_generations(request: web.Request) -> web.Response:
         return json_error(400, str(exc), exc.code)
     page: list[GenerationRow] = []
     if request.match_info["userId"] == config.user_id and config.listing_includes_video:
-        rows = core.store.listed(now, newest_first=config.listing_order != "oldest")
+        rows = core.store.listed(
+            now, newest_first=config.listing_order != "oldest", lag=config.listing_lag
+        )
         if config.listing_order == "random":
             shuffled = list(rows)
             core.rng.shuffle(shuffled)

@@ -140,6 +140,12 @@ class FaultConfig:
     :param upload_expired_rate: the presigned upload answers "Policy expired" even in time.
     :param cdn_truncate_rate: the CDN announces the full length but sends part, then closes.
     :param vanish_rate: a generation disappears when it finishes (GET null, not listed).
+    :param null_cost_rate: a successful submit's answer carries no usable price: ``cost`` is
+        ``null``, or ``{"amount": null, "unit": null}``, or has a null ``amount`` (drawn in
+        turn); ``apiCreditCost`` is always ``null``. The job is created and charged as usual.
+    :param gateway_error_after_submit_rate: on a submit, create the generation, then answer
+        502, 503 or 504 with a gateway's HTML page, as a proxy does when the origin is slow:
+        the client cannot tell "created" from "not created" without looking.
     :param routes: API route names the request-level faults apply to; ``None`` means all.
     """
 
@@ -158,6 +164,10 @@ class FaultConfig:
     upload_expired_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     cdn_truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     vanish_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    null_cost_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    gateway_error_after_submit_rate: float = attrs.field(
+        default=0.0, converter=float, validator=_probability
+    )
     routes: frozenset[str] | None = attrs.field(
         default=None, converter=_routes, validator=_known_routes
     )
@@ -196,6 +206,10 @@ class SimulatorConfig:
     :param listing_max_limit: largest ``limit`` honoured (larger ones are capped silently).
     :param listing_includes_video: whether the listing shows video generations at all.
     :param listing_drop_rate: probability that a listing leaves out a given item.
+    :param listing_lag: seconds after its creation before a generation shows in the listing
+        (an eventually consistent read); ``GET /generations/{id}`` sees it at once.
+    :param reject_seed: refuse a submit that carries ``seed`` with a 400 whose error names
+        ``seed`` (nothing is created), as a server that does not honour seeds for the model would.
     :param created_at_suffix: appended to ``createdAt`` (``""``, ``"Z"`` or ``"+00:00"``).
     :param video_size: size in bytes of each generated MP4.
     :param webhook_url: where to POST completion callbacks; ``None`` for none.
@@ -236,6 +250,8 @@ class SimulatorConfig:
     listing_max_limit: int = attrs.field(default=50, validator=v.ge(1))
     listing_includes_video: bool = True
     listing_drop_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    listing_lag: float = attrs.field(default=0.0, converter=float, validator=v.ge(0.0))
+    reject_seed: bool = False
     created_at_suffix: str = ""
     video_size: int = attrs.field(default=4096, validator=v.ge(256))
     webhook_url: str | None = None

@@ -14,9 +14,11 @@ import random
 from ._config import FaultConfig
 from ._stats import StatsRecorder
 
-__all__ = ["SERVER_ERROR_STATUSES", "FaultInjector"]
+__all__ = ["GATEWAY_ERROR_STATUSES", "SERVER_ERROR_STATUSES", "FaultInjector"]
 
 SERVER_ERROR_STATUSES = (500, 502, 503)
+GATEWAY_ERROR_STATUSES = (502, 503, 504)
+_GATEWAY_REASONS = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Time-out"}
 
 
 class FaultInjector:
@@ -88,6 +90,22 @@ class FaultInjector:
         else:
             wrong = {top: "unexpected"}
         return json.dumps(wrong).encode()
+
+    def gateway_page(self) -> tuple[int, str]:
+        """Return the status and HTML page of a gateway that gave up on the origin."""
+        status = self._rng.choice(GATEWAY_ERROR_STATUSES)
+        title = f"{status} {_GATEWAY_REASONS[status]}"
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return status, page
+
+    def null_cost(self) -> dict[str, str | None] | None:
+        """Return a submit answer's ``cost`` with no usable price in it (one of three forms)."""
+        choice = self._rng.randrange(3)
+        if choice == 0:
+            return None
+        if choice == 1:
+            return {"amount": None, "unit": None}
+        return {"amount": None, "unit": "CREDITS"}
 
     def reset(self) -> None:
         """Forget any running burst or storm."""

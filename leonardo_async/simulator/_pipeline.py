@@ -7,8 +7,9 @@ The order, chosen to match where each problem lives in a real deployment:
    429 storm; none of these reach the application, so none take a rate-limit slot;
 3. authentication (401 ``access-denied``), then the per-key request windows (429);
 4. the route itself (which applies the submit window, the rules, concurrency and balance);
-5. response faults on a 200: lost response after a submit, malformed JSON, wrong shape.
-   The route's side effects (a created generation) have happened by then.
+5. response faults on a 200: lost response after a submit, a gateway's 502/503/504 after a
+   submit, malformed JSON, wrong shape. The route's side effects (a created generation) have
+   happened by then.
 
 The admin API under ``/_sim/`` skips all of it.
 """
@@ -111,6 +112,11 @@ def _after(request: web.Request, core: Core, route: str, response: Any) -> Any:
         faults.reset_after_submit_rate, "reset_after_submit"
     ):
         return _drop(request)
+    if route in SUBMIT_ROUTES and injector.draw(
+        faults.gateway_error_after_submit_rate, "gateway_error_after_submit"
+    ):
+        status, page = injector.gateway_page()
+        return web.Response(status=status, text=page, content_type="text/html")
     if injector.draw(faults.malformed_json_rate, "malformed_json"):
         return web.Response(body=injector.malformed(body), content_type="application/json")
     if injector.draw(faults.unexpected_shape_rate, "unexpected_shape"):

@@ -223,11 +223,17 @@ class Store:
         row = None if gid is None else self.visible_generation(gid, now)
         return row is not None and row.status(now) == "COMPLETE"
 
-    def listed(self, now: float, *, newest_first: bool = True) -> Iterator[GenerationRow]:
-        """Yield the visible generations in creation order, newest first by default."""
+    def listed(
+        self, now: float, *, newest_first: bool = True, lag: float = 0.0
+    ) -> Iterator[GenerationRow]:
+        """Yield the visible generations in creation order, newest first by default.
+
+        :param lag: leave out generations younger than this many seconds (a listing that
+            reads from a replica behind the primary).
+        """
         rows = self.generations.values()
         for row in reversed(rows) if newest_first else iter(rows):
-            if row.visible(now):
+            if row.visible(now) and now - row.created_at >= lag:
                 yield row
 
     # -- running and money ---------------------------------------------------------------

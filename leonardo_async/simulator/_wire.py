@@ -17,6 +17,7 @@ from ._config import SimulatorConfig
 from ._state import GenerationRow, InitImage, Store
 
 __all__ = [
+    "cost_json",
     "error_body",
     "generation_json",
     "init_image_json",
@@ -87,15 +88,20 @@ def generation_json(row: GenerationRow, now: float, cdn_base: str, suffix: str) 
     }
 
 
-def job_json(generation_id: str, cost: int) -> dict[str, Any]:
-    """Return the answer to a successful submit."""
+def job_json(generation_id: str, cost: dict[str, str | None] | None) -> dict[str, Any]:
+    """Return the answer to a successful submit (*cost* as :func:`cost_json` makes it)."""
     return {
         "motionVideoGenerationJob": {
             "generationId": generation_id,
             "apiCreditCost": None,
-            "cost": {"amount": str(cost), "unit": "CREDITS"},
+            "cost": cost,
         }
     }
+
+
+def cost_json(credits: int) -> dict[str, str | None]:
+    """Return a submit answer's ``cost``: the amount as a decimal string, in credits."""
+    return {"amount": str(credits), "unit": "CREDITS"}
 
 
 def init_image_json(image: InitImage, object_url: str, suffix: str) -> dict[str, Any]:

@@ -154,3 +154,71 @@ async def test_faults_do_not_touch_admin(api: Api, sim: Simulator) -> None:
     sim.configure(faults={"server_error_rate": 1.0, "reset_before_rate": 1.0})
     reply = await api.raw("GET", f"{sim.admin_url}/stats")
     assert reply.status == 200
+
+
+async def test_null_cost(api: Api, sim: Simulator) -> None:
+    """``null_cost_rate`` answers a created, charged submit with no usable price."""
+    image = await api.uploaded_image()
+    sim.configure(faults={"null_cost_rate": 1.0, "routes": [SUBMIT]}, max_running=None)
+    seen = []
+    for _ in range(12):
+        reply = await api.submit(_body(image))
+        assert reply.status == 200
+        job = reply.json["motionVideoGenerationJob"]
+        assert job["generationId"]
+        assert job["apiCreditCost"] is None
+        seen.append(json.dumps(job["cost"]))
+    assert set(seen) == {
+        "null",
+        '{"amount": null, "unit": null}',
+        '{"amount": null, "unit": "CREDITS"}',
+    }
+    stats = sim.statistics()
+    assert stats.generations_created == 12
+    assert stats.credits_spent == 12 * 2140  # VEO3_1, 8 s by default
+    assert stats.faults_injected["null_cost"] == 12
+
+
+async def test_gateway_error_after_submit_creates_the_generation(api: Api, sim: Simulator) -> None:
+    """A gateway's 502/503/504 after a submit hides a generation that was made and listed."""
+    image = await api.uploaded_image()
+    sim.configure(faults={"gateway_error_after_submit_rate": 1.0})
+    statuses = set()
+    for _ in range(9):
+        reply = await api.submit(_body(image))
+        statuses.add(reply.status)
+        assert reply.headers["Content-Type"].startswith("text/html")
+        assert str(reply.status).encode() in reply.body
+    assert statuses <= {502, 503, 504}
+    assert len(statuses) > 1
+    assert (await api.call("GET", "/me")).status == 200  # only submits are affected
+    listing = await api.call("GET", f"/generations/user/{sim.user_id}", params={"limit": "20"})
+    assert len(listing.json["generations"]) == 9 == sim.statistics().generations_created
+    assert sim.statistics().faults_injected["gateway_error_after_submit"] == 9
+
+
+async def test_reject_seed(api: Api, sim: Simulator) -> None:
+    """``reject_seed`` refuses a seeded submit with a 400 naming ``seed``; without, it works."""
+    image = await api.uploaded_image()
+    sim.configure(reject_seed=True)
+    reply = await api.submit({**_body(image), "seed": 42})
+    assert reply.status == 400
+    assert "seed" in reply.error
+    assert reply.json["path"] == "$"
+    assert sim.statistics().generations_created == 0
+    await api.submit_ok(image)
+    sim.configure(reject_seed=False)
+    await api.submit_ok(image, seed=42)
+    assert sim.statistics().generations_created == 2
+
+
+async def test_listing_lag(api: Api, sim: Simulator) -> None:
+    """Under ``listing_lag`` a new generation is readable by id before the listing shows it."""
+    sim.configure(listing_lag=3600.0)
+    gid = await api.submit_ok(await api.uploaded_image())
+    assert (await api.generation(gid)) is not None
+    listing = await api.call("GET", f"/generations/user/{sim.user_id}")
+    assert listing.json == {"generations": []}
+    sim.configure(listing_lag=0.0)
+    listing = await api.call("GET", f"/generations/user/{sim.user_id}")
+    assert [g["id"] for g in listing.json["generations"]] == [gid]
