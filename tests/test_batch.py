@@ -321,7 +321,12 @@ async def test_batch_limits_override_the_clients(tmp_path: Path) -> None:
 async def test_server_concurrency_refusals_lower_the_bound(tmp_path: Path) -> None:
     """/me says 6 slots but the server runs 2: its 429s bring the bound down, all complete."""
     image = frame(tmp_path)
-    config = sim_config(durations=JobDurations.fixed(0.3), concurrency_slots=6, max_running=2)
+    config = sim_config(
+        durations=JobDurations.fixed(0.3),
+        concurrency_slots=6,
+        max_running=2,
+        refuse_at_concurrency=True,
+    )
     async with Simulator(config) as sim:
         limits = Limits(None, None, max_running="account")
         async with client_for(sim, limits=limits) as client, BatchSubmitter(client) as batch:

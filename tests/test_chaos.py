@@ -213,6 +213,7 @@ async def test_every_fault_at_once_loses_nothing_and_pays_nothing_twice(
         durations=JobDurations(kind="uniform", median=0.15, spread=0.6),
         failure_rate=0.03,
         max_running=40,
+        refuse_at_concurrency=True,
         concurrency_slots=40,
         retry_after_style="seconds",
         faults=ALL_FAULTS,

@@ -60,7 +60,19 @@ def register(commands: Commands) -> None:
         "--max-running",
         type=int,
         metavar="N",
-        help="generations a key may have running (default: 10)",
+        help="generations a key may have running (default: 10); more queue behind them",
+    )
+    parser.add_argument(
+        "--queue-depth",
+        type=int,
+        metavar="N",
+        help="generations a key may have queued behind busy slots (default: 20 per slot)",
+    )
+    parser.add_argument(
+        "--refuse-at-concurrency",
+        action="store_true",
+        default=None,
+        help="refuse a submit with 429 while every slot is busy, with no queue",
     )
     parser.add_argument(
         "--slots", type=int, metavar="N", help="apiConcurrencySlots reported by /me (default: 10)"
@@ -106,6 +118,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         "failure_rate": args.failure_rate,
         "requests_per_second": args.rps,
         "max_running": args.max_running,
+        "queue_depth": args.queue_depth,
+        "refuse_at_concurrency": args.refuse_at_concurrency,
         "concurrency_slots": args.slots,
         "seed": args.seed,
         "api_key": args.api_key,

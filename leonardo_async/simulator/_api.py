@@ -115,15 +115,9 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
         submit = parse_submit(body, endpoint=endpoint, check=core.check_image)
     except (_BadRequest, RuleError) as exc:
         return json_error(400, str(exc), getattr(exc, "code", "validation-failed"))
-    running = store.running(api_key, now)
-    if config.max_running is not None and running >= config.max_running:
-        wait = max(0.0, store.next_finish(api_key) - now)
-        return too_many_requests(
-            core,
-            wait,
-            f"concurrency limit reached: {running} generations running "
-            f"(limit {config.max_running})",
-        )
+    refusal = _over_concurrency(core, api_key, now)
+    if refusal is not None:
+        return refusal
     cost = cost_of(submit, config.cost_1080p_multiplier)
     if cost > store.balance:
         return json_error(
@@ -136,6 +130,31 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
     if core.faults.applies(faults, route) and core.faults.draw(faults.null_cost_rate, "null_cost"):
         return _ok(job_json(row.id, core.faults.null_cost()))
     return _ok(job_json(row.id, cost_json(row.cost)))
+
+
+def _over_concurrency(core: Core, api_key: str, now: float) -> web.Response | None:
+    """The 429 for a submit with every slot busy and the queue full, or ``None``.
+
+    With ``refuse_at_concurrency`` there is no queue: a busy slot set refuses at once.
+    """
+    config, store = core.config, core.store
+    depth = config.queue_limit
+    if config.max_running is None or depth is None:
+        return None
+    running, queued = store.running(api_key, now), store.queued(api_key, now)
+    stats = core.stats
+    stats.peak_attempted = max(stats.peak_attempted, running + queued + 1)
+    if running < config.max_running or queued < depth:
+        return None
+    stats.refused_in_flight += 1
+    wait = max(0.0, store.next_finish(api_key) - now)
+    if config.refuse_at_concurrency:
+        text = (
+            f"concurrency limit reached: {running} generations running (limit {config.max_running})"
+        )
+    else:
+        text = f"queue limit reached: {queued} generations pending (limit {depth})"
+    return too_many_requests(core, wait, text)
 
 
 async def post_image_to_video(request: web.Request) -> web.Response:

@@ -191,7 +191,13 @@ class SimulatorConfig:
     :param seed: seed of the one :class:`random.Random` all draws come from.
     :param durations: how long jobs stay ``PENDING``.
     :param failure_rate: probability that a job ends ``FAILED``.
-    :param max_running: generations one key may have running; more are refused with 429.
+    :param max_running: generations one key may have running at once (its slots). A
+        submit while every slot is busy waits ``PENDING`` in the key's queue until one frees
+        (Leonardo's documented behaviour); a full queue answers 429.
+    :param queue_depth: generations one key may have queued behind its slots; ``None``
+        means 20 per slot (one summary of Leonardo's docs; the guide says 200 per key).
+    :param refuse_at_concurrency: refuse a submit with 429 while every slot is busy, with
+        no queue (what some servers and plans do).
     :param concurrency_slots: what ``/me`` reports as ``apiConcurrencySlots``.
     :param requests_per_second: sliding-window rate over all authenticated API requests.
     :param requests_per_minute: the same over one minute.
@@ -230,6 +236,10 @@ class SimulatorConfig:
     durations: JobDurations = JobDurations()
     failure_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
     max_running: int | None = attrs.field(default=10, validator=_optional_positive_int)
+    queue_depth: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(0)])
+    )
+    refuse_at_concurrency: bool = False
     concurrency_slots: int = 10
     requests_per_second: float | None = attrs.field(
         default=None, converter=attrs.converters.optional(float), validator=v.optional(v.gt(0.0))
@@ -274,6 +284,15 @@ class SimulatorConfig:
             durations=JobDurations.veo(),
         )
         return attrs.evolve(base, **changes)
+
+    @property
+    def queue_limit(self) -> int | None:
+        """Generations one key may have queued behind busy slots (``None``: no slots)."""
+        if self.max_running is None:
+            return None
+        if self.refuse_at_concurrency:
+            return 0
+        return self.queue_depth if self.queue_depth is not None else 20 * self.max_running
 
     @property
     def accepted_keys(self) -> tuple[str, ...]:

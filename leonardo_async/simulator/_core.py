@@ -127,6 +127,8 @@ class Core:
         """Store a new generation for *request*, draw its fate, charge *cost* and count it."""
         config = self.config
         now = self.now()
+        slots = None if config.refuse_at_concurrency else config.max_running
+        started = self.store.start_time(api_key, now, slots)
         seed = request.seed if request.seed is not None else self.rng.randrange(2**31)
         failed = self.rng.random() < config.failure_rate
         row = GenerationRow(
@@ -146,17 +148,19 @@ class Core:
             cost=cost,
             created_wall=_wall(),
             created_at=now,
-            finish_at=now + config.durations.draw(self.rng),
+            started_at=started,
+            finish_at=started + config.durations.draw(self.rng),
             outcome="FAILED" if failed else "COMPLETE",
             image_id=new_id(self.rng),
             vanish=self.faults.draw(config.faults.vanish_rate, "vanish"),
         )
         stats = self.stats
-        if self.store.add_generation(row, request.fingerprint()):
+        if self.store.add_generation(row, request.fingerprint(), slots):
             stats.duplicate_submissions += 1
         stats.generations_created += 1
         stats.credits_spent += cost
         stats.peak_running = max(stats.peak_running, self.store.running(api_key, now))
+        stats.peak_queued = max(stats.peak_queued, self.store.queued(api_key, now))
         if self.on_created is not None:
             self.on_created(row)
         return row

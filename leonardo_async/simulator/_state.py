@@ -2,8 +2,10 @@
 
 Status is never updated by a timer: a generation stores its finish time (loop clock) and
 :meth:`GenerationRow.status` works the status out when asked, so ten thousand jobs cost ten
-thousand small records and nothing else. Running jobs per key sit in a heap of finish times,
-pruned lazily when the count is needed. The store outlives server restarts.
+thousand small records and nothing else. Each key's jobs in flight sit in heaps of finish
+and start times, pruned lazily when a count is needed; a job submitted while every slot is
+busy starts when the first slot frees (first come, first served), which is worked out once,
+at submit, from when each slot is next free. The store outlives server restarts.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class GenerationRecord:
     :param endpoint: ``"image-to-video"`` or ``"text-to-video"``.
     :param status: ``PENDING``, ``COMPLETE`` or ``FAILED``, as of the snapshot.
     :param created_at: wall-clock creation time (UTC).
+    :param started_at: loop-clock time the job took a slot (later than its submit when it
+        queued behind busy slots).
     :param finish_at: loop-clock time (``asyncio`` loop ``time()``) the job finishes.
     :param seed: the seed echoed or drawn.
     :param model: the model after defaults.
@@ -70,6 +74,7 @@ class GenerationRecord:
     endpoint: str
     status: str
     created_at: datetime
+    started_at: float
     finish_at: float
     seed: int
     model: str
@@ -105,6 +110,7 @@ class GenerationRow:
     cost: int
     created_wall: datetime
     created_at: float
+    started_at: float
     finish_at: float
     outcome: str
     image_id: str
@@ -127,6 +133,7 @@ class GenerationRow:
             endpoint=self.endpoint,
             status=self.status(now),
             created_at=self.created_wall,
+            started_at=self.started_at,
             finish_at=self.finish_at,
             seed=self.seed,
             model=self.model,
@@ -143,19 +150,55 @@ class GenerationRow:
         )
 
 
-class _Running:
-    """Running generations of one key: a heap of finish times plus the live ids."""
+class _Lane:
+    """One key's jobs in flight: heaps of finish and start times, plus the live ids.
+
+    ``free`` holds, per slot, the time it is next free: a new job takes the earliest.
+    A deleted job leaves the count at once, but the start times already given to the
+    jobs queued behind it stand (a simplification: they do not move up).
+    """
 
     def __init__(self) -> None:
-        self.heap: list[tuple[float, str]] = []
+        self.finishes: list[tuple[float, str]] = []
+        self.starts: list[tuple[float, str]] = []
         self.ids: set[str] = set()
+        self.free: list[float] = []
 
-    def count(self, now: float) -> int:
-        heap = self.heap
+    def in_flight(self, now: float) -> int:
+        """Jobs running or queued at *now*."""
+        heap = self.finishes
         while heap and (heap[0][0] <= now or heap[0][1] not in self.ids):
             _, gid = heapq.heappop(heap)
             self.ids.discard(gid)
         return len(self.ids)
+
+    def queued(self, now: float) -> int:
+        """Jobs waiting for a slot at *now*."""
+        heap = self.starts
+        while heap and (heap[0][0] <= now or heap[0][1] not in self.ids):
+            heapq.heappop(heap)
+        return len(heap)
+
+    def start_time(self, now: float, slots: int | None) -> float:
+        """When a job submitted at *now* gets a slot (*now* itself with no slot limit)."""
+        if slots is None:
+            return now
+        free = self.free
+        while len(free) > slots:  # fewer slots since: the earliest-free ones go
+            heapq.heappop(free)
+        if len(free) < slots or free[0] <= now:
+            return now
+        return free[0]
+
+    def add(self, row: GenerationRow, slots: int | None) -> None:
+        heapq.heappush(self.finishes, (row.finish_at, row.id))
+        if row.started_at > row.created_at:
+            heapq.heappush(self.starts, (row.started_at, row.id))
+        self.ids.add(row.id)
+        if slots is not None:
+            if len(self.free) >= slots:
+                heapq.heappop(self.free)
+            heapq.heappush(self.free, row.finish_at)
 
 
 class Store:
@@ -169,7 +212,7 @@ class Store:
         self.fingerprints: set[tuple[object, ...]] = set()
         self.subscription_tokens = subscription_tokens
         self.paid_tokens = paid_tokens
-        self._running: dict[str, _Running] = {}
+        self._lanes: dict[str, _Lane] = {}
 
     # -- init images ---------------------------------------------------------------------
 
@@ -187,13 +230,17 @@ class Store:
 
     # -- generations ---------------------------------------------------------------------
 
-    def add_generation(self, row: GenerationRow, fingerprint: tuple[object, ...]) -> bool:
-        """Store *row*, start it running, charge it; return whether it is a duplicate."""
+    def start_time(self, api_key: str, now: float, slots: int | None) -> float:
+        """When a job *api_key* submits at *now* gets one of its *slots* (``None``: no limit)."""
+        return self._lane(api_key).start_time(now, slots)
+
+    def add_generation(
+        self, row: GenerationRow, fingerprint: tuple[object, ...], slots: int | None = None
+    ) -> bool:
+        """Store *row* (in flight on one of *slots*) and charge it; True if a duplicate."""
         self.generations[row.id] = row
         self.generated_images[row.image_id] = row.id
-        running = self._running.setdefault(row.api_key, _Running())
-        heapq.heappush(running.heap, (row.finish_at, row.id))
-        running.ids.add(row.id)
+        self._lane(row.api_key).add(row, slots)
         self.charge(row.cost)
         duplicate = fingerprint in self.fingerprints
         self.fingerprints.add(fingerprint)
@@ -212,9 +259,7 @@ class Store:
         if row is None:
             return None
         row.deleted = True
-        running = self._running.get(row.api_key)
-        if running is not None:
-            running.ids.discard(gid)
+        self._lane(row.api_key).ids.discard(gid)
         return row
 
     def generated_image_ready(self, image_id: str, now: float) -> bool:
@@ -238,19 +283,27 @@ class Store:
 
     # -- running and money ---------------------------------------------------------------
 
+    def _lane(self, api_key: str) -> _Lane:
+        return self._lanes.setdefault(api_key, _Lane())
+
     def running(self, api_key: str, now: float) -> int:
-        """Return how many generations *api_key* has running at *now*."""
-        running = self._running.get(api_key)
-        return 0 if running is None else running.count(now)
+        """Return how many generations *api_key* has running (holding a slot) at *now*."""
+        lane = self._lane(api_key)
+        return lane.in_flight(now) - lane.queued(now)
+
+    def queued(self, api_key: str, now: float) -> int:
+        """Return how many generations of *api_key* wait for a slot at *now*."""
+        return self._lane(api_key).queued(now)
 
     def next_finish(self, api_key: str) -> float:
-        """Return the loop time the earliest running job of *api_key* finishes."""
-        running = self._running.get(api_key)
-        return running.heap[0][0] if running is not None and running.heap else 0.0
+        """Return the loop time the earliest job in flight of *api_key* finishes."""
+        lane = self._lane(api_key)
+        lane.in_flight(0.0)  # drop deleted ones from the top
+        return lane.finishes[0][0] if lane.finishes else 0.0
 
     def running_total(self, now: float) -> int:
         """Return how many generations all keys have running at *now*."""
-        return sum(r.count(now) for r in self._running.values())
+        return sum(self.running(key, now) for key in self._lanes)
 
     @property
     def balance(self) -> int:

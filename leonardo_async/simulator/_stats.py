@@ -35,6 +35,11 @@ class SimulatorStats:
         the video, the seed excepted) had been created before.
     :param peak_running: most generations one key had running, measured at each submit.
     :param running_now: generations running when the snapshot was taken.
+    :param peak_queued: most generations one key had queued behind busy slots.
+    :param peak_attempted: most generations one key would have had in flight (running or
+        queued) had each submit been accepted, measured at each submit, refused ones too.
+    :param refused_in_flight: submits refused because every slot was busy (with
+        ``refuse_at_concurrency``) or the queue was full.
     :param storage_auth_headers: storage requests that carried an ``Authorization`` header.
     :param uploads_completed: presigned uploads accepted.
     :param uploads_rejected: presigned uploads refused.
@@ -53,6 +58,9 @@ class SimulatorStats:
     duplicate_submissions: int = 0
     peak_running: int = 0
     running_now: int = 0
+    peak_queued: int = 0
+    peak_attempted: int = 0
+    refused_in_flight: int = 0
     storage_auth_headers: int = 0
     uploads_completed: int = 0
     uploads_rejected: int = 0
@@ -93,6 +101,9 @@ class StatsRecorder:
         self.generations_created = 0
         self.duplicate_submissions = 0
         self.peak_running = 0
+        self.peak_queued = 0
+        self.peak_attempted = 0
+        self.refused_in_flight = 0
         self.storage_auth_headers = 0
         self.uploads_completed = 0
         self.uploads_rejected = 0
@@ -116,6 +127,9 @@ class StatsRecorder:
             duplicate_submissions=self.duplicate_submissions,
             peak_running=self.peak_running,
             running_now=running_now,
+            peak_queued=self.peak_queued,
+            peak_attempted=self.peak_attempted,
+            refused_in_flight=self.refused_in_flight,
             storage_auth_headers=self.storage_auth_headers,
             uploads_completed=self.uploads_completed,
             uploads_rejected=self.uploads_rejected,

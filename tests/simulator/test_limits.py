@@ -9,7 +9,9 @@ import aiohttp
 import pytest
 
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator._core import Core
 from leonardo_async.simulator._limits import Limiter, SlidingWindow, retry_after_headers
+from leonardo_async.simulator._rules import SubmitRequest
 
 from ._support import Api
 
@@ -118,9 +120,11 @@ async def test_submits_per_minute(session: aiohttp.ClientSession) -> None:
         assert sim.statistics().generations_created == 1
 
 
-async def test_max_running(session: aiohttp.ClientSession) -> None:
-    """A key with ``max_running`` jobs running gets 429 until one ends (or is deleted)."""
-    async with Simulator(SimulatorConfig(max_running=2, durations=LONG)) as sim:
+async def test_max_running_refusing(session: aiohttp.ClientSession) -> None:
+    """Refusing at concurrency, a key with ``max_running`` jobs running gets 429 until one
+    ends (or is deleted)."""
+    config = SimulatorConfig(max_running=2, refuse_at_concurrency=True, durations=LONG)
+    async with Simulator(config) as sim:
         api = Api(sim, session)
         image = await api.uploaded_image()
         first = await api.submit_ok(image)
@@ -131,8 +135,10 @@ async def test_max_running(session: aiohttp.ClientSession) -> None:
         assert refused.status == 429
         assert refused.json["code"] == "rate-limit-exceeded"
         assert int(refused.headers["Retry-After"]) >= 1
+        assert "concurrency" in refused.json["error"]
         stats = sim.statistics()
         assert (stats.peak_running, stats.running_now, stats.generations_created) == (2, 2, 2)
+        assert (stats.peak_queued, stats.peak_attempted, stats.refused_in_flight) == (0, 3, 1)
         await api.call("DELETE", f"/generations/{first}")
         await api.submit_ok(image)
         me = (await api.call("GET", "/me")).json["user_details"][0]
@@ -187,3 +193,55 @@ async def test_duplicates_ignore_the_seed(api: Api, sim: Simulator) -> None:
     await api.submit_ok(image, seed=2)
     await api.submit_ok(image, seed=3, duration=4)
     assert sim.statistics().duplicate_submissions == 1
+
+
+async def test_submits_past_the_slots_queue(session: aiohttp.ClientSession) -> None:
+    """By default a submit with every slot busy is accepted and waits ``PENDING``; only a
+    full queue answers 429."""
+    config = SimulatorConfig(max_running=2, queue_depth=2, durations=LONG)
+    async with Simulator(config) as sim:
+        api = Api(sim, session)
+        image = await api.uploaded_image()
+        ids = [await api.submit_ok(image) for _ in range(4)]
+        refused = await api.submit(
+            {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
+        )
+        assert refused.status == 429
+        assert "queue" in refused.json["error"]
+        for gid in ids:
+            row = (await api.call("GET", f"/generations/{gid}")).json["generations_by_pk"]
+            assert row["status"] == "PENDING"
+        stats = sim.statistics()
+        assert (stats.peak_running, stats.peak_queued, stats.running_now) == (2, 2, 2)
+        assert (stats.generations_created, stats.refused_in_flight) == (4, 1)
+        assert stats.peak_attempted == 5
+
+
+def test_queued_jobs_start_as_slots_free() -> None:
+    """A queued job starts when the first busy slot frees, first come, first served, and
+    holds that slot until it ends; the queue drains as jobs start."""
+    core = Core(SimulatorConfig(max_running=2, durations=JobDurations.fixed(10)))
+    request = SubmitRequest(
+        endpoint="text-to-video",
+        prompt="p",
+        negative_prompt=None,
+        image_id=None,
+        image_type=None,
+        end_frame=None,
+        model="VEO3_1",
+        duration=8,
+        resolution="RESOLUTION_720",
+        width=1280,
+        height=720,
+        public=False,
+        seed=None,
+    )
+    rows = [core.create_generation(request, {}, "key", 1) for _ in range(5)]
+    assert [r.started_at for r in rows[2:]] == [r.finish_at for r in rows[:3]]
+    store = core.store
+    moment = rows[1].finish_at + 0.001  # the first two ended; the next two took their slots
+    assert (store.running("key", moment), store.queued("key", moment)) == (2, 1)
+    assert rows[2].status(moment) == "PENDING"
+    end = rows[-1].finish_at
+    assert (store.running("key", end), store.queued("key", end)) == (0, 0)
+    assert core.stats.peak_queued == 3
