@@ -641,7 +641,9 @@ class JobTracker:
             self._failed += 1
         else:
             self._errors += 1
-            logger.warning("generation %s: %s", job.generation_id, error)
+            # A deadline is the caller's own choice, and the caller gets the error: no warning.
+            log = logger.info if isinstance(error, WaitTimeoutError) else logger.warning
+            log("generation %s: %s", job.generation_id, error)
         finished = (
             job.generation if error is None or isinstance(error, GenerationFailedError) else None
         )

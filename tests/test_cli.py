@@ -244,6 +244,7 @@ async def test_ctrl_c_exits_130_and_says_the_job_runs_on(sim: Simulator, tmp_pat
     (generation,) = sim.generations
     assert code == 130
     assert f"generation {generation.id} was submitted and keeps running" in err
+    assert f"leonardo-async wait {generation.id} --out {tmp_path / 'video.mp4'}" in err
 
 
 async def read_until(stream: ByteReceiveStream, marker: str | None) -> str:

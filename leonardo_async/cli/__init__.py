@@ -1,4 +1,5 @@
-"""The ``leonardo-async`` command line: ``generate``, ``batch``, ``sim`` and ``demo``.
+"""The ``leonardo-async`` command line: ``generate``, ``get``, ``wait``, ``download``,
+``list``, ``account``, ``batch``, ``sim`` and ``demo``.
 
 The only part of the package that prints, reads ``argv`` or calls :func:`anyio.run`.
 Each subcommand is a module with ``register(commands)``, which adds its parser through
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from .. import __version__
-from . import _batch, _demo, _generate, _sim
+from . import _account, _batch, _demo, _download, _generate, _get, _list, _sim, _wait
 from ._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Commands, Register, logging_to_stderr
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -23,6 +24,11 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 #: The subcommands, in the order ``--help`` lists them.
 COMMANDS: Final[tuple[Register, ...]] = (
     _generate.register,
+    _get.register,
+    _wait.register,
+    _download.register,
+    _list.register,
+    _account.register,
     _batch.register,
     _sim.register,
     _demo.register,

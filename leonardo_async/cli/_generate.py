@@ -40,18 +40,28 @@ from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
+    FLAGS,
     Commands,
     report,
     report_invalid,
 )
 from ._progress import Progress
+from ._remote import (
+    NO_KEY,
+    add_poll_options,
+    check_out,
+    cost_text,
+    print_json,
+    schedule_from_args,
+    view_of,
+    wait_command,
+    wait_with_progress,
+)
 
 __all__ = ["GenerateJob", "check", "execute", "register"]
 
 #: Seconds ``generate`` waits for the video before giving up (the job keeps running).
 DEFAULT_TIMEOUT: Final = 900.0
-#: Seconds between two refreshes of the progress line while waiting.
-TICK: Final = 0.25
 
 _DESCRIPTION = """\
 Turn a start frame (and optionally an end frame) into a video with Veo 3.1.
@@ -59,6 +69,10 @@ Turn a start frame (and optionally an end frame) into a video with Veo 3.1.
 The API key is read from LEONARDO_API_KEY and the API root from LEONARDO_BASE_URL
 (default: Leonardo's). Frames are local PNG/JPEG/WebP files (uploaded first) or the ids of
 images Leonardo already has. Everything is checked before anything is sent.
+
+If --timeout passes or Ctrl-C stops the wait, the job keeps running (it is paid for):
+the message names the 'leonardo-async wait ID --out FILE' that picks it up. Running
+generate again would submit, and pay for, a second job.
 
 exit codes: 0 done, 1 the generation failed, 2 bad input (nothing was submitted),
 3 API or network error, 130 interrupted"""
@@ -162,17 +176,11 @@ def register(commands: Commands) -> None:
         help="seconds to wait for the video (default: %(default)g)",
     )
     parser.add_argument(
-        "--poll-initial",
-        type=float,
-        metavar="S",
-        help="seconds before the first status check (default: 20)",
+        "--json",
+        action="store_true",
+        help="print one JSON object (id, status, cost, video) on stdout instead of text",
     )
-    parser.add_argument(
-        "--poll-max",
-        type=float,
-        metavar="S",
-        help="longest pause between two status checks (default: 10)",
-    )
+    add_poll_options(parser)
 
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
@@ -193,32 +201,11 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
     )
 
 
-def schedule_from_args(args: argparse.Namespace) -> PollSchedule | None:
-    """The poll schedule of ``--poll-initial``/``--poll-max``; ``None`` for the default.
-
-    :raises ValidationError: a value is not a positive number of seconds
-    """
-    if args.poll_initial is None and args.poll_max is None:
-        return None
-    default = PollSchedule()
-    try:
-        return PollSchedule(
-            initial=default.initial if args.poll_initial is None else args.poll_initial,
-            max_interval=default.max_interval if args.poll_max is None else args.poll_max,
-        )
-    except ValueError:
-        value = (args.poll_initial, args.poll_max)
-        raise ValidationError("--poll-initial/--poll-max", value, "positive seconds") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``generate`` with the key and base URL from the environment."""
     api_key = os.environ.get("LEONARDO_API_KEY", "")
     if not api_key.strip():
-        report(
-            "LEONARDO_API_KEY is not set: export your Leonardo API key first "
-            "(or try 'leonardo-async demo', which needs none)"
-        )
+        report(NO_KEY)
         return EXIT_BAD_INPUT
     if args.timeout is not None and not args.timeout > 0:
         report(f"--timeout: must be a positive number of seconds, got {args.timeout:g}")
@@ -234,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
             api_key=api_key,
             base_url=os.environ.get("LEONARDO_BASE_URL") or None,
             schedule=schedule,
+            as_json=args.json,
         )
     )
 
@@ -244,14 +232,17 @@ async def execute(
     api_key: str,
     base_url: str | None,
     schedule: PollSchedule | None = None,
+    as_json: bool = False,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     label: str = "generate",
 ) -> int:
     """Generate one video and report it; returns the exit code.
 
-    Prints the video's path, the generation id and its cost on ``stdout``; progress and
-    errors go to ``stderr``. Bad input is reported before any request is made.
+    Prints the video's path, the generation id and its cost on ``stdout`` (or, with
+    ``as_json``, one JSON object whatever the outcome, once a job was submitted); progress
+    and errors go to ``stderr``. Bad input is reported before any request is made. A job
+    left running (timeout, Ctrl-C) is reported with the ``wait`` command that picks it up.
     """
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
@@ -261,28 +252,63 @@ async def execute(
     except ValidationError as exc:
         return report_invalid(exc, stream=err)
     submitted: list[GenerationJob] = []
-    outcome: tuple[Generation, Path] | LeonardoError | OSError
+    seen: list[Generation] = []
+    outcome: Path | LeonardoError | OSError
     with Progress(err, label=label) as progress:
         async with client:
             try:
-                outcome = await _generate(client, job, progress, submitted)
+                outcome = await _generate(client, job, progress, submitted, seen)
             except (LeonardoError, OSError) as exc:
                 outcome = exc
             except BaseException:  # Ctrl-C arrives here as a cancellation
                 if submitted:
+                    generation_id = submitted[0].id
                     progress.message(
-                        f"generation {submitted[0].id} was submitted "
-                        "and keeps running on the server"
+                        f"generation {generation_id} was submitted and keeps running on "
+                        f"the server; to wait for it and download it, run:\n"
+                        f"  {wait_command(generation_id, job.out)}"
                     )
+                    if as_json:
+                        print_json(_view(job, submitted, seen, error="interrupted"), out)
                 raise
-    if not isinstance(outcome, tuple):
-        return _report_failure(outcome, err)
-    generation, path = outcome
-    print(f"video: {path}", file=out)
-    print(f"generation: {generation.id}", file=out)
-    print(f"cost: {_cost(submitted[0])}", file=out)
-    out.flush()
-    return EXIT_OK
+    if isinstance(outcome, Path):
+        if as_json:
+            print_json(_view(job, submitted, seen, video=outcome), out)
+        else:
+            print(f"video: {outcome}", file=out)
+            print(f"generation: {submitted[0].id}", file=out)
+            print(f"cost: {cost_text(submitted[0])}", file=out)
+        out.flush()
+        return EXIT_OK
+    code, message, follow_up = _failure(outcome, job, submitted)
+    report(message, stream=err)
+    if follow_up:
+        print(follow_up, file=err)
+    if as_json and submitted:
+        print_json(_view(job, submitted, seen, error=message, resume=code == EXIT_API_ERROR), out)
+    return code
+
+
+def _view(
+    job: GenerateJob,
+    submitted: list[GenerationJob],
+    seen: list[Generation],
+    *,
+    video: Path | None = None,
+    error: str | None = None,
+    resume: bool = True,
+) -> object:
+    """The ``--json`` object of the submitted job."""
+    generation = seen[-1] if seen else None
+    finished = generation is not None and generation.is_finished
+    return view_of(
+        submitted[0].id,
+        generation,
+        job=submitted[0],
+        video=video,
+        next=wait_command(submitted[0].id, job.out) if resume and not finished else None,
+        error=error,
+    )
 
 
 def check(job: GenerateJob) -> None:
@@ -301,8 +327,7 @@ def check(job: GenerateJob) -> None:
     for name, source in (("image", job.image), ("end_image", job.end_image)):
         if source is not None and is_local_image(source):
             read_image(source, name=name)
-    if job.out.is_dir():
-        raise ValidationError("out", str(job.out), "a file path, not a directory")
+    check_out(job.out)
 
 
 async def _generate(
@@ -310,50 +335,50 @@ async def _generate(
     job: GenerateJob,
     progress: Progress,
     submitted: list[GenerationJob],
-) -> tuple[Generation, Path]:
-    """Submit, wait and download; the submitted job is appended to ``submitted``."""
+    seen: list[Generation],
+) -> Path:
+    """Submit, wait and download; the submitted job and the finished generation are
+    appended to ``submitted`` and ``seen``."""
     progress.update(status="submitting")
     generation_job = await client.image_to_video(
         image=job.image, end_image=job.end_image, **job.options()
     )
     submitted.append(generation_job)
-    progress.message(f"submitted generation {generation_job.id} ({_cost(generation_job)})")
+    progress.message(f"submitted generation {generation_job.id} ({cost_text(generation_job)})")
     tracked = client.track(generation_job.id, deadline=job.timeout)
-    while True:
-        seen = tracked.generation
-        status = seen.status if seen is not None else "PENDING"
-        progress.update(status=getattr(status, "value", status), looks=tracked.checks)
-        with anyio.move_on_after(TICK):
-            generation = await tracked
-            break
-    progress.update(status="downloading", looks=tracked.checks)
+    try:
+        generation = await wait_with_progress(tracked, progress)
+    finally:
+        if tracked.generation is not None:
+            seen.append(tracked.generation)
+    seen.append(generation)
+    progress.update(status="downloading")
     path = await client.download(generation, job.out)
     progress.update(status="done")
-    return generation, path
+    return path
 
 
-def _cost(job: GenerationJob) -> str:
-    if job.cost is not None:
-        return f"{job.cost.amount.normalize():f} {job.cost.unit}"
-    if job.api_credit_cost is not None:
-        return f"{job.api_credit_cost} API credits"
-    return "cost not stated"
-
-
-def _report_failure(exc: LeonardoError | OSError, stream: TextIO) -> int:
-    """Report an error after the progress line closed; returns the exit code."""
+def _failure(
+    exc: LeonardoError | OSError, job: GenerateJob, submitted: list[GenerationJob]
+) -> tuple[int, str, str | None]:
+    """The exit code, the error line, and what to run next, for an error after submitting."""
     if isinstance(exc, ValidationError):
-        return report_invalid(exc, stream=stream)
+        flag = FLAGS.get(exc.field, exc.field)
+        return EXIT_BAD_INPUT, f"{flag}: {exc}", None
     if isinstance(exc, GenerationFailedError):
-        report(f"{exc} (Leonardo reports no reason)", stream=stream)
-        return EXIT_FAILED
+        return EXIT_FAILED, f"{exc} (Leonardo reports no reason)", None
     if isinstance(exc, WaitTimeoutError):
-        report(
-            f"{exc}; it keeps running on the server (raise --timeout to wait longer)", stream=stream
+        return (
+            EXIT_API_ERROR,
+            f"{exc}; it keeps running on the server (and is paid for)",
+            f"to wait for it and download it, run:\n  {wait_command(exc.generation_id, job.out)}",
         )
-        return EXIT_API_ERROR
+    follow_up = None
+    if submitted:  # the job exists: whatever broke after the submit, it can be picked up
+        follow_up = (
+            f"generation {submitted[0].id} was submitted; to wait for it and download "
+            f"it, run:\n  {wait_command(submitted[0].id, job.out)}"
+        )
     if isinstance(exc, OSError):
-        report(f"cannot write the video: {exc}", stream=stream)
-        return EXIT_API_ERROR
-    report(str(exc), stream=stream)
-    return EXIT_API_ERROR
+        return EXIT_API_ERROR, f"cannot write the video: {exc}", follow_up
+    return EXIT_API_ERROR, str(exc), follow_up
