@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from _cli import END_FRAME, START_FRAME, cli, generate_args, simulator_for_cli
 from anyio.abc import ByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,36 +27,18 @@ from leonardo_async.cli import main
 from leonardo_async.cli._common import Commands
 from leonardo_async.cli._frames import END, START, draw_frame
 from leonardo_async.cli._progress import LogHandler, Progress, format_duration
-from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator import JobDurations, Simulator
 
-ROOT = Path(__file__).resolve().parents[1]
-START_FRAME = ROOT / "examples" / "start-frame.png"
-END_FRAME = ROOT / "examples" / "end-frame.png"
 #: A distinctive key: it must never be printed or logged.
 KEY = "sk-cli-CANARY-5b2e9d41-never-print"
-FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
 DEADLINE = 60.0
 
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
     """Yield a simulator with short jobs; LEONARDO_* point at it."""
-    config = SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.1))
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
+    async with simulator_for_cli(monkeypatch, KEY) as running:
         yield running
-
-
-async def cli(*argv: str | Path) -> int:
-    """Run ``main`` in a worker thread (it runs its own event loop)."""
-    return await anyio.to_thread.run_sync(main, [str(a) for a in argv])
-
-
-def generate_args(out: Path, *extra: str | Path) -> list[str | Path]:
-    """A valid ``generate`` command line writing to ``out``, plus ``extra``."""
-    return ["generate", "--image", START_FRAME, "--prompt", "waves", "--out", out,
-            *FAST_POLL, *extra]  # fmt: skip
 
 
 def requests_seen(sim: Simulator) -> int:

@@ -9,39 +9,27 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from _cli import FAST_POLL, cli, generate_args, simulator_for_cli
 
-from leonardo_async.cli import main
-from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator import JobDurations, Simulator
 
-ROOT = Path(__file__).resolve().parents[1]
-START_FRAME = ROOT / "examples" / "start-frame.png"
 KEY = "sk-jobs-CANARY-7c1d2e3f-never-print"
-FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
 SUBMIT = "POST /generations-image-to-video"
 
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
     """A simulator with short jobs; LEONARDO_* point at it."""
-    config = SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.1))
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
+    async with simulator_for_cli(monkeypatch, KEY) as running:
         yield running
 
 
-async def cli(*argv: str | Path) -> int:
-    """Run ``main`` in a worker thread (it runs its own event loop)."""
-    with anyio.fail_after(60):
-        return await anyio.to_thread.run_sync(main, [str(a) for a in argv])
-
-
-def generate_args(out: Path, *extra: str) -> list[str | Path]:
-    """A valid ``generate`` command line writing to ``out``."""
-    return ["generate", "--image", START_FRAME, "--prompt", "waves", "--out", out,
-            *FAST_POLL, *extra]  # fmt: skip
+async def left_running(sim: Simulator, out: Path, *extra: str) -> str:
+    """Run a generate whose --timeout passes on a long job; returns the job's id."""
+    sim.configure(durations=JobDurations.fixed(600))
+    assert await cli(*generate_args(out, "--timeout", "0.1", *extra)) == 3
+    return sim.generations[-1].id
 
 
 def submits(sim: Simulator) -> int:
@@ -80,18 +68,20 @@ async def test_after_a_timeout_the_printed_wait_downloads_and_nothing_is_paid_tw
     assert submits(sim) == 1
 
 
-async def test_a_wait_that_times_out_names_itself_again(
-    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", [["wait", "--timeout", "0.2", *FAST_POLL], ["download"]])
+async def test_wait_and_download_of_a_running_job_print_the_wait_to_run(
+    command: list[str], sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """wait --timeout on a long job exits 3 and prints the same wait command to rerun."""
-    sim.configure(durations=JobDurations.fixed(600))
+    """wait whose --timeout passes, and download of a running job, exit 3 and print the
+    wait command to run (again); nothing is submitted or written."""
     out = tmp_path / "video.mp4"
-    assert await cli(*generate_args(out, "--timeout", "0.1")) == 3
-    (generation,) = sim.generations
+    generation_id = await left_running(sim, out)
     capsys.readouterr()
-    assert await cli("wait", generation.id, "--out", out, "--timeout", "0.2", *FAST_POLL) == 3
-    assert wait_command_in(capsys.readouterr().err) == ["wait", generation.id, "--out", str(out)]
+    name, *options = command
+    assert await cli(name, generation_id, "--out", out, *options) == 3
+    assert wait_command_in(capsys.readouterr().err) == ["wait", generation_id, "--out", str(out)]
     assert submits(sim) == 1
+    assert not out.exists()
 
 
 async def test_generate_json_prints_one_object(
@@ -115,14 +105,12 @@ async def test_generate_json_after_a_timeout_says_how_to_continue(
     sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A timed-out generate --json still prints one object: PENDING, and the wait command."""
-    sim.configure(durations=JobDurations.fixed(600))
     out = tmp_path / "video.mp4"
-    assert await cli(*generate_args(out, "--json", "--timeout", "0.1")) == 3
-    (generation,) = sim.generations
+    generation_id = await left_running(sim, out, "--json")
     printed = one_json(capsys.readouterr().out)
-    assert printed["id"] == generation.id
+    assert printed["id"] == generation_id
     assert printed["status"] == "PENDING"
-    assert shlex.split(printed["next"])[1:] == ["wait", generation.id, "--out", str(out)]
+    assert shlex.split(printed["next"])[1:] == ["wait", generation_id, "--out", str(out)]
 
 
 async def test_get_and_list_print_json_with_id_and_status(
@@ -153,21 +141,11 @@ async def test_get_of_an_unknown_id_exits_3_naming_it(
     assert "no generation 'no-such-generation'" in capsys.readouterr().err
 
 
-async def test_download_of_a_running_job_points_at_wait_and_of_a_done_one_writes_it(
-    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """download exits 3 with the wait command while the job runs; once done, it writes the MP4."""
-    sim.configure(durations=JobDurations.fixed(600))
-    out = tmp_path / "video.mp4"
-    assert await cli(*generate_args(out, "--timeout", "0.1")) == 3
-    (running,) = sim.generations
-    capsys.readouterr()
-    assert await cli("download", running.id, "--out", out) == 3
-    assert wait_command_in(capsys.readouterr().err) == ["wait", running.id, "--out", str(out)]
-    assert not out.exists()
-    sim.configure(durations=JobDurations.fixed(0.1))
+async def test_download_of_a_finished_job_writes_its_video(sim: Simulator, tmp_path: Path) -> None:
+    """download ID --out FILE writes the MP4 of a COMPLETE generation."""
     assert await cli(*generate_args(tmp_path / "first.mp4")) == 0
-    done = sim.generations[-1]
+    (done,) = sim.generations
+    out = tmp_path / "again.mp4"
     assert await cli("download", done.id, "--out", out) == 0
     assert out.read_bytes() == sim.video_bytes(done.id)
 

@@ -1,0 +1,41 @@
+"""What the command-line tests share: running ``main`` in-process against a simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from leonardo_async.cli import main
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+START_FRAME = ROOT / "examples" / "start-frame.png"
+END_FRAME = ROOT / "examples" / "end-frame.png"
+FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
+
+
+@asynccontextmanager
+async def simulator_for_cli(
+    monkeypatch: pytest.MonkeyPatch, key: str, job_seconds: float = 0.1
+) -> AsyncIterator[Simulator]:
+    """A simulator with short jobs, with LEONARDO_API_KEY and LEONARDO_BASE_URL set for it."""
+    config = SimulatorConfig(api_key=key, durations=JobDurations.fixed(job_seconds))
+    async with Simulator(config) as running:
+        monkeypatch.setenv("LEONARDO_API_KEY", key)
+        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
+        yield running
+
+
+async def cli(*argv: str | Path) -> int:
+    """Run ``main`` in a worker thread (it runs its own event loop)."""
+    return await anyio.to_thread.run_sync(main, [str(a) for a in argv])
+
+
+def generate_args(out: Path, *extra: str | Path) -> list[str | Path]:
+    """A valid ``generate`` command line writing to ``out``, plus ``extra``."""
+    return ["generate", "--image", START_FRAME, "--prompt", "waves", "--out", out,
+            *FAST_POLL, *extra]  # fmt: skip
