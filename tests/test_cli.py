@@ -18,6 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 from _cli import END_FRAME, START_FRAME, cli, generate_args, simulator_for_cli
+from _video import decode, top_level_boxes
 from anyio.abc import ByteReceiveStream
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -259,8 +260,13 @@ def test_demo_exits_0_and_writes_an_mp4(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     video = out / "demo.mp4"
-    assert video.read_bytes()[4:8] == b"ftyp"
+    assert top_level_boxes(video.read_bytes())[:2] == ["ftyp", "moov"]
+    decoded = decode(video)  # PyAV comes with the test extra: the demo draws from the frame
+    assert (decoded.codec, decoded.width, decoded.height) == ("h264", 1280, 720)
+    assert decoded.last_rgb == pytest.approx((0, 0, 0), abs=12)
+    assert decoded.first_rgb != pytest.approx((0, 0, 0), abs=12)
     assert str(video) in result.stdout
+    assert "fading to black" in result.stdout
 
 
 async def test_sim_prints_where_it_runs_and_stops_on_ctrl_c() -> None:

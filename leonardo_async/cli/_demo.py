@@ -32,8 +32,9 @@ DEMO_SCHEDULE: Final = PollSchedule(initial=0.5, max_interval=0.5)
 
 _DESCRIPTION = """\
 Show the client end to end without an API key or network: start the local simulator,
-upload the example start frame, submit, wait with progress, and download the MP4
-(the simulator's stand-in video) to DIR/demo.mp4."""
+upload the example start frame, submit, wait with progress, and download the MP4 to
+DIR/demo.mp4. With PyAV installed (leonardo-async[video]) the simulator draws that MP4 from
+the start frame (it fades to black); without, it is the simulator's test-pattern clip."""
 
 
 def register(commands: Commands) -> None:
@@ -89,16 +90,29 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     image = args.image if args.image is not None else example_frame(args.out)
     job = GenerateJob(prompt=args.prompt, image=str(image), out=args.out / "demo.mp4")
-    config = SimulatorConfig(durations=JobDurations.fixed(args.job_seconds))
+    config, shows = _video_config(JobDurations.fixed(args.job_seconds), image)
     code = anyio.run(functools.partial(_demo, job, config))
     if code == EXIT_OK:
         print(
-            f"\nDemo done: {job.out} was made from {image} by the local simulator.\n"
+            f"\nDemo done: {job.out} was made by the local simulator; it shows {shows}.\n"
             "With a real key, the same thing is:\n"
             f"  export LEONARDO_API_KEY=...\n"
             f"  leonardo-async generate --image {image} --prompt '...' --out video.mp4"
         )
     return code
+
+
+def _video_config(durations: JobDurations, image: Path) -> tuple[SimulatorConfig, str]:
+    """The simulator config, and what its video will show (PyAV decides which)."""
+    try:
+        config = SimulatorConfig(durations=durations, video="frames")
+    except ValueError:  # no PyAV: the bundled clip
+        return (
+            SimulatorConfig(durations=durations),
+            "the simulator's 4 s test pattern (install leonardo-async[video] to see "
+            "a video drawn from your frame)",
+        )
+    return config, f"{image} fading to black (a stand-in for the motion a real job makes)"
 
 
 async def _demo(job: GenerateJob, config: SimulatorConfig) -> int:

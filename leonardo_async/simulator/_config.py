@@ -52,6 +52,17 @@ def _optional_positive_int(_: object, attribute: attrs.Attribute[Any], value: in
         raise ValueError(f"{attribute.name} must be None or a positive integer, got {value!r}")
 
 
+def _renderable(_: object, __: attrs.Attribute[Any], value: str) -> None:
+    """Refuse ``video="frames"`` up front when PyAV is missing, not at the first download."""
+    if value == "frames":
+        from ._render import RenderUnavailableError, check_available
+
+        try:
+            check_available()
+        except RenderUnavailableError as exc:
+            raise ValueError(str(exc)) from None
+
+
 def _routes(value: Iterable[str] | None) -> frozenset[str] | None:
     """Store route filters as a frozenset, whatever iterable was given."""
     if value is None:
@@ -217,7 +228,11 @@ class SimulatorConfig:
     :param reject_seed: refuse a submit that carries ``seed`` with a 400 whose error names
         ``seed`` (nothing is created), as a server that does not honour seeds for the model would.
     :param created_at_suffix: appended to ``createdAt`` (``""``, ``"Z"`` or ``"+00:00"``).
-    :param video_size: size in bytes of each generated MP4.
+    :param video_size: least size in bytes of each generated MP4 (padded with a trailing
+        ``free`` box; the bundled clip alone is about 38 KB).
+    :param video: what each MP4 shows: ``"clip"``, the bundled test pattern (the default,
+        no dependencies), or ``"frames"``, a crossfade from the request's start frame to its
+        end frame at the requested size and duration (needs ``leonardo-async[video]``).
     :param webhook_url: where to POST completion callbacks; ``None`` for none.
     :param webhook_key: sent as ``authorization: Bearer <key>`` with callbacks.
     :param webhook_event_type: the callback's ``type``.
@@ -264,6 +279,9 @@ class SimulatorConfig:
     reject_seed: bool = False
     created_at_suffix: str = ""
     video_size: int = attrs.field(default=4096, validator=v.ge(256))
+    video: Literal["clip", "frames"] = attrs.field(
+        default="clip", validator=[v.in_(("clip", "frames")), _renderable]
+    )
     webhook_url: str | None = None
     webhook_key: str | None = None
     webhook_event_type: str = "image_generation.complete"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from ._config import SimulatorConfig
 from ._faults import FaultInjector
 from ._limits import Limiter
-from ._media import CONTENT_TYPES, presigned_fields
+from ._media import CONTENT_TYPES, mp4_bytes, presigned_fields, tagged
+from ._render import render_mp4
 from ._rules import SubmitRequest
 from ._state import GenerationRow, InitImage, Store, new_id
 from ._stats import StatsRecorder
@@ -25,6 +27,8 @@ from ._stats import StatsRecorder
 __all__ = ["BUCKET", "Core"]
 
 BUCKET = "leonardo-sim-uploads"
+#: How many rendered videos :meth:`Core.video_bytes` keeps (each is 0.1-0.5 MB).
+_RENDERED_KEPT = 64
 
 
 def _wall() -> datetime:
@@ -47,6 +51,7 @@ class Core:
         self.storage_origin = ""
         #: Called with each new generation (the webhook dispatcher schedules it).
         self.on_created: Callable[[GenerationRow], None] | None = None
+        self._rendered: OrderedDict[str, bytes] = OrderedDict()
 
     @staticmethod
     def now() -> float:
@@ -153,6 +158,10 @@ class Core:
             outcome="FAILED" if failed else "COMPLETE",
             image_id=new_id(self.rng),
             vanish=self.faults.draw(config.faults.vanish_rate, "vanish"),
+            start_frame=None
+            if request.image_id is None or request.image_type is None
+            else (request.image_id, request.image_type),
+            end_frame=request.end_frame,
         )
         stats = self.stats
         if self.store.add_generation(row, request.fingerprint(), slots):
@@ -164,3 +173,40 @@ class Core:
         if self.on_created is not None:
             self.on_created(row)
         return row
+
+    # -- videos --------------------------------------------------------------------------
+
+    def video_bytes(self, row: GenerationRow) -> bytes:
+        """Return the MP4 the CDN serves for *row*, as the ``video`` knob says.
+
+        A rendered video (``video="frames"``, about a second of CPU) is kept for the last
+        :data:`_RENDERED_KEPT` generations, so retries and range requests reuse it.
+        """
+        config = self.config
+        if config.video == "clip":
+            return mp4_bytes(row.id, config.video_size)
+        video = self._rendered.get(row.id)
+        if video is None:
+            video = tagged(
+                render_mp4(
+                    start=self._frame_bytes(row.start_frame),
+                    end=self._frame_bytes(row.end_frame),
+                    start_key=row.start_frame[0] if row.start_frame else row.id,
+                    width=row.width,
+                    height=row.height,
+                    duration=row.duration,
+                ),
+                row.id,
+                config.video_size,
+            )
+            self._rendered[row.id] = video
+            if len(self._rendered) > _RENDERED_KEPT:
+                self._rendered.popitem(last=False)
+        return video
+
+    def _frame_bytes(self, frame: tuple[str, str] | None) -> bytes | None:
+        """The uploaded bytes of *frame*, or ``None`` (a generated image has none here)."""
+        if frame is None or frame[1] != "UPLOADED":
+            return None
+        image = self.store.init_images.get(frame[0])
+        return None if image is None else image.data

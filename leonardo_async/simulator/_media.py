@@ -1,8 +1,15 @@
 """Bytes the storage host hands out or checks: MP4s, posters, presigned upload forms.
 
-Each generation's MP4 is a function of its id alone, so a test can compare a download
-byte for byte with :meth:`Simulator.video_bytes` without the simulator keeping any video in
-memory. The presigned form imitates S3's POST policy (fields, base64 policy, HMAC signature)
+Each generation's MP4 is by default the bundled ``clip.mp4`` (a playable 4 s H.264 test
+pattern, 640x360 at 8 fps, 38 KB) followed by a ``free`` box naming the generation, so
+players, thumbnailers and transcoders accept it, and a test can still compare a download
+byte for byte with :meth:`Simulator.video_bytes` (and tell two generations apart) without
+the simulator keeping any video in memory. The clip was made once with Debian's ffmpeg::
+
+    ffmpeg -f lavfi -i testsrc2=size=640x360:rate=8:duration=4 -c:v libx264 \\
+        -preset veryslow -crf 40 -pix_fmt yuv420p -profile:v baseline \\
+        -movflags +faststart -an -map_metadata -1 -fflags +bitexact -flags:v +bitexact clip.mp4
+ The presigned form imitates S3's POST policy (fields, base64 policy, HMAC signature)
 closely enough that a client which drops or edits a field, or adds credentials, is caught.
 """
 
@@ -14,8 +21,9 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from importlib import resources
 
-__all__ = ["CONTENT_TYPES", "jpg_bytes", "mp4_bytes", "presigned_fields"]
+__all__ = ["CONTENT_TYPES", "clip_bytes", "jpg_bytes", "mp4_bytes", "presigned_fields", "tagged"]
 
 CONTENT_TYPES = {
     "png": "image/png",
@@ -30,18 +38,27 @@ def _box(kind: bytes, payload: bytes) -> bytes:
     return (8 + len(payload)).to_bytes(4, "big") + kind + payload
 
 
+@functools.cache
+def clip_bytes() -> bytes:
+    """Return the bundled clip, read once."""
+    return resources.files(__package__).joinpath("clip.mp4").read_bytes()
+
+
+def tagged(video: bytes, generation_id: str, size: int) -> bytes:
+    """Return *video* followed by a ``free`` box naming *generation_id*.
+
+    The box is padded so the file is at least *size* bytes long (benchmarks want big
+    downloads). Appending moves no other box, so the offsets in ``moov`` stay right.
+    """
+    text = f"leonardo-async simulator generation {generation_id}".encode()
+    padding = max(0, size - len(video) - 8 - len(text))
+    return video + _box(b"free", text + bytes(padding))
+
+
 @functools.lru_cache(maxsize=64)
 def mp4_bytes(generation_id: str, size: int) -> bytes:
-    """Return the MP4 of *generation_id*: ``ftyp``, ``free`` (naming it), ``mdat``.
-
-    The ``mdat`` payload is pseudo-random bytes seeded by the id, padded so the file is
-    *size* bytes long (or just long enough for the boxes, if *size* is smaller).
-    """
-    ftyp = _box(b"ftyp", b"isom" + (0x200).to_bytes(4, "big") + b"isomiso2mp41")
-    free = _box(b"free", f"leonardo-async simulator generation {generation_id}".encode())
-    payload_size = max(0, size - len(ftyp) - len(free) - 8)
-    mdat = _box(b"mdat", hashlib.shake_256(generation_id.encode()).digest(payload_size))
-    return ftyp + free + mdat
+    """Return the default MP4 of *generation_id*: the bundled clip, tagged with the id."""
+    return tagged(clip_bytes(), generation_id, size)
 
 
 def jpg_bytes(generation_id: str) -> bytes:

@@ -22,7 +22,6 @@ from ._admin import add_admin_routes, generation_records
 from ._api import add_api_routes
 from ._config import SimulatorConfig, config_from_mapping
 from ._core import Core
-from ._media import mp4_bytes
 from ._pipeline import API_PREFIX, CORE
 from ._state import GenerationRecord
 from ._stats import SimulatorStats
@@ -226,8 +225,11 @@ class Simulator:
         return config
 
     def video_bytes(self, generation_id: str) -> bytes:
-        """Return the exact MP4 bytes the CDN serves for *generation_id*."""
-        return mp4_bytes(generation_id, self._core.config.video_size)
+        """Return the exact MP4 bytes the CDN serves for *generation_id*.
+
+        :raises KeyError: for an id the simulator never made.
+        """
+        return self._core.video_bytes(self._core.store.generations[generation_id])
 
 
 async def serve(

@@ -41,6 +41,8 @@ class InitImage:
     size: int | None = None
     sha256: str | None = None
     content_type: str | None = None
+    #: The uploaded bytes, kept only when ``video="frames"`` will draw from them.
+    data: bytes | None = None
 
 
 @attrs.frozen
@@ -115,6 +117,9 @@ class GenerationRow:
     outcome: str
     image_id: str
     vanish: bool
+    #: The start and end frames as (id, ``UPLOADED``/``GENERATED``), for rendered videos.
+    start_frame: tuple[str, str] | None = None
+    end_frame: tuple[str, str] | None = None
     deleted: bool = False
 
     def status(self, now: float) -> str:
