@@ -245,6 +245,13 @@ class LeonardoClient:
             logger.info("upload attempt %d failed (%s); asking for a new URL", attempt, problem)
         raise UploadError(f"upload of {image.filename} failed: {problem}")
 
+    async def delete_image(self, image_id: str) -> bool:
+        """Delete an uploaded init image; ``True`` if the server had it."""
+        path = f"/init-image/{_segment(image_id)}"
+        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
+        envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
+        return envelope.delete_init_images_by_pk is not None
+
     async def _frame(self, source: ImageSource, name: str) -> FrameRef:
         remote = None if isinstance(source, bytes) else remote_frame(source)
         if remote is not None:

@@ -38,6 +38,7 @@ T = TypeVar("T")
 __all__ = [
     "CallbackEvent",
     "DeletedEnvelope",
+    "DeletedImageEnvelope",
     "GenerationCallback",
     "GenerationEnvelope",
     "GenerationListEnvelope",
@@ -104,6 +105,11 @@ class DeletedId:
 @attrs.frozen
 class DeletedEnvelope:
     delete_generations_by_pk: DeletedId | None
+
+
+@attrs.frozen
+class DeletedImageEnvelope:
+    delete_init_images_by_pk: DeletedId | None
 
 
 @attrs.frozen
@@ -185,6 +191,7 @@ _WIRE_NAMES: Final[dict[str, str]] = {
     "SubmitEnvelope.motion_video_generation_job": "motionVideoGenerationJob",
     "GenerationEnvelope.generations_by_pk": "generations_by_pk",
     "DeletedEnvelope.delete_generations_by_pk": "delete_generations_by_pk",
+    "DeletedImageEnvelope.delete_init_images_by_pk": "delete_init_images_by_pk",
     "MeEnvelope.user_details": "user_details",
 }
 

@@ -1,5 +1,5 @@
 """The ``leonardo-async`` command line: ``generate``, ``get``, ``wait``, ``download``,
-``list``, ``account``, ``batch``, ``sim`` and ``demo``.
+``list``, ``account``, ``batch``, ``sim``, ``demo`` and ``doctor``.
 
 The only part of the package that prints, reads ``argv`` or calls :func:`anyio.run`.
 Each subcommand is a module with ``register(commands)``, which adds its parser through
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from .. import __version__
-from . import _account, _batch, _demo, _download, _generate, _get, _list, _sim, _wait
+from . import _account, _batch, _demo, _doctor, _download, _generate, _get, _list, _sim, _wait
 from ._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Commands, Register, logging_to_stderr
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -32,6 +32,7 @@ COMMANDS: Final[tuple[Register, ...]] = (
     _batch.register,
     _sim.register,
     _demo.register,
+    _doctor.register,
 )
 
 

@@ -37,6 +37,7 @@ from ._common import (
     report,
     report_invalid,
 )
+from ._findings import apply_findings
 from ._progress import Progress
 
 __all__ = ["register"]
@@ -239,6 +240,7 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
                     on_progress=lambda stats: _show(progress, stats),
                 ) as batch,
             ):
+                await apply_findings(client)
                 async with batch.stream(items) as stream:
                     async for result in stream:
                         results[result.key] = result

@@ -45,6 +45,7 @@ from ._common import (
     report,
     report_invalid,
 )
+from ._findings import apply_findings
 from ._progress import Progress
 from ._remote import (
     NO_KEY,
@@ -339,6 +340,7 @@ async def _generate(
 ) -> Path:
     """Submit, wait and download; the submitted job and the finished generation are
     appended to ``submitted`` and ``seen``."""
+    await apply_findings(client)
     progress.update(status="submitting")
     generation_job = await client.image_to_video(
         image=job.image, end_image=job.end_image, **job.options()

@@ -33,6 +33,7 @@ from .._schedule import PollSchedule
 from .._tracker import TrackedJob
 from ..models import Generation, GenerationJob
 from ._common import EXIT_API_ERROR, EXIT_BAD_INPUT, EXIT_FAILED, report, report_invalid
+from ._findings import apply_findings
 from ._progress import Progress
 
 __all__ = [
@@ -227,6 +228,7 @@ def run_with_client(
             base_url=os.environ.get("LEONARDO_BASE_URL") or None,
             poll_schedule=schedule,
         ) as client:
+            await apply_findings(client)
             return await work(client)
 
     try:

@@ -233,6 +233,8 @@ class SimulatorConfig:
     :param video: what each MP4 shows: ``"clip"``, the bundled test pattern (the default,
         no dependencies), or ``"frames"``, a crossfade from the request's start frame to its
         end frame at the requested size and duration (needs ``leonardo-async[video]``).
+    :param clock_offset: seconds the server's wall clock runs ahead of the real one
+        (negative: behind); moves ``createdAt`` and the ``Date`` header.
     :param webhook_url: where to POST completion callbacks; ``None`` for none.
     :param webhook_key: sent as ``authorization: Bearer <key>`` with callbacks.
     :param webhook_event_type: the callback's ``type``.
@@ -278,6 +280,7 @@ class SimulatorConfig:
     listing_lag: float = attrs.field(default=0.0, converter=float, validator=v.ge(0.0))
     reject_seed: bool = False
     created_at_suffix: str = ""
+    clock_offset: float = attrs.field(default=0.0, converter=float)
     video_size: int = attrs.field(default=4096, validator=v.ge(256))
     video: Literal["clip", "frames"] = attrs.field(
         default="clip", validator=[v.in_(("clip", "frames")), _renderable]

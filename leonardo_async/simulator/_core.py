@@ -58,6 +58,10 @@ class Core:
         """Return the job clock (monotonic seconds)."""
         return time.monotonic()
 
+    def wall(self) -> datetime:
+        """Return the server's wall clock: UTC, moved by ``clock_offset``."""
+        return _wall() + timedelta(seconds=self.config.clock_offset)
+
     @property
     def cdn_base(self) -> str:
         """Return the URL prefix of the CDN on the storage site."""
@@ -88,7 +92,7 @@ class Core:
         """Create an init-image record with its presigned upload form."""
         image_id = new_id(self.rng)
         key = f"{self.config.user_id}/initImages/{image_id}.{extension}"
-        issued = _wall()
+        issued = self.wall()
         fields = presigned_fields(
             bucket=BUCKET,
             key=key,
@@ -151,7 +155,7 @@ class Core:
             public=request.public,
             seed=seed,
             cost=cost,
-            created_wall=_wall(),
+            created_wall=self.wall(),
             created_at=now,
             started_at=started,
             finish_at=started + config.durations.draw(self.rng),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from email.utils import format_datetime
 from types import TracebackType
 from typing import Any, NoReturn
 
@@ -40,6 +41,13 @@ def _url_host(host: str) -> str:
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached via loopback
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
+
+
+async def _server_date(request: web.Request, response: web.StreamResponse) -> None:
+    """Send ``Date`` from the server's own clock when ``clock_offset`` moves it."""
+    core = request.app[CORE]
+    if core.config.clock_offset:
+        response.headers["Date"] = format_datetime(core.wall(), usegmt=True)
 
 
 class Simulator:
@@ -121,10 +129,12 @@ class Simulator:
         host = self._core.config.host
         api = web.Application()
         api[CORE] = self._core
+        api.on_response_prepare.append(_server_date)
         add_api_routes(api)
         add_admin_routes(api)
         storage = web.Application()
         storage[CORE] = self._core
+        storage.on_response_prepare.append(_server_date)
         add_storage_routes(storage)
         self._api_port = await self._open(api, host, self._api_port)
         self._storage_port = await self._open(storage, host, self._storage_port)
