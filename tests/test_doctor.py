@@ -32,9 +32,10 @@ PROBE_JOB = JobDurations.fixed(3.0)
 
 @pytest.fixture
 async def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Simulator]:
-    """A simulator with two slots and short jobs; LEONARDO_* and the cache point at it."""
+    """A simulator with two slots (queueing behind them, as documented) and short jobs;
+    LEONARDO_* and the cache point at it."""
     config = SimulatorConfig(
-        api_key=KEY, durations=JobDurations.fixed(0.2), concurrency_slots=2, max_running=None
+        api_key=KEY, durations=JobDurations.fixed(0.2), concurrency_slots=2, max_running=2
     )
     async with Simulator(config) as running:
         monkeypatch.setenv("LEONARDO_API_KEY", KEY)
@@ -108,7 +109,15 @@ async def test_spend_runs_one_job_and_every_check_holds(sim: Simulator, tmp_path
     code, document = await doctor(sim, tmp_path, spend(probe=True))
     found = statuses(document)
     assert code == 0, document
-    held = (*FREE, "listing.video", "listing.order", "submit.cost", "job.finishes", "seed")
+    held = (
+        *FREE,
+        "listing.video",
+        "listing.order",
+        "submit.cost",
+        "job.finishes",
+        "private",
+        "seed",
+    )
     assert {i: found[i] for i in (*held, "video.no_auth", "queue")} == dict.fromkeys(
         (*held, "video.no_auth", "queue"), "held"
     )
@@ -170,7 +179,7 @@ async def test_capped_listing_pages_are_not_held(sim: Simulator, tmp_path: Path)
 
 async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_path: Path) -> None:
     """Refuse at the slots: queue not held; a 429 without Retry-After says so too."""
-    sim.configure(durations=PROBE_JOB, max_running=2, retry_after_style="none")
+    sim.configure(durations=PROBE_JOB, refuse_at_concurrency=True, retry_after_style="none")
     code, document = await doctor(sim, tmp_path, spend(probe=True))
     found = statuses(document)
     assert (code, found["queue"], found["retry_after"]) == (1, "not held", "not held")

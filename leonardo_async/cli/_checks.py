@@ -79,6 +79,7 @@ STATEMENTS: Final = {
     "listing.page": (f"the listing returns pages of {PAGE} when asked", True),
     "submit.cost": ("the submit answer states the job's cost", True),
     "job.finishes": ("a VEO3_1FAST 720p 4 s job finishes COMPLETE", False),
+    "private": ("a job sent with isPublic false is private", False),
     "seed": ("Veo 3.1 keeps the seed it is sent", True),
     "video.no_auth": ("motionMP4URL downloads without the API key", True),
     "queue": ("a submit past the concurrency slots is queued, not refused", True),
@@ -156,7 +157,7 @@ async def check_listing(client: LeonardoClient) -> list[Finding]:
     found.append(await _page_size(client, len(page)))
     videos = [g.id for g in generations if g.video_url]
     found.append(
-        finding("listing.video", Status.HELD, f"{len(videos)} video generations listed")
+        finding("listing.video", Status.HELD, f"video generations listed: {len(videos)}")
         if videos
         else finding(
             "listing.video",

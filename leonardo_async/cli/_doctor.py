@@ -263,8 +263,9 @@ async def diagnose(
     else:
         result = await check_with_job(client, account, transcript, spend)
         created_skew = result.created_skew
-        # The new jobs give the listing checks something to look at.
-        found = _merge(_merge(found, result.findings), await check_listing(client))
+        # The new jobs give the listing checks something to look at; what the paid job
+        # showed about itself outranks both listings.
+        found = _merge(_merge(found, await check_listing(client)), result.findings)
     found += [
         check_clock(transcript, created_skew),
         check_retry_after(transcript),
@@ -297,6 +298,8 @@ def _print(
         tag = " [?]" if item.assumption else ""
         print(f"  {item.status.value:<9} {item.statement}{tag}", file=out)
         print(f"  {'':<9} {item.detail}", file=out)
+    counts = {s: sum(f.status is s for f in result.findings) for s in Status}
+    print(", ".join(f"{n} {s.value}" for s, n in counts.items()), file=out)
     print(f"transcript (redacted): {transcript}", file=out)
     if stored is not None:
         print(f"findings stored: {stored}", file=out)

@@ -50,7 +50,7 @@ PROMPT: Final = "Gentle waves under a setting sun (leonardo-async doctor check)"
 #: Seconds between two looks for the new job in the listing, once it finished.
 LISTING_LOOK_EVERY: Final = 2.0
 #: Statements only the paid job can settle.
-SPEND_IDS: Final = ("submit.cost", "job.finishes", "seed", "video.no_auth", "queue")
+SPEND_IDS: Final = ("submit.cost", "job.finishes", "private", "seed", "video.no_auth", "queue")
 
 
 @attrs.frozen
@@ -110,7 +110,7 @@ async def check_with_job(
         found.append(
             finding("job.finishes", Status.NOT_HELD if failed else Status.UNKNOWN, str(exc))
         )
-        found += not_checkable(("seed", "video.no_auth"), f"job {job.id} did not finish")
+        found += not_checkable(("private", "seed", "video.no_auth"), f"job {job.id} did not finish")
         return SpendResult(found)
     took = time.monotonic() - started
     found.append(
@@ -123,6 +123,7 @@ async def check_with_job(
     found.append(_listing_video(job.id, listed_at, options.listing_wait))
     found.append(_seed(seed, generation, seed_refusal or _seed_refusal(transcript)))
     found.append(await _download(client, generation))
+    found.append(_private(transcript, job.id))
     created = generation.created_at
     skew = None if created is None else (created - submitted_at).total_seconds()
     return SpendResult(found, skew)
@@ -191,6 +192,24 @@ async def _cost(client: LeonardoClient, before: Account, job: GenerationJob) -> 
     if job.cost is None and job.api_credit_cost is None:
         return finding("submit.cost", Status.NOT_HELD, "the answer's cost is null" + change)
     return finding("submit.cost", Status.HELD, cost_text(job) + change)
+
+
+def _private(transcript: Transcript, generation_id: str) -> Finding:
+    """Whether the job, sent with ``isPublic: false``, came back with ``public: false``."""
+    flags = [
+        body["generations_by_pk"].get("public")
+        for exchange in transcript.exchanges
+        if exchange.url.endswith(f"/generations/{generation_id}")
+        and isinstance(body := exchange.json_body(), dict)
+        and isinstance(body.get("generations_by_pk"), dict)
+    ]
+    if not flags or not isinstance(flags[-1], bool):
+        return finding(
+            "private", Status.UNKNOWN, "the generation does not say whether it is public"
+        )
+    if flags[-1]:
+        return finding("private", Status.NOT_HELD, f"job {generation_id} is public")
+    return finding("private", Status.HELD, f"job {generation_id} reports public: false")
 
 
 def _seed_refusal(transcript: Transcript) -> str | None:
