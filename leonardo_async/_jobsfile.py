@@ -3,9 +3,10 @@
 Every input line gets exactly one output line, so a results file can be joined back to
 its input by ``line``. A line that cannot become a valid request is reported with its
 line number and becomes an ``ERROR`` result; the other lines are not held up by it.
-That includes a frame file that is missing or not an image, and a ``key`` another line
-already has: both are found while reading, before anything is sent. Relative frame paths
-are read relative to the batch file, not the working directory.
+That includes a frame file that is missing or not an image, a ``key`` another line
+already has, and a field name that is not in :class:`._fields.JobSpec` (a typo that would
+otherwise change what is bought): all are found while reading, before anything is sent.
+Relative frame paths are read relative to the batch file, not the working directory.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import cattrs
 
 from ._convert import STRICT_HOOKS
 from ._errors import LeonardoError, ValidationError
+from ._fields import JobSpec, check_names, readable_errors
 from ._items import BatchItem, BatchResult
 from ._uploads import is_local_image, read_image
 
@@ -33,29 +35,6 @@ __all__ = ["JobLine", "ResultLine", "input_digest", "read_jobs", "result_line", 
 MAX_PROMPT_CHARS: Final = 10_000
 
 
-@attrs.frozen
-class JobSpec:
-    """The fields a batch line may hold, in the batch file's own (snake_case) names.
-
-    Keys not listed here are passed through to the request body unchanged.
-    """
-
-    prompt: str
-    image: str
-    end_image: str | None = None
-    model: str = "VEO3_1"
-    resolution: str | None = None
-    orientation: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: int | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    is_public: bool | None = None
-    key: str | None = None
-
-
-_FIELDS: Final = frozenset(a.name for a in attrs.fields(JobSpec))
 _specs = cattrs.Converter(forbid_extra_keys=False)
 for _kind, _hook in STRICT_HOOKS.items():
     _specs.register_structure_hook(_kind, _hook)
@@ -150,11 +129,7 @@ def _parse_line(number: int, raw: bytes, base: Path) -> JobLine:
     try:
         return JobLine(number, _item(data, base, number))
     except (LeonardoError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
-        detail = (
-            "; ".join(cattrs.transform_error(exc))
-            if isinstance(exc, cattrs.BaseValidationError)
-            else str(exc)
-        )
+        detail = readable_errors(exc) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
         return JobLine(number, None, f"line {number}: {detail}")
 
 
@@ -162,27 +137,17 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
     for name in ("prompt", "image"):
         if name not in data:
             raise ValidationError(name, None, "a required field of every line")
+    check_names(data)
     spec = _specs.structure(data, JobSpec)
     if len(spec.prompt) > MAX_PROMPT_CHARS:
         raise ValidationError(
             "prompt", f"<{len(spec.prompt)} characters>", f"at most {MAX_PROMPT_CHARS}"
         )
-    extra = {key: value for key, value in data.items() if key not in _FIELDS}
     return BatchItem.create(
-        prompt=spec.prompt,
         image=_frame(spec.image, base),
         end_image=None if spec.end_image is None else _frame(spec.end_image, base),
         key=spec.key or str(number),
-        model=spec.model,
-        resolution=spec.resolution,
-        orientation=spec.orientation,
-        width=spec.width,
-        height=spec.height,
-        duration=spec.duration,
-        seed=spec.seed,
-        negative_prompt=spec.negative_prompt,
-        is_public=spec.is_public,
-        extra=extra,
+        **spec.request_options(),
     )
 
 

@@ -313,7 +313,7 @@ def test_help_and_usage_errors_have_their_exit_codes() -> None:
         assert main(["--help"]) == 0
         for command in ("generate", "sim", "demo"):
             assert main([command, "--help"]) == 0
-        assert main([]) == 2
+        assert main(["-v"]) == 2
         assert main(["generate", "--prompt", "x"]) == 2
         assert main(["no-such-command"]) == 2
 

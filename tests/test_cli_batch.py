@@ -230,9 +230,9 @@ async def test_dry_run_prints_the_plan_and_sends_nothing(
         "{broken",
     )
     out = folder / "out"
-    assert await batch(jobs, out, "--dry-run") == 0
+    assert await batch(jobs, out, "--dry-run") == 2  # a validator: a bad line fails it
     printed = capsys.readouterr().out
-    assert "items:            3 (1 bad lines)" in printed
+    assert "items:            3 to run (1 bad lines)" in printed
     assert "frames to upload: 2" in printed
     assert f"estimated cost:   {2140 + 1070 + 535} CREDITS" in printed
     assert "nothing was submitted" in printed
@@ -241,9 +241,10 @@ async def test_dry_run_prints_the_plan_and_sends_nothing(
 
 
 async def test_max_credits_stops_submitting_and_a_resume_finishes(
-    sim: Simulator, folder: Path
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--max-credits leaves the rest unsubmitted (exit 1); --resume without it completes them."""
+    """--max-credits leaves the rest unsubmitted (exit 1); a dry run then prices only those;
+    --resume without it completes them."""
     jobs = jobs_of(folder, 4)
     out = folder / "out"
     assert await batch(jobs, out, "--max-credits", "4500", "--concurrency", "2") == 1
@@ -251,6 +252,11 @@ async def test_max_credits_stops_submitting_and_a_resume_finishes(
     assert sorted(line["status"] for line in first) == ["COMPLETE"] * 2 + ["ERROR"] * 2
     assert all("max credits" in line["error"] for line in first if line["status"] == "ERROR")
     assert sim.statistics().credits_spent == 4280
+    assert await batch(jobs, out, "--resume", "--dry-run") == 0  # only what is left
+    printed = capsys.readouterr().out
+    assert "items:            2 to run (0 bad lines)" in printed
+    assert "estimated cost:   4280 CREDITS" in printed
+    assert "2 item(s) already done or paid for" in printed
     assert await batch(jobs, out, "--resume") == 0
     lines = results(out)
     assert [line["status"] for line in lines] == ["COMPLETE"] * 4
@@ -396,3 +402,23 @@ async def test_the_key_is_never_written_or_printed(
     assert "400" in results(out)[1]["error"]
     for path in out.iterdir():
         assert KEY.encode() not in path.read_bytes(), path
+
+
+async def test_a_typo_in_a_line_is_refused_and_never_reaches_the_server(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "durration": 4 is a line error naming duration; --dry-run exits 2; the run submits
+    only the good line, and nothing of the bad one is sent."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "good", "image": "start.png", "duration": 4},
+        {"prompt": "typo", "image": "start.png", "durration": 4},
+    )
+    assert await batch(jobs, folder / "out", "--dry-run") == 2
+    assert 'line 2: invalid durration=4: not a field: did you mean "duration"?' in (
+        capsys.readouterr().err
+    )
+    assert requests_seen(sim) == 0
+    assert await batch(jobs, folder / "out") == 2
+    assert [g.body["prompt"] for g in sim.generations] == ["good"]
+    assert [line["status"] for line in results(folder / "out")] == ["COMPLETE", "ERROR"]

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import BatchResult, BatchSubmitter, Cost, LeonardoClient, ValidationError
+from leonardo_async._fields import FIELDS, check_names
 from leonardo_async._jobsfile import (
     MAX_PROMPT_CHARS,
     ResultLine,
@@ -232,17 +233,16 @@ def test_results_round_trip_through_jsonl() -> None:
     assert sum_costs(back) == {"CREDITS": 2140}
 
 
-async def test_unknown_fields_pass_through_to_the_request_body(folder: Path) -> None:
-    """Fields a line has beyond the known ones reach the API body unchanged."""
+async def test_fields_under_extra_pass_through_to_the_request_body(folder: Path) -> None:
+    """Fields under "extra" reach the API body exactly as written; known ones by their names."""
     path = write_jobs(
         folder / "jobs.jsonl",
         {
             "prompt": "pass it on",
             "image": "start.png",
             "duration": 4,
-            "frameInterpolation": True,
-            "negativePrompt": "blur",
-            "customTag": {"shot": 7},
+            "negative_prompt": "blur",
+            "extra": {"frameInterpolation": True, "styleIds": ["s1"]},
         },
     )
     (job,) = read_jobs(path)
@@ -260,7 +260,91 @@ async def test_unknown_fields_pass_through_to_the_request_body(folder: Path) -> 
         (generation,) = sim.generations
     body = generation.body
     assert body["frameInterpolation"] is True
+    assert body["styleIds"] == ["s1"]
     assert body["negativePrompt"] == "blur"
-    assert body["customTag"] == {"shot": 7}
     assert body["duration"] == 4
     assert body["prompt"] == "pass it on"
+    assert "extra" not in body
+
+
+@given(
+    field=st.sampled_from([f for f in FIELDS if len(f) >= 4]),
+    where=st.integers(min_value=0),
+    doubled=st.booleans(),
+)
+def test_a_one_letter_typo_is_a_line_error_that_names_the_field(
+    field: str, where: int, doubled: bool
+) -> None:
+    """A field name with one letter doubled or dropped is refused, suggesting the field."""
+    i = where % len(field)
+    typo = field[:i] + field[i] + field[i:] if doubled else field[:i] + field[i + 1 :]
+    if typo in FIELDS:
+        return
+    with pytest.raises(ValidationError, match=f'did you mean "{field}"'):
+        check_names({"prompt": "p", "image": "i", typo: 4})
+
+
+def test_durration_is_a_numbered_line_error_naming_duration(folder: Path) -> None:
+    """The typo that once doubled a job's cost: "durration" is a line error naming duration."""
+    path = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "ok", "image": "start.png"},
+        {"prompt": "typo", "image": "start.png", "durration": 4},
+        {"prompt": "camel", "image": "start.png", "negativePrompt": "x"},
+    )
+    good, typo, camel = read_jobs(path)
+    assert good.item is not None
+    assert typo.item is None
+    assert typo.error is not None
+    assert typo.error.startswith("line 2: ")
+    assert 'did you mean "duration"' in typo.error
+    assert camel.error is not None
+    assert 'did you mean "negative_prompt"' in camel.error
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"duration": 4}, '"duration"'),
+        ({"negativePrompt": "x"}, '"negative_prompt"'),
+        ({"imageId": "x"}, '"image"'),
+        ({"endFrameImage": {}}, '"end_image"'),
+        (3, "a JSON object"),
+    ],
+)
+def test_extra_cannot_set_what_the_line_sets_itself(folder: Path, extra: Any, named: str) -> None:
+    """ "extra" must be an object of fields the line has no name for; else a line error."""
+    path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "start.png", "extra": extra})
+    (job,) = read_jobs(path)
+    assert job.error is not None
+    assert named in job.error
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "read"),
+    [
+        ("resolution", "1080", "RESOLUTION_1080"),
+        ("resolution", "1080p", "RESOLUTION_1080"),
+        ("resolution", "720p", "RESOLUTION_720"),
+        ("resolution", "resolution_720", "RESOLUTION_720"),
+        ("model", "veo3_1fast", "VEO3_1FAST"),
+        ("model", "Veo3.1-Fast", "VEO3_1FAST"),
+        ("orientation", "Portrait", "portrait"),
+        ("orientation", "9:16", "portrait"),
+    ],
+)
+def test_enum_values_are_read_forgivingly_where_unambiguous(
+    folder: Path, field: str, given: str, read: str
+) -> None:
+    """Unambiguous spellings of a model, resolution or orientation become the canonical value."""
+    path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "start.png", field: given})
+    (job,) = read_jobs(path)
+    assert job.item is not None, job.error
+    assert getattr(job.item.request, field) == read
+
+
+def test_cattrs_errors_read_as_field_and_problem(folder: Path) -> None:
+    """A wrongly typed field reads "duration: expected an integer, got a string", no "@ $"."""
+    path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "start.png", "duration": "4"})
+    (job,) = read_jobs(path)
+    assert job.error == "line 1: duration: expected an integer, got a string"

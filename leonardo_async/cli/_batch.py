@@ -25,7 +25,7 @@ from .._client import LeonardoClient
 from .._errors import LeonardoError, ValidationError
 from .._items import BatchItem, BatchResult, BatchStatistics
 from .._jobsfile import JobLine, input_digest, read_jobs, result_line, write_results
-from .._journal import Journal, JournalMismatchError
+from .._journal import ItemState, Journal, JournalMismatchError
 from .._limits import Limits
 from .._schedule import PollSchedule
 from ._common import (
@@ -51,10 +51,13 @@ limits allow, downloading the videos into --out.
 
 Each line: "prompt", "image" (a path, relative to the file, or an image id), optional
 "end_image", "model", "resolution", "orientation" or "width"/"height", "duration",
-"seed", "key"; any other field is passed to the API as given. A bad line (not JSON, a
-broken rule, a frame file missing or not an image, a key another line has) is reported
-with its number and gets an ERROR result before anything is sent; the other lines still
-run (exit 2 at the end), or, with --strict, none does.
+"seed", "negative_prompt", "is_public", "key", and "extra": {...} for API fields not
+listed here (sent as written). Any other name is a typo: the line is refused with a
+"did you mean". A bad line (not JSON, an unknown field, a broken rule, a frame file
+missing or not an image, a key another line has) is reported with its number and gets
+an ERROR result before anything is sent; the other lines still run (exit 2 at the end),
+or, with --strict, none does. --dry-run checks every line, prices what is left to do
+(by the journal in --out, if any) and exits 2 if a line is bad.
 
 --out holds journal.sqlite: a run killed at any moment continues with --resume and never
 submits an item twice. results.jsonl gets one line per input line.
@@ -81,7 +84,11 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--force", action="store_true", help="resume even if the input file changed"
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the plan; submit nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every line and price what is left; submit nothing (exit 2 if a line is bad)",
+    )
     parser.add_argument("--max-credits", help="stop submitting before this many credits are spent")
     parser.add_argument("--no-download", action="store_true", help="leave the videos on the CDN")
     parser.add_argument(
@@ -116,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     items = [job.item for job in jobs if job.item is not None]
     if args.dry_run:
-        return _dry_run(jobs, items, sys.stdout)
+        return _dry_run(jobs, _left_to_do(args, items), sys.stdout)
     try:
         _check_writable(args.out)
     except OSError as exc:
@@ -167,11 +174,38 @@ class _Options:
         return cls(limits, schedule, credits)
 
 
-def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int:
-    the_plan = plan(items)
+def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchItem]:
+    """The items a run would still pay for, by the journal in ``--out`` if there is one.
+
+    Items complete or submitted (paid, being waited for) are done; failed ones count only
+    with ``--retry-failed``. Without a journal, every item is left.
+    """
+    path = args.out / JOURNAL
+    if not path.is_file():
+        return items
+    with Journal(path) as journal:
+        if journal.meta("input") != input_digest(args.jobs):
+            report(f"note: the journal in {args.out} was written for another input file")
+        paid = {ItemState.COMPLETE, ItemState.SUBMITTED}
+        if not args.retry_failed:
+            paid.add(ItemState.FAILED)
+        left = []
+        for index, item in enumerate(items):
+            entry = journal.entry(item.key or str(index))
+            if entry is None or entry.state not in paid:
+                left.append(item)
     print(
-        f"items:            {the_plan.items} ({len(jobs) - the_plan.items} bad lines)", file=stream
+        f"journal:          {len(items) - len(left)} item(s) already done or paid for",
+        file=sys.stdout,
     )
+    return left
+
+
+def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int:
+    """Print the plan of what is left; exit 2 if any line is bad (a validator's answer)."""
+    the_plan = plan(items)
+    bad = sum(job.item is None for job in jobs)
+    print(f"items:            {the_plan.items} to run ({bad} bad lines)", file=stream)
     print(f"frames to upload: {the_plan.frames_to_upload}", file=stream)
     for unit, amount in sorted(the_plan.estimated.items()):
         print(f"estimated cost:   {amount:f} {unit}", file=stream)
@@ -179,7 +213,7 @@ def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int
         print(f"not priced:       {the_plan.unpriced} item(s) of unknown models", file=stream)
     print(f"estimate source:  {'; '.join(the_plan.sources)}", file=stream)
     print("dry run: nothing was submitted", file=stream)
-    return EXIT_OK
+    return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
 def _check_writable(folder: Path) -> None:

@@ -88,7 +88,7 @@ class Commands:
             parents=[self._common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=handler, parser=parser)
         return parser
 
 

@@ -15,6 +15,7 @@ from typing import Final
 
 import anyio
 
+from .._fields import JobSpec
 from .._schedule import PollSchedule
 from ..simulator import JobDurations, Simulator, SimulatorConfig
 from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         report(f"--out: {args.out} exists and is not a directory")
         return EXIT_BAD_INPUT
     image = args.image if args.image is not None else example_frame(args.out)
-    job = GenerateJob(prompt=args.prompt, image=str(image), out=args.out / "demo.mp4")
+    job = GenerateJob(JobSpec(prompt=args.prompt, image=str(image)), out=args.out / "demo.mp4")
     config, shows = _video_config(JobDurations.fixed(args.job_seconds), image)
     code = anyio.run(functools.partial(_demo, job, config))
     if code == EXIT_OK:

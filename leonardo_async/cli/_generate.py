@@ -11,8 +11,9 @@ import argparse
 import functools
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Final, TextIO
 
 import anyio
 import attrs
@@ -24,17 +25,10 @@ from .._errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from .._fields import JobSpec
 from .._schedule import PollSchedule
 from .._uploads import is_local_image, read_image
-from ..models import (
-    FrameRef,
-    Generation,
-    GenerationJob,
-    ImageToVideoRequest,
-    Model,
-    Orientation,
-    Resolution,
-)
+from ..models import FrameRef, Generation, GenerationJob, ImageToVideoRequest
 from ._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -83,45 +77,27 @@ exit codes: 0 done, 1 the generation failed, 2 bad input (nothing was submitted)
 class GenerateJob:
     """What to generate and where to put it: the options of ``generate``.
 
-    :param prompt: the text prompt
-    :param image: the start frame: a local file or an image id
+    :param spec: the request, in the fields :class:`JobSpec` lists (a batch line's too)
     :param out: where to write the MP4
-    :param end_image: the optional end frame: a local file or an image id
-    :param model: ``VEO3_1`` or ``VEO3_1FAST``
-    :param resolution: ``RESOLUTION_720`` or ``RESOLUTION_1080``; from the size if unset
-    :param orientation: ``landscape`` or ``portrait``
-    :param width: output width in pixels (with ``height``)
-    :param height: output height in pixels
-    :param duration: 4, 6 or 8 seconds
-    :param seed: a fixed seed
     :param timeout: seconds to wait for the video; ``None`` waits for ever
     """
 
-    prompt: str
-    image: str
+    spec: JobSpec
     out: Path
-    end_image: str | None = None
-    model: str = Model.VEO3_1.value
-    resolution: str | None = None
-    orientation: str | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: int | None = None
-    seed: int | None = None
     timeout: float | None = DEFAULT_TIMEOUT
 
-    def options(self) -> dict[str, Any]:
-        """The request's fields besides its frames, as keyword arguments."""
-        return {
-            "prompt": self.prompt,
-            "model": self.model,
-            "resolution": self.resolution,
-            "duration": self.duration,
-            "orientation": self.orientation,
-            "width": self.width,
-            "height": self.height,
-            "seed": self.seed,
-        }
+
+#: The request fields ``generate`` offers as options, from the one table of fields.
+OPTIONS: Final = tuple(
+    (field.name, field.metadata["option"])
+    for field in attrs.fields(attrs.resolve_types(JobSpec))
+    if "option" in field.metadata
+)
+
+
+def flag(name: str) -> str:
+    """The command-line option of a request field: ``negative_prompt`` -> ``--negative-prompt``."""
+    return "--" + name.replace("_", "-")
 
 
 def register(commands: Commands) -> None:
@@ -136,7 +112,8 @@ def register(commands: Commands) -> None:
         "--image",
         required=True,
         metavar="START",
-        help="start frame: a PNG/JPEG/WebP file, or an image id",
+        help="start frame: a PNG/JPEG/WebP file (a value with a / or an image extension is "
+        "always a file), or an image id",
     )
     parser.add_argument(
         "--end-image", metavar="END", help="end frame: a PNG/JPEG/WebP file, or an image id"
@@ -149,26 +126,15 @@ def register(commands: Commands) -> None:
         metavar="FILE.mp4",
         help="where to write the video (written whole or not at all)",
     )
-    parser.add_argument(
-        "--model",
-        default=Model.VEO3_1.value,
-        help=f"one of {', '.join(m.value for m in Model)} (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--resolution",
-        metavar="RESOLUTION",
-        help=" or ".join(r.value for r in Resolution)
-        + " (default: from --width/--height, else RESOLUTION_720)",
-    )
-    parser.add_argument(
-        "--orientation",
-        metavar="ORIENTATION",
-        help=" or ".join(o.value for o in Orientation) + " (default: landscape)",
-    )
-    parser.add_argument("--width", type=int, metavar="W", help="output width in pixels")
-    parser.add_argument("--height", type=int, metavar="H", help="output height in pixels")
-    parser.add_argument("--duration", type=int, metavar="SECONDS", help="4, 6 or 8 (default: 8)")
-    parser.add_argument("--seed", type=int, metavar="N", help="fixed seed, for reproducibility")
+    types = {field.name: field.type for field in attrs.fields(attrs.resolve_types(JobSpec))}
+    for name, option in OPTIONS:
+        parser.add_argument(
+            flag(name),
+            dest=name,
+            type=int if int in typing.get_args(types[name]) else str,
+            metavar=option.metavar,
+            help=option.help,
+        )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -186,20 +152,14 @@ def register(commands: Commands) -> None:
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
     """Build the job from parsed options."""
-    return GenerateJob(
+    given = {name: getattr(args, name) for name, _ in OPTIONS}
+    spec = JobSpec(
         prompt=args.prompt,
         image=args.image,
-        out=args.out,
         end_image=args.end_image,
-        model=args.model,
-        resolution=args.resolution,
-        orientation=args.orientation,
-        width=args.width,
-        height=args.height,
-        duration=args.duration,
-        seed=args.seed,
-        timeout=args.timeout,
+        **{name: value for name, value in given.items() if value is not None},
     )
+    return GenerateJob(spec, args.out, args.timeout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,13 +282,40 @@ def check(job: GenerateJob) -> None:
     """
     ImageToVideoRequest(
         image=FrameRef("start-frame"),
-        end_image=None if job.end_image is None else FrameRef("end-frame"),
-        **job.options(),
+        end_image=None if job.spec.end_image is None else FrameRef("end-frame"),
+        **job.spec.request_options(),
     )
-    for name, source in (("image", job.image), ("end_image", job.end_image)):
-        if source is not None and is_local_image(source):
-            read_image(source, name=name)
+    for name, source in (("image", job.spec.image), ("end_image", job.spec.end_image)):
+        if source is not None and is_path(source):
+            check_file(source, name)
     check_out(job.out)
+
+
+def is_path(value: str) -> bool:
+    """Whether a frame option names a file rather than an image id.
+
+    One rule, so that a mistyped path is never sent as an id (and answered by a 400):
+    a value with a path separator or an image extension, or one that exists on disk.
+    """
+    return is_local_image(value) or "/" in value or os.path.exists(value)
+
+
+def check_file(value: str, name: str) -> None:
+    """Refuse a frame path that is not an image file, saying which.
+
+    :raises ValidationError: no such file, a directory, or not PNG/JPEG/WebP
+    """
+    path = Path(value)
+    if path.is_dir():
+        raise ValidationError(name, value, "not a file but a directory: give an image file")
+    if not path.exists():
+        raise ValidationError(
+            name,
+            value,
+            "not a file: nothing is there (a value with a / or an image extension is a "
+            "path; an image id has neither)",
+        )
+    read_image(path, name=name)
 
 
 async def _generate(
@@ -343,7 +330,7 @@ async def _generate(
     await apply_findings(client)
     progress.update(status="submitting")
     generation_job = await client.image_to_video(
-        image=job.image, end_image=job.end_image, **job.options()
+        image=job.spec.image, end_image=job.spec.end_image, **job.spec.request_options()
     )
     submitted.append(generation_job)
     progress.message(f"submitted generation {generation_job.id} ({cost_text(generation_job)})")
