@@ -307,6 +307,59 @@ def test_sim_refuses_bad_knobs_with_exit_2(argv: list[str]) -> None:
 # --- the parser -------------------------------------------------------------------------
 
 
+async def test_verbose_before_the_subcommand_counts_too(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v written before the subcommand gives the same debug log as after it."""
+    assert await cli("-v", *generate_args(tmp_path / "video.mp4")) == 0
+    assert "/generations-image-to-video" in capsys.readouterr().err
+    assert await cli("-v", "account") == 0
+    assert "DEBUG" in capsys.readouterr().err
+
+
+def test_bare_command_prints_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """leonardo-async with no arguments prints the help, listing the commands."""
+    assert main([]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage: leonardo-async")
+    for command in ("generate", "wait", "batch"):
+        assert command in printed
+
+
+async def test_a_mistyped_option_gets_a_suggestion(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--durration is a usage error (exit 2) suggesting --duration; nothing is sent."""
+    assert await cli(*generate_args(tmp_path / "v.mp4", "--durration", "4")) == 2
+    assert "--durration: did you mean --duration?" in capsys.readouterr().err
+    assert requests_seen(sim) == 0
+
+
+@pytest.mark.parametrize("image", ["missing-frame.png", "frames/start", "{dir}"])
+async def test_a_frame_that_is_not_a_file_is_said_so_before_any_request(
+    image: str, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--image with a / or an image extension, or a directory, must be a file: exit 2, not a
+    submit answered by a 400."""
+    value = image.format(dir=tmp_path)
+    argv = ["generate", "--image", value, "--prompt", "p", "--out", tmp_path / "v.mp4"]
+    assert await cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert "--image" in err
+    assert "not a file" in err
+    assert requests_seen(sim) == 0
+
+
+async def test_generate_reads_enum_values_forgivingly(sim: Simulator, tmp_path: Path) -> None:
+    """--resolution 1080p --model veo3_1fast are sent as RESOLUTION_1080 and VEO3_1FAST."""
+    extra = ("--resolution", "1080p", "--model", "veo3_1fast", "--duration", "4")
+    assert await cli(*generate_args(tmp_path / "v.mp4", *extra)) == 0
+    (generation,) = sim.generations
+    assert generation.body["resolution"] == "RESOLUTION_1080"
+    assert generation.body["model"] == "VEO3_1FAST"
+    assert (generation.body["width"], generation.body["height"]) == (1920, 1080)
+
+
 def test_help_and_usage_errors_have_their_exit_codes() -> None:
     """--help exits 0; no command or a missing required option exits 2."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

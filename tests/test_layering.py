@@ -33,6 +33,7 @@ LAYERS = [
     "_client",
     "_pricing",
     "_items",
+    "_fields",
     "_jobsfile",
     "_journal",
     "_batch",
