@@ -241,7 +241,25 @@ async def test_an_unknown_key_exits_3_naming_the_variable_not_the_value(
     assert code == 3
     assert "LEONARDO_API_KEY" in printed.err
     assert key not in printed.out + printed.err + (tmp_path / "t.json").read_text()
+    assert "not shaped like a UUID" not in printed.err  # it is one, just not known
     assert requests_to(sim, "GET /me") == 1
+
+
+async def test_a_malformed_key_exits_3_saying_keys_are_uuids(
+    sim: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A key that is not a UUID: exit 3 after at most two requests, with a hint about its shape."""
+    monkeypatch.setenv("LEONARDO_API_KEY", "not-a-uuid-MALFORMED")
+    code = await cli("doctor", "--transcript", tmp_path / "t.json")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "LEONARDO_API_KEY" in err
+    assert "not shaped like a UUID" in err
+    assert "MALFORMED" not in err
+    assert sum(sim.statistics().requests.values()) <= 2
 
 
 async def test_the_cli_asks_before_the_probe_and_without_a_terminal_skips_it(

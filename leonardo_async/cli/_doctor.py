@@ -12,7 +12,10 @@ import argparse
 import functools
 import json
 import os
+import platform
 import sys
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -20,8 +23,10 @@ import aiohttp
 import anyio
 import attrs
 
+from .. import __version__
 from .._client import LeonardoClient
 from .._errors import AuthenticationError, LeonardoError, ValidationError
+from .._limits import Limits
 from .._transport import DEFAULT_BASE_URL
 from ..models import Account
 from ._checks import (
@@ -204,16 +209,29 @@ async def execute(
     transcript = Transcript(base_url, secrets=[api_key])
     async with aiohttp.ClientSession(trace_configs=[transcript.trace_config()]) as session:
         try:
-            client = LeonardoClient(api_key, base_url=base_url, session=session)
+            # No running bound of our own: the queue check must reach the server's.
+            limits = Limits(max_running=None)
+            client = LeonardoClient(api_key, base_url=base_url, limits=limits, session=session)
         except ValidationError as exc:
             return report_invalid(exc, stream=err)
         async with client:
             result = await diagnose(client, transcript, spend=spend)
-    header = {"base_url": base_url, "spent": spend is not None}
+    if result.failure is not None and not _uuid_shaped(api_key):
+        hint = "; note that LEONARDO_API_KEY is not shaped like a UUID, as Leonardo's keys are"
+        result = attrs.evolve(result, failure=result.failure + hint)
+    header = {
+        "base_url": base_url,
+        "spent": spend is not None,
+        "client": f"leonardo-async {__version__}",
+        "python": platform.python_version(),
+        "local_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    written: Path | None = transcript_path
     try:
         transcript.write(transcript_path, header)
     except OSError as exc:
         print(f"transcript not written ({exc})", file=err)
+        written = None
     stored = None
     if result.account is not None:
         stored = cache if cache is not None else findings_path()
@@ -224,15 +242,21 @@ async def execute(
             print(f"findings not stored ({exc})", file=err)
             stored = None
     if as_json:
-        json.dump(
-            _json(result, base_url, spend is not None, transcript_path, stored), out, indent=2
-        )
+        json.dump(_json(result, base_url, spend is not None, written, stored), out, indent=2)
         print(file=out)
     else:
-        _print(result, base_url, transcript_path, stored, out)
+        _print(result, base_url, written, stored, out)
     if result.failure is not None:
         report(result.failure, stream=err)
     return result.exit_code
+
+
+def _uuid_shaped(key: str) -> bool:
+    try:
+        uuid.UUID(key.strip())
+    except ValueError:
+        return False
+    return True
 
 
 async def diagnose(
@@ -291,7 +315,7 @@ def _merge(earlier: list[Finding], later: list[Finding]) -> list[Finding]:
 
 
 def _print(
-    result: Diagnosis, base_url: str, transcript: Path, stored: Path | None, out: TextIO
+    result: Diagnosis, base_url: str, transcript: Path | None, stored: Path | None, out: TextIO
 ) -> None:
     print(f"doctor: {base_url}", file=out)
     for item in result.findings:
@@ -300,14 +324,15 @@ def _print(
         print(f"  {'':<9} {item.detail}", file=out)
     counts = {s: sum(f.status is s for f in result.findings) for s in Status}
     print(", ".join(f"{n} {s.value}" for s, n in counts.items()), file=out)
-    print(f"transcript (redacted): {transcript}", file=out)
+    if transcript is not None:
+        print(f"transcript (redacted): {transcript}", file=out)
     if stored is not None:
         print(f"findings stored: {stored}", file=out)
     out.flush()
 
 
 def _json(
-    result: Diagnosis, base_url: str, spent: bool, transcript: Path, stored: Path | None
+    result: Diagnosis, base_url: str, spent: bool, transcript: Path | None, stored: Path | None
 ) -> dict[str, Any]:
     account = result.account
     return {
@@ -317,6 +342,6 @@ def _json(
         "exit_code": result.exit_code,
         "error": result.failure,
         "findings": [{**attrs.asdict(f), "status": f.status.value} for f in result.findings],
-        "transcript": str(transcript),
+        "transcript": None if transcript is None else str(transcript),
         "findings_file": None if stored is None else str(stored),
     }
