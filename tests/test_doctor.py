@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +16,8 @@ from typing import Any
 import aiohttp
 import anyio
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, requests_to
+from _cli import FAST_POLL, cli
+from _helpers import DEADLINE, FAST, KEY, NO_LIMITS, eventually, requests_to
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -222,11 +226,6 @@ async def test_a_broken_upload_is_not_held(sim: Simulator, tmp_path: Path) -> No
 # --- the command line ---------------------------------------------------------------------
 
 
-async def cli(*argv: str | Path) -> int:
-    """Run ``main`` in a worker thread (it runs its own event loop)."""
-    return await anyio.to_thread.run_sync(main, [str(a) for a in argv])
-
-
 async def test_an_unknown_key_exits_3_naming_the_variable_not_the_value(
     sim: Simulator,
     tmp_path: Path,
@@ -268,8 +267,7 @@ async def test_the_cli_asks_before_the_probe_and_without_a_terminal_skips_it(
     """--spend without --yes: no terminal to ask on, so the probe is skipped, one job made;
     the transcript file holds neither the key nor presigned upload fields."""
     transcript = tmp_path / "t.json"
-    code = await cli("doctor", "--spend", "--transcript", transcript, "--poll-initial", "0.05",
-                     "--poll-max", "0.2")  # fmt: skip
+    code = await cli("doctor", "--spend", "--transcript", transcript, *FAST_POLL)
     printed = capsys.readouterr()
     assert code == 0, printed
     assert "--yes confirms" in printed.err
@@ -280,6 +278,27 @@ async def test_the_cli_asks_before_the_probe_and_without_a_terminal_skips_it(
     assert "X-Amz-Signature" not in text
     assert "Policy" not in text
     assert "generations-image-to-video" in text
+
+
+async def test_ctrl_c_during_the_paid_job_exits_130_and_keeps_the_transcript(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """SIGINT while the job runs: exit 130, and the transcript so far names the submit."""
+    sim.configure(durations=JobDurations.fixed(600))
+    transcript = tmp_path / "t.json"
+    command = [sys.executable, "-m", "leonardo_async", "doctor", "--spend",
+               "--transcript", str(transcript), *FAST_POLL]  # fmt: skip
+    async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+        with anyio.fail_after(DEADLINE):
+            # The second /me follows the submit's answer (it reads the balance change).
+            await eventually(lambda: requests_to(sim, "GET /me") >= 2)
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+    (generation,) = sim.generations
+    assert code == 130
+    document = json.loads(transcript.read_text())
+    assert document["interrupted"] is True
+    assert generation.id in transcript.read_text()
 
 
 def test_help_states_what_spend_costs() -> None:

@@ -9,6 +9,7 @@ later commands (:mod:`._findings`) and picks the exit code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -207,18 +208,6 @@ async def execute(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     transcript = Transcript(base_url, secrets=[api_key])
-    async with aiohttp.ClientSession(trace_configs=[transcript.trace_config()]) as session:
-        try:
-            # No running bound of our own: the queue check must reach the server's.
-            limits = Limits(max_running=None)
-            client = LeonardoClient(api_key, base_url=base_url, limits=limits, session=session)
-        except ValidationError as exc:
-            return report_invalid(exc, stream=err)
-        async with client:
-            result = await diagnose(client, transcript, spend=spend)
-    if result.failure is not None and not _uuid_shaped(api_key):
-        hint = "; note that LEONARDO_API_KEY is not shaped like a UUID, as Leonardo's keys are"
-        result = attrs.evolve(result, failure=result.failure + hint)
     header = {
         "base_url": base_url,
         "spent": spend is not None,
@@ -226,6 +215,24 @@ async def execute(
         "python": platform.python_version(),
         "local_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    async with aiohttp.ClientSession(trace_configs=[transcript.trace_config()]) as session:
+        try:
+            # No running bound of our own: the queue check must reach the server's.
+            limits = Limits(max_running=None)
+            client = LeonardoClient(api_key, base_url=base_url, limits=limits, session=session)
+        except ValidationError as exc:
+            return report_invalid(exc, stream=err)
+        try:
+            async with client:
+                result = await diagnose(client, transcript, spend=spend)
+        except BaseException:  # Ctrl-C: what was sent so far is worth keeping
+            with contextlib.suppress(OSError):
+                transcript.write(transcript_path, {**header, "interrupted": True})
+                print(f"transcript so far (redacted): {transcript_path}", file=err)
+            raise
+    if result.failure is not None and not _uuid_shaped(api_key):
+        hint = "; note that LEONARDO_API_KEY is not shaped like a UUID, as Leonardo's keys are"
+        result = attrs.evolve(result, failure=result.failure + hint)
     written: Path | None = transcript_path
     try:
         transcript.write(transcript_path, header)
