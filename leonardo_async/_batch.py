@@ -22,7 +22,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -60,7 +59,7 @@ from ._limits import Limits
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
 from ._uploads import read_image
-from .models import MAX_SEED, Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
+from .models import Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
 
 __all__ = ["BatchSubmitter", "plan"]
 
@@ -73,8 +72,6 @@ PREFETCH: Final = 16
 UNBOUNDED_WINDOW: Final = 1000
 #: 429s on one submit before its item gives up (each waits out the key's shared pause).
 SUBMIT_REFUSALS: Final = 20
-#: Seconds past the API timeout after which an interrupted submit is surely settled.
-SETTLE_MARGIN: Final = 10.0
 #: Used when ``/me`` reports no concurrency slots.
 FALLBACK_SLOTS: Final = 10
 
@@ -386,15 +383,10 @@ class BatchSubmitter:
         """The last run may have created this item's job: look before submitting again."""
         since = entry.submit_started or datetime.now(timezone.utc)
         request = attrs.evolve(item.request, seed=entry.seed)
-        # A submit older than the longest answer we would have waited for is finished on
-        # the server, whatever it did: one look decides. A recent one may still be in
-        # flight (the process died mid-request), so look a few times.
-        age = (datetime.now(timezone.utc) - since).total_seconds()
+        # The listing is watched until its lag has passed since the submit began (one
+        # look, for a submit long past).
         found = await self.client.find_submitted(
-            request,
-            since=since,
-            claimed=self._claimed(),
-            still_working=age < self.client.timeouts.api + SETTLE_MARGIN,
+            request, since=since, claimed=self._claimed(), failed_at=since
         )
         if found is None:
             logger.info("item %s: no job from the last run; submitting", entry.key)
@@ -460,9 +452,7 @@ class BatchSubmitter:
             job was created)
         """
         seed = entry.seed if entry.seed is not None else request.seed
-        if seed is None and self.client.auto_seed:
-            seed = random.randint(0, MAX_SEED)
-        request = attrs.evolve(request, seed=seed)
+        request = self.client.with_seed(attrs.evolve(request, seed=seed))
         slots = self.client.limiter.running
         for attempt in range(1, SUBMIT_REFUSALS + 1):
             token = await slots.acquire()
@@ -516,6 +506,8 @@ class BatchSubmitter:
             entry,
             state=ItemState.SUBMITTED,
             generation_id=job.id,
+            # A refused seed was dropped and the submit sent again without it.
+            seed=None if self.client.seeds_refused else request.seed,
             cost_amount=None if job.cost is None else str(job.cost.amount),
             cost_unit=None if job.cost is None else job.cost.unit,
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
@@ -31,23 +30,20 @@ import attrs
 from . import _convert as wire
 from ._errors import (
     APIError,
-    DownloadError,
-    LeonardoError,
     ResponseShapeError,
     SubmitUncertainError,
-    TransportError,
-    UploadError,
     ValidationError,
 )
 from ._limits import KeyLimiter, Limits, RequestKind
-from ._reconcile import CLOCK_SKEW, is_candidate, pick
-from ._retry import RetryPolicy, backoff_delay
+from ._listing import Listing, path_segment
+from ._reconcile import LISTING_LAG, Reconciler
+from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
+from ._transfers import Transfers
 from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
-from ._uploads import AtomicFile, is_local_image, read_image, remote_frame
+from ._uploads import is_local_image, read_image, remote_frame
 from .models import (
-    MAX_SEED,
     Account,
     FrameRef,
     Generation,
@@ -66,16 +62,9 @@ logger = logging.getLogger("leonardo_async")
 #: What ``image=`` and ``end_image=`` accept: an upload, a frame, an id, a path or bytes.
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 
-_LIST_PAGE: Final = 50
-#: Entries each listing page repeats of the previous one (deletions shift pages up).
-_PAGE_OVERLAP: Final = 5
-#: The listing's documented default page size, used if a server refuses larger pages.
-_SAFE_PAGE: Final = 10
-_UPLOAD_ATTEMPTS: Final = 3
-_DOWNLOAD_ATTEMPTS: Final = 4
+_SUBMIT_PATH: Final = "/generations-image-to-video"
 _SUBMIT_ATTEMPTS: Final = 3
 _SHAPE_ATTEMPTS: Final = 3
-_RECONCILE_LOOKS: Final = (0.0, 1.5, 4.0)
 _PLACEHOLDER: Final = FrameRef("validation-placeholder")
 
 
@@ -91,6 +80,8 @@ class LeonardoClient:
     :param batched_status: check many running jobs with one listing page
     :param auto_seed: send a random seed when the caller gives none, so a submit whose
         answer is lost can be matched exactly
+    :param listing_lag: seconds the generation listing may take to show a new job; a
+        submit whose answer is lost is looked for that long before it is sent again
     :param polls_in_flight: cap on status requests in flight at once
     :param session: an aiohttp session to use (its owner closes it)
     :param max_connections: cap on connections of the client's own session
@@ -107,6 +98,7 @@ class LeonardoClient:
         timeouts: Timeouts | None = None,
         batched_status: bool = True,
         auto_seed: bool = True,
+        listing_lag: float = LISTING_LAG,
         polls_in_flight: int = 32,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
@@ -119,7 +111,6 @@ class LeonardoClient:
             raise ValidationError("base_url", url, "an http:// or https:// URL")
         self.limits = limits if limits is not None else Limits()
         self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
-        self.auto_seed = auto_seed
         self.limiter = KeyLimiter(self.limits)
         self._transport = Transport(
             key,
@@ -130,6 +121,15 @@ class LeonardoClient:
             session=session,
             max_connections=max_connections,
         )
+        self._transfers = Transfers(self._transport)
+        self.listing = Listing(self._transport, self.user_id)
+        self._reconciler = Reconciler(
+            self.listing,
+            submit_url=self._transport.base_url + _SUBMIT_PATH,
+            auto_seed=auto_seed,
+            listing_lag=listing_lag,
+        )
+        self.listing.on_generation = self._reconciler.learn
         self.tracker = JobTracker(
             self,
             schedule=self.poll_schedule,
@@ -139,10 +139,6 @@ class LeonardoClient:
         self._account: Account | None = None
         self._account_lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
-        #: Whether the server keeps the seeds it is sent (learnt from answers).
-        self.server_keeps_seeds: bool | None = None
-        self._sent_seeds: dict[str, int] = {}
-        self._page_limit = _LIST_PAGE
 
     def __repr__(self) -> str:
         return f"<LeonardoClient {self._transport.base_url}>"
@@ -156,6 +152,15 @@ class LeonardoClient:
     def timeouts(self) -> Timeouts:
         """The client's request timeouts (seconds)."""
         return self._transport.timeouts
+
+    @property
+    def auto_seed(self) -> bool:
+        """Whether a random seed is sent when the caller gives none."""
+        return self._reconciler.auto_seed
+
+    @auto_seed.setter
+    def auto_seed(self, value: bool) -> None:
+        self._reconciler.auto_seed = value
 
     @property
     def requests_sent(self) -> int:
@@ -219,35 +224,11 @@ class LeonardoClient:
         :raises ValidationError: the file is unreadable or not such an image
         :raises UploadError: the upload failed even with fresh URLs
         """
-        image = read_image(source, name=name)
-        problem = "no attempt made"
-        for attempt in range(1, _UPLOAD_ATTEMPTS + 1):
-            data = await self._transport.call(
-                "POST", "/init-image", body={"extension": image.extension}, kind=RequestKind.OTHER
-            )
-            try:
-                target = wire.structure(data, wire.UploadEnvelope, "/init-image").upload_init_image
-                if target is None:
-                    raise UploadError("POST /init-image answered no upload target")
-                response = await self._transport.post_form(
-                    target.url,
-                    target.form_fields(),
-                    filename=image.filename,
-                    data=image.data,
-                    content_type=image.content_type,
-                )
-            except (TransportError, ResponseShapeError, UploadError) as exc:
-                problem = str(exc)
-            else:
-                if 200 <= response.status < 300:
-                    return UploadedImage(target.id)
-                problem = f"HTTP {response.status}: {response.body[:200]!r}"
-            logger.info("upload attempt %d failed (%s); asking for a new URL", attempt, problem)
-        raise UploadError(f"upload of {image.filename} failed: {problem}")
+        return await self._transfers.upload(source, name=name)
 
     async def delete_image(self, image_id: str) -> bool:
         """Delete an uploaded init image; ``True`` if the server had it."""
-        path = f"/init-image/{_segment(image_id)}"
+        path = f"/init-image/{path_segment(image_id)}"
         data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
         envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
         return envelope.delete_init_images_by_pk is not None
@@ -313,10 +294,14 @@ class LeonardoClient:
         return await self.submit(attrs.evolve(request, image=start, end_image=end))
 
     def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
-        """``request`` with a random seed when it has none and ``auto_seed`` is on."""
-        if request.seed is not None or not self.auto_seed:
-            return request
-        return attrs.evolve(request, seed=random.randint(0, MAX_SEED))
+        """``request`` as it will be sent: a random seed added when it has none and
+        ``auto_seed`` is on, and no seed once the server has refused one."""
+        return self._reconciler.with_seed(request)
+
+    @property
+    def seeds_refused(self) -> bool:
+        """Whether the server refused a ``seed`` (no seed is sent from then on)."""
+        return self._reconciler.seeds_refused
 
     async def submit(
         self,
@@ -327,8 +312,11 @@ class LeonardoClient:
     ) -> GenerationJob:
         """Submit a validated request, never paying twice for it.
 
-        When the answer is lost (reset, timeout, 5xx, unreadable body) the generation
-        listing is searched for the job before anything is resent.
+        When the answer is lost (reset, timeout, 502/503/504 or any 5xx, unreadable
+        body) the job may exist: the generation listing is searched for it over the
+        listing-lag window before anything is sent again, and if the listing cannot be
+        read whole the submit stays uncertain. A 400 refusing ``seed`` is sent once more
+        without it (a 400 created nothing).
 
         :param claimed: generation ids that belong to other submits and must not be
             taken for this one (a batch passes the ids it already holds)
@@ -337,52 +325,53 @@ class LeonardoClient:
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
         request = self.with_seed(request)
-        body = wire.dumps_request(request)
         last: SubmitUncertainError | None = None
         for _ in range(_SUBMIT_ATTEMPTS):
             since = datetime.now(timezone.utc)
             try:
-                data = await self._transport.call(
-                    "POST",
-                    "/generations-image-to-video",
-                    body=body,
-                    kind=RequestKind.SUBMIT,
-                    retry_refused=retry_refused,
-                )
-                job = wire.structure(
-                    data, wire.SubmitEnvelope, "/generations-image-to-video"
-                ).motion_video_generation_job
-                if job is not None:
-                    if self.server_keeps_seeds is None and request.seed is not None:
-                        self._sent_seeds[job.id] = request.seed
-                    return job
-                last = SubmitUncertainError(
-                    "POST", self.base_url, "the answer held no job", answered=True
-                )
+                job = await self._send_submit(request, retry_refused=retry_refused)
             except SubmitUncertainError as exc:
                 last = exc
-            except ResponseShapeError as exc:
-                last = SubmitUncertainError(
-                    "POST", exc.url, f"unreadable answer: {exc}", answered=True
-                )
+            except APIError as exc:
+                if not self._reconciler.refused_seed(request, exc):
+                    raise
+                request = self.with_seed(request)
+                continue
+            else:
+                self._reconciler.submitted(job.id, request)
+                return job
             logger.warning(
                 "submit answer lost (%s); looking for the job before resending", last.cause
             )
-            try:
-                found = await self.find_submitted(
-                    request, since=since, claimed=claimed, still_working=not last.answered
-                )
-            except LeonardoError as exc:  # undecided: resending could pay twice
-                raise SubmitUncertainError(
-                    "POST",
-                    self.base_url,
-                    f"{last.cause}; the generation listing could not be read ({exc})",
-                ) from exc
+            found = await self.find_submitted(request, since=since, claimed=claimed)
             if found is not None:
                 logger.info("lost submit found as generation %s", found.id)
                 return GenerationJob(found.id)
-        assert last is not None
+        assert last is not None  # a seed is refused once at most, and then not sent
         raise last
+
+    async def _send_submit(
+        self, request: ImageToVideoRequest, *, retry_refused: bool
+    ) -> GenerationJob:
+        """One submit; any answer that does not name the job is uncertain."""
+        try:
+            data = await self._transport.call(
+                "POST",
+                _SUBMIT_PATH,
+                body=wire.dumps_request(request),
+                kind=RequestKind.SUBMIT,
+                retry_refused=retry_refused,
+            )
+            envelope = wire.structure(data, wire.SubmitEnvelope, _SUBMIT_PATH)
+        except ResponseShapeError as exc:
+            raise SubmitUncertainError(
+                "POST", exc.url, f"unreadable answer: {exc}", answered=True
+            ) from None
+        if envelope.motion_video_generation_job is None:
+            raise SubmitUncertainError(
+                "POST", self.base_url + _SUBMIT_PATH, "the answer held no job", answered=True
+            )
+        return envelope.motion_video_generation_job
 
     async def find_submitted(
         self,
@@ -390,77 +379,33 @@ class LeonardoClient:
         *,
         since: datetime,
         claimed: Collection[str] = (),
-        still_working: bool = True,
+        failed_at: datetime | None = None,
     ) -> Generation | None:
         """Look for the generation a submit of ``request`` at ``since`` may have created.
 
-        :param still_working: the server may still be processing the request (its answer
-            never came), so look a few times, a moment apart; a server that did answer
-            has finished, and one look is enough
+        :param failed_at: when the submit failed (default: now); the listing is watched
+            until the listing lag has passed since then
+        :raises SubmitUncertainError: the listing could not be read whole
         """
-        trust_seed = self.server_keeps_seeds is not False
-        for pause in _RECONCILE_LOOKS if still_working else (0.0,):
-            await anyio.sleep(pause)
-            candidates = []
-            async for generation in self.iter_generations(created_after=since):
-                if is_candidate(
-                    generation, request, since=since, exclude=claimed, trust_seed=trust_seed
-                ):
-                    candidates.append(generation)
-            found = pick(candidates, request)
-            if found is not None:
-                return found
-        return None
+        settled_by = self._reconciler.settled(failed_at or datetime.now(timezone.utc))
+        return await self._reconciler.find(
+            request, since=since, settled_by=settled_by, claimed=claimed
+        )
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         """The generation with this id, or ``None`` if the server does not know it."""
-        path = f"/generations/{_segment(generation_id)}"
+        path = f"/generations/{path_segment(generation_id)}"
         data = await self._transport.call("GET", path)
         generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
-        if generation is not None and self._sent_seeds:
-            self._learn_seed(generation)
+        if generation is not None:
+            self._reconciler.learn(generation)
         return generation
-
-    def _learn_seed(self, generation: Generation) -> None:
-        """Learn from one of our own jobs whether the server keeps the seeds it is sent."""
-        sent = self._sent_seeds.pop(generation.id, None)
-        if sent is not None and generation.seed is not None:
-            self.server_keeps_seeds = generation.seed == sent
-            self._sent_seeds.clear()
 
     async def list_generations(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
     ) -> list[Generation]:
         """One page of the user's generations (the server decides order and page cap)."""
-        if offset < 0 or limit < 1:
-            raise ValidationError("offset/limit", (offset, limit), "offset >= 0 and limit >= 1")
-        uid = user_id if user_id is not None else await self.user_id()
-        path = f"/generations/user/{_segment(uid)}"
-        data = await self._transport.call("GET", path, params={"offset": offset, "limit": limit})
-        return list(wire.structure(data, wire.GenerationListEnvelope, path).generations)
-
-    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
-        """One listing page as raw JSON objects (read lazily by the tracker and matcher).
-
-        The page cap is the server's; if it refuses ``limit``, the documented default of
-        10 is used from then on.
-        """
-        path = f"/generations/user/{_segment(await self.user_id())}"
-        limit = min(limit, self._page_limit)
-        try:
-            data = await self._transport.call(
-                "GET", path, params={"offset": offset, "limit": limit}
-            )
-        except APIError as exc:
-            if exc.status not in (400, 422) or limit <= _SAFE_PAGE:
-                raise
-            logger.info("listing refused limit=%d; using %d", limit, _SAFE_PAGE)
-            self._page_limit = _SAFE_PAGE
-            return await self.list_generations_raw(offset=offset, limit=_SAFE_PAGE)
-        page = data.get("generations") if isinstance(data, dict) else None
-        if not isinstance(page, list):
-            raise ResponseShapeError(path, ["expected a list @ $.generations"])
-        return page
+        return await self.listing.generations(offset=offset, limit=limit, user_id=user_id)
 
     async def iter_generations(
         self, *, created_after: datetime | None = None, max_pages: int = 20
@@ -469,46 +414,19 @@ class LeonardoClient:
 
         Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
         and a page is ordered newest first, at a page whose last entry is older than
-        ``created_after`` (less the clock-skew margin). An entry that cannot be read (a
+        ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
         kind of generation this client does not know) is skipped, not fatal.
         """
-        offset, seen = 0, set()
-        for _ in range(max_pages):
-            raw_page = await self.list_generations_raw(offset=offset, limit=_LIST_PAGE)
-            if not raw_page:
-                return
-            page = []
-            for index, raw in enumerate(raw_page):
+        async for page in self.listing.walk(newer_than=created_after, max_pages=max_pages):
+            for entry in page:
                 try:
-                    generation = self.parse_generation(raw, f"listing entry {offset + index}")
+                    yield entry.generation()
                 except ResponseShapeError as exc:
                     logger.info("skipping an unreadable listing entry: %s", exc)
-                    continue
-                page.append(generation)
-                if generation.id not in seen:
-                    seen.add(generation.id)
-                    yield generation
-            # Pages overlap: a generation deleted while we walk shifts the later ones up
-            # by one, and without the overlap the one we look for could fall between pages.
-            step = (
-                len(raw_page) - _PAGE_OVERLAP
-                if len(raw_page) > 2 * _PAGE_OVERLAP
-                else len(raw_page)
-            )
-            offset += step
-            if created_after is not None and _older_than(page, created_after):
-                return
-
-    def parse_generation(self, raw: Any, source: str) -> Generation:
-        """Read one raw generation object (from a listing page)."""
-        generation = wire.structure(raw, Generation, source)
-        if self._sent_seeds:
-            self._learn_seed(generation)
-        return generation
 
     async def delete_generation(self, generation_id: str) -> bool:
         """Delete a generation; ``True`` if the server had it."""
-        path = f"/generations/{_segment(generation_id)}"
+        path = f"/generations/{path_segment(generation_id)}"
         data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
         return wire.structure(data, wire.DeletedEnvelope, path).delete_generations_by_pk is not None
 
@@ -548,53 +466,4 @@ class LeonardoClient:
 
         :raises DownloadError: the video could not be fetched whole
         """
-        url = source.video_url if isinstance(source, Generation) else source
-        if not url:
-            raise DownloadError(f"generation {getattr(source, 'id', '?')} has no video URL")
-        target = Path(path)
-        problem = ""
-        for attempt in range(1, _DOWNLOAD_ATTEMPTS + 1):
-            try:
-                if await self._download_once(url, target):
-                    return target
-                problem = "the transfer ended short of Content-Length"
-            except (TransportError, DownloadError) as exc:
-                problem = str(exc)
-                if isinstance(exc, DownloadError) and "HTTP 4" in problem:
-                    break
-            logger.info("download attempt %d failed (%s)", attempt, problem)
-            if attempt < _DOWNLOAD_ATTEMPTS:
-                retry = self._transport.retry
-                await anyio.sleep(backoff_delay(retry, attempt - 1, random.random()))
-        raise DownloadError(f"download to {target} failed: {problem}")
-
-    async def _download_once(self, url: str, target: Path) -> bool:
-        async with self._transport.stream(url) as response:
-            if response.status != 200:
-                raise DownloadError(f"GET {url.split('?')[0]} -> HTTP {response.status}")
-            expected = response.content_length
-            with AtomicFile(target) as out:
-                try:
-                    async for chunk in response.content.iter_chunked(1 << 16):
-                        out.write(chunk)
-                except (aiohttp.ClientError, TimeoutError):
-                    return False
-                if expected is not None and out.written != expected:
-                    return False
-                out.commit()
-        return True
-
-
-def _segment(value: str) -> str:
-    """An id as one URL path segment (ids are opaque; never let one change the path)."""
-    if not value or any(c in value for c in "/?#") or value in (".", ".."):
-        raise ValidationError("id", value, "a non-empty id without '/', '?' or '#'")
-    return value
-
-
-def _older_than(page: list[Generation], moment: datetime) -> bool:
-    """The page is newest first and ends before ``moment`` (less the skew margin)."""
-    stamps = [g.created_at for g in page if g.created_at is not None]
-    if len(stamps) < 2 or stamps != sorted(stamps, reverse=True):
-        return False
-    return stamps[-1] < moment - CLOCK_SKEW
+        return await self._transfers.download(source, path)

@@ -227,7 +227,15 @@ class UploadError(LeonardoError):
 
 
 class DownloadError(LeonardoError):
-    """The video could not be downloaded whole; no partial file is left behind."""
+    """The video could not be downloaded whole; no partial file is left behind.
+
+    :param status: the HTTP status the CDN answered, when it refused the download (a 4xx
+        means the URL is wrong or expired, and asking again will not help)
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GenerationFailedError(LeonardoError):

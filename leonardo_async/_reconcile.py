@@ -1,25 +1,51 @@
-"""Deciding whether a lost submit created a generation, from the generation listing.
+"""Deciding whether a lost submit created a generation, and the seed policy that helps.
 
 There is no idempotency key on ``POST /generations-image-to-video``: when its answer is
-lost, the only way to know whether the job exists (and is being billed) is to look for it
-in ``GET /generations/user/{userId}``. A listed generation is ours when it has our prompt,
-our size, was created no earlier than our submit (less a margin for clock skew), has our
-seed when the server reports seeds it was given, and is not already claimed by another of
-our items. The client sends a seed it chose when the user did not, which makes the match
-exact on servers that honour seeds.
+lost (a reset, a timeout, a 502/503/504 from a gateway that may have passed the request
+on, a 200 we cannot read), the only way to know whether the job exists (and is being
+billed) is to look for it in ``GET /generations/user/{userId}``. A listed generation is
+ours when it has our prompt, our size, was created no earlier than our submit (less a
+margin for clock skew), has our seed when the server keeps the seeds it is sent, and is
+not already claimed by another of our submits.
+
+The listing may show a new job late (an eventually consistent read). So "not there" means
+something only after the listing has had time to catch up: :class:`Reconciler` looks at
+once and then again, at doubling pauses, until :data:`LISTING_LAG` seconds after the
+failure. A look that could not read the whole window (its page cap, a listing error)
+decides nothing: the submit is then left uncertain, never resent.
+
+The seed policy lives here too, because it exists for matching: the client sends a seed
+it chose when the caller gave none, which makes a match exact on servers that keep seeds.
+A server that refuses ``seed`` (a 400 naming it) is sent none from then on.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import Collection, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Final
 
-from .models import Generation, ImageToVideoRequest
+import anyio
+import attrs
 
-__all__ = ["is_candidate", "pick"]
+from ._errors import APIError, LeonardoError, ResponseShapeError, SubmitUncertainError
+from ._listing import CLOCK_SKEW, Listing
+from .models import MAX_SEED, Generation, ImageToVideoRequest
 
-#: How far a server's clock may run behind ours before a match is missed.
-CLOCK_SKEW = timedelta(seconds=60)
+__all__ = ["LISTING_LAG", "Reconciler", "is_candidate", "pick"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: Seconds after a failed submit within which the listing is expected to show the job,
+#: if one was made. The simulator's lag knob shows a 2 s lag fully covered and a 10 s lag
+#: still found by the looks at 15 s and 20 s (benchmarks/RESULTS.md, "Reconciliation").
+LISTING_LAG: Final = 20.0
+#: The pause before the second look; each later pause doubles, the last ends the window.
+FIRST_PAUSE: Final = 1.0
+#: The most listing pages one look reads (1,000 entries newer than the submit, less skew).
+MAX_PAGES: Final = 20
 
 
 def is_candidate(
@@ -64,3 +90,145 @@ def pick(candidates: Iterable[Generation], request: ImageToVideoRequest) -> Gene
         )
 
     return min(candidates, key=rank, default=None)
+
+
+def names_seed(error: APIError) -> bool:
+    """A 400 that refuses the ``seed`` field (a 400 created nothing)."""
+    return error.status == 400 and "seed" in (error.error or "").lower()
+
+
+class Reconciler:
+    """Finds lost submits in the listing and keeps the key's seed policy.
+
+    :param listing: the key owner's generation listing
+    :param submit_url: the submit endpoint, for the errors raised here
+    :param auto_seed: send a random seed when the caller gives none
+    :param listing_lag: seconds the listing may take to show a new job
+    """
+
+    def __init__(
+        self,
+        listing: Listing,
+        *,
+        submit_url: str,
+        auto_seed: bool = True,
+        listing_lag: float = LISTING_LAG,
+    ) -> None:
+        self._listing = listing
+        self._submit_url = submit_url
+        self.auto_seed = auto_seed
+        self.listing_lag = listing_lag
+        #: Whether the server keeps the seeds it is sent (learnt from our own jobs).
+        self.server_keeps_seeds: bool | None = None
+        #: The server refused a ``seed`` (400 naming it): none is sent from then on.
+        self.seeds_refused = False
+        self._sent_seeds: dict[str, int] = {}
+
+    # --- seeds --------------------------------------------------------------------------
+
+    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
+        """``request`` as it should be sent: a random seed added when it has none and
+        ``auto_seed`` is on; no seed at all once the server has refused one."""
+        if self.seeds_refused:
+            return request if request.seed is None else attrs.evolve(request, seed=None)
+        if request.seed is not None or not self.auto_seed:
+            return request
+        return attrs.evolve(request, seed=random.randint(0, MAX_SEED))
+
+    def refused_seed(self, request: ImageToVideoRequest, error: APIError) -> bool:
+        """Whether ``error`` refused ``request``'s seed; if so, stop sending seeds."""
+        if request.seed is None or not names_seed(error):
+            return False
+        logger.warning("the server refuses 'seed' (%s); sending none from now on", error)
+        self.seeds_refused = True
+        self._sent_seeds.clear()
+        return True
+
+    def submitted(self, generation_id: str, request: ImageToVideoRequest) -> None:
+        """Remember the seed a job was sent with, to learn whether the server keeps it."""
+        if self.server_keeps_seeds is None and request.seed is not None:
+            self._sent_seeds[generation_id] = request.seed
+
+    def learn(self, generation: Generation) -> None:
+        """Learn from one of our own jobs whether the server keeps the seeds it is sent."""
+        if not self._sent_seeds:
+            return
+        sent = self._sent_seeds.pop(generation.id, None)
+        if sent is not None and generation.seed is not None:
+            self.server_keeps_seeds = generation.seed == sent
+            self._sent_seeds.clear()
+
+    @property
+    def trust_seed(self) -> bool:
+        """Whether a listed job's different seed rules it out."""
+        return self.server_keeps_seeds is not False and not self.seeds_refused
+
+    # --- finding ------------------------------------------------------------------------
+
+    def settled(self, failed_at: datetime) -> datetime:
+        """When the listing must show a job made by a submit that failed at ``failed_at``."""
+        return failed_at + timedelta(seconds=self.listing_lag)
+
+    async def find(
+        self,
+        request: ImageToVideoRequest,
+        *,
+        since: datetime,
+        settled_by: datetime,
+        claimed: Collection[str] = (),
+    ) -> Generation | None:
+        """The generation a submit of ``request`` started at ``since`` created, if any.
+
+        Looks at once, then at doubling pauses until ``settled_by`` (one look if that has
+        passed). ``None`` means every look read the whole window and none showed the job.
+
+        :param claimed: generation ids that belong to other submits
+        :raises SubmitUncertainError: a look could not read the whole window
+        """
+        pause = FIRST_PAUSE
+        looks = 0
+        while True:
+            looks += 1
+            found = await self._look(request, since=since, claimed=claimed)
+            if found is not None:
+                return found
+            left = (settled_by - datetime.now(timezone.utc)).total_seconds()
+            if left <= 0:
+                logger.info("no job for the submit in %d looks of the listing", looks)
+                return None
+            await anyio.sleep(min(pause, left))
+            pause *= 2
+
+    async def _look(
+        self, request: ImageToVideoRequest, *, since: datetime, claimed: Collection[str]
+    ) -> Generation | None:
+        trust_seed = self.trust_seed
+        candidates = []
+        walk = self._listing.walk(newer_than=since, max_pages=MAX_PAGES)
+        try:
+            async for page in walk:
+                for entry in page:
+                    if entry.id in claimed or (
+                        entry.created_at is not None and entry.created_at < since - CLOCK_SKEW
+                    ):
+                        continue
+                    try:
+                        generation = entry.generation()
+                    except ResponseShapeError as exc:
+                        logger.info("listing entry %s unreadable (%s)", entry.id, exc)
+                        continue
+                    if is_candidate(
+                        generation, request, since=since, exclude=claimed, trust_seed=trust_seed
+                    ):
+                        candidates.append(generation)
+        except LeonardoError as exc:  # undecided: resending could pay twice
+            raise self._uncertain(f"the generation listing could not be read ({exc})") from exc
+        found = pick(candidates, request)
+        if found is None and not walk.complete:
+            raise self._uncertain(
+                f"the generation listing holds more than {MAX_PAGES} pages since the submit"
+            )
+        return found
+
+    def _uncertain(self, cause: str) -> SubmitUncertainError:
+        return SubmitUncertainError("POST", self._submit_url, cause)

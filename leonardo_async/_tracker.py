@@ -21,7 +21,7 @@ import math
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Generator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
 import anyio
@@ -40,6 +40,7 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
+from ._listing import Listing, ListingEntry
 from ._schedule import PollSchedule
 from .models import Generation, GenerationStatus
 
@@ -47,8 +48,6 @@ __all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "Trac
 
 logger = logging.getLogger("leonardo_async")
 
-#: Listing page size asked for; servers may cap it lower, which the tracker learns.
-PAGE_LIMIT: Final = 50
 #: Pending jobs below this are polled one by one: a listing page would not pay off.
 BATCH_MIN_PENDING: Final = 3
 #: Due times this close together are served by the same round.
@@ -57,7 +56,6 @@ COALESCE: Final = 0.01
 LISTING_BACKOFF: Final = 60.0
 #: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
 MISSING_URL_LOOKS: Final = 3
-_SKEW: Final = timedelta(seconds=60)
 #: Finished generations heard of (by webhook) before they were tracked, kept this many.
 EARLY_NEWS_KEPT: Final = 4096
 
@@ -67,9 +65,8 @@ class StatusSource(Protocol):
 
     async def get_generation(self, generation_id: str) -> Generation | None: ...
 
-    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]: ...
-
-    def parse_generation(self, raw: Any, source: str) -> Generation: ...
+    @property
+    def listing(self) -> Listing: ...
 
 
 @attrs.frozen
@@ -234,7 +231,6 @@ class JobTracker:
         self._backlog: list[TrackedJob] = []
         self._sweeping = False
         self._listing_paused_until = 0.0
-        self._page_size = PAGE_LIMIT
         self._unknown_statuses: set[str] = set()
         self._early: OrderedDict[str, Generation] = OrderedDict()
         self._complete = self._failed = self._errors = self._polls = self._pages = 0
@@ -468,7 +464,7 @@ class JobTracker:
         ones), per-job looks are cheaper.
         """
         depth = self._tracked - min(job.order for job in due)
-        return math.ceil(depth / self._page_size)
+        return self._source.listing.pages_for(depth)
 
     def _queue_poll(self, job: TrackedJob) -> None:
         """Hand a job to the poll workers, starting one if none is free (up to the cap).
@@ -539,44 +535,31 @@ class JobTracker:
     async def _scan_listing(self, due: list[TrackedJob]) -> list[TrackedJob]:
         """Read listing pages until every due job is seen; return the ones not seen."""
         remaining = {job.generation_id: job for job in due}
-        oldest = min(job.since for job in due) - _SKEW
         # Deep enough for the oldest due job in a newest-first listing, and a little more
         # (other clients of the key may have added generations); such a listing usually
         # stops earlier, at the first page older than the oldest due job.
-        max_pages = self._pages_to_reach(due) + 2
-        offset = 0
-        for _ in range(max_pages):
-            try:
-                self._pages += 1
-                page = await self._source.list_generations_raw(offset=offset, limit=PAGE_LIMIT)
-            except LeonardoError as exc:
-                logger.info("listing page at offset %d not read (%s)", offset, exc)
-                break
-            if not page:
-                break
-            if len(page) < PAGE_LIMIT and offset == 0:
-                self._page_size = max(1, len(page))
-            offset += len(page)
-            stamps = self._read_page(page, remaining)
-            if not remaining or _ends_before(stamps, oldest):
-                break
+        walk = self._source.listing.walk(
+            newer_than=min(job.since for job in due), max_pages=self._pages_to_reach(due) + 2
+        )
+        try:
+            async for page in walk:
+                self._read_page(page, remaining)
+                if not remaining:
+                    break
+        except LeonardoError as exc:
+            logger.info("listing page not read (%s)", exc)
+        finally:
+            self._pages += walk.pages
         return list(remaining.values())
 
-    def _read_page(self, page: list[Any], remaining: dict[str, TrackedJob]) -> list[str]:
-        """Apply one listing page; return its ``createdAt`` strings in page order."""
-        stamps: list[str] = []
-        for raw in page:
-            if not isinstance(raw, dict):
-                continue
-            created = raw.get("createdAt")
-            if isinstance(created, str):
-                stamps.append(created)
-            gid = raw.get("id")
-            job = self._jobs.get(gid) if isinstance(gid, str) else None
+    def _read_page(self, page: list[ListingEntry], remaining: dict[str, TrackedJob]) -> None:
+        """Apply one listing page to the jobs it shows."""
+        for entry in page:
+            job = self._jobs.get(entry.id)
             if job is None or job.done():
                 continue
             scheduled = remaining.pop(job.generation_id, None) is not None
-            if raw.get("status") == GenerationStatus.PENDING.value:
+            if entry.pending:
                 job.missing_since = None
                 if scheduled or not job.polling:
                     # A sighting is a look, due or not: pushing every job seen back by
@@ -586,14 +569,13 @@ class JobTracker:
                     self._reschedule(job, grow=scheduled)
                 continue
             try:
-                generation = self._source.parse_generation(raw, "listing")
+                generation = entry.generation()
             except ResponseShapeError as exc:
                 logger.info("listing entry for %s unreadable (%s)", job.generation_id, exc)
                 if scheduled:
                     self._reschedule(job)
                 continue
             self._observe(job, generation, scheduled=scheduled)
-        return stamps
 
     # --- outcomes -----------------------------------------------------------------------
 
@@ -660,21 +642,3 @@ class JobTracker:
     def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.statistics())
-
-
-def _ends_before(stamps: list[str], moment: datetime) -> bool:
-    """A page ordered newest first whose last entry predates ``moment``: stop listing.
-
-    ISO timestamps in one format sort as strings, so no parsing is needed to check the
-    order; only the last one is parsed.
-    """
-    if len(stamps) < 2 or any(a < b for a, b in itertools.pairwise(stamps)):
-        return False
-    last = stamps[-1]
-    try:
-        when = datetime.fromisoformat(last[:-1] + "+00:00" if last.endswith("Z") else last)
-    except ValueError:
-        return False
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when < moment

@@ -29,6 +29,8 @@ KEY = "sk-CANARY-7e1f0b9c4d2a-do-not-leak"
 FAST = PollSchedule(initial=0.05, max_interval=0.2)
 #: Quick retries, so tests that exhaust them stay fast.
 QUICK_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+#: The listing-lag window of test clients: the simulator lists new jobs at once.
+QUICK_LAG = 0.05
 #: No client-side pacing: the tests are about behaviour, not about the documented limits.
 NO_LIMITS = Limits.off()
 #: Generous bound on any wait in a test (slow machines), never a timing assertion.
@@ -212,6 +214,7 @@ async def make_client(
         "limits": NO_LIMITS,
         "poll_schedule": FAST,
         "retry": QUICK_RETRY,
+        "listing_lag": QUICK_LAG,
         **options,
     }
     if traffic is None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, KeyCatcher, Traffic, sim_config
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, KeyCatcher, Traffic, sim_config
 from hypothesis import settings
 
 from leonardo_async import LeonardoClient
@@ -82,6 +82,7 @@ async def client(
             limits=NO_LIMITS,
             poll_schedule=FAST,
             retry=QUICK_RETRY,
+            listing_lag=QUICK_LAG,
             session=session,
         ) as leo,
     ):

@@ -17,7 +17,16 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, KeyCatcher, eventually, sim_config
+from _helpers import (
+    FAST,
+    KEY,
+    NO_LIMITS,
+    QUICK_LAG,
+    QUICK_RETRY,
+    KeyCatcher,
+    eventually,
+    sim_config,
+)
 from _images import png_bytes
 
 from leonardo_async import (
@@ -43,6 +52,7 @@ def client_for(sim: Simulator, **options: Any) -> LeonardoClient:
     options.setdefault("limits", NO_LIMITS)
     options.setdefault("poll_schedule", FAST)
     options.setdefault("retry", QUICK_RETRY)
+    options.setdefault("listing_lag", QUICK_LAG)
     return LeonardoClient(KEY, base_url=sim.base_url, **options)
 
 

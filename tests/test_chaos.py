@@ -228,6 +228,7 @@ async def test_every_fault_at_once_loses_nothing_and_pays_nothing_twice(
                 poll_schedule=FAST,
                 retry=RetryPolicy(attempts=6, base_delay=0.05, max_delay=0.5),
                 timeouts=Timeouts(connect=2.0, api=0.5, upload=2.0, download_stall=2.0),
+                listing_lag=3.0,  # covers the slow fault: a job made 1 s into a 0.5 s timeout
             ) as client,
         ):
             client.tracker.vanish_grace = 0.5  # a vanished job is declared so quickly

@@ -35,7 +35,6 @@ from leonardo_async import (
     UploadError,
     ValidationError,
 )
-from leonardo_async import _client as client_module
 from leonardo_async.simulator import Simulator
 
 SUBMIT = "POST /generations-image-to-video"
@@ -188,7 +187,6 @@ async def test_submit_refused_before_arrival_is_resent_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A submit dropped before it was handled is looked for first, then sent once more."""
-    monkeypatch.setattr(client_module, "_RECONCILE_LOOKS", (0.0, 0.01, 0.02))
     image = await _image(client)
     simulator.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
     # a dropped request has no response to hook: switch the fault off at the first look
@@ -216,7 +214,6 @@ async def test_submit_5xx_is_never_resent_blindly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A submit answered 5xx is only resent after the listing showed no such job."""
-    monkeypatch.setattr(client_module, "_RECONCILE_LOOKS", (0.0, 0.01, 0.02))
     image = await _image(client)
     simulator.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
     with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError) as info:

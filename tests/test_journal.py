@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, sim_config
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, sim_config
 from _images import png_bytes
 from hypothesis import given
 from hypothesis import strategies as st
@@ -43,7 +43,12 @@ SEED = 424242
 def client_for(sim: Simulator) -> LeonardoClient:
     """A client on ``sim`` with fast polls and retries and no client-side pacing."""
     return LeonardoClient(
-        KEY, base_url=sim.base_url, limits=NO_LIMITS, poll_schedule=FAST, retry=QUICK_RETRY
+        KEY,
+        base_url=sim.base_url,
+        limits=NO_LIMITS,
+        poll_schedule=FAST,
+        retry=QUICK_RETRY,
+        listing_lag=QUICK_LAG,
     )
 
 

@@ -28,6 +28,8 @@ LAYERS = [
     "_schedule",
     "_uploads",
     "_transport",
+    "_transfers",
+    "_listing",
     "_reconcile",
     "_tracker",
     "_client",

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leonardo_async import Generation, JobTracker, PollSchedule
+from leonardo_async._listing import Listing
 
 schedules = st.builds(
     PollSchedule,
@@ -70,10 +71,8 @@ class _Silent:
     async def get_generation(self, generation_id: str) -> Generation | None:
         raise AssertionError("no look is due")
 
-    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
-        raise AssertionError("no look is due")
-
-    def parse_generation(self, raw: Any, source: str) -> Generation:
+    @property
+    def listing(self) -> Listing:
         raise AssertionError("no look is due")
 
 

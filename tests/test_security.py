@@ -43,7 +43,6 @@ from leonardo_async import (
     ValidationError,
     WaitTimeoutError,
 )
-from leonardo_async import _client as client_module
 from leonardo_async.simulator import JobDurations, Simulator
 
 ONE_TRY = RetryPolicy(attempts=1, base_delay=0.01, max_delay=0.05)
@@ -145,7 +144,6 @@ async def test_key_not_in_any_error(
     tmp_path: Path, key_catcher: KeyCatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every kind of error the client raises is free of the key, and so are DEBUG logs."""
-    monkeypatch.setattr(client_module, "_RECONCILE_LOOKS", (0.0,))
     submit_only = {"routes": ["POST /generations-image-to-video"]}
     long_jobs = {"durations": JobDurations.fixed(600)}
     with anyio.fail_after(DEADLINE * 3):

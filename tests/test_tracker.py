@@ -43,6 +43,7 @@ from leonardo_async import (
     ValidationError,
     WaitTimeoutError,
 )
+from leonardo_async._listing import Listing
 from leonardo_async.simulator import JobDurations, Simulator
 
 POLL = "GET /generations/{id}"
@@ -511,8 +512,6 @@ class _NoSource:
     async def get_generation(self, generation_id: str) -> Generation | None:
         raise AssertionError
 
-    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
-        raise AssertionError
-
-    def parse_generation(self, raw: Any, source: str) -> Generation:
+    @property
+    def listing(self) -> Listing:
         raise AssertionError

@@ -21,7 +21,7 @@ import attrs
 
 from .._client import LeonardoClient
 from .._errors import LeonardoError, ResponseShapeError
-from .._reconcile import CLOCK_SKEW
+from .._listing import CLOCK_SKEW
 from ..models import Account
 from ._frames import draw_frame, png_bytes
 from ._transcript import Exchange, Transcript
@@ -116,7 +116,7 @@ def check_account(account: Account) -> Finding:
 async def check_listing(client: LeonardoClient) -> list[Finding]:
     """Read the first listing page and judge readability, timestamps, order, video, size."""
     try:
-        page = await client.list_generations_raw(offset=0, limit=PAGE)
+        page = await client.listing.raw_page(offset=0, limit=PAGE)
     except LeonardoError as exc:
         why = f"the listing could not be read: {exc}"
         return [
@@ -126,7 +126,7 @@ async def check_listing(client: LeonardoClient) -> list[Finding]:
     generations, unreadable = [], []
     for index, raw in enumerate(page):
         try:
-            generations.append(client.parse_generation(raw, f"listing entry {index}"))
+            generations.append(client.listing.read_generation(raw, f"listing entry {index}"))
         except ResponseShapeError as exc:
             unreadable.append(str(exc))
     found = [
@@ -191,7 +191,7 @@ def _parses(client: LeonardoClient, text: str) -> bool:
     """Whether the client's own reader turns ``text`` into a time."""
     probe = {"id": "timestamp-probe", "status": "PENDING", "createdAt": text}
     try:
-        return client.parse_generation(probe, "createdAt").created_at is not None
+        return client.listing.read_generation(probe, "createdAt").created_at is not None
     except ResponseShapeError:
         return False
 
@@ -203,7 +203,7 @@ async def _page_size(client: LeonardoClient, got: int) -> Finding:
     if got == 0:
         return finding("listing.page", Status.UNKNOWN, "the listing is empty")
     try:
-        more = await client.list_generations_raw(offset=got, limit=PAGE)
+        more = await client.listing.raw_page(offset=got, limit=PAGE)
     except LeonardoError as exc:
         return finding("listing.page", Status.UNKNOWN, f"the next page failed: {exc}")
     if more:

@@ -1,0 +1,271 @@
+"""The generation listing, ``GET /generations/user/{userId}``: the one module that reads it.
+
+Two parts of the client read the listing. The tracker reads it to learn the status of many
+jobs with one request; reconciliation reads it to find out whether a submit whose answer
+was lost created a job. Both need the same things done the same way, so they are done
+here once:
+
+* the page size: 50 asked for; a server that refuses that (400/422) gets the documented
+  default of 10 from then on, and a server that answers full pages shorter than asked has
+  its cap learnt (the tracker sizes its walks by it);
+* the overlap: each page after the first repeats a few entries of the one before, so a
+  generation deleted while we walk (which shifts later ones up) cannot hide one between
+  pages; entries seen twice are given once;
+* the stop: a listing ordered newest first can stop at the page whose last entry is older
+  than the moment of interest, less :data:`CLOCK_SKEW` for a server clock behind ours;
+* the entries: each is read through the wire converter into a small
+  :class:`ListingEntry` (id, status, creation time); the whole generation is read only when
+  asked for, since most entries a tracker reads are jobs still pending.
+
+A walk knows whether it saw everything it was asked to (:attr:`Walk.complete`): one cut
+short by its page cap cannot rule a job out.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+import attrs
+
+from . import _convert as wire
+from ._errors import APIError, ResponseShapeError, ValidationError
+from .models import Generation, GenerationStatus
+
+__all__ = ["CLOCK_SKEW", "Listing", "ListingEntry", "Walk", "path_segment"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: Entries asked for per page.
+PAGE_SIZE: Final = 50
+#: The listing's documented default page size, used if a server refuses larger pages.
+SAFE_PAGE_SIZE: Final = 10
+#: Entries each page repeats of the previous one (deletions shift pages up).
+PAGE_OVERLAP: Final = 5
+#: How far a server's clock may run behind ours before a newest-first walk stops too early
+#: or a listed job is taken for one older than our submit.
+CLOCK_SKEW: Final = timedelta(seconds=60)
+
+
+class Caller(Protocol):
+    """What the listing needs of the transport: one JSON API call."""
+
+    async def call(
+        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> Any: ...
+
+
+@attrs.frozen
+class _EntryHead:
+    """The part of a listed generation every reader needs; the rest is read on demand."""
+
+    id: str
+    status: GenerationStatus | str
+    created_at: datetime | None = None
+
+
+class ListingEntry:
+    """One generation as a listing page showed it.
+
+    :ivar id: the generation id
+    :ivar status: its status (an unknown status stays a string)
+    :ivar created_at: when the server created it, if it said
+    """
+
+    __slots__ = ("_listing", "_raw", "_source", "created_at", "id", "status")
+
+    def __init__(self, head: _EntryHead, raw: Any, source: str, listing: Listing) -> None:
+        self.id = head.id
+        self.status = head.status
+        self.created_at = head.created_at
+        self._raw = raw
+        self._source = source
+        self._listing = listing
+
+    def __repr__(self) -> str:
+        return f"<ListingEntry {self.id} {self.status}>"
+
+    @property
+    def pending(self) -> bool:
+        """Whether the job is still running (nothing more to read from this entry)."""
+        return self.status == GenerationStatus.PENDING
+
+    def generation(self) -> Generation:
+        """The whole generation.
+
+        :raises ResponseShapeError: the entry's other fields cannot be read
+        """
+        return self._listing.read_generation(self._raw, self._source)
+
+
+class Walk:
+    """One walk down the listing, page by page. Iterate it for pages of new entries.
+
+    :ivar complete: the walk reached the end of the listing or, newest first, entries
+        older than ``newer_than``; ``False`` when it stopped at its page cap
+    :ivar pages: listing requests made (a refused page size adds one)
+    """
+
+    def __init__(self, listing: Listing, newer_than: datetime | None, max_pages: int) -> None:
+        self._listing = listing
+        self._newer_than = None if newer_than is None else newer_than - CLOCK_SKEW
+        self._max_pages = max_pages
+        self.complete = False
+        self.pages = 0
+
+    def __aiter__(self) -> AsyncIterator[list[ListingEntry]]:
+        return self._walk()
+
+    async def _walk(self) -> AsyncIterator[list[ListingEntry]]:
+        offset, seen = 0, set[str]()
+        listing = self._listing
+        while self.pages < self._max_pages:
+            self.pages += 1
+            page = await listing.page(offset)
+            self.pages += page.refused
+            if not page.raw_count:
+                self.complete = True
+                return
+            fresh = [entry for entry in page.entries if entry.id not in seen]
+            seen.update(entry.id for entry in fresh)
+            offset += page.step
+            yield fresh
+            if self._newer_than is not None and _ends_before(page.entries, self._newer_than):
+                self.complete = True
+                return
+
+
+@attrs.frozen
+class Page:
+    """One page as read: the readable entries, and how far the next page starts."""
+
+    entries: list[ListingEntry]
+    raw_count: int
+    step: int
+    #: Requests refused for their page size before this one was read.
+    refused: int = 0
+
+
+class Listing:
+    """The key owner's generation listing.
+
+    :param caller: sends the API request (the client's transport)
+    :param user_id: gives the key owner's user id (asked of ``/me`` once)
+    :param on_generation: told of every generation read in full from a page (the seed
+        policy learns from our own jobs)
+    """
+
+    def __init__(
+        self,
+        caller: Caller,
+        user_id: Callable[[], Awaitable[str]],
+        *,
+        on_generation: Callable[[Generation], None] | None = None,
+    ) -> None:
+        self._caller = caller
+        self._user_id = user_id
+        self.on_generation = on_generation
+        #: The page size asked for (lowered once if the server refuses it).
+        self.limit = PAGE_SIZE
+        #: The entries a full page holds, as far as the server has shown.
+        self.page_size = PAGE_SIZE
+        #: The last page read, if shorter than asked: its size and the overlap it left.
+        self._short_page: tuple[int, int] | None = None
+
+    def pages_for(self, depth: int) -> int:
+        """Pages a walk reads to reach the entry ``depth`` places below the newest."""
+        if depth <= self.page_size:
+            return 1
+        step = max(1, self.page_size - PAGE_OVERLAP)
+        return 1 + math.ceil((depth - self.page_size) / step)
+
+    def walk(self, *, newer_than: datetime | None = None, max_pages: int = 20) -> Walk:
+        """A walk from the newest entry down, stopping as the module docstring says.
+
+        :param newer_than: what the reader looks for was created after this (an aware
+            datetime); a newest-first listing stops below it
+        :param max_pages: the most pages to read; a walk that needs more is incomplete
+        """
+        return Walk(self, newer_than, max_pages)
+
+    async def raw_page(self, *, offset: int, limit: int, user_id: str | None = None) -> Any:
+        """One page's decoded ``generations`` list, exactly as asked (``list_generations``)."""
+        if offset < 0 or limit < 1:
+            raise ValidationError("offset/limit", (offset, limit), "offset >= 0 and limit >= 1")
+        uid = user_id if user_id is not None else await self._user_id()
+        path = f"/generations/user/{path_segment(uid)}"
+        data = await self._caller.call("GET", path, params={"offset": offset, "limit": limit})
+        page = data.get("generations") if isinstance(data, dict) else None
+        if not isinstance(page, list):
+            raise ResponseShapeError(path, ["expected a list @ $.generations"])
+        return page
+
+    async def generations(
+        self, *, offset: int, limit: int, user_id: str | None = None
+    ) -> list[Generation]:
+        """One page read whole; any unreadable entry makes the page unreadable."""
+        raw = await self.raw_page(offset=offset, limit=limit, user_id=user_id)
+        envelope = wire.structure({"generations": raw}, wire.GenerationListEnvelope, "listing")
+        return list(envelope.generations)
+
+    async def page(self, offset: int) -> Page:
+        """The page at ``offset``, read into entries (unreadable ones are skipped)."""
+        limit = self.limit
+        try:
+            raw = await self.raw_page(offset=offset, limit=limit)
+        except APIError as exc:
+            if exc.status not in (400, 422) or limit <= SAFE_PAGE_SIZE:
+                raise
+            logger.info("listing refused limit=%d; using %d", limit, SAFE_PAGE_SIZE)
+            self.limit = self.page_size = SAFE_PAGE_SIZE
+            return attrs.evolve(await self.page(offset), refused=1)
+        entries = []
+        for index, item in enumerate(raw):
+            source = f"listing entry {offset + index}"
+            try:
+                head = wire.structure(item, _EntryHead, source)
+            except ResponseShapeError as exc:
+                logger.info("skipping an unreadable listing entry: %s", exc)
+                continue
+            entries.append(ListingEntry(head, item, source, self))
+        count = len(raw)
+        overlap = PAGE_OVERLAP if count > 2 * PAGE_OVERLAP else 0
+        self._learn_cap(offset == 0, count)
+        self._short_page = (count, overlap) if 0 < count < self.limit else None
+        return Page(entries, count, count - overlap)
+
+    def read_generation(self, raw: Any, source: str) -> Generation:
+        """Read one raw listing entry whole (and tell ``on_generation``).
+
+        :raises ResponseShapeError: the entry cannot be read
+        """
+        generation = wire.structure(raw, Generation, source)
+        if self.on_generation is not None:
+            self.on_generation(generation)
+        return generation
+
+    def _learn_cap(self, first: bool, count: int) -> None:
+        """A page shorter than asked, followed by new entries: the server caps pages."""
+        if self._short_page is not None and not first:
+            short, overlap = self._short_page
+            if count > overlap:
+                self.page_size = min(self.page_size, short)
+
+
+def _ends_before(entries: list[ListingEntry], moment: datetime) -> bool:
+    """A page ordered newest first whose last entry predates ``moment``: stop walking."""
+    stamps = [entry.created_at for entry in entries if entry.created_at is not None]
+    if len(stamps) < 2 or any(a < b for a, b in itertools.pairwise(stamps)):
+        return False
+    return stamps[-1] < moment
+
+
+def path_segment(value: str) -> str:
+    """An id as one URL path segment (ids are opaque; never let one change the path)."""
+    if not value or any(c in value for c in "/?#") or value in (".", ".."):
+        raise ValidationError("id", value, "a non-empty id without '/', '?' or '#'")
+    return value

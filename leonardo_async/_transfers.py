@@ -1,0 +1,122 @@
+"""Moving files: frames up to presigned storage, videos down from the CDN, with retries.
+
+Neither transfer is an API call in the usual sense: the upload goes to a storage host and
+the download to a CDN, both without the key, and each has its own way to fail and to be
+retried. An upload whose presigned form is refused (or has expired) asks for a fresh one;
+a download cut short is fetched again, and a refusal by status (a 4xx: the URL is wrong or
+has expired) is not. The file side of both (sniffing images, atomic files) is
+:mod:`._uploads`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+import anyio
+
+from . import _convert as wire
+from ._errors import DownloadError, ResponseShapeError, TransportError, UploadError
+from ._limits import RequestKind
+from ._retry import backoff_delay
+from ._transport import Transport
+from ._uploads import AtomicFile, read_image
+from .models import Generation, UploadedImage
+
+__all__ = ["Transfers"]
+
+logger = logging.getLogger("leonardo_async")
+
+UPLOAD_ATTEMPTS: Final = 3
+DOWNLOAD_ATTEMPTS: Final = 4
+
+
+class Transfers:
+    """Uploads and downloads over one transport (the client's)."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def upload(
+        self, source: str | os.PathLike[str] | bytes, *, name: str = "image"
+    ) -> UploadedImage:
+        """Upload a frame: ``POST /init-image``, then the file to the presigned URL.
+
+        :raises ValidationError: the file is unreadable or not a PNG, JPEG or WebP image
+        :raises UploadError: the upload failed even with fresh URLs
+        """
+        image = read_image(source, name=name)
+        problem = "no attempt made"
+        for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+            data = await self._transport.call(
+                "POST", "/init-image", body={"extension": image.extension}, kind=RequestKind.OTHER
+            )
+            try:
+                target = wire.structure(data, wire.UploadEnvelope, "/init-image").upload_init_image
+                if target is None:
+                    raise UploadError("POST /init-image answered no upload target")
+                response = await self._transport.post_form(
+                    target.url,
+                    target.form_fields(),
+                    filename=image.filename,
+                    data=image.data,
+                    content_type=image.content_type,
+                )
+            except (TransportError, ResponseShapeError, UploadError) as exc:
+                problem = str(exc)
+            else:
+                if 200 <= response.status < 300:
+                    return UploadedImage(target.id)
+                problem = f"HTTP {response.status}: {response.body[:200]!r}"
+            logger.info("upload attempt %d failed (%s); asking for a new URL", attempt, problem)
+        raise UploadError(f"upload of {image.filename} failed: {problem}")
+
+    async def download(self, source: Generation | str, path: str | os.PathLike[str]) -> Path:
+        """Download a finished video to ``path`` whole, or leave nothing there.
+
+        :raises DownloadError: the video could not be fetched whole (``status`` is the
+            HTTP status when the CDN refused it)
+        """
+        url = source.video_url if isinstance(source, Generation) else source
+        if not url:
+            raise DownloadError(f"generation {getattr(source, 'id', '?')} has no video URL")
+        target = Path(path)
+        problem = ""
+        status: int | None = None
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                if await self._download_once(url, target):
+                    return target
+                problem = "the transfer ended short of Content-Length"
+            except (TransportError, DownloadError) as exc:
+                problem = str(exc)
+                status = exc.status if isinstance(exc, DownloadError) else None
+                if status is not None and 400 <= status < 500:
+                    break  # the URL is wrong or expired: asking again will not help
+            logger.info("download attempt %d failed (%s)", attempt, problem)
+            if attempt < DOWNLOAD_ATTEMPTS:
+                retry = self._transport.retry
+                await anyio.sleep(backoff_delay(retry, attempt - 1, random.random()))
+        raise DownloadError(f"download to {target} failed: {problem}", status=status)
+
+    async def _download_once(self, url: str, target: Path) -> bool:
+        async with self._transport.stream(url) as response:
+            if response.status != 200:
+                raise DownloadError(
+                    f"GET {url.split('?')[0]} -> HTTP {response.status}", status=response.status
+                )
+            expected = response.content_length
+            with AtomicFile(target) as out:
+                try:
+                    async for chunk in response.content.iter_chunked(1 << 16):
+                        out.write(chunk)
+                except (aiohttp.ClientError, TimeoutError):
+                    return False
+                if expected is not None and out.written != expected:
+                    return False
+                out.commit()
+        return True

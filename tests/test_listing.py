@@ -1,0 +1,123 @@
+"""The listing walk, against an in-memory listing: page caps, overlap, the stop, completeness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leonardo_async import APIError, FrameRef, ImageToVideoRequest, SubmitUncertainError
+from leonardo_async._listing import CLOCK_SKEW, PAGE_SIZE, SAFE_PAGE_SIZE, Listing
+from leonardo_async._reconcile import Reconciler
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+class MemoryListing:
+    """A listing held in memory, newest first, that serves pages as a server would.
+
+    :param cap: the most entries a page holds, whatever is asked
+    :param refuse_above: a ``limit`` above this is a 400
+    """
+
+    def __init__(self, count: int, *, cap: int = 1000, refuse_above: int | None = None) -> None:
+        self.entries: list[dict[str, Any]] = [
+            {
+                "id": f"g{i}",
+                "status": "PENDING",
+                "prompt": f"p{i}",
+                "createdAt": (NOW - timedelta(seconds=10 * i)).isoformat(),
+            }
+            for i in range(count)
+        ]
+        self.cap = cap
+        self.refuse_above = refuse_above
+        self.asked: list[tuple[int, int]] = []
+
+    async def call(
+        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> Any:
+        assert method == "GET"
+        assert path == "/generations/user/u1"
+        assert params is not None
+        offset, limit = int(params["offset"]), int(params["limit"])
+        self.asked.append((offset, limit))
+        if self.refuse_above is not None and limit > self.refuse_above:
+            raise APIError(400, method, path, error="limit too large")
+        return {"generations": self.entries[offset : offset + min(limit, self.cap)]}
+
+
+async def _user() -> str:
+    return "u1"
+
+
+async def _walk_ids(listing: Listing, **options: Any) -> tuple[list[str], bool]:
+    walk = listing.walk(**options)
+    ids = [entry.id async for page in walk for entry in page]
+    return ids, walk.complete
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(0, 400), cap=st.integers(11, 80))
+async def test_a_full_walk_gives_every_entry_once(count: int, cap: int) -> None:
+    """Whatever the server's page cap, a walk to the end lists every entry exactly once."""
+    server = MemoryListing(count, cap=cap)
+    listing = Listing(server, _user)
+    ids, complete = await _walk_ids(listing, max_pages=1000)
+    assert ids == [entry["id"] for entry in server.entries]
+    assert complete
+    if count > 2 * cap:
+        assert listing.page_size == min(cap, PAGE_SIZE)
+
+
+async def test_a_refused_page_size_falls_back_to_the_documented_default() -> None:
+    """A 400 for limit=50 makes every later page ask for 10."""
+    server = MemoryListing(25, refuse_above=SAFE_PAGE_SIZE)
+    listing = Listing(server, _user)
+    ids, complete = await _walk_ids(listing, max_pages=100)
+    assert len(ids) == 25
+    assert complete
+    assert server.asked[0] == (0, PAGE_SIZE)
+    assert {limit for _, limit in server.asked[1:]} == {SAFE_PAGE_SIZE}
+
+
+async def test_the_page_cap_makes_a_walk_incomplete() -> None:
+    """A walk that stops at its page cap says it did not see everything."""
+    ids, complete = await _walk_ids(Listing(MemoryListing(200), _user), max_pages=2)
+    assert len(ids) == 2 * PAGE_SIZE - 5
+    assert not complete
+
+
+async def test_a_newest_first_walk_stops_below_its_moment() -> None:
+    """Newest first, the walk stops at the page that ends older than the moment less skew."""
+    server = MemoryListing(2000)  # one entry every 10 s, going back
+    since = NOW - timedelta(seconds=200)  # twenty entries back, then the skew's six more
+    ids, complete = await _walk_ids(Listing(server, _user), newer_than=since, max_pages=100)
+    assert complete
+    assert len(server.asked) == 1
+    assert len(ids) == PAGE_SIZE
+    assert (NOW - since + CLOCK_SKEW).total_seconds() / 10 < len(ids)
+
+
+async def test_reconciliation_that_cannot_read_its_window_is_uncertain() -> None:
+    """A look whose walk hits its page cap raises SubmitUncertainError (never 'not found')."""
+    server = MemoryListing(5000)
+    for entry in server.entries:
+        entry["createdAt"] = NOW.isoformat()  # all inside the window: the walk cannot stop
+    reconciler = Reconciler(Listing(server, _user), submit_url="http://x/submit")
+    request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
+    with pytest.raises(SubmitUncertainError, match="more than"):
+        await reconciler.find(request, since=NOW, settled_by=NOW)
+
+
+async def test_reconciliation_with_an_unreadable_listing_is_uncertain() -> None:
+    """A listing error during a look is SubmitUncertainError, never a reason to resend."""
+    server = MemoryListing(10, refuse_above=0)  # every page refused
+    reconciler = Reconciler(Listing(server, _user), submit_url="http://x/submit")
+    request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
+    with pytest.raises(SubmitUncertainError, match="could not be read"):
+        await reconciler.find(request, since=NOW, settled_by=NOW)
