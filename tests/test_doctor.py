@@ -187,6 +187,7 @@ async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_
     code, document = await doctor(sim, tmp_path, spend(probe=True))
     found = statuses(document)
     assert (code, found["queue"], found["retry_after"]) == (1, "not held", "not held")
+    assert found["over_limit"] == "held"
     assert found["job.finishes"] == "held"
     assert len(sim.generations) == 2  # the third submit was refused
 

@@ -83,7 +83,9 @@ STATEMENTS: Final = {
     "seed": ("Veo 3.1 keeps the seed it is sent", True),
     "video.no_auth": ("motionMP4URL downloads without the API key", True),
     "queue": ("a submit past the concurrency slots is queued, not refused", True),
+    "over_limit": ("a submit over a limit is refused with 429, not another status", True),
     "retry_after": ("a 429 answer carries Retry-After", True),
+    "submit_rate": ("the video endpoint allows 100 submits a minute, as image ones do", True),
     "webhook.video": ("webhooks fire for video generations", True),
 }
 

@@ -102,7 +102,7 @@ async def check_with_job(
         return SpendResult(not_checkable(SPEND_IDS, f"no job was made: {exc}"))
     listed_at = time.monotonic() - started if await _listed(client, job.id, submitted_at) else None
     found = [await _cost(client, account, job)]
-    found.append(await _probe_queue(client, request, account, job, options))
+    found += await _probe_queue(client, request, account, job, options)
     try:
         generation = await client.wait(job.id, timeout=options.timeout, schedule=options.schedule)
     except LeonardoError as exc:  # failed, timed out, vanished, unreachable
@@ -250,47 +250,53 @@ async def _probe_queue(
     account: Account,
     job: GenerationJob,
     options: SpendOptions,
-) -> Finding:
-    """Submit one job per slot more, so the last goes past the slots; stop at a refusal."""
+) -> list[Finding]:
+    """Submit one job per slot more, so the last goes past the slots; stop at a refusal.
+
+    A refusal also shows how the server refuses: with 429, or with another status that
+    the client would take for bad input.
+    """
     slots = account.concurrency_slots
     if not slots:
-        return finding("queue", Status.UNKNOWN, "/me reports no concurrency slots")
+        return [finding("queue", Status.UNKNOWN, "/me reports no concurrency slots")]
     question = (
         f"The queue check submits {slots} more jobs like the first ({cost_text(job)} "
         f"each), so that one goes past your {slots} slots; all of them are charged."
     )
     if not await anyio.to_thread.run_sync(options.confirm, question):
-        return finding("queue", Status.UNKNOWN, "skipped: not confirmed (--yes confirms)")
+        return [finding("queue", Status.UNKNOWN, "skipped: not confirmed (--yes confirms)")]
     accepted = [job.id]
     for number in range(2, slots + 2):
         extra = attrs.evolve(request, prompt=f"{PROMPT} #{number}")
         try:
             accepted.append((await client.submit(extra, retry_refused=False)).id)
         except RateLimitError as exc:
-            return finding(
-                "queue",
-                Status.NOT_HELD,
-                f"submit {number} refused with 429 ({exc.error}) after {len(accepted)} accepted: "
-                "the client holds at the slots",
+            refused = (
+                f"submit {number} refused with 429 ({exc.error}) after {len(accepted)} accepted"
             )
+            return [
+                finding("queue", Status.NOT_HELD, refused + ": the client holds at the slots"),
+                finding("over_limit", Status.HELD, refused),
+            ]
         except APIError as exc:
-            return finding("queue", Status.NOT_HELD, f"submit {number} refused: {exc} (not a 429)")
+            refused = f"submit {number} refused: {exc}"
+            return [
+                finding("queue", Status.NOT_HELD, refused),
+                finding(
+                    "over_limit", Status.NOT_HELD, refused + " (the client takes it for bad input)"
+                ),
+            ]
         except LeonardoError as exc:
-            return finding("queue", Status.UNKNOWN, f"submit {number} failed: {exc}")
+            return [finding("queue", Status.UNKNOWN, f"submit {number} failed: {exc}")]
     try:
         first = await client.get_generation(job.id)
     except LeonardoError as exc:
-        return finding("queue", Status.UNKNOWN, f"the first job could not be looked at: {exc}")
+        return [finding("queue", Status.UNKNOWN, f"the first job could not be looked at: {exc}")]
     if first is None or first.is_finished:
-        return finding(
-            "queue",
-            Status.UNKNOWN,
-            f"all {len(accepted)} submits accepted, but the first job had finished, so "
-            "none went past the slots",
-        )
-    return finding(
-        "queue",
-        Status.HELD,
+        detail = f"all {len(accepted)} submits accepted, but the first job had finished first"
+        return [finding("queue", Status.UNKNOWN, detail)]
+    detail = (
         f"all {len(accepted)} submits accepted with {slots} slots; the extra jobs "
-        f"({', '.join(accepted[1:])}) keep running and are charged",
+        f"({', '.join(accepted[1:])}) keep running and are charged"
     )
+    return [finding("queue", Status.HELD, detail)]
