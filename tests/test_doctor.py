@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import attrs
 import pytest
 from _cli import FAST_POLL, cli
 from _helpers import DEADLINE, FAST, KEY, NO_LIMITS, eventually, requests_to
@@ -222,6 +224,30 @@ async def test_a_broken_upload_is_not_held(sim: Simulator, tmp_path: Path) -> No
     sim.configure(faults={"upload_expired_rate": 1.0})
     code, document = await doctor(sim, tmp_path)
     assert (code, statuses(document)["upload"]) == (1, "not held")
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"), [("image_generation.complete", "held"), ("video.complete", "not held")]
+)
+async def test_webhook_callbacks_for_the_job_are_heard(
+    sim: Simulator, tmp_path: Path, event: str, expected: str
+) -> None:
+    """--webhook-listen: the documented callback for the job holds; another event type is
+    not the one the receiver handles, so the statement does not hold."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/leonardo/webhook"
+    sim.configure(webhook_url=url, webhook_key="cb-key", webhook_event_type=event)
+    options = attrs.evolve(spend(), webhook=("127.0.0.1", port), callback_key="cb-key")
+    _, document = await doctor(sim, tmp_path, options)
+    assert statuses(document)["webhook.video"] == expected
 
 
 # --- the command line ---------------------------------------------------------------------

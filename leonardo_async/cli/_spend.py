@@ -10,6 +10,7 @@ separately, with the price the first job's answer stated.
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 import time
@@ -39,6 +40,7 @@ from ..models import (
     Model,
     Resolution,
 )
+from ..webhook import WebhookReceiver, WebhookStatistics
 from ._checks import Finding, Status, finding, not_checkable
 from ._frames import START, frame_png
 from ._remote import cost_text
@@ -49,6 +51,8 @@ __all__ = ["SpendOptions", "SpendResult", "check_with_job"]
 PROMPT: Final = "Gentle waves under a setting sun (leonardo-async doctor check)"
 #: Seconds between two looks for the new job in the listing, once it finished.
 LISTING_LOOK_EVERY: Final = 2.0
+#: Seconds between two looks at the webhook receiver, once the job finished.
+CALLBACK_LOOK_EVERY: Final = 0.25
 #: Statements only the paid job can settle.
 SPEND_IDS: Final = ("submit.cost", "job.finishes", "private", "seed", "video.no_auth", "queue")
 
@@ -60,13 +64,18 @@ class SpendOptions:
     :param confirm: asked (in a worker thread) before spending more than one job's worth
     :param schedule: how often to look at the job (``None``: the client's)
     :param timeout: seconds to wait for the job before reporting it unfinished
-    :param listing_wait: seconds to keep looking for the finished job in the listing
+    :param listing_wait: seconds to keep looking for the finished job in the listing (and
+        for its webhook callback)
+    :param webhook: ``(host, port)`` to receive Leonardo's callbacks on, if any
+    :param callback_key: the callback key set with the API key's webhook
     """
 
     confirm: Callable[[str], bool]
     schedule: PollSchedule | None = None
     timeout: float = 900.0
     listing_wait: float = 20.0
+    webhook: tuple[str, int] | None = None
+    callback_key: str | None = None
 
 
 @attrs.frozen
@@ -80,7 +89,52 @@ class SpendResult:
 async def check_with_job(
     client: LeonardoClient, account: Account, transcript: Transcript, options: SpendOptions
 ) -> SpendResult:
-    """Run one cheap job end to end (and the queue probe, if confirmed)."""
+    """Run one cheap job end to end (and the queue probe, if confirmed).
+
+    With ``options.webhook``, a :class:`WebhookReceiver` listens there meanwhile, and
+    whether Leonardo called it back for the job becomes a finding.
+    """
+    if options.webhook is None:
+        return await _run_job(client, account, transcript, options)
+    receiver = WebhookReceiver(client, callback_key=options.callback_key)
+    async with receiver.serve(*options.webhook):
+        result = await _run_job(client, account, transcript, options)
+        for _ in range(math.ceil(options.listing_wait / CALLBACK_LOOK_EVERY)):
+            if _called_back(receiver.statistics()):
+                break
+            await anyio.sleep(CALLBACK_LOOK_EVERY)
+    heard = _webhook(receiver.statistics(), options)
+    return attrs.evolve(result, findings=[*result.findings, heard])
+
+
+def _called_back(stats: WebhookStatistics) -> bool:
+    return bool(stats.accepted or stats.ignored or stats.rejected)
+
+
+def _webhook(stats: WebhookStatistics, options: SpendOptions) -> Finding:
+    """What the receiver heard while the job ran (and ``listing_wait`` after)."""
+    if stats.accepted:
+        return finding("webhook.video", Status.HELD, f"{stats.accepted} callbacks received")
+    if stats.ignored:
+        return finding(
+            "webhook.video",
+            Status.NOT_HELD,
+            f"{stats.ignored} callbacks of an event type other than image_generation.complete",
+        )
+    refused = ", ".join(f"{n} {why}" for why, n in stats.rejected.items())
+    where = f"{options.webhook[0]}:{options.webhook[1]}" if options.webhook else "?"
+    return finding(
+        "webhook.video",
+        Status.UNKNOWN if refused else Status.NOT_HELD,
+        f"requests refused ({refused}): check LEONARDO_CALLBACK_KEY"
+        if refused
+        else f"no callback reached {where} (is the key's webhook URL forwarded here?)",
+    )
+
+
+async def _run_job(
+    client: LeonardoClient, account: Account, transcript: Transcript, options: SpendOptions
+) -> SpendResult:
     seed = random.randint(0, MAX_SEED)
     submitted_at = datetime.now(timezone.utc)
     started = time.monotonic()
