@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._batch import BatchSubmitter
+from ._budget import OverBudgetError
 from ._client import ImageSource, LeonardoClient
 from ._errors import (
     APIError,
@@ -31,7 +32,14 @@ from ._errors import (
 )
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
 from ._jobsfile import JobLine, read_jobs
-from ._journal import ItemState, Journal, JournalMismatchError
+from ._journal import (
+    ItemState,
+    Journal,
+    JournalBusyError,
+    JournalDamagedError,
+    JournalMismatchError,
+    JournalWriteError,
+)
 from ._limits import Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
@@ -85,13 +93,17 @@ __all__ = [
     "JobLine",
     "JobTracker",
     "Journal",
+    "JournalBusyError",
+    "JournalDamagedError",
     "JournalMismatchError",
+    "JournalWriteError",
     "LeonardoClient",
     "LeonardoError",
     "Limits",
     "Model",
     "NotFoundError",
     "Orientation",
+    "OverBudgetError",
     "PollSchedule",
     "ProgressCallback",
     "RateLimitError",

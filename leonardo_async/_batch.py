@@ -34,6 +34,7 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._budget import Budget, OverBudgetError
 from ._client import LeonardoClient
 from ._errors import (
     DownloadError,
@@ -54,11 +55,12 @@ from ._items import (
     remote_frame,
     video_name,
 )
-from ._journal import ItemState, Journal, JournalEntry, JournalMismatchError
+from ._journal import ItemState, Journal, JournalEntry, JournalMismatchError, JournalWriteError
 from ._limits import Limits
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
 from ._uploads import read_image
+from ._validate import MAX_SECONDS, number, positive_amount
 from .models import Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
 
 __all__ = ["BatchSubmitter", "plan"]
@@ -92,6 +94,10 @@ class BatchSubmitter:
     :param limits: limits for this batch instead of the client's
     :param schedule: poll schedule for this batch's jobs instead of the client's
     :param max_credits: stop submitting before spent plus estimated credits pass this
+        (shorthand for ``budget=Cost(max_credits, "CREDITS")``)
+    :param budget: stop submitting before spent plus estimated cost passes this amount,
+        in its unit (``CREDITS`` or ``DOLLARS``: the account's); a charge in another unit
+        stops further submits, since amounts in two units are never added
     :param retry_failed: on resume, submit again items whose job ended ``FAILED``
         (this pays again)
     :param force: accept a journal whose items differ from the input
@@ -110,6 +116,7 @@ class BatchSubmitter:
         limits: Limits | None = None,
         schedule: PollSchedule | None = None,
         max_credits: Decimal | float | int | None = None,
+        budget: Cost | None = None,
         retry_failed: bool = False,
         force: bool = False,
         wait_timeout: float | None = None,
@@ -123,12 +130,20 @@ class BatchSubmitter:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.limits = limits
         self.schedule = schedule
-        self.max_credits = None if max_credits is None else Decimal(str(max_credits))
+        if max_credits is not None and budget is None:
+            budget = Cost(positive_amount("max_credits", max_credits), "CREDITS")
+        elif budget is not None:
+            budget = Cost(positive_amount("budget", budget.amount), budget.unit)
+        number("wait_timeout", wait_timeout, 0.001, MAX_SECONDS, allow_none=True)
+        number("upload_concurrency", upload_concurrency, 1, 1000, integer=True)
+        number("download_concurrency", download_concurrency, 1, 1000, integer=True)
+        self.budget = budget
         self.retry_failed = retry_failed
         self.force = force
         self.wait_timeout = wait_timeout
         self.on_progress = on_progress
         self.estimator = CostEstimator()
+        self._budget = Budget(budget, self.estimator)
         self._uploads = anyio.CapacityLimiter(upload_concurrency)
         self._downloads = anyio.CapacityLimiter(download_concurrency)
         self._digests: dict[str, str] = {}
@@ -139,11 +154,11 @@ class BatchSubmitter:
             ("queued", "uploading", "submitting", "running", "downloading"), 0
         )
         self._ended = dict.fromkeys(("COMPLETE", "FAILED", "ERROR"), 0)
-        self._spent: dict[str, Decimal] = {}
-        self._reserved = Decimal(0)
         self._total: int | None = None
         self._started = time.monotonic()
         self._requests_at_start = 0
+        self._failures: list[LeonardoError] = []
+        self._work = anyio.CancelScope()
 
     async def __aenter__(self) -> BatchSubmitter:
         return self
@@ -207,6 +222,7 @@ class BatchSubmitter:
         # The caller's code runs at the yield; it is kept out of the task group so that
         # its exceptions propagate as themselves, not wrapped in an exception group.
         failures: list[LeonardoError] = []
+        self._failures = failures
         tg = anyio.create_task_group()
         await tg.__aenter__()
         try:
@@ -231,7 +247,7 @@ class BatchSubmitter:
             complete=self._ended["COMPLETE"],
             failed=self._ended["FAILED"],
             errors=self._ended["ERROR"],
-            credits=dict(self._spent),
+            credits=dict(self._budget.spent),
             elapsed=time.monotonic() - self._started,
             running_limit=self.client.limiter.running.total,
         )
@@ -262,10 +278,10 @@ class BatchSubmitter:
         self.client.limiter.set_running(bound)
         # Each run counts from the journal afresh (a second run must not count twice).
         self._ended = dict.fromkeys(self._ended, 0)
-        self._spent = {}
+        self._budget.spent = {}
         for entry in self.journal.entries():
             if entry.cost_amount is not None and entry.cost_unit is not None:
-                self._add_spent(Cost(Decimal(entry.cost_amount), entry.cost_unit))
+                self._budget.add(Cost(Decimal(entry.cost_amount), entry.cost_unit))
 
     async def _feed(
         self,
@@ -273,38 +289,55 @@ class BatchSubmitter:
         send: MemoryObjectSendStream[BatchResult],
         failures: list[LeonardoError],
     ) -> None:
-        """Start a task per item, no more than the window allows; end the stream after."""
+        """Start a task per item, no more than the window allows; end the stream after.
+
+        A journal that cannot be written stops the whole batch (nothing can be done
+        safely without its write-ahead record): the work in flight is cancelled, its
+        last journaled step kept for a resume, and the error raised from :meth:`stream`.
+        """
         bound = self.client.limiter.running.total
         window = anyio.Semaphore((bound or UNBOUNDED_WINDOW) + PREFETCH)
         seen: set[str] = set()
         async with send, anyio.create_task_group() as tg:
+            self._work = tg.cancel_scope
             index = 0
-            async for item in _aiter(items):
-                key = _key(item, index)
-                if key in seen:  # a second item on one journal row would be paid twice
-                    await send.send(self._duplicate(key, index, item))
+            try:
+                async for item in _aiter(items):
+                    key = _key(item, index)
+                    if key in seen:  # a second item on one journal row would be paid twice
+                        await send.send(self._duplicate(key, index, item))
+                        index += 1
+                        continue
+                    seen.add(key)
+                    try:
+                        entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
+                    except JournalMismatchError as exc:  # stop feeding; items in flight finish
+                        failures.append(exc)
+                        break
                     index += 1
-                    continue
-                seen.add(key)
-                try:
-                    entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
-                except JournalMismatchError as exc:  # stop feeding; items in flight finish
-                    failures.append(exc)
-                    break
-                index += 1
-                if not self._should_work(entry):
-                    await send.send(self._finish(entry, item, None))
-                    continue
-                await window.acquire()
-                self._counts["queued"] += 1
-                tg.start_soon(self._item, item, entry, send, window)
+                    if not self._should_work(entry):
+                        await send.send(self._finish(entry, item, None))
+                        continue
+                    await window.acquire()
+                    self._counts["queued"] += 1
+                    tg.start_soon(self._item, item, entry, send, window)
+            except JournalWriteError as exc:
+                self._stop(exc)
             if self._total is None:
                 self._total = index
+
+    def _stop(self, exc: JournalWriteError) -> None:
+        """End the batch: the journal cannot record what would happen next."""
+        if not self._failures:
+            logger.error("%s; stopping the batch", exc)
+            self._failures.append(exc)
+        self._work.cancel()
 
     def _should_work(self, entry: JournalEntry) -> bool:
         """Whether a journaled item needs work in this run (see the journal's table)."""
         if entry.state is ItemState.COMPLETE:
-            return self.out_dir is not None and not _present(entry.video)
+            video = self._video(entry)
+            return self.out_dir is not None and (video is None or not video.is_file())
         if entry.state is ItemState.FAILED:
             return self.retry_failed
         return True  # unfinished, or an error: resuming it cannot pay twice
@@ -319,12 +352,18 @@ class BatchSubmitter:
         self._counts["queued"] -= 1
         generation: Generation | None = None
         try:
-            entry, generation = await self._process(item, entry)
-        except LeonardoError as exc:
-            entry = self._failed_step(entry, str(exc))
-        except Exception as exc:  # a bug must not take the other items down
-            logger.exception("item %s failed unexpectedly", entry.key)
-            entry = self._failed_step(entry, repr(exc))
+            try:
+                entry, generation = await self._process(item, entry)
+            except JournalWriteError:
+                raise
+            except LeonardoError as exc:
+                entry = self._failed_step(entry, str(exc))
+            except Exception as exc:  # a bug must not take the other items down
+                logger.exception("item %s failed unexpectedly", entry.key)
+                entry = self._failed_step(entry, repr(exc))
+        except JournalWriteError as exc:
+            self._stop(exc)
+            return
         finally:
             window.release()
         await send.send(self._finish(entry, item, generation))
@@ -456,11 +495,13 @@ class BatchSubmitter:
         slots = self.client.limiter.running
         for attempt in range(1, SUBMIT_REFUSALS + 1):
             token = await slots.acquire()
-            estimate = self.estimator.estimate(request).cost
-            refusal = self._over_budget(estimate)
-            if refusal is not None:
+            try:
+                reservation = await self._budget.reserve(request)
+            except BaseException as exc:
                 slots.release(token)
-                return self.journal.update(entry, state=ItemState.ERROR, error=refusal), None
+                if isinstance(exc, OverBudgetError):
+                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                raise
             entry = self.journal.update(
                 entry,
                 state=ItemState.SUBMITTING,
@@ -469,8 +510,6 @@ class BatchSubmitter:
                 attempts=entry.attempts + 1,
                 error=None,
             )
-            reserved = estimate.amount if estimate is not None else Decimal(0)
-            self._reserved += reserved
             self._counts["submitting"] += 1
             try:
                 job = await self.client.submit(
@@ -488,7 +527,7 @@ class BatchSubmitter:
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
                 raise
             finally:
-                self._reserved -= reserved
+                self._budget.release(reservation)
                 self._counts["submitting"] -= 1
             slots.running_now(token)
             return self._submitted(request, entry, job), token
@@ -497,11 +536,7 @@ class BatchSubmitter:
     def _submitted(
         self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
     ) -> JournalEntry:
-        self.estimator.observe(request, job.cost)
-        if job.cost is not None:
-            self._add_spent(job.cost)
-        elif (estimate := self.estimator.estimate(request).cost) is not None:
-            self._add_spent(estimate)
+        self._budget.charged(request, job.cost)
         return self.journal.update(
             entry,
             state=ItemState.SUBMITTED,
@@ -515,18 +550,6 @@ class BatchSubmitter:
     def _claimed(self) -> set[str]:
         """Generation ids a lost submit must never be matched to: all the batch holds."""
         return self.journal.generation_ids() | self._retired
-
-    def _over_budget(self, estimate: Cost | None) -> str | None:
-        if self.max_credits is None:
-            return None
-        spent = self._spent.get("CREDITS", Decimal(0))
-        expected = estimate.amount if estimate is not None and estimate.unit == "CREDITS" else 0
-        if spent + self._reserved + expected > self.max_credits:
-            return (
-                f"not submitted: max credits {self.max_credits} would be passed "
-                f"(spent {spent}, in flight {self._reserved}, this one ~{expected})"
-            )
-        return None
 
     async def _track(self, entry: JournalEntry) -> Generation | GenerationFailedError:
         """Wait for the job; a failed job is returned, not raised (it is a result)."""
@@ -553,14 +576,14 @@ class BatchSubmitter:
                 await self.client.download(generation, target)
         except DownloadError as exc:
             return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+        except OSError as exc:  # the disk, not the CDN: a resume downloads it again
+            error = f"download to {target} failed: {exc.strerror or exc}"
+            return self.journal.update(entry, state=ItemState.ERROR, error=error)
         finally:
             self._counts["downloading"] -= 1
-        return self.journal.update(entry, state=ItemState.COMPLETE, video=str(target), error=None)
+        return self.journal.update(entry, state=ItemState.COMPLETE, video=target.name, error=None)
 
     # --- bookkeeping --------------------------------------------------------------------
-
-    def _add_spent(self, cost: Cost) -> None:
-        self._spent[cost.unit] = self._spent.get(cost.unit, Decimal(0)) + cost.amount
 
     def _finish(
         self, entry: JournalEntry, item: BatchItem, generation: Generation | None
@@ -579,12 +602,21 @@ class BatchSubmitter:
             status=status,
             prompt=item.request.prompt,
             generation_id=entry.generation_id,
-            video=None if entry.video is None else Path(entry.video),
+            video=self._video(entry),
             cost=cost,
             error=entry.error,
             retryable=status == "ERROR",
             generation=generation,
         )
+
+    def _video(self, entry: JournalEntry) -> Path | None:
+        """Where the item's video is: the journal keeps its name within ``out_dir``, so a
+        resume from another working directory (or of a moved folder) still finds it."""
+        if entry.video is None:
+            return None
+        if self.out_dir is None:
+            return Path(entry.video)
+        return self.out_dir / Path(entry.video).name
 
     def _duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:
         """The result of an item whose key an earlier item of this batch already has."""
@@ -624,10 +656,6 @@ def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> 
 
 def _key(item: BatchItem, index: int) -> str:
     return item.key if item.key is not None else str(index)
-
-
-def _present(video: str | None) -> bool:
-    return video is not None and Path(video).is_file()
 
 
 async def _aiter(items: Iterable[BatchItem] | AsyncIterable[BatchItem]) -> AsyncIterator[BatchItem]:

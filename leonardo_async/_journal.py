@@ -19,14 +19,25 @@ state                 on resume
 
 SQLite in WAL mode with ``synchronous=NORMAL``: a committed row survives the death of the
 process (the OS still holds the log), each write costs microseconds, so it runs inline on
-the event loop rather than paying a thread hop per item.
+the event loop rather than paying a thread hop per item. Until the journal is closed, its
+``-wal`` file beside it is part of it (closing folds the log back into the main file).
+
+One process at a time: a journal on disk is held with an OS lock (``flock`` on a
+``.lock`` file beside it) from opening to closing, so two runs can never work the same
+items; the kernel drops the lock when its process dies, even by ``kill -9``. A journal
+that cannot be read is :class:`JournalDamagedError` before anything is sent, and one that
+cannot be written is :class:`JournalWriteError`, which ends a batch (it cannot go on
+safely without its write-ahead record).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import sqlite3
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -36,13 +47,40 @@ import cattrs
 
 from ._errors import LeonardoError
 
-__all__ = ["ItemState", "Journal", "JournalEntry", "JournalMismatchError"]
+__all__ = [
+    "ItemState",
+    "Journal",
+    "JournalBusyError",
+    "JournalDamagedError",
+    "JournalEntry",
+    "JournalMismatchError",
+    "JournalWriteError",
+]
 
 SCHEMA_VERSION: Final = "1"
 
 
 class JournalMismatchError(LeonardoError):
     """The journal belongs to a different batch; resuming it could pay for the wrong items."""
+
+
+class JournalBusyError(LeonardoError):
+    """Another process holds the journal: two runs on one batch would pay twice.
+
+    :param pid: the holder's process id, if it could be read
+    """
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class JournalDamagedError(LeonardoError):
+    """The journal file cannot be read as a journal (truncated, overwritten, a bad page)."""
+
+
+class JournalWriteError(LeonardoError):
+    """The journal could not record a step (disk full, read-only ...): the batch must stop."""
 
 
 class ItemState(str, enum.Enum):
@@ -72,7 +110,7 @@ class JournalEntry:
     :param seed: the seed chosen before the first submit, reused by every later attempt
     :param submit_started: when the last submit attempt began (bounds the listing search)
     :param uncertain: the submit may have created a generation we could not confirm
-    :param video: where the downloaded MP4 is
+    :param video: the downloaded MP4's file name within the batch's output folder
     """
 
     key: str
@@ -102,17 +140,41 @@ class Journal:
     """A batch's journal in one SQLite file (or in memory, for batches that need no resume).
 
     :param path: the database file (its folder is created if missing), or ``":memory:"``
+    :raises JournalBusyError: another process has it open
+    :raises JournalDamagedError: the file is not a readable journal
     """
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
+        self._lock: int | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(
+            self._lock = _hold(Path(f"{self.path}.lock"))
+        self._db: sqlite3.Connection | None = None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._open(self._db)
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise JournalDamagedError(
+                f"journal {self.path} is damaged ({exc}); nothing was sent. Move it aside "
+                "and check --out by hand: its results.jsonl and videos show what was done"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+        if self.meta("schema") is None:
+            self.set_meta("schema", SCHEMA_VERSION)
+
+    @staticmethod
+    def _open(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        problems = [str(row[0]) for row in db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems[:3]))
+        db.executescript(
             """
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS items (
@@ -124,15 +186,41 @@ class Journal:
             CREATE TABLE IF NOT EXISTS uploads (digest TEXT PRIMARY KEY, image_id TEXT NOT NULL);
             """
         )
-        if self.meta("schema") is None:
-            self.set_meta("schema", SCHEMA_VERSION)
 
     def __repr__(self) -> str:
         return f"<Journal {self.path}>"
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Fold the log into the database file, close it, and let other processes have it.
+
+        After a clean close the ``.sqlite`` file alone holds the whole journal.
+        """
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+            self._db = None
+        if self._lock is not None:
+            os.close(self._lock)  # the kernel drops the flock with the last descriptor
+            self._lock = None
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise JournalWriteError(f"journal {self.path} is closed")
+        return self._db
+
+    def _read(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise JournalDamagedError(f"journal {self.path} is damaged ({exc})") from None
+
+    def _change(self, sql: str, params: Sequence[object]) -> None:
+        try:
+            self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise JournalWriteError(f"journal cannot be written: {self.path}: {exc}") from None
 
     def __enter__(self) -> Journal:
         return self
@@ -144,27 +232,27 @@ class Journal:
 
     def meta(self, key: str) -> str | None:
         """A batch-level fact (``input`` fingerprint, options ...), or ``None``."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._read("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
         """Record a batch-level fact."""
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._change("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def is_empty(self) -> bool:
         """Whether no item was ever recorded."""
-        return self._db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is None
+        return self._read("SELECT 1 FROM items LIMIT 1").fetchone() is None
 
     # --- items --------------------------------------------------------------------------
 
     def entry(self, key: str) -> JournalEntry | None:
         """The item's row, if it has one."""
-        row = self._db.execute("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
+        row = self._read("SELECT * FROM items WHERE key = ?", (key,)).fetchone()
         return None if row is None else _rows.structure(dict(row), JournalEntry)
 
     def entries(self) -> Iterator[JournalEntry]:
         """All rows, in input order."""
-        for row in self._db.execute('SELECT * FROM items ORDER BY "index"'):
+        for row in self._read('SELECT * FROM items ORDER BY "index"').fetchall():
             yield _rows.structure(dict(row), JournalEntry)
 
     def begin(self, key: str, index: int, fingerprint: str, *, force: bool = False) -> JournalEntry:
@@ -196,30 +284,59 @@ class Journal:
         row["uncertain"] = int(entry.uncertain)
         placeholders = ", ".join("?" for _ in _COLUMNS)
         names = ", ".join(f'"{c}"' for c in _COLUMNS)
-        self._db.execute(
+        self._change(
             f"INSERT OR REPLACE INTO items ({names}) VALUES ({placeholders})",  # noqa: S608
             [row[c] for c in _COLUMNS],
         )
 
     def generation_ids(self) -> set[str]:
         """Every generation id the batch holds (never to be taken for another item)."""
-        rows = self._db.execute("SELECT generation_id FROM items WHERE generation_id IS NOT NULL")
+        rows = self._read("SELECT generation_id FROM items WHERE generation_id IS NOT NULL")
         return {str(r[0]) for r in rows}
 
     def counts(self) -> dict[ItemState, int]:
         """How many items are in each state."""
-        rows = self._db.execute("SELECT state, COUNT(*) FROM items GROUP BY state")
+        rows = self._read("SELECT state, COUNT(*) FROM items GROUP BY state")
         return {ItemState(r[0]): int(r[1]) for r in rows}
 
     # --- uploads ------------------------------------------------------------------------
 
     def uploaded(self, digest: str) -> str | None:
         """The init image id already holding the file with this content hash."""
-        row = self._db.execute(
-            "SELECT image_id FROM uploads WHERE digest = ?", (digest,)
-        ).fetchone()
+        row = self._read("SELECT image_id FROM uploads WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else str(row[0])
 
     def record_upload(self, digest: str, image_id: str) -> None:
         """Remember that this content is uploaded as ``image_id``."""
-        self._db.execute("INSERT OR REPLACE INTO uploads VALUES (?, ?)", (digest, image_id))
+        self._change("INSERT OR REPLACE INTO uploads VALUES (?, ?)", (digest, image_id))
+
+    def forget_upload(self, image_id: str) -> None:
+        """Drop a cached upload the server no longer knows (its next use uploads again)."""
+        self._change("DELETE FROM uploads WHERE image_id = ?", (image_id,))
+
+
+def _hold(path: Path) -> int | None:
+    """Take the OS lock on ``path`` for this process; the open descriptor holds it.
+
+    :raises JournalBusyError: another process holds it (its pid is in the file)
+    """
+    if sys.platform == "win32":  # no flock; the folder-level checks still apply
+        return None
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        pid = int(text) if text.isdigit() else None
+        raise JournalBusyError(
+            f"journal {path.with_suffix('')} is in use by another run "
+            f"(pid {pid if pid is not None else 'unknown'}); nothing was sent. "
+            "Wait for it to end, or stop it first",
+            pid,
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

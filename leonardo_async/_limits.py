@@ -24,10 +24,12 @@ import logging
 import math
 import random
 from collections import deque
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import anyio
 import attrs
+
+from ._validate import in_range, number
 
 __all__ = ["KeyLimiter", "Limits", "RateGate", "RequestKind", "RunningSlots"]
 
@@ -38,11 +40,8 @@ DEFAULT_REQUESTS_PER_MINUTE: Final = 2000.0
 DEFAULT_SUBMITS_PER_MINUTE: Final = 100.0
 
 
-def _positive_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-    ):
-        raise ValueError(f"{attribute.name} must be a positive number or None, got {value!r}")
+#: A rate below one a minute, or above a million, is a mistake (it would mean "never").
+_RATE = in_range(1, 1e6, allow_none=True)
 
 
 @attrs.frozen
@@ -60,22 +59,19 @@ class Limits:
     """
 
     requests_per_minute: float | None = attrs.field(
-        default=DEFAULT_REQUESTS_PER_MINUTE, validator=_positive_or_none
+        default=DEFAULT_REQUESTS_PER_MINUTE, validator=_RATE
     )
     submits_per_minute: float | None = attrs.field(
-        default=DEFAULT_SUBMITS_PER_MINUTE, validator=_positive_or_none
+        default=DEFAULT_SUBMITS_PER_MINUTE, validator=_RATE
     )
     max_running: int | Literal["account"] | None = "account"
-    burst: int | None = attrs.field(default=None, validator=_positive_or_none)
+    burst: int | None = attrs.field(
+        default=None, validator=in_range(1, 1e6, integer=True, allow_none=True)
+    )
 
     def __attrs_post_init__(self) -> None:
-        value: Any = self.max_running
-        if (
-            value is not None
-            and value != "account"
-            and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
-        ):
-            raise ValueError(f"max_running must be >= 1, 'account' or None, got {value!r}")
+        if self.max_running != "account":
+            number("max_running", self.max_running, 1, 100_000, integer=True, allow_none=True)
 
     @classmethod
     def off(cls) -> Limits:

@@ -15,6 +15,8 @@ from email.utils import parsedate_to_datetime
 
 import attrs
 
+from ._validate import MAX_SECONDS, in_range
+
 __all__ = ["Failure", "RetryPolicy", "backoff_delay", "parse_retry_after", "retry_delay"]
 
 
@@ -44,14 +46,12 @@ class RetryPolicy:
     :param max_retry_after: the longest server-requested wait we honour before giving up
     """
 
-    attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
-    base_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    multiplier: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
-    max_delay: float = attrs.field(default=20.0, validator=attrs.validators.ge(0))
-    jitter: float = attrs.field(
-        default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
-    )
-    max_retry_after: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
+    attempts: int = attrs.field(default=5, validator=in_range(1, 1000, integer=True))
+    base_delay: float = attrs.field(default=0.5, validator=in_range(0, MAX_SECONDS))
+    multiplier: float = attrs.field(default=2.0, validator=in_range(1, 1e9))
+    max_delay: float = attrs.field(default=20.0, validator=in_range(0, MAX_SECONDS))
+    jitter: float = attrs.field(default=0.5, validator=in_range(0, 1))
+    max_retry_after: float = attrs.field(default=300.0, validator=in_range(0, MAX_SECONDS))
 
 
 def backoff_delay(policy: RetryPolicy, retry: int, rand: float) -> float:

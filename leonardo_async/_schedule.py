@@ -16,16 +16,14 @@ status (one listing page for many jobs) the looks are nearly free.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
+
+from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
 
 __all__ = ["PollSchedule"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+_SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
 
 
 @attrs.frozen
@@ -41,17 +39,13 @@ class PollSchedule:
         nominal value (and still capped), 0 to 0.5
     """
 
-    initial: float = attrs.field(default=20.0, validator=_positive)
-    max_interval: float = attrs.field(default=10.0, validator=_positive)
-    first_interval: float | None = attrs.field(default=None)
-    multiplier: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
-    jitter: float = attrs.field(
-        default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.le(0.5)]
+    initial: float = attrs.field(default=20.0, validator=_SECONDS)
+    max_interval: float = attrs.field(default=10.0, validator=_SECONDS)
+    first_interval: float | None = attrs.field(
+        default=None, validator=in_range(MIN_SECONDS, MAX_SECONDS, allow_none=True)
     )
-
-    def __attrs_post_init__(self) -> None:
-        if self.first_interval is not None:
-            _positive(None, attrs.fields(PollSchedule).first_interval, self.first_interval)
+    multiplier: float = attrs.field(default=1.5, validator=in_range(1, 1e9))
+    jitter: float = attrs.field(default=0.1, validator=in_range(0, 0.5))
 
     @property
     def start(self) -> float:

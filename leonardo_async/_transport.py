@@ -33,6 +33,7 @@ from yarl import URL
 from ._errors import APIError, SubmitUncertainError, TransportError, hasura_error
 from ._limits import KeyLimiter, RequestKind
 from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
+from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
 
 __all__ = ["Timeouts", "Transport"]
 
@@ -43,6 +44,9 @@ USER_AGENT: Final = "leonardo-async/0.1"
 
 #: Failures where the connection was never made, so nothing reached the server.
 _NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError,)
+
+
+_SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
 
 
 @attrs.frozen
@@ -56,10 +60,10 @@ class Timeouts:
         video may take long, but never stall this long
     """
 
-    connect: float = 10.0
-    api: float = 60.0
-    upload: float = 120.0
-    download_stall: float = 60.0
+    connect: float = attrs.field(default=10.0, validator=_SECONDS)
+    api: float = attrs.field(default=60.0, validator=_SECONDS)
+    upload: float = attrs.field(default=120.0, validator=_SECONDS)
+    download_stall: float = attrs.field(default=60.0, validator=_SECONDS)
 
 
 @attrs.frozen

@@ -370,7 +370,7 @@ async def test_max_credits_stops_further_submits(tmp_path: Path) -> None:
             if result.status == "ERROR":
                 assert result.generation_id is None
                 assert result.error is not None
-                assert "max credits 5000" in result.error
+                assert "budget of 5000 CREDITS" in result.error
                 assert result.retryable
         stats = sim.statistics()
         assert stats.generations_created == 2

@@ -143,7 +143,8 @@ def check_consistent(
         assert entry is not None
         assert STATUS_OF[entry.state] == result.status
         assert entry.generation_id == result.generation_id
-        assert entry.video == (None if result.video is None else str(result.video))
+        # The journal keeps the video's name within out_dir (a resume from elsewhere finds it).
+        assert entry.video == (None if result.video is None else result.video.name)
         if result.status == "COMPLETE":
             assert result.generation_id is not None
             assert result.video is not None

@@ -250,7 +250,7 @@ async def test_max_credits_stops_submitting_and_a_resume_finishes(
     assert await batch(jobs, out, "--max-credits", "4500", "--concurrency", "2") == 1
     first = results(out)
     assert sorted(line["status"] for line in first) == ["COMPLETE"] * 2 + ["ERROR"] * 2
-    assert all("max credits" in line["error"] for line in first if line["status"] == "ERROR")
+    assert all("budget of" in line["error"] for line in first if line["status"] == "ERROR")
     assert sim.statistics().credits_spent == 4280
     assert await batch(jobs, out, "--resume", "--dry-run") == 0  # only what is left
     printed = capsys.readouterr().out

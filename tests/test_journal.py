@@ -8,6 +8,7 @@ resubmitting, track what exists, download what is missing, and pay for nothing t
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -31,7 +32,7 @@ from leonardo_async import (
     JournalMismatchError,
     LeonardoClient,
 )
-from leonardo_async._journal import JournalEntry
+from leonardo_async._journal import JournalDamagedError, JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
 
 SUBMIT = "POST /generations-image-to-video"
@@ -109,10 +110,12 @@ def test_updates_are_committed_before_they_return(tmp_path: Path) -> None:
     entry = journal.begin("a", 0, "fp")
     started = datetime.now(timezone.utc)
     journal.update(entry, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
-    with Journal(path) as other:
-        seen = other.entry("a")
-        assert seen is not None
-        assert (seen.state, seen.seed, seen.submit_started) == (ItemState.SUBMITTING, SEED, started)
+    other = sqlite3.connect(path)
+    try:
+        seen = other.execute("SELECT state, seed, submit_started FROM items").fetchone()
+    finally:
+        other.close()
+    assert seen == ("submitting", SEED, started.isoformat())
     journal.close()
 
 
@@ -123,8 +126,12 @@ def test_a_killed_writer_loses_nothing_committed(tmp_path: Path) -> None:
     for index in range(50):
         entry = journal.begin(str(index), index, "fp")
         journal.update(entry, state=ItemState.SUBMITTED, generation_id=f"gen-{index}")
-    # No close: the database file and its write-ahead log are read as a crash leaves them.
-    with Journal(path) as reopened:
+    # No close: the database file and its write-ahead log are copied as a crash leaves them.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("journal.sqlite", "journal.sqlite-wal"):
+        shutil.copyfile(tmp_path / name, copy / name)
+    with Journal(copy / "journal.sqlite") as reopened:
         assert reopened.counts() == {ItemState.SUBMITTED: 50}
         assert reopened.generation_ids() == {f"gen-{i}" for i in range(50)}
     journal.close()
@@ -173,7 +180,7 @@ def test_the_journal_refuses_other_files(tmp_path: Path) -> None:
     """A file that is not a database is an error, not silently replaced."""
     path = tmp_path / "journal.sqlite"
     path.write_bytes(b"this is not a database, but someone's notes" * 100)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(JournalDamagedError, match="is damaged"):
         Journal(path)
 
 

@@ -21,6 +21,7 @@ PACKAGE = Path(leonardo_async.__file__).parent
 #: Top to bottom. A new module must be placed here, below everything it imports.
 LAYERS = [
     "_errors",
+    "_validate",
     "models",
     "_convert",
     "_retry",
@@ -34,6 +35,7 @@ LAYERS = [
     "_tracker",
     "_client",
     "_pricing",
+    "_budget",
     "_items",
     "_fields",
     "_jobsfile",

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import io
+import signal
 import sys
 import tempfile
-from decimal import Decimal, InvalidOperation
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TextIO
 
 import anyio
 
@@ -25,9 +27,18 @@ from .._client import LeonardoClient
 from .._errors import LeonardoError, ValidationError
 from .._items import BatchItem, BatchResult, BatchStatistics
 from .._jobsfile import JobLine, input_digest, read_jobs, result_line, write_results
-from .._journal import ItemState, Journal, JournalMismatchError
+from .._journal import (
+    ItemState,
+    Journal,
+    JournalBusyError,
+    JournalDamagedError,
+    JournalMismatchError,
+)
 from .._limits import Limits
 from .._schedule import PollSchedule
+from .._uploads import AtomicFile
+from .._validate import MAX_SECONDS, number, positive_amount
+from ..models import Cost
 from ._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -38,12 +49,13 @@ from ._common import (
     report_invalid,
 )
 from ._findings import apply_findings
+from ._outdir import JOURNAL, RESULTS, open_journal, sweep_parts
 from ._progress import Progress
 
 __all__ = ["register"]
 
-JOURNAL: Final = "journal.sqlite"
-RESULTS: Final = "results.jsonl"
+#: The units Leonardo charges in.
+UNITS = ("CREDITS", "DOLLARS")
 
 _DESCRIPTION = """\
 Run every request of a JSONL file (one JSON object per line) as fast as the API key's
@@ -62,8 +74,13 @@ or, with --strict, none does. --dry-run checks every line, prices what is left t
 --out holds journal.sqlite: a run killed at any moment continues with --resume and never
 submits an item twice. results.jsonl gets one line per input line.
 
+One run at a time owns --out (a second exits 2, naming the first's pid). --resume
+refuses a folder without journal state, and a fresh run a folder holding earlier videos
+or results, unless --force. While a run goes, journal.sqlite-wal is part of the journal.
+
 exit codes: 0 every item complete, 1 some failed or errored, 2 bad input (nothing
-submitted for it), 3 API or network error, 130 interrupted (resume with --resume)"""
+submitted for it; a held, damaged or missing journal), 3 API, network or disk error,
+130/143 stopped by Ctrl-C/SIGTERM (resume with --resume)"""
 
 
 def register(commands: Commands) -> None:
@@ -90,6 +107,13 @@ def register(commands: Commands) -> None:
         help="check every line and price what is left; submit nothing (exit 2 if a line is bad)",
     )
     parser.add_argument("--max-credits", help="stop submitting before this many credits are spent")
+    parser.add_argument(
+        "--max-cost",
+        nargs=2,
+        metavar=("AMOUNT", "UNIT"),
+        help="stop submitting before this much is spent, in the account's unit "
+        "(CREDITS or DOLLARS); a charge in another unit stops further submits",
+    )
     parser.add_argument("--no-download", action="store_true", help="leave the videos on the CDN")
     parser.add_argument(
         "--strict", action="store_true", help="refuse the whole file if a line is bad"
@@ -136,42 +160,49 @@ def run(args: argparse.Namespace) -> int:
 class _Options:
     """The parsed numeric options, checked before anything is sent."""
 
-    def __init__(
-        self, limits: Limits, schedule: PollSchedule | None, max_credits: Decimal | None
-    ) -> None:
+    def __init__(self, limits: Limits, schedule: PollSchedule | None, budget: Cost | None) -> None:
         self.limits = limits
         self.schedule = schedule
-        self.max_credits = max_credits
+        self.budget = budget
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Options:
+        """Every numeric option finite and in range, or a :class:`ValidationError`."""
+        for flag, value in (("--poll-initial", args.poll_initial), ("--poll-max", args.poll_max)):
+            number(flag, value, 0.001, MAX_SECONDS, allow_none=True)
+        number("--timeout", args.timeout, 0.001, MAX_SECONDS, allow_none=True)
         try:
             limits = Limits(
                 requests_per_minute=2000.0 if args.rpm is None else args.rpm,
                 submits_per_minute=100.0 if args.spm is None else args.spm,
                 max_running="account" if args.concurrency is None else args.concurrency,
             )
-        except ValueError as exc:
-            raise ValidationError("--concurrency/--rpm/--spm", None, str(exc)) from None
+        except ValidationError as exc:
+            flags = {"requests_per_minute": "--rpm", "submits_per_minute": "--spm"}
+            raise ValidationError(
+                flags.get(exc.field, "--concurrency"), exc.value, exc.allowed
+            ) from None
         schedule = None
         if args.poll_initial is not None or args.poll_max is not None:
-            try:
-                default = PollSchedule()
-                schedule = PollSchedule(
-                    initial=default.initial if args.poll_initial is None else args.poll_initial,
-                    max_interval=default.max_interval if args.poll_max is None else args.poll_max,
-                )
-            except ValueError as exc:
-                raise ValidationError("--poll-initial/--poll-max", None, str(exc)) from None
-        credits = None
-        if args.max_credits is not None:
-            try:
-                credits = Decimal(args.max_credits)
-            except InvalidOperation:
-                raise ValidationError("--max-credits", args.max_credits, "a number") from None
-        if args.timeout is not None and args.timeout <= 0:
-            raise ValidationError("--timeout", args.timeout, "a positive number of seconds")
-        return cls(limits, schedule, credits)
+            default = PollSchedule()
+            schedule = PollSchedule(
+                initial=default.initial if args.poll_initial is None else args.poll_initial,
+                max_interval=default.max_interval if args.poll_max is None else args.poll_max,
+            )
+        return cls(limits, schedule, _budget(args))
+
+
+def _budget(args: argparse.Namespace) -> Cost | None:
+    if args.max_credits is not None and args.max_cost is not None:
+        raise ValidationError("--max-credits", args.max_credits, "not together with --max-cost")
+    if args.max_credits is not None:
+        return Cost(positive_amount("--max-credits", args.max_credits), "CREDITS")
+    if args.max_cost is None:
+        return None
+    amount, unit = args.max_cost
+    if unit.upper() not in UNITS:
+        raise ValidationError("--max-cost UNIT", unit, " or ".join(UNITS))
+    return Cost(positive_amount("--max-cost AMOUNT", amount), unit.upper())
 
 
 def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchItem]:
@@ -183,7 +214,12 @@ def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchI
     path = args.out / JOURNAL
     if not path.is_file():
         return items
-    with Journal(path) as journal:
+    try:
+        journal = Journal(path)
+    except (JournalBusyError, JournalDamagedError) as exc:
+        report(f"note: {exc}; pricing every item")
+        return items
+    with journal:
         if journal.meta("input") != input_digest(args.jobs):
             report(f"note: the journal in {args.out} was written for another input file")
         paid = {ItemState.COMPLETE, ItemState.SUBMITTED}
@@ -222,82 +258,93 @@ def _check_writable(folder: Path) -> None:
         pass
 
 
-def _open_journal(args: argparse.Namespace) -> Journal:
-    """The output folder's journal, refusing to reuse one unless asked to resume it."""
-    path = args.out / JOURNAL
-    existed = path.exists()
-    journal = Journal(path)
-    digest = input_digest(args.jobs)
-    if existed and not journal.is_empty():
-        if not args.resume:
-            journal.close()
-            raise JournalMismatchError(
-                f"{args.out} already holds a batch; pass --resume to continue it, "
-                "or choose another --out"
-            )
-        if journal.meta("input") != digest and not args.force:
-            journal.close()
-            raise JournalMismatchError(
-                f"the journal in {args.out} was written for a different input file; "
-                "resume with the same file, or pass --force"
-            )
-    journal.set_meta("input", digest)
-    journal.set_meta("input_path", str(args.jobs.resolve()))
-    return journal
-
-
 async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[JobLine]) -> int:
     try:
-        journal = _open_journal(args)
-    except JournalMismatchError as exc:
+        journal = open_journal(args)
+    except (JournalMismatchError, JournalBusyError, JournalDamagedError) as exc:
         report(str(exc))
         return EXIT_BAD_INPUT
+    sweep_parts(args.out)
     items = [job.item for job in jobs if job.item is not None]
     results: dict[str, BatchResult] = {}
+    stopped_by: list[int] = []
+    code: int | None = None
     with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
         try:
             client = LeonardoClient(limits=options.limits, poll_schedule=options.schedule)
         except ValidationError as exc:
             return report_invalid(exc)
+        batch = BatchSubmitter(
+            client,
+            journal=journal,
+            out_dir=None if args.no_download else args.out,
+            schedule=options.schedule,
+            budget=options.budget,
+            retry_failed=args.retry_failed,
+            force=args.force,
+            wait_timeout=args.timeout,
+            on_progress=lambda stats: _show(progress, stats),
+        )
         try:
-            async with (
-                client,
-                BatchSubmitter(
-                    client,
-                    journal=journal,
-                    out_dir=None if args.no_download else args.out,
-                    schedule=options.schedule,
-                    max_credits=options.max_credits,
-                    retry_failed=args.retry_failed,
-                    force=args.force,
-                    wait_timeout=args.timeout,
-                    on_progress=lambda stats: _show(progress, stats),
-                ) as batch,
-            ):
+            async with client, batch, _stopped_by_signal(stopped_by):
                 await apply_findings(client)
                 async with batch.stream(items) as stream:
                     async for result in stream:
                         results[result.key] = result
                         if result.status != "COMPLETE":
                             progress.message(f"line {result.key}: {result.status}: {result.error}")
-                summary = batch.summary()
         except JournalMismatchError as exc:
             report(str(exc))
-            return EXIT_BAD_INPUT
+            code = EXIT_BAD_INPUT
         except LeonardoError as exc:
             report(str(exc))
-            return EXIT_API_ERROR
+            code = EXIT_API_ERROR
         finally:
-            with contextlib.suppress(OSError):
-                _write_results(args.out, jobs, results)
+            unwritten = _save_results(args.out, jobs, results)
+    summary = batch.summary()
+    if unwritten is not None:
+        report(f"{args.out / RESULTS} cannot be written: {unwritten}")
     credits = ", ".join(f"{amount:f} {unit}" for unit, amount in sorted(summary.credits.items()))
     print(
         f"{summary.complete} complete, {summary.failed} failed, {summary.errors} errors "
         f"in {summary.elapsed:.1f} s; credits {credits or '0'}; {summary.requests} requests; "
-        f"results in {args.out / RESULTS}",
+        + (f"results in {args.out / RESULTS}" if unwritten is None else "no results file"),
         file=sys.stdout,
     )
+    if stopped_by:
+        print(f"interrupted by {signal.Signals(stopped_by[0]).name}; continue with --resume")
+        return 128 + stopped_by[0]
+    if code is not None:
+        return code
+    if unwritten is not None:
+        return EXIT_API_ERROR
     return EXIT_OK if summary.complete == len(items) else EXIT_FAILED
+
+
+@contextlib.asynccontextmanager
+async def _stopped_by_signal(received: list[int]) -> AsyncIterator[None]:
+    """Stop the block cleanly on SIGTERM or SIGINT, as Ctrl-C would, noting the signal.
+
+    Only the main thread can take signals; elsewhere (a test's worker thread) the block
+    just runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch, (signal.SIGTERM, signal.SIGINT), received, tg.cancel_scope)
+        yield
+        tg.cancel_scope.cancel()
+
+
+async def _watch(
+    signals: tuple[signal.Signals, ...], received: list[int], scope: anyio.CancelScope
+) -> None:
+    with anyio.open_signal_receiver(*signals) as arrivals:
+        async for signum in arrivals:
+            received.append(int(signum))
+            scope.cancel()
+            return
 
 
 def _show(progress: Progress, stats: BatchStatistics) -> None:
@@ -309,6 +356,15 @@ def _show(progress: Progress, stats: BatchStatistics) -> None:
         failed=stats.failed + stats.errors,
         credits=credits,
     )
+
+
+def _save_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResult]) -> str | None:
+    """Write ``results.jsonl``; returns why it could not be, or ``None`` when it was."""
+    try:
+        _write_results(out, jobs, results)
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _write_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResult]) -> None:
@@ -324,10 +380,8 @@ def _write_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResul
             if result is not None
             else result_line(job.line, None, "not finished in this run; resume with --resume")
         )
-    target = out / RESULTS
-    temp = target.with_name(f".{RESULTS}.part")
-    with temp.open("w", encoding="utf-8") as stream:
-        write_results(lines, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    temp.replace(target)
+    with AtomicFile(out / RESULTS) as target:
+        buffer = io.StringIO()
+        write_results(lines, buffer)
+        target.write(buffer.getvalue().encode("utf-8", "backslashreplace"))
+        target.commit()

@@ -129,7 +129,7 @@ async def _submit(request: web.Request, endpoint: str) -> web.Response:
     faults, route = config.faults, f"POST /generations-{endpoint}"
     if core.faults.applies(faults, route) and core.faults.draw(faults.null_cost_rate, "null_cost"):
         return _ok(job_json(row.id, core.faults.null_cost()))
-    return _ok(job_json(row.id, cost_json(row.cost)))
+    return _ok(job_json(row.id, cost_json(row.cost, config.cost_unit)))
 
 
 def _over_concurrency(core: Core, api_key: str, now: float) -> web.Response | None:

@@ -219,6 +219,8 @@ class SimulatorConfig:
     :param api_subscription_tokens: starting ``apiSubscriptionTokens`` balance.
     :param api_paid_tokens: starting ``apiPaidTokens`` balance (``None`` reports null).
     :param cost_1080p_multiplier: price factor of ``RESOLUTION_1080`` over 720p.
+    :param cost_unit: the unit submit answers charge in: ``CREDITS``, or ``DOLLARS``
+        (pay-as-you-go accounts; a credit's price taken as $0.001).
     :param listing_order: order of ``GET /generations/user/{userId}``.
     :param listing_max_limit: largest ``limit`` honoured (larger ones are capped silently).
     :param listing_includes_video: whether the listing shows video generations at all.
@@ -271,6 +273,9 @@ class SimulatorConfig:
     api_subscription_tokens: int = 1_000_000
     api_paid_tokens: int | None = None
     cost_1080p_multiplier: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
+    cost_unit: Literal["CREDITS", "DOLLARS"] = attrs.field(
+        default="CREDITS", validator=v.in_(("CREDITS", "DOLLARS"))
+    )
     listing_order: Literal["newest", "oldest", "random"] = attrs.field(
         default="newest", validator=v.in_(("newest", "oldest", "random"))
     )

@@ -99,9 +99,11 @@ def job_json(generation_id: str, cost: dict[str, str | None] | None) -> dict[str
     }
 
 
-def cost_json(credits: int) -> dict[str, str | None]:
-    """Return a submit answer's ``cost``: the amount as a decimal string, in credits."""
-    return {"amount": str(credits), "unit": "CREDITS"}
+def cost_json(credits: int, unit: str = "CREDITS") -> dict[str, str | None]:
+    """Return a submit answer's ``cost``: the amount as a decimal string, in ``unit``
+    (``DOLLARS`` prices a credit at $0.001, for pay-as-you-go accounts)."""
+    amount = str(credits) if unit == "CREDITS" else f"{credits / 1000:.3f}"
+    return {"amount": amount, "unit": unit}
 
 
 def init_image_json(image: InitImage, object_url: str, suffix: str) -> dict[str, Any]:
