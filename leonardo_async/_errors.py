@@ -10,7 +10,8 @@ decide what to do next::
     │   └── SubmitUncertainError           a paid submit may or may not have been created
     ├── ResponseShapeError                 a 2xx answer we cannot read (names the JSON path)
     ├── APIError                           the API answered with an error status
-    │   ├── AuthenticationError            401 / 403: the key is missing, wrong or revoked
+    │   ├── AuthenticationError            the key is refused: 401/403, ``access-denied``, or
+    │   │                                  the 500 "Invalid response from authorization hook"
     │   ├── NotFoundError                  404
     │   ├── RateLimitError                 429, with the server's Retry-After when sent
     │   └── ServerError                    5xx
@@ -23,8 +24,9 @@ decide what to do next::
 
 Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
 response, so they can be logged, pickled and compared. None of them ever holds the API key:
-requests are described by method and URL only, and the transport never puts the
-``authorization`` header into a message.
+requests are described by method and URL only, the transport never puts the
+``authorization`` header into a message, and it blanks the key out of every answer it reads
+before any error is made from it (some gateways echo the request's headers in their errors).
 """
 
 from __future__ import annotations
@@ -154,7 +156,10 @@ class APIError(LeonardoError):
         self.code = code
         detail = f": {error}" if error else ""
         tag = f" [{code}]" if code else ""
-        super().__init__(f"{method} {url} -> HTTP {status}{detail}{tag}")
+        super().__init__(f"{method} {url} -> HTTP {status}{detail}{tag}{self._advice}")
+
+    #: What the caller can do about it, appended to the message.
+    _advice = ""
 
     @classmethod
     def from_status(
@@ -173,13 +178,26 @@ class APIError(LeonardoError):
                 status, method, url, error=error, code=code, retry_after=retry_after
             )
         kind: type[APIError] = APIError
-        if status in (401, 403):
+        if status in (401, 403) or is_key_refusal(error, code):
             kind = AuthenticationError
         elif status == 404:
             kind = NotFoundError
         elif status >= 500:
             kind = ServerError
         return kind(status, method, url, error=error, code=code)
+
+
+#: The text of the 500 Leonardo answers a malformed key with (its Hasura auth hook failed).
+AUTH_HOOK_ERROR = "Invalid response from authorization hook"
+
+
+def is_key_refusal(error: str | None, code: str | None) -> bool:
+    """Whether a Hasura error says the key itself was refused (whatever the status).
+
+    ``access-denied`` is Hasura's code for a key it does not accept; the authorization-hook
+    500 is what a malformed key gets. Neither goes away by asking again.
+    """
+    return code == "access-denied" or (error is not None and AUTH_HOOK_ERROR in error)
 
 
 def hasura_error(body: Any) -> tuple[str | None, str | None]:
@@ -191,7 +209,17 @@ def hasura_error(body: Any) -> tuple[str | None, str | None]:
 
 
 class AuthenticationError(APIError):
-    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+    """The API key is missing, wrong, revoked, or not allowed to do this.
+
+    Raised at the first such answer, never retried: 401/403, Hasura's ``access-denied``, or
+    the HTTP 500 "Invalid response from authorization hook" that a malformed key gets. The
+    message names ``LEONARDO_API_KEY``, never the key.
+    """
+
+    _advice = (
+        "; the API key was refused: check LEONARDO_API_KEY (or the api_key passed in);"
+        " Leonardo's keys are UUIDs"
+    )
 
 
 class NotFoundError(APIError):

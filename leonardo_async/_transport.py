@@ -12,7 +12,14 @@ apart on purpose:
   other than the API;
 * downloads (:meth:`Transport.stream`) go to the CDN, also without the header.
 
-Every request has a bounded timeout. Errors name the method and URL, never the headers.
+Every request has a bounded timeout. Errors name the method and URL, never the headers; and
+since a proxy or gateway may echo the request's ``authorization`` header in its error page,
+every answer is read with the key blanked out (:meth:`Transport._scrub`) before anything,
+error or log line, is made from it.
+
+A refused key (:class:`AuthenticationError`: 401/403, ``access-denied``, or the 500 that
+Leonardo's authorization hook gives a malformed key) is raised at once: asking again cannot
+help, and a refused request created nothing, so a refused submit is not uncertain either.
 """
 
 from __future__ import annotations
@@ -30,7 +37,13 @@ import anyio
 import attrs
 from yarl import URL
 
-from ._errors import APIError, SubmitUncertainError, TransportError, hasura_error
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    SubmitUncertainError,
+    TransportError,
+    hasura_error,
+)
 from ._limits import KeyLimiter, RequestKind
 from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
 from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
@@ -41,6 +54,9 @@ logger = logging.getLogger("leonardo_async")
 
 DEFAULT_BASE_URL: Final = "https://cloud.leonardo.ai/api/rest/v1"
 USER_AGENT: Final = "leonardo-async/0.1"
+
+#: What stands in for the key wherever an answer repeated it.
+REDACTED: Final = "[redacted]"
 
 #: Failures where the connection was never made, so nothing reached the server.
 _NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError,)
@@ -104,6 +120,7 @@ class Transport:
     ) -> None:
         self._base = base_url.rstrip("/")
         self._base_origin = _origin(URL(self._base))
+        self._secret = api_key
         self._headers = {
             "authorization": f"Bearer {api_key}",
             "accept": "application/json",
@@ -197,12 +214,12 @@ class Transport:
                     timeout=self._api_timeout,  # also when the session is the caller's
                 ) as resp:
                     status = resp.status
-                    raw = await resp.read()
+                    raw = self._scrub(await resp.read())
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             except _NOT_SENT_ERRORS as exc:
-                failure, cause = Failure.NOT_SENT, _describe(exc)
+                failure, cause = Failure.NOT_SENT, self._scrub_text(_describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                failure, cause = Failure.MAYBE_SENT, _describe(exc)
+                failure, cause = Failure.MAYBE_SENT, self._scrub_text(_describe(exc))
             else:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
@@ -221,6 +238,9 @@ class Transport:
                         return decoded
                 else:
                     failure, cause = Failure.STATUS, f"HTTP {status}"
+                    refusal = APIError.from_status(status, method, url, _json_or_none(raw))
+                    if isinstance(refusal, AuthenticationError):
+                        raise refusal
                     if status == 429:
                         # Everyone pauses; a wait longer than we honour is not imposed on
                         # the other senders, and this request gives up with the server's
@@ -248,6 +268,15 @@ class Transport:
             if status != 429:
                 await anyio.sleep(delay)
             # After a 429 the limiter's shared pause does the waiting for everyone.
+
+    def _scrub(self, raw: bytes) -> bytes:
+        """``raw`` with every copy of the key replaced, so no error or log can carry it."""
+        secret = self._secret.encode()
+        return raw.replace(secret, REDACTED.encode()) if secret and secret in raw else raw
+
+    def _scrub_text(self, text: str) -> str:
+        """``text`` with every copy of the key replaced."""
+        return text.replace(self._secret, REDACTED) if self._secret else text
 
     def _error(
         self,

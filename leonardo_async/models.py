@@ -116,6 +116,11 @@ class FrameRef:
         object.__setattr__(self, "type", _coerce_enum(ImageType, "image type", self.type))
 
 
+def _private_unless_asked(value: bool | None) -> bool:
+    """Read "not said" as private: a public video lands in the community feed."""
+    return False if value is None else value
+
+
 @attrs.frozen
 class ImageToVideoRequest:
     """One image-to-video generation, validated against the Veo 3.1 rules.
@@ -137,6 +142,8 @@ class ImageToVideoRequest:
     :param height: output height in pixels
     :param seed: fixed seed, for reproducibility and for matching a submit whose answer
         was lost
+    :param is_public: show the video in Leonardo's community feed; private (``False``) unless
+        asked, and always sent, because the API's own default is not documented
     :param extra: further body fields passed through unchanged (camelCase wire names)
     """
 
@@ -150,7 +157,7 @@ class ImageToVideoRequest:
     width: int | None = None
     height: int | None = None
     seed: int | None = None
-    is_public: bool | None = None
+    is_public: bool = attrs.field(default=False, converter=_private_unless_asked)
     negative_prompt: str | None = None
     prompt_enhance: bool | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
@@ -169,6 +176,8 @@ class ImageToVideoRequest:
             or not 0 <= self.seed <= MAX_SEED
         ):
             raise ValidationError("seed", self.seed, f"an integer from 0 to {MAX_SEED}")
+        if not isinstance(self.is_public, bool):
+            raise ValidationError("is_public", self.is_public, "true or false")
         if self.allow_any_model:
             if not isinstance(self.model, str) or not self.model:
                 raise ValidationError("model", self.model, "a non-empty model name")

@@ -151,6 +151,28 @@ async def test_a_missing_key_exits_2_and_sends_nothing(
     assert requests_seen(sim) == 0
 
 
+@pytest.mark.parametrize(
+    "key", ["sk-not-a-uuid-CANARY-3e9d", "9d2f4e6a-1b3c-4d5e-8f70-a1b2c3d4e5f6"]
+)
+async def test_a_refused_key_exits_3_at_once_naming_the_variable(
+    sim: Simulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+) -> None:
+    """A malformed key (hook 500) or an unknown one (access-denied): exit 3, no retries."""
+    monkeypatch.setenv("LEONARDO_API_KEY", key)
+    out = tmp_path / "video.mp4"
+    assert await cli(*generate_args(out)) == 3
+    printed = capsys.readouterr()
+    assert "LEONARDO_API_KEY" in printed.err
+    assert key not in printed.out + printed.err
+    assert requests_seen(sim) <= 2
+    assert sim.statistics().generations_created == 0
+    assert not out.exists()
+
+
 @settings(max_examples=25, deadline=None)
 @given(duration=st.integers(-10_000, 10_000).filter(lambda d: d not in (4, 6, 8)))
 def test_any_duration_but_4_6_8_exits_2(duration: int) -> None:

@@ -188,12 +188,48 @@ async def test_an_api_error_exits_3(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A key the API refuses exits 3, and the wrong key is not printed either."""
+    sim.configure(auth_hook_errors=False)
     monkeypatch.setenv("LEONARDO_API_KEY", "sk-wrong-CANARY-key")
     assert await batch(jobs_of(folder, 2), folder / "out") == 3
     printed = capsys.readouterr()
     assert "401" in printed.err
     assert "sk-wrong-CANARY-key" not in printed.out + printed.err
     assert sim.statistics().generations_created == 0
+
+
+@pytest.mark.parametrize("key", ["sk-wrong-CANARY-key", "0f3a9c7e-5b2e-4d41-9c7e-0f3a9c7e5b2e"])
+async def test_a_refused_key_stops_the_batch_at_once(
+    sim: Simulator,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+) -> None:
+    """A malformed or unknown key: exit 3 naming LEONARDO_API_KEY, after at most 2 requests."""
+    monkeypatch.setenv("LEONARDO_API_KEY", key)
+    assert await batch(jobs_of(folder, 5), folder / "out") == 3
+    printed = capsys.readouterr()
+    assert "LEONARDO_API_KEY" in printed.err
+    assert key not in printed.out + printed.err
+    assert requests_seen(sim) <= 2
+    assert sim.statistics().generations_created == 0
+
+
+async def test_a_key_echoed_by_a_gateway_is_never_written_or_printed(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Error bodies that repeat the authorization header leave no key in any output."""
+    sim.configure(api_subscription_tokens=3000, faults={"echo_authorization": True})
+    out = folder / "out"
+    argv = ["-v", "batch", str(jobs_of(folder, 3)), "--out", str(out), *FAST_POLL]
+    assert await anyio.to_thread.run_sync(main, argv) == 1
+    printed = capsys.readouterr()
+    assert KEY not in printed.out + printed.err
+    errors = [line["error"] for line in results(out) if line["status"] != "COMPLETE"]
+    assert errors
+    assert all("[redacted]" in error for error in errors), errors
+    for path in out.iterdir():
+        assert KEY.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.parametrize(

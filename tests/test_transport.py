@@ -21,6 +21,7 @@ from _helpers import (
 from _images import png_bytes
 
 from leonardo_async import (
+    APIError,
     AuthenticationError,
     LeonardoClient,
     NotFoundError,
@@ -38,6 +39,7 @@ ME = "GET /me"
 
 async def test_wrong_key_is_an_authentication_error(simulator: Simulator) -> None:
     """A 401 for a wrong key raises AuthenticationError at once, naming neither key."""
+    simulator.configure(auth_hook_errors=False)
     async with make_client(simulator, api_key="sk-wrong-key-123") as client:
         with raises_clean(AuthenticationError) as info:
             await client.me()
@@ -45,6 +47,63 @@ async def test_wrong_key_is_an_authentication_error(simulator: Simulator) -> Non
     assert info.value.code == "access-denied"
     assert "sk-wrong-key-123" not in str(info.value)
     assert requests_to(simulator, ME) == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [("sk-malformed-key-123", 500), ("0b6c8a9e-3f1d-4c2b-8e7a-5d4f3c2b1a09", 401)],
+)
+async def test_a_refused_key_fails_at_once_even_on_a_submit(
+    simulator: Simulator, key: str, status: int
+) -> None:
+    """Hook 500 or access-denied: AuthenticationError after one request, never uncertain."""
+    async with make_client(simulator, api_key=key) as client:
+        with raises_clean(AuthenticationError, match="LEONARDO_API_KEY") as info:
+            await client.image_to_video(prompt="waves", image="an-image-id")
+        with raises_clean(AuthenticationError, match="LEONARDO_API_KEY"):
+            await client.me()
+    assert info.value.status == status
+    assert key not in str(info.value)
+    assert requests_to(simulator, "POST /generations-image-to-video") == 1
+    assert requests_to(simulator, ME) == 1
+    assert simulator.statistics().generations_created == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "refused"),
+    [
+        (500, {"error": "Invalid response from authorization hook", "code": "unexpected"}, True),
+        (400, {"error": "denied", "path": "$", "code": "access-denied"}, True),
+        (401, None, True),
+        (403, "<html>forbidden</html>", True),
+        (500, {"error": "internal error", "code": "unexpected"}, False),
+        (400, {"error": "Unexpected variable foo", "code": "validation-failed"}, False),
+    ],
+)
+def test_which_answers_refuse_the_key(status: int, body: Any, refused: bool) -> None:
+    """Hasura's key refusals are AuthenticationErrors whatever their status; others are not."""
+    error = APIError.from_status(status, "GET", "https://x/me", body)
+    assert isinstance(error, AuthenticationError) is refused
+    assert ("LEONARDO_API_KEY" in str(error)) is refused
+
+
+async def test_an_echoed_key_is_blanked_out_of_every_error(
+    simulator: Simulator, key_catcher: Any
+) -> None:
+    """A gateway that repeats the authorization header: the key reaches no error or log."""
+    simulator.configure(
+        api_subscription_tokens=0,
+        faults={"echo_authorization": True, "server_error_rate": 1.0, "routes": [ME]},
+    )
+    async with make_client(simulator) as client:
+        with raises_clean(ServerError, match=r"\[redacted\]") as info:
+            await client.me()
+        assert "Bearer [redacted]" in str(info.value.error)
+        image = await client.upload_image(png_bytes())
+        with raises_clean(APIError, match="not enough API credits") as refused:
+            await client.image_to_video(prompt="waves", image=image)
+    assert refused.value.status == 402
+    assert "[redacted]" in str(refused.value)
 
 
 async def test_auth_header_only_to_the_api_host(

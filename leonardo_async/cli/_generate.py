@@ -136,6 +136,13 @@ def register(commands: Commands) -> None:
             help=option.help,
         )
     parser.add_argument(
+        "--public",
+        dest="is_public",
+        action="store_true",
+        default=None,
+        help="show the video in Leonardo's community feed (default: private)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
@@ -157,6 +164,7 @@ def job_from_args(args: argparse.Namespace) -> GenerateJob:
         prompt=args.prompt,
         image=args.image,
         end_image=args.end_image,
+        is_public=args.is_public,
         **{name: value for name, value in given.items() if value is not None},
     )
     return GenerateJob(spec, args.out, args.timeout)

@@ -157,6 +157,9 @@ class FaultConfig:
     :param gateway_error_after_submit_rate: on a submit, create the generation, then answer
         502, 503 or 504 with a gateway's HTML page, as a proxy does when the origin is slow:
         the client cannot tell "created" from "not created" without looking.
+    :param echo_authorization: every error answer of the API (any route, status >= 400)
+        repeats the request's ``Authorization`` header, key and all, in its body, as some
+        gateways and WAFs do; a client must keep that text out of its errors and logs.
     :param routes: API route names the request-level faults apply to; ``None`` means all.
     """
 
@@ -179,6 +182,7 @@ class FaultConfig:
     gateway_error_after_submit_rate: float = attrs.field(
         default=0.0, converter=float, validator=_probability
     )
+    echo_authorization: bool = False
     routes: frozenset[str] | None = attrs.field(
         default=None, converter=_routes, validator=_known_routes
     )
@@ -197,6 +201,9 @@ class SimulatorConfig:
     :param storage_port: the upload/CDN port; ``0`` picks a free one.
     :param api_key: the accepted API key.
     :param extra_api_keys: more accepted keys (same user, their own limits).
+    :param auth_hook_errors: a presented key that is not UUID-shaped gets Leonardo's HTTP 500
+        ``Invalid response from authorization hook`` (``code: "unexpected"``), as the real
+        API answers; ``False`` answers it 401 ``access-denied`` like a well-formed unknown key.
     :param user_id: the user's id, as ``/me`` reports it.
     :param username: the user's name, as ``/me`` reports it.
     :param seed: seed of the one :class:`random.Random` all draws come from.
@@ -249,6 +256,7 @@ class SimulatorConfig:
     storage_port: int = attrs.field(default=0, validator=[v.instance_of(int), v.ge(0)])
     api_key: str = attrs.field(default="sim-test-key-0000", validator=v.min_len(1))
     extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=_keys)
+    auth_hook_errors: bool = True
     user_id: str = "5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10"
     username: str = "simulator"
     seed: int = 0

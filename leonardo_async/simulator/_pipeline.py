@@ -5,9 +5,12 @@ The order, chosen to match where each problem lives in a real deployment:
 1. unknown path or method: 404/405 with a Hasura-style body;
 2. infrastructure faults (``routes`` permitting): dropped connection, delay, 5xx burst,
    429 storm; none of these reach the application, so none take a rate-limit slot;
-3. authentication (401 ``access-denied``), then the per-key request windows (429);
+3. authentication, as Leonardo's Hasura authorization hook answers it: a presented key that
+   is not UUID-shaped is a 500 ``Invalid response from authorization hook``, a well-formed
+   unknown key (or none at all) a 401 ``access-denied``; then the per-key request windows (429);
 4. the route itself (which applies the submit window, the rules, concurrency and balance);
-5. response faults on a 200: lost response after a submit, a gateway's 502/503/504 after a
+5. response faults on a 200 (and, with ``echo_authorization``, the request's key repeated in
+   every error body): lost response after a submit, a gateway's 502/503/504 after a
    submit, malformed JSON, wrong shape. The route's side effects (a created generation) have
    happened by then.
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
+import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -50,6 +55,8 @@ _DROPPED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def json_error(
@@ -84,6 +91,16 @@ def _authenticate(request: web.Request, config: SimulatorConfig) -> str | None:
         if hmac.compare_digest(presented, key.encode()):
             found = key
     return found
+
+
+def _refuse(request: web.Request, config: SimulatorConfig) -> web.Response:
+    """Answer a request whose key is not accepted, the way Leonardo's auth hook does."""
+    header = request.headers.get("Authorization")
+    scheme, _, token = (header or "").partition(" ")
+    well_formed = scheme.lower() == "bearer" and _UUID.fullmatch(token.strip()) is not None
+    if header is not None and not well_formed and config.auth_hook_errors:
+        return json_error(500, "Invalid response from authorization hook", "unexpected")
+    return json_error(401, "Invalid API key", "access-denied")
 
 
 async def _before(request: web.Request, core: Core, route: str) -> web.Response | None:
@@ -134,13 +151,38 @@ async def _process(
             return early
     api_key = _authenticate(request, core.config)
     if api_key is None:
-        return json_error(401, "Invalid API key", "access-denied")
+        return _refuse(request, core.config)
     wait = core.limiter.admit_request(api_key, core.now(), core.config)
     if wait is not None:
         return too_many_requests(core, wait, "rate limit exceeded: too many requests")
     API_KEY.set(api_key)
     response = await handler(request)
     return _after(request, core, route, response) if faulty else response
+
+
+def _echo_authorization(request: web.Request, response: web.StreamResponse) -> web.Response:
+    """Repeat the request's ``Authorization`` header in an error body, as a careless proxy does."""
+    header = request.headers.get("Authorization", "")
+    body = getattr(response, "body", None)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        data["error"] = f"{data.get('error', '')} (request authorization: {header})"
+        data["request"] = {"headers": {"authorization": header}}
+        echoed = web.json_response(data, status=response.status)
+    else:
+        echoed = web.Response(
+            status=response.status,
+            text=f"{text}\nauthorization: {header}",
+            content_type="text/html",
+        )
+    for name in ("Retry-After", "Allow"):
+        if name in response.headers:
+            echoed.headers[name] = response.headers[name]
+    return echoed
 
 
 def _unmatched(request: web.Request, exc: web.HTTPException) -> web.Response:
@@ -169,6 +211,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         route = f"{request.method} {path.removeprefix(API_PREFIX)}"
         core.stats.requests[route] += 1
         response = await _process(request, handler, core, route)
+    if core.config.faults.echo_authorization and response.status >= 400:
+        response = _echo_authorization(request, response)
     if not _DROPPED.get():
         core.stats.responses[response.status] += 1
         if response.status == 429:

@@ -222,3 +222,19 @@ async def test_listing_lag(api: Api, sim: Simulator) -> None:
     sim.configure(listing_lag=0.0)
     listing = await api.call("GET", f"/generations/user/{sim.user_id}")
     assert [g["id"] for g in listing.json["generations"]] == [gid]
+
+
+async def test_echo_authorization(api: Api, sim: Simulator) -> None:
+    """``echo_authorization`` repeats the request's key in every error body, and only there."""
+    sim.configure(faults={"echo_authorization": True})
+    missing = await api.call("GET", "/generations/user/x", params={"offset": "-1"})
+    assert missing.status == 400
+    assert f"Bearer {sim.api_key}" in missing.error
+    assert missing.json["request"] == {"headers": {"authorization": f"Bearer {sim.api_key}"}}
+    sim.configure(faults={"gateway_error_after_submit_rate": 1.0})
+    page = await api.submit(_body(await api.uploaded_image()))
+    assert page.status in (502, 503, 504)
+    assert f"Bearer {sim.api_key}".encode() in page.body
+    fine = await api.call("GET", "/me")
+    assert fine.status == 200
+    assert sim.api_key.encode() not in fine.body

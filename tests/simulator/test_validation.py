@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
@@ -237,10 +238,42 @@ async def test_init_image_extension(api: Api, body: Any) -> None:
     ],
 )
 async def test_bad_keys_are_refused(api: Api, headers: dict[str, str]) -> None:
-    """Missing or wrong keys get 401 ``access-denied``."""
+    """Without the auth-hook errors, missing or wrong keys get 401 ``access-denied``."""
+    api.sim.configure(auth_hook_errors=False)
     reply = await api.call("GET", "/me", auth=False, headers=headers)
     assert reply.status == 401
     assert reply.json == {"error": "Invalid API key", "path": "$", "code": "access-denied"}
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer wrong-key",
+        "Bearer sim-test-key-0000x",
+        "Basic 5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10",
+        "5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10",
+        "Bearer ",
+    ],
+)
+async def test_a_malformed_key_is_the_authorization_hook_500(api: Api, header: str) -> None:
+    """By default a key that is not UUID-shaped gets Leonardo's 500 from its auth hook."""
+    reply = await api.call("GET", "/me", auth=False, headers={"authorization": header})
+    assert reply.status == 500
+    assert reply.json == {
+        "error": "Invalid response from authorization hook",
+        "path": "$",
+        "code": "unexpected",
+    }
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": f"Bearer {uuid.UUID(int=7)}"}])
+async def test_a_well_formed_unknown_key_is_access_denied(
+    api: Api, headers: dict[str, str]
+) -> None:
+    """A UUID-shaped key the server does not know, or no key at all, is ``access-denied``."""
+    reply = await api.call("GET", "/me", auth=False, headers=headers)
+    assert reply.status == 401
+    assert reply.json["code"] == "access-denied"
 
 
 async def test_header_and_scheme_case_do_not_matter(api: Api) -> None:
