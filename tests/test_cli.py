@@ -76,6 +76,16 @@ async def test_generate_writes_the_simulators_video(
     assert left == [anyio.Path(out)]  # no temporary file left over
 
 
+@pytest.mark.parametrize(("flag", "public"), [((), False), (("--public",), True)])
+async def test_generate_is_private_unless_asked(
+    sim: Simulator, tmp_path: Path, flag: tuple[str, ...], public: bool
+) -> None:
+    """The submit body always carries ``isPublic``: false, or true with ``--public``."""
+    assert await cli(*generate_args(tmp_path / "video.mp4", *flag)) == 0
+    (generation,) = sim.generations
+    assert generation.body["isPublic"] is public
+
+
 async def test_generate_uploads_an_end_frame_too(sim: Simulator, tmp_path: Path) -> None:
     """--end-image uploads the second frame and sends it as endFrameImage."""
     out = tmp_path / "video.mp4"

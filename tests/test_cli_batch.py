@@ -118,6 +118,20 @@ async def test_a_batch_exits_0_with_one_result_line_per_input_line(
     assert not [name for name in files_in(out) if name.endswith(".part")]
 
 
+async def test_every_batch_submit_is_private_unless_its_line_asks(
+    sim: Simulator, folder: Path
+) -> None:
+    """Lines without ``is_public`` are sent ``isPublic: false``; a line may ask for true."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "quiet", "image": "start.png"},
+        {"prompt": "shown", "image": "start.png", "is_public": True},
+    )
+    assert await batch(jobs, folder / "out") == 0
+    sent = {g.body["prompt"]: g.body["isPublic"] for g in sim.generations}
+    assert sent == {"quiet": False, "shown": True}
+
+
 async def test_a_failed_job_exits_1(sim: Simulator, folder: Path) -> None:
     """A job that ends FAILED exits 1 and is FAILED in results.jsonl."""
     sim.configure(failure_rate=1.0)

@@ -20,6 +20,7 @@ from leonardo_async import (
     Model,
     Resolution,
     ResponseShapeError,
+    ValidationError,
 )
 from leonardo_async import _convert as wire
 
@@ -366,7 +367,7 @@ def test_request_body_uses_documented_wire_names() -> None:
 
 
 def test_request_body_omits_unset_fields() -> None:
-    """Fields left as None are not sent at all (not sent as null)."""
+    """Fields left as None are not sent at all (not sent as null); privacy is always sent."""
     body = wire.dumps_request(ImageToVideoRequest(prompt="p", image=FrameRef("i")))
     assert json.loads(json.dumps(body)) == {
         "prompt": "p",
@@ -377,8 +378,25 @@ def test_request_body_omits_unset_fields() -> None:
         "resolution": "RESOLUTION_720",
         "width": 1280,
         "height": 720,
+        "isPublic": False,
     }
     assert None not in body.values()
+
+
+@pytest.mark.parametrize(("asked", "sent"), [(None, False), (False, False), (True, True)])
+def test_every_request_says_whether_it_is_public(asked: bool | None, sent: bool) -> None:
+    """``isPublic`` is false unless the caller asks, for Veo and for any other model."""
+    for any_model in (False, True):
+        request = ImageToVideoRequest(
+            prompt="p", image=FrameRef("i"), is_public=asked, allow_any_model=any_model
+        )
+        assert wire.dumps_request(request)["isPublic"] is sent
+
+
+def test_is_public_must_be_a_boolean() -> None:
+    """A truthy string is not taken for a yes: the field must be true or false."""
+    with pytest.raises(ValidationError, match="is_public"):
+        ImageToVideoRequest(prompt="p", image=FrameRef("i"), is_public="yes")  # type: ignore[arg-type]
 
 
 def test_converter_is_private() -> None:
