@@ -5,18 +5,31 @@ Models use Python names; Leonardo uses camelCase with a few Hasura snake_case en
 renames live in :data:`_WIRE_NAMES` and a camelCase rule, applied by a hook factory, so
 no model and no caller ever builds or picks apart a dict by hand.
 
-Reading is forgiving where the API is known to drift (unknown keys are ignored, ``null``
-is accepted in every optional field, unknown enum values stay strings) and strict where a
-wrong value would mislead us (an ``id`` that is not a string). A response that cannot be
-read raises :class:`ResponseShapeError` with one line per problem and its JSON path.
+Reading is lenient wherever the job can go on and strict only where it cannot. The fields
+a caller needs to proceed have no default (a generation's ``id`` and ``status``, a submit's
+``generationId``, ``/me``'s ``user.id``); a response without them, or with them of the
+wrong type, raises :class:`ResponseShapeError` with one line per problem and its JSON path.
+Every other field (those with a default) is read through :func:`_lenient`: ``null``, a
+missing key, or a value of an unexpected type (a float ``apiCreditCost``, a ``cost`` with
+null members, a ``createdAt`` we cannot parse) becomes the default and is logged at DEBUG,
+so one odd field never makes a whole generation unreadable or a paid submit uncertain. A
+number sent as a decimal string (the ``seed`` of Leonardo's documented webhook sample) is
+read as the number. Unknown keys are ignored and unknown enum values stay strings.
+
+Timestamps are parsed by :func:`parse_timestamp` rather than ``datetime.fromisoformat``,
+which on Python 3.10 refuses the trimmed fractions Postgres prints (``...08.03``).
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import logging
+import re
+import types
+import typing
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, TypeVar
 
@@ -27,6 +40,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ._errors import ResponseShapeError
 from .models import (
     Account,
+    GeneratedImage,
     GenerationJob,
     GenerationStatus,
     ImageToVideoRequest,
@@ -34,6 +48,8 @@ from .models import (
 from .models import Generation as Generation
 
 T = TypeVar("T")
+
+logger = logging.getLogger("leonardo_async")
 
 __all__ = [
     "CallbackEvent",
@@ -48,6 +64,7 @@ __all__ = [
     "UploadTarget",
     "account_from",
     "dumps_request",
+    "parse_timestamp",
     "structure",
 ]
 
@@ -214,26 +231,71 @@ _converter: Final = cattrs.Converter(detailed_validation=True, forbid_extra_keys
 
 
 def _structure_attrs(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    overrides = {a.name: override(rename=_wire_name(cls, a.name)) for a in attrs.fields(cls)}
+    fields = attrs.fields(attrs.resolve_types(cls))
+    overrides = {
+        a.name: override(
+            rename=_wire_name(cls, a.name),
+            struct_hook=None if a.default is attrs.NOTHING else _lenient(cls, a),
+        )
+        for a in fields
+    }
     structure = make_dict_structure_fn(cls, _converter, **overrides)  # type: ignore[arg-type]
-    # ``null`` in a field whose default is not None (``"generated_images": null``) means
-    # "nothing": the key is dropped so that the default applies.
-    defaulted = frozenset(
-        _wire_name(cls, a.name)
-        for a in attrs.fields(cls)
-        if a.default is not attrs.NOTHING and a.default is not None
-    )
 
     def structure_object(data: Any, type_: Any) -> Any:
         # cattrs reads attributes with ``in`` and ``[]``, which a string or a list would
         # answer too (all defaults): only a JSON object may become a model.
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        if defaulted and any(data.get(key, 0) is None for key in defaulted):
-            data = {k: v for k, v in data.items() if v is not None or k not in defaulted}
         return structure(data, type_)
 
     return structure_object
+
+
+def _lenient(cls: type[Any], field: attrs.Attribute[Any]) -> Callable[[Any, Any], Any]:
+    """A hook for an optional field: what cannot be read becomes the default, logged at DEBUG."""
+    default = field.default
+    factory = getattr(default, "factory", None)  # an attrs Factory (a tuple's default)
+    fallback: Callable[[], Any] = factory if callable(factory) else lambda: default
+    strict = _converter.get_structure_hook(field.type)
+    loose = _LOOSE.get(_without_none(field.type))
+    where = f"{cls.__name__.lstrip('_')}.{_wire_name(cls, field.name)}"
+
+    def structure_leniently(value: Any, type_: Any) -> Any:
+        if value is None:
+            return fallback()
+        try:
+            return strict(value, type_)
+        except Exception as exc:
+            if loose is not None:
+                read = loose(value)
+                if read is not None:
+                    return read
+            logger.debug("ignoring unreadable %s = %.80r (%s)", where, value, exc)
+            return fallback()
+
+    return structure_leniently
+
+
+def _without_none(kind: Any) -> Any:
+    """``int`` for ``int | None``; any other type as it is."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(kind) if m is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return kind
+
+
+def _loose_int(value: Any) -> int | None:
+    """An integer sent as a decimal string (``"905778432"``) or a whole float, else ``None``."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,19}\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+#: Second readings for optional fields whose value came in another JSON type.
+_LOOSE: Final[dict[Any, Callable[[Any], Any]]] = {int: _loose_int}
 
 
 def _unstructure_attrs(cls: type[Any]) -> Callable[[Any], Any]:
@@ -284,13 +346,53 @@ def _structure_decimal(value: Any, _: Any) -> Decimal:
         raise ValueError(f"not a decimal number: {value!r}") from None
 
 
+_TIMESTAMP: Final = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<h>\d{2}):(?P<m>\d{2})"
+    r"(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
+    r"\s*(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<oh>\d{2})(?::?(?P<om>\d{2})(?::?(?P<os>\d{2}))?)?)?"
+)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an ISO 8601 / Postgres timestamp the same way on every Python; no zone is UTC.
+
+    Takes 0 to 6 (or more, truncated) fraction digits, ``T`` or a space, and a zone of
+    ``Z``, ``+HH``, ``+HH:MM``, ``+HHMM`` or none: every form Postgres and Hasura print.
+
+    :raises ValueError: the text is not such a timestamp
+    """
+    found = _TIMESTAMP.fullmatch(text.strip())
+    if found is None:
+        raise ValueError(f"not an ISO 8601 timestamp: {text!r}")
+    year, month, day = (int(part) for part in found["date"].split("-"))
+    micro = int((found["frac"] or "")[:6].ljust(6, "0"))
+    zone = timezone.utc
+    if found["sign"]:
+        offset = timedelta(
+            hours=int(found["oh"]), minutes=int(found["om"] or 0), seconds=int(found["os"] or 0)
+        )
+        zone = timezone(-offset if found["sign"] == "-" else offset)
+    return datetime(
+        year, month, day, int(found["h"]), int(found["m"]), int(found["s"] or 0), micro, zone
+    )
+
+
 def _structure_datetime(value: Any, _: Any) -> datetime:
     """Parse Hasura timestamps; a zone-less timestamp is UTC."""
-    text = _structure_str(value, None)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parse_timestamp(_structure_str(value, None))
+
+
+def _structure_images(value: Any, _: Any) -> tuple[GeneratedImage, ...]:
+    """A generation's outputs; an entry that cannot be read is left out, not the video."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    images = []
+    for index, entry in enumerate(value):
+        try:
+            images.append(_converter.structure(entry, GeneratedImage))
+        except Exception as exc:
+            logger.debug("ignoring unreadable generated image [%d]: %s", index, exc)
+    return tuple(images)
 
 
 def _unstructure_request(request: ImageToVideoRequest) -> dict[str, Any]:
@@ -314,6 +416,9 @@ for _kind, _hook in STRICT_HOOKS.items():
     _converter.register_structure_hook(_kind, _hook)
 _converter.register_structure_hook(Decimal, _structure_decimal)
 _converter.register_structure_hook(datetime, _structure_datetime)
+_converter.register_structure_hook_func(
+    lambda kind: kind == tuple[GeneratedImage, ...], _structure_images
+)
 _converter.register_structure_hook(GenerationStatus | str, _structure_status)
 _converter.register_structure_hook_factory(attrs.has, _structure_attrs)
 _converter.register_unstructure_hook(enum.Enum, lambda member: member.value)

@@ -91,7 +91,7 @@ async def get_init_image(request: web.Request) -> web.Response:
     image = core.store.init_images.get(request.match_info["id"])
     data = None
     if image is not None:
-        data = init_image_json(image, core.object_url(image.key), core.config.created_at_suffix)
+        data = init_image_json(image, core.object_url(image.key), core.config)
     return _ok({"init_images_by_pk": data})
 
 
@@ -174,7 +174,7 @@ async def get_generation(request: web.Request) -> web.Response:
     row = core.store.visible_generation(request.match_info["id"], now)
     data = None
     if row is not None:
-        data = generation_json(row, now, core.cdn_base, core.config.created_at_suffix)
+        data = generation_json(row, now, core.cdn_base, core.config)
     return _ok({"generations_by_pk": data})
 
 
@@ -215,8 +215,7 @@ async def list_generations(request: web.Request) -> web.Response:
         page = list(itertools.islice(rows, offset, offset + limit))
     if config.listing_drop_rate > 0:
         page = [r for r in page if not core.faults.draw(config.listing_drop_rate, "listing_drop")]
-    suffix = config.created_at_suffix
-    return _ok({"generations": [generation_json(r, now, core.cdn_base, suffix) for r in page]})
+    return _ok({"generations": [generation_json(r, now, core.cdn_base, config) for r in page]})
 
 
 async def get_me(request: web.Request) -> web.Response:

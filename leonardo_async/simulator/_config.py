@@ -237,6 +237,9 @@ class SimulatorConfig:
     :param reject_seed: refuse a submit that carries ``seed`` with a 400 whose error names
         ``seed`` (nothing is created), as a server that does not honour seeds for the model would.
     :param created_at_suffix: appended to ``createdAt`` (``""``, ``"Z"`` or ``"+00:00"``).
+    :param timestamp_style: ``"postgres"``: microseconds with the fraction's trailing zeros
+        trimmed (``...08.035``, ``...08.03``, ``...08``), as Leonardo's Hasura prints them;
+        ``"milliseconds"``: always three digits, the friendlier form.
     :param video_size: least size in bytes of each generated MP4 (padded with a trailing
         ``free`` box; the bundled clip alone is about 38 KB).
     :param video: what each MP4 shows: ``"clip"``, the bundled test pattern (the default,
@@ -294,6 +297,9 @@ class SimulatorConfig:
     reject_seed: bool = False
     created_at_suffix: str = ""
     clock_offset: float = attrs.field(default=0.0, converter=float)
+    timestamp_style: Literal["postgres", "milliseconds"] = attrs.field(
+        default="postgres", validator=v.in_(("postgres", "milliseconds"))
+    )
     video_size: int = attrs.field(default=4096, validator=v.ge(256))
     video: Literal["clip", "frames"] = attrs.field(
         default="clip", validator=[v.in_(("clip", "frames")), _renderable]

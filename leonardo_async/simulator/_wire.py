@@ -4,8 +4,11 @@ One place for Leonardo's names (camelCase fields, Hasura-style ``*_by_pk`` wrapp
 bodies) so the routes read as behaviour. Generations carry a few keys no client should need
 (``__typename``, ``ultra``, ``transparency``...), because the real API keeps adding some.
 
-``createdAt`` is UTC with milliseconds and no zone, like Hasura's ``timestamp`` columns
-(``2026-11-25T14:07:30.123``); ``created_at_suffix`` can append ``Z`` or ``+00:00``.
+``createdAt`` is UTC with no zone, the way Postgres prints a ``timestamp`` column through
+Hasura: microseconds with the fraction's trailing zeros trimmed, so ``...:30.12``,
+``...:30.1`` and ``...:30`` all occur (``timestamp_style="postgres"``, the default);
+``"milliseconds"`` always prints three digits. ``created_at_suffix`` can append ``Z`` or
+``+00:00``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = [
     "init_image_json",
     "job_json",
     "me_json",
+    "stamp",
     "timestamp",
     "webhook_json",
 ]
@@ -33,9 +37,18 @@ def error_body(message: str, code: str) -> dict[str, str]:
     return {"error": message, "path": "$", "code": code}
 
 
-def timestamp(moment: datetime, suffix: str = "") -> str:
-    """Format a UTC time the way Hasura does, milliseconds and all."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}{suffix}"
+def timestamp(moment: datetime, suffix: str = "", style: str = "milliseconds") -> str:
+    """Format a UTC time in *style*: ``"postgres"`` (trimmed) or ``"milliseconds"``."""
+    whole = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if style == "postgres":
+        fraction = f"{moment.microsecond:06d}".rstrip("0")
+        return whole + (f".{fraction}" if fraction else "") + suffix
+    return f"{whole}.{moment.microsecond // 1000:03d}{suffix}"
+
+
+def stamp(moment: datetime, config: SimulatorConfig) -> str:
+    """Format a UTC time as the configured API shows it."""
+    return timestamp(moment, config.created_at_suffix, config.timestamp_style)
 
 
 def _image_json(row: GenerationRow, cdn_base: str) -> dict[str, Any]:
@@ -54,7 +67,9 @@ def _image_json(row: GenerationRow, cdn_base: str) -> dict[str, Any]:
     }
 
 
-def generation_json(row: GenerationRow, now: float, cdn_base: str, suffix: str) -> dict[str, Any]:
+def generation_json(
+    row: GenerationRow, now: float, cdn_base: str, config: SimulatorConfig
+) -> dict[str, Any]:
     """Return a generation as ``generations_by_pk`` and the listing show it at *now*."""
     status = row.status(now)
     return {
@@ -62,7 +77,7 @@ def generation_json(row: GenerationRow, now: float, cdn_base: str, suffix: str) 
         "status": status,
         "prompt": row.prompt,
         "negativePrompt": row.negative_prompt,
-        "createdAt": timestamp(row.created_wall, suffix),
+        "createdAt": stamp(row.created_wall, config),
         "seed": row.seed,
         "imageWidth": row.width,
         "imageHeight": row.height,
@@ -106,18 +121,18 @@ def cost_json(credits: int, unit: str = "CREDITS") -> dict[str, str | None]:
     return {"amount": amount, "unit": unit}
 
 
-def init_image_json(image: InitImage, object_url: str, suffix: str) -> dict[str, Any]:
+def init_image_json(image: InitImage, object_url: str, config: SimulatorConfig) -> dict[str, Any]:
     """Return an init image as ``init_images_by_pk`` shows it."""
     return {
         "id": image.id,
         "url": object_url,
-        "createdAt": timestamp(image.created_wall, suffix),
+        "createdAt": stamp(image.created_wall, config),
     }
 
 
 def me_json(config: SimulatorConfig, store: Store, renewal: datetime) -> dict[str, Any]:
     """Return the ``GET /me`` body."""
-    renewal_text = timestamp(renewal, config.created_at_suffix)
+    renewal_text = stamp(renewal, config)
     return {
         "user_details": [
             {
@@ -139,8 +154,8 @@ def me_json(config: SimulatorConfig, store: Store, renewal: datetime) -> dict[st
 def webhook_json(
     row: GenerationRow, now: float, cdn_base: str, config: SimulatorConfig, sent: datetime
 ) -> dict[str, Any]:
-    """Return the callback body for a finished generation."""
-    body = generation_json(row, now, cdn_base, config.created_at_suffix)
+    """Return the callback body for a finished generation, typed as Leonardo's sample is."""
+    body = generation_json(row, now, cdn_base, config)
     images = [
         {"id": i["id"], "url": i["url"], "motionMP4URL": i["motionMP4URL"], "nsfw": False}
         for i in body.pop("generated_images")
@@ -149,7 +164,9 @@ def webhook_json(
     body.pop("__typename")
     body["images"] = images
     body["userId"] = config.user_id
-    body["apiDollarCost"] = None
+    # The types of Leonardo's documented sample: the seed and the dollar cost as strings.
+    body["seed"] = str(row.seed)
+    body["apiDollarCost"] = "0"
     return {
         "type": config.webhook_event_type,
         "object": "generation",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from datetime import datetime
 
 import aiohttp
 import pytest
 
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator._wire import stamp
 
 from ._support import PNG, Api, eventually
 
@@ -241,13 +244,38 @@ async def test_pytest_plugin_fixture(leonardo_simulator: Simulator) -> None:
 @pytest.mark.parametrize("suffix", ["", "Z", "+00:00"])
 async def test_created_at_format(suffix: str, session: aiohttp.ClientSession) -> None:
     """``createdAt`` has milliseconds and the configured zone suffix."""
-    async with Simulator(SimulatorConfig(created_at_suffix=suffix)) as sim:
+    config = SimulatorConfig(created_at_suffix=suffix, timestamp_style="milliseconds")
+    async with Simulator(config) as sim:
         api = Api(sim, session)
         gid = await api.submit_ok(await api.uploaded_image())
         created = (await api.generation(gid))["createdAt"]
         stem = created.removesuffix(suffix) if suffix else created
         assert len(stem) == len("2026-11-25T14:07:30.123")
         assert created.endswith(suffix)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (datetime(2023, 11, 25, 20, 49, 8, 35000), "2023-11-25T20:49:08.035"),
+        (datetime(2023, 11, 25, 20, 49, 8, 30000), "2023-11-25T20:49:08.03"),
+        (datetime(2023, 11, 25, 20, 49, 8, 300000), "2023-11-25T20:49:08.3"),
+        (datetime(2023, 11, 25, 20, 49, 8), "2023-11-25T20:49:08"),
+        (datetime(2023, 11, 25, 20, 49, 8, 123456), "2023-11-25T20:49:08.123456"),
+        (datetime(2023, 11, 25, 20, 49, 8, 120), "2023-11-25T20:49:08.00012"),
+    ],
+)
+def test_postgres_timestamps_trim_the_fraction(moment: datetime, text: str) -> None:
+    """By default timestamps come as Postgres prints them: trailing zeros trimmed, no zone."""
+    assert SimulatorConfig().timestamp_style == "postgres"
+    assert stamp(moment, SimulatorConfig()) == text
+
+
+async def test_created_at_is_trimmed_by_default(api: Api) -> None:
+    """The API's ``createdAt`` has no zone and no trailing zero in its fraction."""
+    gid = await api.submit_ok(await api.uploaded_image())
+    created = (await api.generation(gid))["createdAt"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?", created), created
 
 
 async def test_seeded_runs_repeat(session: aiohttp.ClientSession) -> None:

@@ -149,6 +149,9 @@ async def test_webhook_delivery(api: Api, sim: Simulator, receiver: Any) -> None
     event = payload["data"]["object"]
     assert (event["id"], event["status"]) == (gid, "COMPLETE")
     assert event["images"][0]["motionMP4URL"].endswith(f"{gid}.mp4")
+    # Leonardo's documented sample sends these as strings.
+    assert event["seed"] == str(sim.generation(gid).seed)  # type: ignore[union-attr]
+    assert isinstance(event["apiDollarCost"], str)
 
 
 async def test_webhook_failures_are_counted(api: Api, sim: Simulator, receiver: Any) -> None:
