@@ -209,7 +209,8 @@ def test_orientation_fills_in_size() -> None:
 
 
 def test_allow_any_model_passes_body_as_given() -> None:
-    """With allow_any_model nothing is completed or checked beyond prompt, frames and seed."""
+    """With allow_any_model nothing is completed or checked beyond prompt, frames and seed
+    (and isPublic is still sent false)."""
     request = ImageToVideoRequest(
         prompt="a cat",
         image=START,
@@ -230,6 +231,7 @@ def test_allow_any_model_passes_body_as_given() -> None:
         "resolution": "RESOLUTION_480",
         "width": 1000,
         "height": 1000,
+        "isPublic": False,  # private unless asked, whatever the model
     }
     bare = ImageToVideoRequest(prompt="a cat", image=START, model="NEWMODEL", allow_any_model=True)
     assert dumps_request(bare) == {
@@ -237,6 +239,7 @@ def test_allow_any_model_passes_body_as_given() -> None:
         "imageId": "start-frame",
         "imageType": "UPLOADED",
         "model": "NEWMODEL",
+        "isPublic": False,
     }
 
 
