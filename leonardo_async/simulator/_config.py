@@ -232,14 +232,12 @@ class SimulatorConfig:
     :param listing_max_limit: largest ``limit`` honoured (larger ones are capped silently).
     :param listing_includes_video: whether the listing shows video generations at all.
     :param listing_drop_rate: probability that a listing leaves out a given item.
-    :param listing_lag: seconds after its creation before a generation shows in the listing
-        (an eventually consistent read); ``GET /generations/{id}`` sees it at once.
-    :param reject_seed: refuse a submit that carries ``seed`` with a 400 whose error names
-        ``seed`` (nothing is created), as a server that does not honour seeds for the model would.
+    :param listing_lag: seconds a new generation stays out of the listing (an eventually
+        consistent read); ``GET /generations/{id}`` sees it at once.
+    :param reject_seed: refuse a submit that carries ``seed`` with a 400 naming ``seed``.
     :param created_at_suffix: appended to ``createdAt`` (``""``, ``"Z"`` or ``"+00:00"``).
-    :param timestamp_style: ``"postgres"``: microseconds with the fraction's trailing zeros
-        trimmed (``...08.035``, ``...08.03``, ``...08``), as Leonardo's Hasura prints them;
-        ``"milliseconds"``: always three digits, the friendlier form.
+    :param timestamp_style: ``"postgres"`` (trailing zeros of the fraction trimmed:
+        ``...08.03``, ``...08``) as Hasura prints them, or ``"milliseconds"`` (friendlier).
     :param video_size: least size in bytes of each generated MP4 (padded with a trailing
         ``free`` box; the bundled clip alone is about 38 KB).
     :param video: what each MP4 shows: ``"clip"``, the bundled test pattern (the default,
