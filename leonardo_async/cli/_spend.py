@@ -151,7 +151,7 @@ async def _run_job(
         )
         submitted_at = datetime.now(timezone.utc)
         started = time.monotonic()
-        job, request, seed_refusal = await _submit(client, request)
+        job = await client.submit(request)
     except LeonardoError as exc:
         return SpendResult(not_checkable(SPEND_IDS, f"no job was made: {exc}"))
     listed_at = time.monotonic() - started if await _listed(client, job.id, submitted_at) else None
@@ -175,29 +175,13 @@ async def _run_job(
             client, job.id, submitted_at, options.listing_wait, started
         )
     found.append(_listing_video(job.id, listed_at, options.listing_wait))
-    found.append(_seed(seed, generation, seed_refusal or _seed_refusal(transcript)))
+    refusal = _seed_refusal(transcript) if client.seeds_refused else None
+    found.append(_seed(seed, generation, refusal))
     found.append(await _download(client, generation))
     found.append(_private(transcript, job.id))
     created = generation.created_at
     skew = None if created is None else (created - submitted_at).total_seconds()
     return SpendResult(found, skew)
-
-
-async def _submit(
-    client: LeonardoClient, request: ImageToVideoRequest
-) -> tuple[GenerationJob, ImageToVideoRequest, str | None]:
-    """Submit; if the seed is refused (a 400 creates nothing), once more without one.
-
-    :return: the job, the request as finally sent, and the refusal's text if any
-    """
-    try:
-        return await client.submit(request), request, None
-    except APIError as exc:
-        if exc.status != 400 or "seed" not in (exc.error or "").lower():
-            raise
-        client.auto_seed = False
-        request = attrs.evolve(request, seed=None)
-        return await client.submit(request), request, exc.error
 
 
 async def _listed(client: LeonardoClient, generation_id: str, since: datetime) -> bool:
@@ -266,14 +250,14 @@ def _private(transcript: Transcript, generation_id: str) -> Finding:
     return finding("private", Status.HELD, f"job {generation_id} reports public: false")
 
 
-def _seed_refusal(transcript: Transcript) -> str | None:
-    """The text of a submit refused for its seed (the client sent it again without)."""
+def _seed_refusal(transcript: Transcript) -> str:
+    """The server's text refusing a submit's seed (the client sent it again without)."""
     for exchange in transcript.exchanges:
         if exchange.method == "POST" and exchange.url.endswith("-to-video"):
             text = hasura_error(exchange.json_body())[0] or ""
             if exchange.status == 400 and "seed" in text.lower():
                 return text
-    return None
+    return "a 400"
 
 
 def _seed(sent: int | None, generation: Generation, refusal: str | None) -> Finding:
