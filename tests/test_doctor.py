@@ -150,6 +150,8 @@ async def test_a_listing_without_videos_is_not_held_and_tracking_goes_per_job(
     assert (code, statuses(document)["listing.video"]) == (1, "not held")
     stored = tmp_path / "findings.json"
     assert load_findings(stored, sim.base_url, sim.user_id)["listing.video"] == "not held"
+    await doctor(sim, tmp_path)  # a free run cannot tell, and keeps what the paid one found
+    assert load_findings(stored, sim.base_url, sim.user_id)["listing.video"] == "not held"
     async with LeonardoClient(KEY, base_url=sim.base_url) as client:
         await apply_findings(client, stored)
         assert client.tracker.batched is False
@@ -197,12 +199,16 @@ async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_
 async def test_a_refused_seed_is_not_held_and_the_job_still_runs(
     sim: Simulator, tmp_path: Path
 ) -> None:
-    """Seed rejection: seed not held, and the job is sent again without one and finishes."""
+    """Seed rejection: seed not held, the job is sent again without one and finishes, and
+    the stored finding turns the random seed off for the account's next client."""
     sim.configure(reject_seed=True)
     code, document = await doctor(sim, tmp_path, spend())
     found = statuses(document)
     assert (code, found["seed"], found["job.finishes"]) == (1, "not held", "held")
     assert len(sim.generations) == 1
+    async with LeonardoClient(KEY, base_url=sim.base_url) as client:
+        await apply_findings(client, tmp_path / "findings.json")
+        assert (client.auto_seed, client.tracker.batched) == (False, True)
 
 
 async def test_a_null_cost_is_not_held(sim: Simulator, tmp_path: Path) -> None:

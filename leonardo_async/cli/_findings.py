@@ -3,10 +3,12 @@
 ``doctor`` stores how each statement fared in ``findings.json`` under the user's cache
 directory (``$XDG_CACHE_HOME/leonardo-async``, else ``~/.cache/leonardo-async``), keyed
 by API base URL and user id, never by key. Commands that track jobs call
-:func:`apply_findings` on their client; today one finding changes behaviour: a listing
+:func:`apply_findings` on their client, and two findings change its behaviour: a listing
 that does not show video generations switches the tracker to per-job status checks
-(batched status would spend a listing page per round for nothing). The rest are for the
-user to act on (README, "First contact: doctor").
+(batched status would spend a listing page per round for nothing), and a seed the server
+refuses or does not keep turns the random seed off (it would cost a refused submit per
+run, or match nothing). The rest are for the user to act on (README, "First contact:
+doctor").
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = ["apply_findings", "findings_path", "load_findings", "save_findings"]
 
 FILE_NAME: Final = "findings.json"
 NOT_HELD: Final = "not held"
+UNKNOWN: Final = "unknown"
 
 
 @attrs.frozen
@@ -68,13 +71,18 @@ def _read(path: Path) -> FindingsFile:
 
 
 def save_findings(path: Path, base_url: str, user_id: str, statuses: Mapping[str, str]) -> None:
-    """Store ``statuses`` for the account, replacing its earlier findings (atomically)."""
+    """Store ``statuses`` for the account (atomically).
+
+    A statement this run could not tell (``unknown``) keeps what an earlier run found, so
+    a free run does not erase what a paid one learnt.
+    """
     store = _read(path)
+    key = _account_key(base_url, user_id)
+    earlier = store.accounts.get(key)
+    merged = dict(earlier.statuses) if earlier is not None else {}
+    merged.update({i: s for i, s in statuses.items() if s != UNKNOWN or i not in merged})
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    accounts = {
-        **store.accounts,
-        _account_key(base_url, user_id): AccountFindings(stamp, dict(statuses)),
-    }
+    accounts = {**store.accounts, key: AccountFindings(stamp, merged)}
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -107,3 +115,5 @@ async def apply_findings(client: LeonardoClient, path: Path | None = None) -> No
     statuses = load_findings(path, client.base_url, await client.user_id())
     if statuses.get("listing.video") == NOT_HELD:
         client.tracker.batched = False
+    if statuses.get("seed") == NOT_HELD:  # refused or not kept: a seed buys nothing
+        client.auto_seed = False
