@@ -450,7 +450,7 @@ async def test_the_key_is_never_written_or_printed(
     printed = capsys.readouterr()
     assert KEY not in printed.out + printed.err
     assert "400" in results(out)[1]["error"]
-    for path in out.iterdir():
+    for path in (p for p in out.rglob("*") if p.is_file()):
         assert KEY.encode() not in path.read_bytes(), path
 
 

@@ -51,6 +51,7 @@ from ._common import (
 from ._findings import apply_findings
 from ._outdir import JOURNAL, RESULTS, open_journal, sweep_parts
 from ._progress import Progress
+from ._report import BatchPage
 
 __all__ = ["register"]
 
@@ -269,6 +270,7 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
     results: dict[str, BatchResult] = {}
     stopped_by: list[int] = []
     code: int | None = None
+    page = BatchPage(args.out, args.jobs.name, jobs, results)  # out/index.html, kept current
     with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
         try:
             client = LeonardoClient(limits=options.limits, poll_schedule=options.schedule)
@@ -291,6 +293,7 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
                 async with batch.stream(items) as stream:
                     async for result in stream:
                         results[result.key] = result
+                        page.changed()
                         if result.status != "COMPLETE":
                             progress.message(f"line {result.key}: {result.status}: {result.error}")
         except JournalMismatchError as exc:
@@ -301,6 +304,7 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
             code = EXIT_API_ERROR
         finally:
             unwritten = _save_results(args.out, jobs, results)
+            page.write(finished=True)
     summary = batch.summary()
     if unwritten is not None:
         report(f"{args.out / RESULTS} cannot be written: {unwritten}")
