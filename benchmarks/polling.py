@@ -23,6 +23,9 @@ Usage::
 
     python benchmarks/polling.py                 # everything, prints a table and JSON
     python benchmarks/polling.py --plot benchmarks/polling.png
+    # Leonardo's operating point: 200 jobs of ~20 s in flight, looks every 5 s at most
+    python benchmarks/polling.py --jobs 200 --median 20 --sigma 0.2 --initial 5 \\
+        --max-interval 5 --strategies tracker
 """
 
 from __future__ import annotations
@@ -236,6 +239,11 @@ def main() -> None:
     parser.add_argument(
         "--sweep", default="0.1,0.2,0.35,0.5,0.75,1.0,1.5", help="fixed intervals, s"
     )
+    parser.add_argument(
+        "--strategies",
+        default="tracker,tracker-nobatch,fixed@budget,sweep",
+        help="which to run (comma list): tracker, tracker-nobatch, fixed@budget, sweep",
+    )
     parser.add_argument("--plot", help="write the requests-vs-delay plot to this PNG")
     args = parser.parse_args()
     schedule = PollSchedule(initial=args.initial, max_interval=args.max_interval)
@@ -252,35 +260,31 @@ def main() -> None:
         print(json.dumps(outcome.as_json()), file=sys.stderr)
         return outcome
 
+    wanted = set(args.strategies.split(","))
+    budget = interval = math.nan
     with SimProcess(config) as sim:
         image_id = sim.upload_image()
         nobatch: list[Outcome] = []
         for _ in range(args.reps):
-            record(measure(sim, image_id, Strategy("tracker", "tracker"), args.jobs, schedule))
-            nobatch.append(
+            if "tracker" in wanted:
+                record(measure(sim, image_id, Strategy("tracker", "tracker"), args.jobs, schedule))
+            if "tracker-nobatch" in wanted or "fixed@budget" in wanted:
+                unbatched = Strategy("tracker-nobatch", "tracker", batched=False)
+                nobatch.append(record(measure(sim, image_id, unbatched, args.jobs, schedule)))
+        if "fixed@budget" in wanted:
+            budget = statistics.median(o.polls_per_job for o in nobatch)
+            interval = interval_for_budget(budget, args.median, args.sigma)
+            for _ in range(args.reps):
                 record(
                     measure(
                         sim,
                         image_id,
-                        Strategy("tracker-nobatch", "tracker", batched=False),
+                        Strategy("fixed@budget", "fixed", batched=False, interval=interval),
                         args.jobs,
                         schedule,
                     )
                 )
-            )
-        budget = statistics.median(o.polls_per_job for o in nobatch)
-        interval = interval_for_budget(budget, args.median, args.sigma)
-        for _ in range(args.reps):
-            record(
-                measure(
-                    sim,
-                    image_id,
-                    Strategy("fixed@budget", "fixed", batched=False, interval=interval),
-                    args.jobs,
-                    schedule,
-                )
-            )
-        for text in args.sweep.split(","):
+        for text in args.sweep.split(",") if "sweep" in wanted else ():
             t = float(text)
             record(
                 measure(

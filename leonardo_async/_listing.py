@@ -110,8 +110,11 @@ class Walk:
     :ivar pages: listing requests made (a refused page size adds one)
     """
 
-    def __init__(self, listing: Listing, newer_than: datetime | None, max_pages: int) -> None:
+    def __init__(
+        self, listing: Listing, newer_than: datetime | None, max_pages: int, overlap: bool
+    ) -> None:
         self._listing = listing
+        self._overlap = overlap
         self._newer_than = None if newer_than is None else newer_than - CLOCK_SKEW
         self._max_pages = max_pages
         self.complete = False
@@ -123,15 +126,23 @@ class Walk:
     async def _walk(self) -> AsyncIterator[list[ListingEntry]]:
         offset, seen = 0, set[str]()
         listing = self._listing
-        while self.pages < self._max_pages:
+        repeated = expected = 0
+        # Jobs created while we walk push the listing down under our offsets: what a page
+        # repeats beyond the overlap asked for is such a shift, and earns the walk that
+        # many more entries' worth of pages (at most twice its cap in all), so that its
+        # cap bounds the entries it reads, not the requests.
+        step = listing.limit - (PAGE_OVERLAP if self._overlap else 0)
+        while self.pages < min(2 * self._max_pages, self._max_pages + repeated // step):
             self.pages += 1
-            page = await listing.page(offset)
+            page = await listing.page(offset, overlap=self._overlap)
             self.pages += page.refused
             if not page.raw_count:
                 self.complete = True
                 return
             fresh = [entry for entry in page.entries if entry.id not in seen]
             seen.update(entry.id for entry in fresh)
+            repeated += max(0, len(page.entries) - len(fresh) - expected)
+            expected = page.raw_count - page.step
             offset += page.step
             yield fresh
             if self._newer_than is not None and _ends_before(page.entries, self._newer_than):
@@ -183,14 +194,17 @@ class Listing:
         step = max(1, self.page_size - PAGE_OVERLAP)
         return 1 + math.ceil((depth - self.page_size) / step)
 
-    def walk(self, *, newer_than: datetime | None = None, max_pages: int = 20) -> Walk:
+    def walk(
+        self, *, newer_than: datetime | None = None, max_pages: int = 20, overlap: bool = True
+    ) -> Walk:
         """A walk from the newest entry down, stopping as the module docstring says.
 
         :param newer_than: what the reader looks for was created after this (an aware
             datetime); a newest-first listing stops below it
         :param max_pages: the most pages to read; a walk that needs more is incomplete
+        :param overlap: start each page a few entries before the last one ended
         """
-        return Walk(self, newer_than, max_pages)
+        return Walk(self, newer_than, max_pages, overlap)
 
     async def raw_page(self, *, offset: int, limit: int, user_id: str | None = None) -> Any:
         """One page's decoded ``generations`` list, exactly as asked (``list_generations``)."""
@@ -212,7 +226,7 @@ class Listing:
         envelope = wire.structure({"generations": raw}, wire.GenerationListEnvelope, "listing")
         return list(envelope.generations)
 
-    async def page(self, offset: int) -> Page:
+    async def page(self, offset: int, *, overlap: bool = True) -> Page:
         """The page at ``offset``, read into entries (unreadable ones are skipped)."""
         limit = self.limit
         try:
@@ -222,7 +236,7 @@ class Listing:
                 raise
             logger.info("listing refused limit=%d; using %d", limit, SAFE_PAGE_SIZE)
             self.limit = self.page_size = SAFE_PAGE_SIZE
-            return attrs.evolve(await self.page(offset), refused=1)
+            return attrs.evolve(await self.page(offset, overlap=overlap), refused=1)
         entries = []
         for index, item in enumerate(raw):
             source = f"listing entry {offset + index}"
@@ -233,10 +247,10 @@ class Listing:
                 continue
             entries.append(ListingEntry(head, item, source, self))
         count = len(raw)
-        overlap = PAGE_OVERLAP if count > 2 * PAGE_OVERLAP else 0
+        repeat = PAGE_OVERLAP if overlap and count > 2 * PAGE_OVERLAP else 0
         self._learn_cap(offset == 0, count)
-        self._short_page = (count, overlap) if 0 < count < self.limit else None
-        return Page(entries, count, count - overlap)
+        self._short_page = (count, repeat) if 0 < count < self.limit else None
+        return Page(entries, count, count - repeat)
 
     def read_generation(self, raw: Any, source: str) -> Generation:
         """Read one raw listing entry whole (and tell ``on_generation``).

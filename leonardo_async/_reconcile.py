@@ -39,8 +39,8 @@ __all__ = ["LISTING_LAG", "Reconciler", "is_candidate", "pick"]
 logger = logging.getLogger("leonardo_async")
 
 #: Seconds after a failed submit within which the listing is expected to show the job,
-#: if one was made. The simulator's lag knob shows a 2 s lag fully covered and a 10 s lag
-#: still found by the looks at 15 s and 20 s (benchmarks/RESULTS.md, "Reconciliation").
+#: if one was made. Against the simulator's lag knob, a 2 s lag is found by the look at
+#: 3 s and a 10 s lag by the one at 15 s; a 30 s lag is not (benchmarks/reconcile.py).
 LISTING_LAG: Final = 20.0
 #: The pause before the second look; each later pause doubles, the last ends the window.
 FIRST_PAUSE: Final = 1.0

@@ -52,6 +52,9 @@ logger = logging.getLogger("leonardo_async")
 BATCH_MIN_PENDING: Final = 3
 #: Due times this close together are served by the same round.
 COALESCE: Final = 0.01
+#: A listing round also serves every job due within this fraction of its own interval, so
+#: one round per poll interval serves all the jobs (not one round per jittered due time).
+SWEEP_AHEAD: Final = 0.5
 #: After a listing round that showed none of its due jobs, listing pauses this long.
 LISTING_BACKOFF: Final = 60.0
 #: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
@@ -450,10 +453,24 @@ class JobTracker:
             self._backlog.extend(due)
         elif use_listing:
             self._sweeping = True
-            self._tg.start_soon(self._sweep, due)
+            self._tg.start_soon(self._sweep, due + self._nearly_due())
         else:
             for job in due:
                 self._queue_poll(job)
+
+    def _nearly_due(self) -> list[TrackedJob]:
+        """Jobs a listing round may as well serve now: due within :data:`SWEEP_AHEAD` of
+        their interval. Each is taken as its own look, so the jobs' next looks fall
+        together and the next round serves them all again."""
+        now = anyio.current_time()
+        taken = []
+        for job in self._jobs.values():
+            if job.polling or job.done():
+                continue
+            if job.due <= now + SWEEP_AHEAD * job.schedule.nominal(job.checks):
+                job.polling = True
+                taken.append(job)
+        return taken
 
     def _pages_to_reach(self, due: list[TrackedJob]) -> int:
         """Listing pages to read, newest first, to reach the oldest of ``due``.
@@ -539,7 +556,9 @@ class JobTracker:
         # (other clients of the key may have added generations); such a listing usually
         # stops earlier, at the first page older than the oldest due job.
         walk = self._source.listing.walk(
-            newer_than=min(job.since for job in due), max_pages=self._pages_to_reach(due) + 2
+            newer_than=min(job.since for job in due),
+            max_pages=self._pages_to_reach(due) + 2,
+            overlap=False,  # a job a deletion shifts out of sight is looked at by itself
         )
         try:
             async for page in walk:

@@ -121,3 +121,23 @@ async def test_reconciliation_with_an_unreadable_listing_is_uncertain() -> None:
     request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
     with pytest.raises(SubmitUncertainError, match="could not be read"):
         await reconciler.find(request, since=NOW, settled_by=NOW)
+
+
+async def test_a_walk_keeps_going_when_new_entries_push_the_listing_down() -> None:
+    """Entries added at the top while a walk reads push older ones under its offsets; the
+    walk reads that many more entries before it calls itself cut short."""
+    server = MemoryListing(300)
+    original = server.call
+
+    async def growing(method: str, path: str, **options: Any) -> Any:
+        answer = await original(method, path, **options)
+        server.entries[:0] = [
+            {"id": f"new{len(server.asked)}-{i}", "status": "PENDING"} for i in range(20)
+        ]
+        return answer
+
+    server.call = growing  # type: ignore[method-assign]
+    ids, _ = await _walk_ids(Listing(server, _user), max_pages=7)
+    assert {f"g{i}" for i in range(300)} <= set(ids)
+    assert len(ids) == len(set(ids))
+    assert len(server.asked) <= 14

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -515,3 +516,23 @@ class _NoSource:
     @property
     def listing(self) -> Listing:
         raise AssertionError
+
+
+async def test_listing_rounds_follow_the_poll_schedule_not_each_jobs_due_time() -> None:
+    """120 jobs looked at through the listing cost about one round per poll interval.
+
+    Each job's looks are jittered; a round also serves the jobs due within half their
+    interval, so the rounds fall together instead of one round per jittered due time.
+    The bound is the rounds one job's schedule asks for over the jobs' run, each of at
+    most the pages 120 jobs fill, and a few rounds of slack; a slower machine makes
+    fewer rounds, never more.
+    """
+    schedule = PollSchedule(initial=0.2, max_interval=0.2)
+    config = sim_config(durations=JobDurations.fixed(1.5))
+    async with Simulator(config) as sim:
+        _, pages = await _run_jobs(sim, 120, poll_schedule=schedule)
+    looks, elapsed = 0, 0.0
+    while elapsed < 1.5 + schedule.max_interval:
+        elapsed += schedule.nominal(looks)
+        looks += 1
+    assert pages <= (looks + 4) * math.ceil(120 / 50)
