@@ -259,6 +259,20 @@ async def test_download_never_leaves_partial_file(
     assert os.listdir(tmp_path) == []
 
 
+async def test_a_refused_download_carries_its_status_and_is_not_retried(
+    client: LeonardoClient, simulator: Simulator, traffic: Traffic, tmp_path: Path
+) -> None:
+    """A CDN 404 (a wrong or expired URL) is a DownloadError with status 404, asked once."""
+    video = await _finished_video(client)
+    assert video.video_url is not None
+    missing = video.video_url.replace(video.id, "no-such-generation")
+    with anyio.fail_after(DEADLINE), raises_clean(DownloadError) as info:
+        await client.download(missing, tmp_path / "v.mp4")
+    assert info.value.status == 404
+    assert len(traffic.to("/cdn/no-such-generation")) == 1
+    assert os.listdir(tmp_path) == []
+
+
 async def test_download_without_video_url(client: LeonardoClient, tmp_path: Path) -> None:
     """A generation without an MP4 URL cannot be downloaded."""
     with raises_clean(DownloadError):

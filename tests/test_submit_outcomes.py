@@ -6,6 +6,8 @@ few seconds late; a server may refuse ``seed``. None of these may cost a second 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,7 +15,15 @@ import pytest
 from _helpers import DEADLINE, Traffic, make_client, raises_clean, sim_config
 from _images import png_bytes
 
-from leonardo_async import FrameRef, LeonardoClient, SubmitUncertainError
+from leonardo_async import (
+    BatchItem,
+    BatchResult,
+    BatchSubmitter,
+    FrameRef,
+    Journal,
+    LeonardoClient,
+    SubmitUncertainError,
+)
 from leonardo_async._reconcile import LISTING_LAG
 from leonardo_async.simulator import JobDurations, Simulator
 
@@ -126,3 +136,33 @@ async def test_a_refused_seed_is_dropped_once_and_for_the_key(second_answer_lost
         assert sim.statistics().duplicate_submissions == 0
         assert _submits(traffic) == 3  # one refusal, then one submit each
         assert client.seeds_refused
+
+
+async def test_a_batch_on_a_server_refusing_seeds_journals_none(tmp_path: Path) -> None:
+    """A batch against a server that refuses seed: each item refused once at most, done
+    once, and the journal keeps no seed that was never sent (a resume matches without)."""
+    traffic = Traffic()
+    async with (
+        Simulator(sim_config(reject_seed=True)) as sim,
+        make_client(sim, traffic) as client,
+    ):
+        image = await _image(client)
+        items = [BatchItem.create(prompt=f"seedless {i}", image=image) for i in range(6)]
+        with Journal(tmp_path / "journal.sqlite") as journal:
+            async with BatchSubmitter(client, journal=journal) as batch:
+                with anyio.fail_after(DEADLINE):
+                    results = [r async for r in _stream(batch, items)]
+            assert sorted(r.status for r in results) == ["COMPLETE"] * 6
+            assert all(journal.entry(r.key).seed is None for r in results)  # type: ignore[union-attr]
+        assert sim.statistics().duplicate_submissions == 0
+        assert sim.statistics().generations_created == 6
+        submits = traffic.to("/generations-image-to-video", "POST")
+        refused = [e for e in submits if e.status == 400]
+        assert 1 <= len(refused) <= len(items)  # each item refused once at most
+        assert len(submits) == len(items) + len(refused)
+
+
+async def _stream(batch: BatchSubmitter, items: list[BatchItem]) -> AsyncIterator[BatchResult]:
+    async with batch.stream(items) as stream:
+        async for result in stream:
+            yield result
