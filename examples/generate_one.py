@@ -3,7 +3,7 @@
 Reads your key from LEONARDO_API_KEY (export LEONARDO_API_KEY=...). Without it, the example
 runs against the local simulator instead: no network, no credits, same code path.
 
-    python examples/generate_one.py        # writes ./sunset.mp4
+    python examples/generate_one.py        # writes ./videos/sunset.mp4
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from _connect import connect
 from leonardo_async import Model, Resolution
 
 FRAMES = Path(__file__).parent
-OUT = Path("sunset.mp4")
+OUT = Path("videos/sunset.mp4")  # videos/ is git-ignored
 
 
 async def main() -> None:

@@ -70,7 +70,7 @@ async def test_make_clip_survives_a_failed_job(
 
 
 async def main() -> None:
-    out = Path("simulated-clip.mp4")
+    out = Path("videos/simulated-clip.mp4")  # videos/ is git-ignored
     async with Simulator(SimulatorConfig(durations=JobDurations.fixed(0.1))) as sim:
         async with LeonardoClient(sim.api_key, base_url=sim.base_url, poll_schedule=FAST) as c:
             path = await make_clip(c, FRAME, out)

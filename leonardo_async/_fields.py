@@ -216,6 +216,8 @@ def _json_type(match: re.Match[str]) -> str:
 def _one_error(exc: BaseException, _: Any) -> str:
     if isinstance(exc, KeyError):
         return "required"
+    if not isinstance(exc, TypeError):  # a validator's own words name the field and value
+        return str(exc) or "invalid value"
     return re.sub(r"got (\w+)$", _json_type, str(exc))
 
 
@@ -224,5 +226,6 @@ def readable_errors(exc: cattrs.BaseValidationError) -> str:
     phrases = []
     for message in cattrs.transform_error(exc, path="", format_exception=_one_error):
         problem, _, where = message.rpartition(" @ ")
-        phrases.append(f"{where.lstrip('.')}: {problem}" if where else message)
+        problem = problem.replace("Extra fields in constructor for", "unknown field(s) of")
+        phrases.append(f"{where.lstrip('.')}: {problem}" if where.strip(".") else problem)
     return "; ".join(phrases)

@@ -347,6 +347,21 @@ def _safe_url(url: str) -> str:
     return str(URL(url).with_query(None))
 
 
+#: What a low-level failure means, for the ones whose text says little or nothing.
+_MEANINGS: Final[tuple[tuple[type[BaseException], str], ...]] = (
+    (TimeoutError, "no answer in time"),
+    (aiohttp.ServerDisconnectedError, "the server closed the connection"),
+    (aiohttp.ClientPayloadError, "the response was cut short"),
+    (aiohttp.ClientConnectorError, "cannot connect"),
+)
+
+
 def _describe(exc: BaseException) -> str:
+    """A failure in words a person can act on (aiohttp's class names mean nothing to most)."""
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    meaning = next((words for kind, words in _MEANINGS if isinstance(exc, kind)), None)
+    if meaning is None:
+        return text or "the connection failed"
+    if not text or text.startswith(("Server disconnected", "Connection timeout")):
+        return meaning
+    return text if isinstance(exc, aiohttp.ClientConnectorError) else f"{meaning} ({text})"

@@ -213,6 +213,13 @@ class ImageToVideoRequest:
             set_(self, "width", width)
             set_(self, "height", height)
             return
+        if self.width is None or self.height is None:
+            given, missing = ("width", "height") if self.height is None else ("height", "width")
+            raise ValidationError(
+                "width x height",
+                f"{given} {getattr(self, given)} without a {missing}",
+                "both together: one of " + ", ".join(f"{w}x{h}" for w, h in VEO_SIZES.values()),
+            )
         size = (self.width, self.height)
         allowed: dict[tuple[int | None, int | None], tuple[Resolution, Orientation]] = {
             v: k for k, v in VEO_SIZES.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 from _cli import END_FRAME, START_FRAME, cli, generate_args, simulator_for_cli
@@ -302,38 +304,118 @@ def test_demo_exits_0_and_writes_an_mp4(tmp_path: Path) -> None:
 
 
 async def test_sim_prints_where_it_runs_and_stops_on_ctrl_c() -> None:
-    """sim prints the URL and key to export, serves the API, and exits 0 on SIGINT."""
+    """sim prints the URL and key to export, an admin URL that answers with its routes, and
+    poll settings for its short jobs; it serves the API, and exits 0 on SIGINT."""
     command = [sys.executable, "-m", "leonardo_async", "sim", "--slots", "3", "--api-key", KEY]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
-        assert process.stdout is not None
-        with anyio.fail_after(DEADLINE):
-            out = await read_until(process.stdout, "export LEONARDO_API_KEY=")
-            out += await read_until(process.stdout, "\n") if not out.endswith("\n") else ""
-            url = re.search(r"export LEONARDO_BASE_URL=(\S+)", out)
-            assert url is not None
-            async with LeonardoClient(KEY, base_url=url.group(1)) as client:
-                account = await client.me()
-            process.send_signal(signal.SIGINT)
-            code = await process.wait()
+        try:
+            assert process.stdout is not None
+            with anyio.fail_after(DEADLINE):
+                out = await read_until(process.stdout, "--poll-max 2\n")
+                url = re.search(r"export LEONARDO_BASE_URL=(\S+)", out)
+                admin = re.search(r"admin: +(\S+)", out)
+                assert url is not None
+                assert admin is not None
+                async with LeonardoClient(KEY, base_url=url.group(1)) as client:
+                    account = await client.me()
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(admin.group(1)) as response:
+                        routes = (await response.json())["admin routes"]
+                    for route in routes:
+                        method, path = route.split()
+                        if method == "GET":
+                            async with session.get(url.group(1).split("/api/")[0] + path) as got:
+                                assert got.status == 200, route
+                process.send_signal(signal.SIGINT)
+                code = await process.wait()
+        finally:  # a failed step: do not wait for ever for the process to exit
+            if process.returncode is None:
+                process.kill()
     assert account.concurrency_slots == 3
+    assert "--poll-initial 1" in out
+    assert set(routes) >= {"GET /_sim/stats", "POST /_sim/config", "GET /_sim/generations"}
     assert code == 0
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "named"),
     [
-        ["sim", "--config", '{"no_such_knob": 1}'],
-        ["sim", "--config", "{not json"],
-        ["sim", "--config", "@/no/such/file.json"],
-        ["sim", "--failure-rate", "2"],
+        (["sim", "--config", '{"no_such_knob": 1}'], "no_such_knob"),
+        (["sim", "--config", "{not json"], "--config"),
+        (["sim", "--config", "@/no/such/file.json"], "--config"),
+        (["sim", "--failure-rate", "2"], "--failure-rate"),
+        (["sim", "--rps", "-1"], "--rps"),
+        (["sim", "--job-seconds", "-1"], "--job-seconds"),
+        (["sim", "--config", '{"faults": {"server_error_rate": "x"}}'], "server_error_rate"),
     ],
 )
-def test_sim_refuses_bad_knobs_with_exit_2(argv: list[str]) -> None:
-    """A bad --config or knob exits 2 with a message, before anything listens."""
+def test_sim_refuses_bad_knobs_naming_them(argv: list[str], named: str) -> None:
+    """A bad --config or knob exits 2 naming the flag or knob, before anything listens."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(argv) == 2
-    assert "error" in err.getvalue()
+    assert named in err.getvalue()
+    assert_no_internals(err.getvalue())
+
+
+#: What a message must never show: Python reprs and cattrs' path notation.
+INTERNALS = re.compile(r"None|@ \$|'account'|\(-?\d|Error:|Traceback|<class")
+
+
+def assert_no_internals(text: str) -> None:
+    """The message has none of the Python internals of :data:`INTERNALS`."""
+    assert not INTERNALS.search(text), text
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--width", "1000"], "--width/--height"),
+        (["--width", "1000", "--height", "3"], "--width/--height"),
+        (["--poll-initial", "-1"], "--poll-initial"),
+        (["--poll-max", "0"], "--poll-max"),
+        (["--duration", "5"], "--duration"),
+        (["--resolution", "RESOLUTION_1081"], "--resolution"),
+        (["--model", "veo4"], "--model"),
+        (["--seed", "-5"], "--seed"),
+        (["--timeout", "0"], "--timeout"),
+    ],
+)
+async def test_bad_generate_options_name_option_value_and_allowed(
+    extra: list[str], named: str, sim: Simulator, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Each bad option exits 2 with one line naming it and its value, nothing sent, and no
+    Python internals in the text."""
+    assert await cli(*generate_args(tmp_path / "v.mp4", *extra)) == 2
+    err = capsys.readouterr().err
+    assert f"error: {named}: " in err
+    assert_no_internals(err)
+    assert requests_seen(sim) == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--concurrency", "0"], "--concurrency"),
+        (["--rpm", "-1"], "--rpm"),
+        (["--spm", "0"], "--spm"),
+        (["--poll-initial", "-1"], "--poll-initial"),
+        (["--max-credits", "lots"], "--max-credits"),
+    ],
+)
+async def test_bad_batch_options_name_the_option(
+    extra: list[str], named: str, sim: Simulator, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Each bad batch option exits 2 naming it, with no Python internals; nothing is sent."""
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"prompt": "p", "image": str(START_FRAME)}) + "\n")
+    assert await cli("batch", jobs, "--out", tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err
+    assert f"error: {named}: " in err
+    assert_no_internals(err)
+    assert requests_seen(sim) == 0
 
 
 # --- the parser -------------------------------------------------------------------------

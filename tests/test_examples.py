@@ -18,8 +18,11 @@ TIMEOUT = 120.0
 EXPECTED: dict[str, tuple[str | None, str]] = {
     "batch_from_jsonl.py": ("videos/*.mp4", "4 complete, 0 failed"),
     "concurrent_pipeline.py": (None, "5 videos ready"),
-    "generate_one.py": ("sunset.mp4", "saved sunset.mp4"),
-    "simulator_in_tests.py": ("simulated-clip.mp4", "ok: a failed generation is reported as None"),
+    "generate_one.py": ("videos/sunset.mp4", "saved videos/sunset.mp4"),
+    "simulator_in_tests.py": (
+        "videos/simulated-clip.mp4",
+        "ok: a failed generation is reported as None",
+    ),
 }
 
 
@@ -55,6 +58,11 @@ def test_example_runs_offline_and_makes_its_output(script: str, tmp_path: Path) 
         assert made, f"{script} made no {files}"
         for video in made:
             assert video.read_bytes()[4:8] == b"ftyp"
+    # Everything it wrote is under videos/, which .gitignore keeps out of a checkout's status.
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.relative_to(tmp_path).parts[0] == "videos" for p in written), written
+    ignored = (EXAMPLES.parent / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "videos/" in ignored
 
 
 def test_simulator_in_tests_passes_under_pytest(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Final, TextIO
 
 from .._errors import ValidationError
+from .._fields import FIELDS
 from ._progress import LogHandler
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Commands",
     "Handler",
     "Register",
+    "invalid_text",
     "logging_to_stderr",
     "report",
     "report_invalid",
@@ -102,9 +104,19 @@ def report(message: str, *, stream: TextIO | None = None) -> None:
 
 def report_invalid(exc: ValidationError, *, stream: TextIO | None = None) -> int:
     """Report bad input, naming the option it came from; returns :data:`EXIT_BAD_INPUT`."""
-    flag = FLAGS.get(exc.field, exc.field)
-    report(f"{flag}: {exc}", stream=stream)
+    report(invalid_text(exc), stream=stream)
     return EXIT_BAD_INPUT
+
+
+def invalid_text(exc: ValidationError) -> str:
+    """The option, the value and what is allowed: ``--duration: invalid value 5: one of ...``."""
+    flag = FLAGS.get(exc.field)
+    if flag is None:
+        flag = "--" + exc.field.replace("_", "-") if exc.field in FIELDS else exc.field
+    value = "(not set)" if exc.value is None else repr(exc.value)
+    # "or None" is how the library says "may be left unset"; an option left out already is.
+    allowed = exc.allowed.removesuffix(" or None")
+    return f"{flag}: invalid value {value}: {allowed}"
 
 
 class _Redact(logging.Filter):

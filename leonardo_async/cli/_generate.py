@@ -34,8 +34,8 @@ from ._common import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_OK,
-    FLAGS,
     Commands,
+    invalid_text,
     report,
     report_invalid,
 )
@@ -360,8 +360,7 @@ def _failure(
 ) -> tuple[int, str, str | None]:
     """The exit code, the error line, and what to run next, for an error after submitting."""
     if isinstance(exc, ValidationError):
-        flag = FLAGS.get(exc.field, exc.field)
-        return EXIT_BAD_INPUT, f"{flag}: {exc}", None
+        return EXIT_BAD_INPUT, invalid_text(exc), None
     if isinstance(exc, GenerationFailedError):
         return EXIT_FAILED, f"{exc} (Leonardo reports no reason)", None
     if isinstance(exc, WaitTimeoutError):

@@ -8,10 +8,12 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
+import cattrs
 
+from .._fields import readable_errors
 from ..simulator import Simulator, SimulatorConfig, config_from_mapping
 from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
 
@@ -111,24 +113,40 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         if not isinstance(loaded, dict):
             raise ValueError("--config: expected a JSON object of knobs")
         changes.update(loaded)
-    flags = {
-        "host": args.host,
-        "api_port": args.port,
-        "storage_port": args.storage_port,
-        "failure_rate": args.failure_rate,
-        "requests_per_second": args.rps,
-        "max_running": args.max_running,
-        "queue_depth": args.queue_depth,
-        "refuse_at_concurrency": args.refuse_at_concurrency,
-        "concurrency_slots": args.slots,
-        "seed": args.seed,
-        "api_key": args.api_key,
-    }
+    flags = {knob: getattr(args, dest) for knob, (dest, _) in _FLAGS.items()}
     changes.update({name: value for name, value in flags.items() if value is not None})
     if args.job_seconds is not None:
         changes["durations"] = {"kind": "fixed", "median": args.job_seconds, "spread": 0.0}
     base = SimulatorConfig.realistic() if args.realistic else SimulatorConfig()
-    return config_from_mapping(changes, base=base)
+    try:
+        return config_from_mapping(changes, base=base)
+    except ValueError as exc:
+        # The knobs' validators name knob and value; cattrs' own text adds "@ $" paths.
+        cause = exc.__cause__
+        message = (
+            readable_errors(cause) if isinstance(cause, cattrs.BaseValidationError) else str(exc)
+        )
+        given = [flag for knob, (dest, flag) in _FLAGS.items()
+                 if getattr(args, dest) is not None and knob in message]  # fmt: skip
+        if args.job_seconds is not None and "durations" in message:
+            given.append("--job-seconds")
+        raise ValueError(f"{'/'.join(given)}: {message}" if given else message) from None
+
+
+#: The flags that set a knob: knob -> (argparse dest, flag), to name the flag in errors.
+_FLAGS: Final = {
+    "host": ("host", "--host"),
+    "api_port": ("port", "--port"),
+    "storage_port": ("storage_port", "--storage-port"),
+    "failure_rate": ("failure_rate", "--failure-rate"),
+    "requests_per_second": ("rps", "--rps"),
+    "max_running": ("max_running", "--max-running"),
+    "queue_depth": ("queue_depth", "--queue-depth"),
+    "refuse_at_concurrency": ("refuse_at_concurrency", "--refuse-at-concurrency"),
+    "concurrency_slots": ("slots", "--slots"),
+    "seed": ("seed", "--seed"),
+    "api_key": ("api_key", "--api-key"),
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,6 +166,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Jobs shorter than this (median seconds) finish before the client's first look (20 s).
+SHORT_JOBS: Final = 20.0
+_POLL_HINT: Final = (
+    "\nIts jobs take seconds, not minutes: poll sooner than the defaults, e.g.\n"
+    "  leonardo-async generate ... --poll-initial 1 --poll-max 2"
+)
+
+
 async def _serve(config: SimulatorConfig) -> None:
     """Start the simulator, say where it is, and run until cancelled."""
     async with Simulator(config) as sim:
@@ -155,11 +181,12 @@ async def _serve(config: SimulatorConfig) -> None:
             f"Leonardo simulator running (Ctrl-C to stop)\n"
             f"  API:     {sim.base_url}\n"
             f"  storage: {sim.storage_url}\n"
-            f"  admin:   {sim.admin_url}\n"
+            f"  admin:   {sim.admin_url} (routes: stats, config, reset, generations)\n"
             f"  API key: {sim.api_key}\n"
             f"Point a client at it:\n"
             f"export LEONARDO_BASE_URL={shlex.quote(sim.base_url)}\n"
-            f"export LEONARDO_API_KEY={shlex.quote(sim.api_key)}",
+            f"export LEONARDO_API_KEY={shlex.quote(sim.api_key)}"
+            + (_POLL_HINT if config.durations.median < SHORT_JOBS else ""),
             flush=True,
         )
         await anyio.sleep_forever()

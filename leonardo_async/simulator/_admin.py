@@ -72,8 +72,25 @@ async def get_generations(request: web.Request) -> web.Response:
     return web.json_response([record_json(r) for r in records])
 
 
+#: Every admin route and what it does: the index ``GET /_sim`` answers with this.
+ROUTES: dict[str, str] = {
+    "GET /_sim/stats": "counters: requests per route, generations, credits spent, peaks",
+    "GET /_sim/config": "every knob, as POST /_sim/config takes them",
+    "POST /_sim/config": "change knobs: a JSON object, nested ones merge",
+    "POST /_sim/reset": "zero the stats (generations and balances stay)",
+    "GET /_sim/generations": "every stored generation, oldest first, with its request body",
+}
+
+
+async def get_index(request: web.Request) -> web.Response:
+    """``GET /_sim``: the admin routes, so the URL the ``sim`` banner prints answers."""
+    return web.json_response({"admin routes": ROUTES})
+
+
 def add_admin_routes(app: web.Application) -> None:
     """Register the admin routes on *app*."""
+    app.router.add_get("/_sim", get_index)
+    app.router.add_get("/_sim/", get_index)
     app.router.add_get("/_sim/stats", get_stats)
     app.router.add_get("/_sim/config", get_config)
     app.router.add_post("/_sim/config", post_config)
