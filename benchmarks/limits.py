@@ -21,9 +21,17 @@ Scenarios (``--scenarios``, all by default):
   configured with ``requests_per_minute = 60R`` / ``120R`` and no submit limit. Submits
   and polls share the budget.
 * ``running`` / ``running-2x``: the simulator runs at most M generations at once (default
-  8) and jobs last D s (default 2); ``/me`` reports M (``running``) or 2M slots
-  (``running-2x``, the adaptive running bound); the client uses
-  ``max_running="account"`` and no rate limit that binds.
+  8) and refuses a submit past them (``refuse_at_concurrency``), and jobs last D s
+  (default 2); ``/me`` reports M (``running``) or 2M slots (``running-2x``, the adaptive
+  running bound); the client uses ``max_running="account"`` (so one probe past the slots
+  asks whether the server queues) and no rate limit that binds.
+* ``queue-qN``: Leonardo's documented behaviour: Q slots (default 4) with a queue behind
+  them, ``/me`` reports Q, jobs last J s (default 6), I items (default 40); the client
+  keeps N jobs queued (``max_queued=N``, one scenario per ``--queue-allowances`` entry;
+  ``queue-q0`` is the client that never submits past the slots).
+* ``refuse``: the same slots, jobs and items on a server that refuses past its slots
+  (``refuse_at_concurrency``), with the client's default allowance: what the probe for a
+  queue costs there.
 
 What is measured (the simulator's view, so client bookkeeping cannot flatter it):
 
@@ -36,8 +44,11 @@ What is measured (the simulator's view, so client bookkeeping cannot flatter it)
   ``GET /_sim/stats`` in a thread, as a fraction of R. While submits remain the batch
   always has a request waiting, so the budget is the bound.
 * running scenarios: mean generations running (sum of durations over the time from the
-  first admission to the last finish) as a fraction of M, and the simulator's
-  ``peak_running``.
+  first admission to the last finish) as a fraction of M (the slot utilisation), the
+  simulator's ``peak_running``, ``peak_queued``, ``peak_attempted`` (most in flight had
+  every submit been accepted) and ``refused_in_flight`` (submits refused for busy slots
+  or a full queue), and ``end_ratio``: when the server's last job ended, from the
+  batch's start, over total job time / slots.
 * 429s: the simulator's ``rate_limited``, as a fraction of all API requests it saw.
 
 The client's limiter decisions at each 429 (the gate's rate and learned limit before and
@@ -49,6 +60,7 @@ Usage::
     python benchmarks/limits.py                                # all scenarios, 3 reps
     python benchmarks/limits.py --scenarios submits-1x --reps 5
     python benchmarks/limits.py --scenarios requests-2x --reps 1 --trace
+    python benchmarks/limits.py --scenarios queue-q0,queue-q2,refuse --reps 3
 
 A table goes to stdout, then one line of JSON; one JSON line per run goes to stderr.
 """
@@ -79,6 +91,7 @@ from leonardo_async import (
     PollSchedule,
 )
 from leonardo_async._limits import KeyLimiter, RateGate, RequestKind
+from leonardo_async._limits._config import DEFAULT_MAX_QUEUED
 
 PROMPT = "a lighthouse at dusk, waves rolling in, slow dolly forward"
 SUBMIT_ROUTE = "POST /generations-image-to-video"
@@ -166,6 +179,7 @@ def build_scenarios(args: argparse.Namespace) -> dict[str, Scenario]:
                 **style,
                 "durations": {"kind": "fixed", "median": args.running_job_seconds, "spread": 0.0},
                 "max_running": m,
+                "refuse_at_concurrency": True,
                 "concurrency_slots": factor * m,
             },
             limits=Limits(
@@ -181,6 +195,38 @@ def build_scenarios(args: argparse.Namespace) -> dict[str, Scenario]:
             configured=f'max_running="account" (/me: {factor * m})',
             true_limit=f"{m} running",
         )
+    q = args.queue_slots
+    queue_sim = {
+        **money,
+        **style,
+        "durations": {"kind": "fixed", "median": args.queue_job_seconds, "spread": 0.0},
+        "max_running": q,
+        "concurrency_slots": q,
+    }
+    # The default schedule (20 s, then at most 10 s apart, for Veo's ~75 s) scaled to J.
+    scale = args.queue_job_seconds / 75.0
+    queue_schedule = PollSchedule(initial=20.0 * scale, max_interval=10.0 * scale)
+    allowances = [int(n) for n in args.queue_allowances.split(",") if n.strip()]
+    for refuse, allowance in [(False, n) for n in allowances] + [(True, DEFAULT_MAX_QUEUED)]:
+        name = "refuse" if refuse else f"queue-q{allowance}"
+        out[name] = Scenario(
+            name=name,
+            measure="running",
+            sim={**queue_sim, "refuse_at_concurrency": refuse},
+            limits=Limits(
+                requests_per_minute=HIGH_RPM,
+                submits_per_minute=None,
+                max_running="account",
+                max_queued=allowance,
+            ),
+            items=args.queue_items,
+            job_seconds=args.queue_job_seconds,
+            schedule=queue_schedule,
+            limit=float(q),
+            window=0.0,
+            configured=f'max_running="account", max_queued={allowance}',
+            true_limit=f"{q} running, " + ("refused past" if refuse else "queue behind"),
+        )
     return out
 
 
@@ -192,6 +238,7 @@ class Drive:
     """What one batch run saw from the client's side."""
 
     wall_s: float = 0.0
+    started: float = 0.0
     results: dict[str, int] = attrs.Factory(dict)
     events: list[dict[str, Any]] = attrs.Factory(list)
     samples: list[dict[str, Any]] = attrs.Factory(list)
@@ -228,7 +275,7 @@ def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
                 "pause": round(pause, 3),
                 "before": before,
                 "after": after,
-                "running_total": limiter.running.total,
+                "in_flight_bound": limiter.statistics(0).in_flight_bound,
             }
         )
         return pause
@@ -236,16 +283,17 @@ def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
     limiter.on_rate_limited = logged  # type: ignore[method-assign]
 
 
-async def _sample_limiter(limiter: KeyLimiter, out: list[dict[str, Any]]) -> None:
+async def _sample_client(client: LeonardoClient, out: list[dict[str, Any]]) -> None:
     while True:
+        stats = client.statistics()
         out.append(
             {
                 "t": time.monotonic(),
-                "submits": _gate(limiter.submits),
-                "requests": _gate(limiter.requests),
-                "rate_limited": limiter.rate_limited,
-                "running_total": limiter.running.total,
-                "running_in_use": limiter.running.in_use,
+                "submits": {"rate": stats.submit_rate},
+                "requests": {"rate": stats.request_rate},
+                "rate_limited": stats.rate_limited,
+                "running_total": stats.in_flight_bound,
+                "running_in_use": stats.in_flight,
             }
         )
         await anyio.sleep(0.25)
@@ -270,16 +318,17 @@ async def drive(sc: Scenario, sim: SimProcess, image_id: str) -> Drive:
     async with LeonardoClient(
         sim.api_key, base_url=sim.base_url, limits=sc.limits, poll_schedule=sc.schedule
     ) as client:
-        _log_decisions(client.limiter, run.events)
-        sent = client.requests_sent
+        # The decision log needs the gates' inner state, which statistics() leaves out.
+        _log_decisions(client._limiter, run.events)
+        sent = client.statistics().requests_sent
         async with BatchSubmitter(client, out_dir=None) as batch, anyio.create_task_group() as tg:
-            tg.start_soon(_sample_limiter, client.limiter, run.samples)
+            tg.start_soon(_sample_client, client, run.samples)
             tg.start_soon(_sample_server, sim, run.server)
-            started = time.monotonic()
+            run.started = started = time.monotonic()
             summary_ = await batch.run(items)
             run.wall_s = time.monotonic() - started
             tg.cancel_scope.cancel()
-        run.client_requests = client.requests_sent - sent
+        run.client_requests = client.statistics().requests_sent - sent
     run.results = {
         "complete": summary_.complete,
         "failed": summary_.failed,
@@ -316,7 +365,7 @@ def analyse(
     requests = {str(k): int(v) for k, v in stats["requests"].items()}
     total = sum(requests.values())
     refused = int(stats["rate_limited"])
-    starts = sorted(float(g["finish_at"]) - sc.job_seconds for g in gens)
+    starts = sorted(float(g["started_at"]) for g in gens)
     out: dict[str, Any] = {
         "scenario": sc.name,
         "items": sc.items,
@@ -329,6 +378,9 @@ def analyse(
         "rate_limited": refused,
         "rate_limited_share": refused / total if total else 0.0,
         "peak_running": int(stats["peak_running"]),
+        "peak_queued": int(stats["peak_queued"]),
+        "peak_attempted": int(stats["peak_attempted"]),
+        "refused_in_flight": int(stats["refused_in_flight"]),
         "wall_s": round(run.wall_s, 2),
         "client_429s_seen": len(run.events),
         "final_gates": (
@@ -368,6 +420,7 @@ def analyse(
         out["achieved"] = mean_running / sc.limit
         out["ideal_s"] = len(starts) * sc.job_seconds / sc.limit
         out["busy_s"] = round(busy, 2)
+        out["end_ratio"] = (max(finishes) - run.started) / out["ideal_s"]
         out["client_running_peak"] = max((s["running_in_use"] for s in run.samples), default=0)
         out["client_running_total_min"] = min(
             (s["running_total"] for s in run.samples if s["running_total"] is not None),
@@ -420,7 +473,16 @@ def _range(values: list[float], fmt: Callable[[float], str]) -> str:
 
 
 def report(scenarios: dict[str, Scenario], runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    headers = ("scenario", "true limit", "client configured", "achieved", "429s", "429 share")
+    headers = (
+        "scenario",
+        "true limit",
+        "client configured",
+        "achieved",
+        "429s",
+        "429 share",
+        "end ratio",
+        "peak attempted",
+    )
     rows = []
     out: dict[str, Any] = {}
     for name, results in runs.items():
@@ -428,6 +490,8 @@ def report(scenarios: dict[str, Scenario], runs: dict[str, list[dict[str, Any]]]
         achieved = [r["achieved"] for r in results if r["achieved"] is not None]
         refused = [float(r["rate_limited"]) for r in results]
         share = [r["rate_limited_share"] for r in results]
+        ends = [r["end_ratio"] for r in results if "end_ratio" in r]
+        attempted = [float(r["peak_attempted"]) for r in results]
         rows.append(
             (
                 name,
@@ -436,6 +500,8 @@ def report(scenarios: dict[str, Scenario], runs: dict[str, list[dict[str, Any]]]
                 _range(achieved, _pct) if achieved else "-",
                 _range(refused, lambda v: f"{v:g}"),
                 _range(share, lambda v: f"{100 * v:.2f}%"),
+                _range(ends, lambda v: f"{v:.3f}x") if ends else "-",
+                _range(attempted, lambda v: f"{v:g}"),
             )
         )
         out[name] = {
@@ -453,10 +519,7 @@ def report(scenarios: dict[str, Scenario], runs: dict[str, list[dict[str, Any]]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--scenarios",
-        default="submits-1x,submits-2x,requests-1x,requests-2x,running,running-2x",
-    )
+    parser.add_argument("--scenarios", default=None, help="comma-separated (default: all)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--submits-per-minute", type=int, default=600, help="S")
     parser.add_argument("--minutes", type=int, default=2, help="steady 60 s windows wanted")
@@ -466,13 +529,20 @@ def main() -> None:
     parser.add_argument("--max-running", type=int, default=8, help="M")
     parser.add_argument("--running-job-seconds", type=float, default=2.0, help="D")
     parser.add_argument("--running-seconds", type=float, default=40.0, help="ideal busy time")
+    parser.add_argument("--queue-slots", type=int, default=4, help="Q")
+    parser.add_argument("--queue-job-seconds", type=float, default=6.0, help="J")
+    parser.add_argument("--queue-items", type=int, default=40, help="I")
+    parser.add_argument(
+        "--queue-allowances", default="0,1,2,4", help="N for each queue-qN scenario"
+    )
     parser.add_argument(
         "--retry-after-style", default="seconds", choices=("seconds", "http-date", "none")
     )
     parser.add_argument("--trace", action="store_true", help="log limiter decisions to stderr")
     args = parser.parse_args()
     scenarios = build_scenarios(args)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    chosen = args.scenarios or ",".join(scenarios)
+    names = [n.strip() for n in chosen.split(",") if n.strip()]
     unknown = [n for n in names if n not in scenarios]
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {sorted(scenarios)}")

@@ -40,7 +40,7 @@ from ._journal import (
     JournalMismatchError,
     JournalWriteError,
 )
-from ._limits import Limits
+from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
@@ -77,6 +77,7 @@ __all__ = [
     "BatchStatistics",
     "BatchSubmitter",
     "BatchSummary",
+    "ClientStatistics",
     "Cost",
     "DownloadError",
     "FrameRef",

@@ -56,7 +56,7 @@ from ._items import (
     video_name,
 )
 from ._journal import ItemState, Journal, JournalEntry, JournalMismatchError, JournalWriteError
-from ._limits import Limits
+from ._limits import Limits, RateGate, SubmitSlot
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
 from ._uploads import read_image
@@ -74,14 +74,19 @@ PREFETCH: Final = 16
 UNBOUNDED_WINDOW: Final = 1000
 #: 429s on one submit before its item gives up (each waits out the key's shared pause).
 SUBMIT_REFUSALS: Final = 20
-#: Used when ``/me`` reports no concurrency slots.
-FALLBACK_SLOTS: Final = 10
 
 ProgressHook = Callable[[BatchStatistics], None]
 _STATUS: Final[dict[ItemState, ResultStatus]] = {
     ItemState.COMPLETE: "COMPLETE",
     ItemState.FAILED: "FAILED",
 }
+
+
+@attrs.define(eq=False)
+class _Held:
+    """The slots one item holds: the batch's own, and the key's for its submit."""
+
+    key: SubmitSlot | None = None
 
 
 class BatchSubmitter:
@@ -91,7 +96,10 @@ class BatchSubmitter:
     :param journal: where the batch's state is kept: a :class:`Journal`, a path to one,
         or ``None`` for an in-memory journal (no resume across processes)
     :param out_dir: download videos here; ``None`` leaves them on the CDN
-    :param limits: limits for this batch instead of the client's
+    :param limits: this batch's own bounds, inside the client's: its ``max_running``
+        (plus ``max_queued``) bounds the batch's jobs in flight and its
+        ``submits_per_minute`` its submits, while the key's limits (rates learned, pauses,
+        in-flight slots) keep holding for everything the client sends
     :param schedule: poll schedule for this batch's jobs instead of the client's
     :param max_credits: stop submitting before spent plus estimated credits pass this
         (shorthand for ``budget=Cost(max_credits, "CREDITS")``)
@@ -159,6 +167,10 @@ class BatchSubmitter:
         self._requests_at_start = 0
         self._failures: list[LeonardoError] = []
         self._work = anyio.CancelScope()
+        self._own_bound: int | None = None
+        self._own_slots: anyio.CapacityLimiter | None = None
+        self._own_submits: RateGate | None = None
+        self._window: float | None = None
 
     async def __aenter__(self) -> BatchSubmitter:
         return self
@@ -249,7 +261,7 @@ class BatchSubmitter:
             errors=self._ended["ERROR"],
             credits=dict(self._budget.spent),
             elapsed=time.monotonic() - self._started,
-            running_limit=self.client.limiter.running.total,
+            running_limit=self._own_bound or self.client.statistics().running_limit,
         )
 
     def summary(self) -> BatchSummary:
@@ -268,14 +280,20 @@ class BatchSubmitter:
     async def _prepare(self) -> None:
         self._started = time.monotonic()
         self._requests_at_start = self.client.requests_sent
-        limits = self.limits or self.client.limits
-        if self.limits is not None:
-            self.client.limiter.reconfigure(self.limits)
-        bound = limits.max_running
-        if bound == "account":
-            slots = (await self.client.account()).concurrency_slots
-            bound = slots if slots and slots > 0 else FALLBACK_SLOTS
-        self.client.limiter.set_running(bound)
+        # The batch's own bounds nest inside the key's (never replace them): two batches
+        # on one client share the key's slots, and what the key learned stays learned.
+        own = self.limits
+        self._own_bound = self._own_slots = self._own_submits = None
+        if own is not None and isinstance(own.max_running, int):
+            self._own_bound = own.max_running
+            self._own_slots = anyio.CapacityLimiter(own.max_running + own.queue_allowance)
+        if own is not None and own.submits_per_minute is not None:
+            self._own_submits = RateGate(own.submits_per_minute, burst=1)
+        self._window = (
+            self._own_slots.total_tokens
+            if self._own_slots is not None
+            else await self.client.in_flight_bound()
+        )
         # Each run counts from the journal afresh (a second run must not count twice).
         self._ended = dict.fromkeys(self._ended, 0)
         self._budget.spent = {}
@@ -295,8 +313,7 @@ class BatchSubmitter:
         safely without its write-ahead record): the work in flight is cancelled, its
         last journaled step kept for a resume, and the error raised from :meth:`stream`.
         """
-        bound = self.client.limiter.running.total
-        window = anyio.Semaphore((bound or UNBOUNDED_WINDOW) + PREFETCH)
+        window = anyio.Semaphore(int(self._window or UNBOUNDED_WINDOW) + PREFETCH)
         seen: set[str] = set()
         async with send, anyio.create_task_group() as tg:
             self._work = tg.cancel_scope
@@ -400,19 +417,18 @@ class BatchSubmitter:
             )
         if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
             entry = await self._reconcile(item, entry)
-        slots = self.client.limiter.running
         if entry.generation_id is None:
             request = await self._with_frames(item, entry)
             entry, token = await self._submit(request, entry)
             if token is None:
                 return entry, None
         else:  # a job from an earlier run: it runs, so it holds a slot
-            token = await slots.acquire()
-            slots.running_now(token)
+            token = await self._take_slot(key=False)
+            await self.client.adopt(entry.generation_id)
         try:
             outcome = await self._track(entry)
         finally:
-            slots.release(token)
+            self._give_slot(token)
         if isinstance(outcome, GenerationFailedError):
             entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
             return entry, outcome.generation
@@ -478,7 +494,7 @@ class BatchSubmitter:
 
     async def _submit(
         self, request: ImageToVideoRequest, entry: JournalEntry
-    ) -> tuple[JournalEntry, object | None]:
+    ) -> tuple[JournalEntry, _Held | None]:
         """Submit with the journaled seed; record the job before anything else happens.
 
         Refusals (429: nothing was created) are waited out a bounded number of times.
@@ -492,13 +508,12 @@ class BatchSubmitter:
         """
         seed = entry.seed if entry.seed is not None else request.seed
         request = self.client.with_seed(attrs.evolve(request, seed=seed))
-        slots = self.client.limiter.running
         for attempt in range(1, SUBMIT_REFUSALS + 1):
-            token = await slots.acquire()
+            token = await self._take_slot()
             try:
                 reservation = await self._budget.reserve(request)
             except BaseException as exc:
-                slots.release(token)
+                self._give_slot(token)
                 if isinstance(exc, OverBudgetError):
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
                 raise
@@ -513,10 +528,10 @@ class BatchSubmitter:
             self._counts["submitting"] += 1
             try:
                 job = await self.client.submit(
-                    request, claimed=self._claimed(), retry_refused=False
+                    request, claimed=self._claimed(), retry_refused=False, slot=token.key
                 )
             except BaseException as exc:
-                slots.release(token)
+                self._give_slot(token)
                 if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
                     continue  # the key's shared pause holds everyone; queue again
                 if isinstance(exc, SubmitUncertainError):
@@ -529,9 +544,30 @@ class BatchSubmitter:
             finally:
                 self._budget.release(reservation)
                 self._counts["submitting"] -= 1
-            slots.running_now(token)
             return self._submitted(request, entry, job), token
         raise AssertionError("unreachable: the last refusal returns")
+
+    async def _take_slot(self, *, key: bool = True) -> _Held:
+        """A slot of the batch's own bound, then one of the key's (nested inside it)."""
+        held = _Held()
+        if self._own_slots is not None:
+            await self._own_slots.acquire_on_behalf_of(held)
+        try:
+            if self._own_submits is not None and key:
+                await self._own_submits.acquire()
+            if key:
+                held.key = await self.client.in_flight_slot()
+        except BaseException:
+            self._give_slot(held)
+            raise
+        return held
+
+    def _give_slot(self, held: _Held) -> None:
+        """Give back the batch's slot, and the key's unless its job holds it."""
+        if held.key is not None:
+            held.key.release()
+        if self._own_slots is not None:
+            self._own_slots.release_on_behalf_of(held)
 
     def _submitted(
         self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob

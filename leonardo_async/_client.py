@@ -34,7 +34,7 @@ from ._errors import (
     SubmitUncertainError,
     ValidationError,
 )
-from ._limits import KeyLimiter, Limits, RequestKind
+from ._limits import ClientStatistics, KeyLimiter, Limits, RequestKind, SubmitSlot
 from ._listing import Listing, path_segment
 from ._reconcile import LISTING_LAG, Reconciler
 from ._retry import RetryPolicy
@@ -111,11 +111,11 @@ class LeonardoClient:
             raise ValidationError("base_url", url, "an http:// or https:// URL")
         self.limits = limits if limits is not None else Limits()
         self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
-        self.limiter = KeyLimiter(self.limits)
+        self._limiter = KeyLimiter(self.limits, account_slots=self._account_slots)
         self._transport = Transport(
             key,
             url,
-            limiter=self.limiter,
+            limiter=self._limiter,
             retry=retry if retry is not None else RetryPolicy(),
             timeouts=timeouts if timeouts is not None else Timeouts(),
             session=session,
@@ -136,6 +136,7 @@ class LeonardoClient:
             batched=batched_status,
             polls_in_flight=polls_in_flight,
         )
+        self.tracker.on_end = self._limiter.ended
         self._account: Account | None = None
         self._account_lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
@@ -166,6 +167,15 @@ class LeonardoClient:
     def requests_sent(self) -> int:
         """HTTP requests sent to the API host so far."""
         return self._transport.requests_sent
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of the requests sent, the 429s met and the key's limits in force."""
+        return self._limiter.statistics(self._transport.requests_sent)
+
+    async def in_flight_bound(self) -> int | None:
+        """The most generations this client keeps in flight (submitted, not finished),
+        asking ``/me`` for the key's slots if the limits say ``"account"``."""
+        return (await self._limiter.in_flight_slots()).total
 
     async def __aenter__(self) -> LeonardoClient:
         async with AsyncExitStack() as stack:
@@ -205,6 +215,9 @@ class LeonardoClient:
                         raise
             assert self._account is not None
             return self._account
+
+    async def _account_slots(self) -> int | None:
+        return (await self.account()).concurrency_slots
 
     async def user_id(self) -> str:
         """The key owner's user id (for the generation listing)."""
@@ -309,6 +322,7 @@ class LeonardoClient:
         *,
         claimed: Collection[str] = (),
         retry_refused: bool = True,
+        slot: SubmitSlot | None = None,
     ) -> GenerationJob:
         """Submit a validated request, never paying twice for it.
 
@@ -318,12 +332,51 @@ class LeonardoClient:
         read whole the submit stays uncertain. A 400 refusing ``seed`` is sent once more
         without it (a 400 created nothing).
 
+        Every submit takes one of the key's in-flight slots (``Limits.max_running`` plus
+        the queue allowance) first, and the job keeps it until the tracker sees it end:
+        the job is watched from here on, whether or not the caller waits for it.
+
         :param claimed: generation ids that belong to other submits and must not be
             taken for this one (a batch passes the ids it already holds)
         :param retry_refused: wait out 429s here (after the shared pause); ``False``
             raises :class:`RateLimitError` at once, for callers that queue again
+        :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
+            releases it if this raises); by default the submit takes its own
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
+        if slot is None:
+            async with self._limiter.submitting() as own:
+                return await self.submit(
+                    request, claimed=claimed, retry_refused=retry_refused, slot=own
+                )
+        job = await self._submit(request, claimed=claimed, retry_refused=retry_refused)
+        slot.keep(job.id)
+        self._watch(job.id)
+        return job
+
+    async def in_flight_slot(self) -> SubmitSlot:
+        """Wait for one of the key's in-flight slots, for a :meth:`submit` to use (a
+        batch takes it first so that its budget is checked with the slot in hand)."""
+        return await self._limiter.take()
+
+    async def adopt(self, generation_id: str) -> None:
+        """Count a generation submitted earlier (by an earlier run) in the key's
+        in-flight bound until it ends, and watch it."""
+        await self._limiter.adopt(generation_id)
+        self._watch(generation_id)
+
+    def _watch(self, generation_id: str) -> None:
+        """Track a job that holds an in-flight slot, so that its end frees the slot."""
+        if self._limiter.holds(generation_id):
+            self.tracker.track(generation_id, background=True)
+
+    async def _submit(
+        self,
+        request: ImageToVideoRequest,
+        *,
+        claimed: Collection[str],
+        retry_refused: bool,
+    ) -> GenerationJob:
         request = self.with_seed(request)
         last: SubmitUncertainError | None = None
         for _ in range(_SUBMIT_ATTEMPTS):

@@ -20,7 +20,7 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
@@ -104,6 +104,7 @@ class TrackedJob:
         "_event",
         "_tracker",
         "_waiters",
+        "background",
         "checks",
         "deadline",
         "due",
@@ -148,6 +149,8 @@ class TrackedJob:
         self._event: anyio.Event | None = None
         self._waiters = 0
         self.untrack_when_abandoned = False
+        #: Watched only to see it end (it holds an in-flight slot), not for a caller.
+        self.background = False
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
@@ -218,6 +221,8 @@ class JobTracker:
         self.batched = batched
         self.vanish_grace = vanish_grace
         self.on_progress = on_progress
+        #: Told the id of each job the tracker stops watching (ended, timed out, dropped).
+        self.on_end: Callable[[str], None] | None = None
         self._max_workers = polls_in_flight
         self._workers = self._idle_workers = 0
         # The poll queue belongs to a running tracker: made on enter, closed on exit.
@@ -282,20 +287,29 @@ class JobTracker:
         *,
         deadline: float | None = None,
         schedule: PollSchedule | None = None,
+        background: bool = False,
     ) -> TrackedJob:
         """Start watching a generation (or return the handle already watching it).
 
         :param deadline: seconds from now after which the handle fails with
             :class:`WaitTimeoutError` and polling stops; the job itself keeps running
         :param schedule: this job's poll schedule, instead of the tracker's
+        :param background: watched only to see it end (the client's own watch of a job
+            holding an in-flight slot); the first caller's ``track()`` takes it over with
+            its deadline and schedule
         """
         if self._tg is None:
             raise RuntimeError("the tracker is not running: use the client in 'async with'")
+        now = anyio.current_time()
         job = self._jobs.get(generation_id)
         if job is not None:
             job.untrack_when_abandoned = False
+            if job.background and not background:
+                job.background = False
+                job.timeout = deadline
+                job.deadline = None if deadline is None else now + deadline
+                job.schedule = schedule or job.schedule
             return job
-        now = anyio.current_time()
         job = TrackedJob(
             self,
             generation_id,
@@ -303,6 +317,7 @@ class JobTracker:
             None if deadline is None else now + deadline,
         )
         job.timeout = deadline
+        job.background = background
         job.order = self._tracked
         self._tracked += 1
         self._jobs[generation_id] = job
@@ -340,7 +355,12 @@ class JobTracker:
     def untrack(self, generation_id: str) -> None:
         """Stop watching a generation; its handle stays pending forever."""
         if self._jobs.pop(generation_id, None) is not None:
+            self._ended(generation_id)
             self._notify_listeners(None)
+
+    def _ended(self, generation_id: str) -> None:
+        if self.on_end is not None:
+            self.on_end(generation_id)
 
     def notify(self, generation: Generation) -> bool:
         """Feed news of a generation from outside (a webhook); ``True`` if it ended a job.
@@ -636,6 +656,7 @@ class JobTracker:
         job._finish(generation, error)
         if self._jobs.get(job.generation_id) is job:
             del self._jobs[job.generation_id]
+        self._ended(job.generation_id)
         if error is None:
             self._complete += 1
         elif isinstance(error, GenerationFailedError):

@@ -304,7 +304,7 @@ async def test_max_running_bound_is_respected(tmp_path: Path) -> None:
 async def test_account_bound_comes_from_me_concurrency_slots(tmp_path: Path) -> None:
     """max_running="account" bounds running jobs by /me's concurrency slots."""
     image = frame(tmp_path)
-    config = sim_config(durations=JobDurations.fixed(0.2), concurrency_slots=2)
+    config = sim_config(durations=JobDurations.fixed(0.2), concurrency_slots=2, max_running=2)
     async with Simulator(config) as sim:
         limits = Limits(None, None, max_running="account")
         async with client_for(sim, limits=limits) as client, BatchSubmitter(client) as batch:

@@ -137,6 +137,27 @@ def test_imports_only_from_above(path: Path) -> None:
         assert LAYERS.index(imported) < level, f"{unit} imports {imported}, which is below it"
 
 
+#: The limits package, top to bottom: each part imports only parts above it.
+LIMITS_LAYERS = ["_config", "_gate", "_slots", "_policy", "_key"]
+
+
+@pytest.mark.parametrize("part", LIMITS_LAYERS)
+def test_limits_parts_import_only_from_above(part: str) -> None:
+    """Within ``_limits``, the config, gate, slots, policy and key limiter stack one way."""
+    tree = ast.parse((PACKAGE / "_limits" / f"{part}.py").read_text(encoding="utf-8"))
+    level = LIMITS_LAYERS.index(part)
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            assert node.module in LIMITS_LAYERS, f"{part} imports unplaced {node.module}"
+            assert LIMITS_LAYERS.index(node.module) < level, f"{part} imports {node.module}"
+
+
+def test_every_limits_part_has_a_layer() -> None:
+    """Each module of ``_limits`` is placed in its layer order."""
+    parts = {p.stem for p in (PACKAGE / "_limits").glob("*.py")} - {"__init__"}
+    assert parts == set(LIMITS_LAYERS)
+
+
 def test_nothing_imports_cli() -> None:
     """Only ``__main__`` (and cli itself) import the CLI."""
     for path in package_files():

@@ -1,147 +1,401 @@
-"""One key's limits: request pacing, the shared 429 pause, adaptive rate and running slots.
+"""One key's limits: request pacing, the shared 429 pause, adaptive rates, in-flight slots.
 
-Nothing here asserts on elapsed time: the tests look at the limiters' state (the rate in
-force, the seconds they chose to wait, the slots they hand out) or at whether a call can
-finish while a long pause is in force.
+Every limiter here reads a :class:`FakeClock` that moves only when the test moves it, so
+nothing sleeps and nothing depends on how fast the machine is: the tests look at the
+limiters' state (the rate in force, the slots they hand out) and at whether a call gets
+through without the clock moving.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
 
 from leonardo_async import Limits
-from leonardo_async._limits import KeyLimiter, RateGate, RequestKind, RunningSlots
+from leonardo_async._limits import (
+    InFlightSlots,
+    KeyLimiter,
+    RateGate,
+    RequestKind,
+    Tuning,
+)
+from leonardo_async._limits._config import DEFAULT_MAX_QUEUED
 
-DEADLINE = 30.0
+TUNING = Tuning()
 
 
-async def finishes_soon(func: Any, *args: Any) -> bool:
-    """Whether ``func(*args)`` completes within a short grace period."""
-    with anyio.move_on_after(0.2):
+class FakeClock:
+    """A clock that moves only when told; sleepers wake as it passes their time."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self.time + seconds, next(self._order), event))
+        await event.wait()
+
+    async def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``, waking each sleeper at its time."""
+        target = self.time + seconds
+        await anyio.wait_all_tasks_blocked()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            due, _, event = heapq.heappop(self._sleepers)
+            self.time = max(self.time, due)
+            event.set()
+            await anyio.wait_all_tasks_blocked()
+        self.time = target
+
+    async def settle(self) -> None:
+        """Move the clock on until nobody sleeps."""
+        await anyio.wait_all_tasks_blocked()
+        while self._sleepers:
+            await self.advance(self._sleepers[0][0] - self.time)
+
+
+async def passes(func: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+    """Whether ``func(*args)`` completes without the clock moving."""
+    done = False
+
+    async def run() -> None:
+        nonlocal done
         await func(*args)
-        return True
-    return False
+        done = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    return done
 
 
-async def send(gate: RateGate, count: int) -> None:
-    """Pass ``count`` requests through ``gate``, one after another."""
-    with anyio.fail_after(DEADLINE):
-        for _ in range(count):
-            await gate.acquire()
+async def send(gate: RateGate, clock: FakeClock, count: int) -> None:
+    """Pass ``count`` requests through ``gate``, one after another, letting time pass."""
+    for _ in range(count):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate.acquire)
+            await clock.settle()
 
 
-async def test_pause_is_shared_by_every_sender() -> None:
-    """After a 429, no task gets through the gate until the pause is over."""
-    gate = RateGate(None)
-    gate.on_rate_limited(3600)
-    results: list[bool] = []
+def gate_on(clock: FakeClock, per_minute: float | None, **options: Any) -> RateGate:
+    return RateGate(per_minute, clock=clock, **options)
+
+
+def limiter_on(clock: FakeClock, limits: Limits, **options: Any) -> KeyLimiter:
+    return KeyLimiter(limits, clock=clock, jitter=lambda: 1.0, **options)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+# --- the rate gate ---------------------------------------------------------------------
+
+
+async def test_pause_is_shared_by_every_sender(clock: FakeClock) -> None:
+    """After a 429, no task gets through the gate until the pause is over; then all do."""
+    gate = gate_on(clock, None)
+    await send(gate, clock, 20)  # some history, so that the lowered pace is not a crawl
+    gate.on_rate_limited(5.0)
+    done = 0
 
     async def sender() -> None:
-        results.append(await finishes_soon(gate.acquire))
+        nonlocal done
+        await gate.acquire()
+        done += 1
 
     async with anyio.create_task_group() as tg:
         for _ in range(5):
             tg.start_soon(sender)
-    assert results == [False] * 5
+        await clock.advance(4.9)
+        assert done == 0
+        await clock.settle()
+    assert done == 5
+    assert gate.waited >= 5 * 4.9
 
 
-async def test_short_pause_is_waited_out_by_all() -> None:
-    """Every sender waits out a short pause and then proceeds; the wait is accounted."""
-    gate = RateGate(None)
-    with anyio.fail_after(DEADLINE):
-        for _ in range(20):  # some history, so that the lowered pace is not a crawl
-            await gate.acquire()
-        gate.on_rate_limited(0.05)
-        async with anyio.create_task_group() as tg:
-            for _ in range(5):
-                tg.start_soon(gate.acquire)
-    assert gate.waited > 0
-
-
-async def test_submit_429_pauses_reads_too() -> None:
+async def test_submit_429_pauses_reads_too(clock: FakeClock) -> None:
     """A 429 on a submit pauses the key's polls as well, not only its submits."""
-    limiter = KeyLimiter(Limits.off())
+    limiter = limiter_on(clock, Limits.off())
     limiter.on_rate_limited(RequestKind.SUBMIT, 3600)
-    assert not await finishes_soon(limiter.before, RequestKind.READ)
-    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
+    assert not await passes(limiter.before, RequestKind.READ)
+    assert not await passes(limiter.before, RequestKind.SUBMIT)
 
 
-async def test_concurrency_429_pauses_submits_only() -> None:
+async def test_concurrency_429_pauses_submits_only(clock: FakeClock) -> None:
     """A submit refused for concurrency holds submits back; polls go on to see jobs end."""
-    limiter = KeyLimiter(Limits.off())
+    limiter = limiter_on(clock, Limits.off())
     limiter.on_rate_limited(RequestKind.SUBMIT, 3600, reason="concurrency limit reached")
-    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
-    with anyio.fail_after(DEADLINE):
-        await limiter.before(RequestKind.READ)
+    assert not await passes(limiter.before, RequestKind.SUBMIT)
+    assert await passes(limiter.before, RequestKind.READ)
 
 
-async def test_rate_lowered_after_429_and_regrown() -> None:
+async def test_rate_lowered_after_429_and_regrown(clock: FakeClock) -> None:
     """A 429 lowers the pace below the configured rate; runs of successes grow it back to it."""
-    gate = RateGate(600)  # 10 requests a second, paced at PACE of it
-    assert gate.rate == pytest.approx(10 * RateGate.PACE)
-    await send(gate, 3)
+    gate = gate_on(clock, 600)  # 10 requests a second, paced at `pace` of it
+    assert gate.rate == pytest.approx(10 * TUNING.pace)
+    await send(gate, clock, 3)
     gate.on_rate_limited(0)
     lowered = gate.rate
     assert lowered is not None
     assert 1 <= lowered < 10
-    for _ in range(RateGate.RECOVER_AFTER):
+    for _ in range(TUNING.recover_after):
         gate.on_success()
     grown = gate.rate
     assert grown is not None
     assert lowered < grown <= 10
-    for _ in range(RateGate.RECOVER_AFTER * 10_000):
+    for _ in range(TUNING.recover_after * 10_000):
         gate.on_success()
-    assert gate.rate == pytest.approx(10 * RateGate.PACE)
+    assert gate.rate == pytest.approx(10 * TUNING.pace)
 
 
-async def test_unlimited_gate_learns_a_rate() -> None:
+async def test_a_learned_rate_is_forgotten_after_a_quiet_minute(clock: FakeClock) -> None:
+    """A minute without a 429 puts the gate back at its configured pace."""
+    gate = gate_on(clock, 600)
+    await send(gate, clock, 30)
+    gate.on_rate_limited(0)
+    assert gate.learned is not None
+    await clock.advance(TUNING.forget)
+    gate.on_success()
+    assert (gate.learned, gate.rate) == (None, pytest.approx(10 * TUNING.pace))
+
+
+async def test_unlimited_gate_learns_a_rate(clock: FakeClock) -> None:
     """Without a configured rate, a 429 sets one, and successes let it grow again."""
-    gate = RateGate(None)
+    gate = gate_on(clock, None)
     assert gate.rate is None
-    await send(gate, 20)
+    await send(gate, clock, 20)
     gate.on_rate_limited(0)
     lowered = gate.rate
     assert lowered is not None
-    for _ in range(RateGate.RECOVER_AFTER * 50):
+    for _ in range(TUNING.recover_after * 50):
         gate.on_success()
     assert gate.rate is None or gate.rate > lowered
 
 
-async def test_the_refused_request_is_not_counted_in_the_rate_refused() -> None:
+async def test_the_refused_request_is_not_counted_in_the_rate_refused(clock: FakeClock) -> None:
     """A server that takes 20 a second refuses the 21st: the limit learned is under 20."""
-    gate = RateGate(None)
-    await send(gate, 21)
+    gate = gate_on(clock, None)
+    for _ in range(21):
+        await send(gate, clock, 1)
+        await clock.advance(1 / 20)
     gate.lower()
     assert gate.learned is not None
-    assert 0 < gate.learned <= 20 * RateGate.SETTLE + 1e-9  # 21 * SETTLE would be over 20
+    assert 0 < gate.learned <= 20 * TUNING.settle + 1e-9  # 21 * settle would be over 20
 
 
-async def test_burst_passes_without_waiting() -> None:
-    """Requests within the burst leave back to back; a paced gate then makes later ones wait."""
-    gate = RateGate(60, burst=4)  # one a second after a burst of four
-    await send(gate, 4)
-    assert gate.waited == 0
-    assert not await finishes_soon(gate.acquire) or gate.waited > 0
+async def test_burst_passes_without_waiting(clock: FakeClock) -> None:
+    """Requests within the burst leave back to back; the next one waits its turn."""
+    gate = gate_on(clock, 60, burst=4)  # one a second after a burst of four
+    for _ in range(4):
+        assert await passes(gate.acquire)
+    assert not await passes(gate.acquire)
 
 
-async def start_jobs(slots: RunningSlots, count: int) -> list[object]:
+def test_gate_paces_a_little_below_the_configured_rate() -> None:
+    """A gate configured at a server's limit paces just under it, so window jitter is no 429."""
+    gate = RateGate(600)
+    assert gate.rate == pytest.approx(10 * TUNING.pace)
+    assert gate.rate is not None
+    assert 9.5 <= gate.rate < 10
+
+
+async def test_no_burst_by_default(clock: FakeClock) -> None:
+    """By default no request leaves right after the last (a burst overruns a per-second limit)."""
+    gate = gate_on(clock, 60)  # one a second
+    assert await passes(gate.acquire)
+    assert not await passes(gate.acquire)
+
+
+async def test_lowered_rate_applies_to_senders_already_waiting(clock: FakeClock) -> None:
+    """Senders waiting when the rate is lowered leave at the new pace, not the one they booked."""
+    gate = gate_on(clock, 6000)  # about 98 a second: turns booked 10 ms apart
+    await send(gate, clock, 1)
+    done = 0
+
+    async def sender() -> None:
+        nonlocal done
+        await gate.acquire()
+        done += 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(10):
+            tg.start_soon(sender)
+        await anyio.wait_all_tasks_blocked()
+        gate.lower()  # one sent in the last second: now under one a second
+        await clock.advance(0.25)
+        assert done <= 1
+        tg.cancel_scope.cancel()
+
+
+async def test_rate_refused_is_measured_since_the_pause_ended(clock: FakeClock) -> None:
+    """The rate a 429 refused counts the sends since the last pause ended, not the time paused."""
+    gate = gate_on(clock, None)
+    await send(gate, clock, 20)
+    gate.pause(0.01)
+    await clock.advance(0.05)
+    await send(gate, clock, 3)
+    gate.on_rate_limited(0)
+    assert gate.learned is not None
+    assert gate.learned <= 3
+
+
+async def test_learned_limit_creeps_up_slowly(clock: FakeClock) -> None:
+    """Settled under a learned limit, a step up takes `creep_every` seconds of successes."""
+    gate = gate_on(clock, 60_000)
+    await send(gate, clock, 60)
+    gate.on_rate_limited(0)
+    learned = gate.learned
+    assert learned is not None
+    for _ in range(TUNING.recover_after * 2):  # back up to the learned limit
+        gate.on_success()
+    assert gate.rate == pytest.approx(learned)
+    for _ in range(TUNING.recover_after * 5):
+        gate.on_success()
+    assert gate.learned == learned
+    for _ in range(math.ceil(learned * TUNING.creep_every)):
+        gate.on_success()
+    assert gate.learned == pytest.approx(learned * TUNING.creep)
+
+
+# --- which limit a 429 is charged to -------------------------------------------------------
+
+
+async def test_key_limiter_429_pauses_grow_and_reset(clock: FakeClock) -> None:
+    """429s without Retry-After pause for growing times; a success resets the growth."""
+    limiter = limiter_on(clock, Limits.off())
+    assert limiter.on_rate_limited(RequestKind.READ, None) == TUNING.pause_base
+    assert limiter.on_rate_limited(RequestKind.READ, None) == 2 * TUNING.pause_base
+    assert limiter.on_rate_limited(RequestKind.READ, 7.5) == 7.5
+    assert limiter.rate_limited == 3
+    limiter.on_success(RequestKind.READ)
+    assert limiter.on_rate_limited(RequestKind.READ, None) == TUNING.pause_base
+
+
+async def test_submit_held_at_request_gate_counts_when_it_leaves(clock: FakeClock) -> None:
+    """A submit waiting at the request gate is not yet counted in the submit rate."""
+    limiter = limiter_on(
+        clock, Limits(requests_per_minute=60, submits_per_minute=None, max_running=None)
+    )
+    assert await passes(limiter.before, RequestKind.READ)
+    assert not await passes(limiter.before, RequestKind.SUBMIT)
+    assert limiter.submits.measured_rate() == TUNING.min_rate
+
+
+async def test_submit_429_while_requests_queue_lowers_the_request_rate(clock: FakeClock) -> None:
+    """A submit's 429 while requests queue at the request gate lowers the request rate only."""
+    limiter = limiter_on(
+        clock, Limits(requests_per_minute=60, submits_per_minute=None, max_running=None)
+    )
+    configured = limiter.requests.rate
+    assert configured is not None
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(limiter.before, RequestKind.SUBMIT)
+        await anyio.wait_all_tasks_blocked()
+        assert limiter.requests.binding
+        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+        tg.cancel_scope.cancel()
+    lowered = limiter.requests.rate
+    assert lowered is not None
+    assert lowered < configured
+    assert limiter.submits.rate is None
+
+
+async def test_submit_429_with_requests_flowing_lowers_the_submit_rate(clock: FakeClock) -> None:
+    """A refused submit while nothing queues at the request gate lowers the submit rate only."""
+    limiter = limiter_on(
+        clock, Limits(requests_per_minute=6000, submits_per_minute=600, max_running=None)
+    )
+    assert await passes(limiter.before, RequestKind.SUBMIT)
+    assert not limiter.requests.binding
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    assert limiter.requests.rate == pytest.approx(100 * TUNING.pace)
+    submits = limiter.submits.rate
+    assert submits is not None
+    assert submits < 10 * TUNING.pace
+
+
+async def test_submit_429_with_requests_at_the_gate_rate_lowers_the_request_rate(
+    clock: FakeClock,
+) -> None:
+    """Requests leaving at the request gate's rate, none queued: a refused submit is theirs."""
+    limiter = limiter_on(
+        clock, Limits(requests_per_minute=600, submits_per_minute=6000, max_running=None)
+    )
+    configured = limiter.requests.rate
+    assert configured is not None
+    for _ in range(12):  # 1.2 s at 10 a second, one sender at a time: nothing queues
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limiter.before, RequestKind.SUBMIT)
+            await clock.settle()
+    assert limiter.requests.binding
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    lowered = limiter.requests.rate
+    assert lowered is not None
+    assert lowered < configured
+    assert limiter.submits.rate == pytest.approx(100 * TUNING.pace)
+
+
+async def test_one_lowering_per_429_episode(clock: FakeClock) -> None:
+    """A 429 arriving while an earlier one's pause is in force does not lower the rate again."""
+    limiter = limiter_on(
+        clock, Limits(requests_per_minute=600, submits_per_minute=None, max_running=None)
+    )
+    for _ in range(3):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limiter.before, RequestKind.READ)
+            await clock.settle()
+    limiter.on_rate_limited(RequestKind.READ, 3600)
+    lowered = limiter.requests.rate
+    limiter.on_rate_limited(RequestKind.READ, 3600)
+    assert limiter.requests.rate == lowered
+    assert limiter.rate_limited == 2
+
+
+async def test_a_brief_queue_at_a_fast_gate_is_not_binding(clock: FakeClock) -> None:
+    """A burst queued for milliseconds at a fast request gate does not make it the binding one."""
+    limiter = limiter_on(clock, Limits(requests_per_minute=60_000, submits_per_minute=None))
+    async with anyio.create_task_group() as tg:
+        for _ in range(16):
+            tg.start_soon(limiter.before, RequestKind.SUBMIT)
+        await anyio.wait_all_tasks_blocked()
+        assert not limiter.requests.binding
+        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+        tg.cancel_scope.cancel()
+    assert limiter.requests.rate == pytest.approx(1000 * TUNING.pace)
+    assert limiter.submits.rate is not None
+
+
+# --- in-flight slots ---------------------------------------------------------------------
+
+
+async def start_jobs(slots: InFlightSlots, count: int) -> list[object]:
     """Take ``count`` slots one after another, each job accepted by the server."""
     tokens = []
     for _ in range(count):
-        with anyio.fail_after(DEADLINE):
+        with anyio.fail_after(5):
             token = await slots.acquire()
         slots.running_now(token)
         tokens.append(token)
     return tokens
 
 
-async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_running_slots_shrink_on_refusal_and_regrow(clock: FakeClock) -> None:
     """A refusal bounds slots to what runs, one less at the bound; forgotten, they regrow."""
-    slots = RunningSlots(5)
+    slots = InFlightSlots(5, clock=clock)
     tokens = await start_jobs(slots, 2)
     tokens.append(await slots.acquire())  # a third submit, past what the server accepted
     assert (slots.total, slots.in_use, slots.running, slots.proven) == (5, 3, 2, 2)
@@ -149,15 +403,15 @@ async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.Mo
     assert (slots.total, slots.proven) == (2, 2)  # what the server accepted, not every slot held
     slots.on_refused()
     assert slots.total == 2  # the same episode lowers once
-    monkeypatch.setattr(RunningSlots, "EPISODE", 0.0)
+    await clock.advance(TUNING.slots_episode)
     slots.on_refused()
     assert (slots.total, slots.proven) == (1, 1)  # refused again at the bound: one further
-    for _ in range(3 * RunningSlots.RECOVER_AFTER):
+    for _ in range(3 * TUNING.slots_recover_after):
         slots.on_submitted()
     assert slots.total == 1  # a learned limit holds while refusals are recent
-    monkeypatch.setattr(RunningSlots, "FORGET", 0.0)
+    await clock.advance(TUNING.slots_forget)
     for expected in (2, 3, 4, 5, 5):
-        for _ in range(RunningSlots.RECOVER_AFTER):
+        for _ in range(TUNING.slots_recover_after):
             slots.on_submitted()
         assert slots.total == expected
     for token in tokens:
@@ -165,90 +419,174 @@ async def test_running_slots_shrink_on_refusal_and_regrow(monkeypatch: pytest.Mo
     assert (slots.in_use, slots.running) == (0, 0)
 
 
-async def test_submits_past_the_proven_level_go_one_at_a_time() -> None:
+async def test_submits_past_the_proven_level_go_one_at_a_time(clock: FakeClock) -> None:
     """Past the most jobs the server has accepted at once, a submit waits for the last answer."""
-    slots = RunningSlots(10)
+    slots = InFlightSlots(10, clock=clock)
     probe = await slots.acquire()
-    assert not await finishes_soon(slots.acquire)  # nothing proven yet: one at a time
+    assert not await passes(slots.acquire)  # nothing proven yet: one at a time
     slots.running_now(probe)  # accepted: one job proven
-    with anyio.fail_after(DEADLINE):
-        second = await slots.acquire()
-    assert not await finishes_soon(slots.acquire)
+    second = await slots.acquire()
+    assert not await passes(slots.acquire)
     slots.release(second)  # refused (or failed): answered all the same
-    with anyio.fail_after(DEADLINE):
-        third = await slots.acquire()
+    third = await slots.acquire()
     slots.running_now(third)
     for token in (probe, third):
         slots.release(token)
     assert (slots.proven, slots.in_use, slots.running) == (2, 0, 0)
-    with anyio.fail_after(DEADLINE):  # within the proven level, submits go together
-        together = [await slots.acquire() for _ in range(3)]
-    assert not await finishes_soon(slots.acquire)  # the third of them was the probe
+    together = [await slots.acquire() for _ in range(3)]  # within the proven level
+    assert not await passes(slots.acquire)  # the third of them was the probe
     for token in together:
         slots.release(token)
 
 
-async def test_a_waiting_probe_holds_no_slot() -> None:
+async def test_a_waiting_probe_holds_no_slot(clock: FakeClock) -> None:
     """A submit waiting for the probe's answer leaves its slot free, so a lower bound holds it."""
-    slots = RunningSlots(2)
+    slots = InFlightSlots(2, clock=clock)
     probe = await slots.acquire()
-    assert not await finishes_soon(slots.acquire)
+    assert not await passes(slots.acquire)
     assert slots.in_use == 1
     slots.on_refused()  # the probe was refused with nothing running: bound 1
     slots.release(probe)
-    with anyio.fail_after(DEADLINE):
-        token = await slots.acquire()
+    token = await slots.acquire()
     assert (slots.total, slots.in_use) == (1, 1)
     slots.release(token)
 
 
-async def test_running_slots_block_when_full() -> None:
+async def test_running_slots_block_when_full(clock: FakeClock) -> None:
     """With every slot taken, the next acquire waits until one is released."""
-    slots = RunningSlots(1)
+    slots = InFlightSlots(1, clock=clock)
     first = await slots.acquire()
-    assert not await finishes_soon(slots.acquire)
+    assert not await passes(slots.acquire)
     slots.release(first)
-    with anyio.fail_after(DEADLINE):
-        second = await slots.acquire()
-    slots.release(second)
+    assert await passes(slots.acquire)
 
 
-async def test_unbounded_running_slots() -> None:
-    """RunningSlots(None) never blocks and ignores refusals."""
-    slots = RunningSlots(None)
+async def test_unbounded_slots(clock: FakeClock) -> None:
+    """InFlightSlots(None) never blocks and ignores refusals."""
+    slots = InFlightSlots(None, max_queued=5, clock=clock)
     tokens = [await slots.acquire() for _ in range(100)]
     slots.on_refused()
-    assert slots.total is None
-    assert slots.in_use == 0
+    assert (slots.total, slots.in_use, slots.allowance) == (None, 0, 0)
     for token in tokens:
         slots.release(token)
 
 
-async def test_key_limiter_429_pauses_grow_and_reset() -> None:
-    """429s without Retry-After pause for growing, jittered times; a success resets the growth."""
-    limiter = KeyLimiter(Limits.off())
-    first = limiter.on_rate_limited(RequestKind.READ, None)
-    second = limiter.on_rate_limited(RequestKind.READ, None)
-    assert 0.5 <= first <= 1.0
-    assert 1.0 <= second <= 2.0
-    assert limiter.on_rate_limited(RequestKind.READ, 7.5) == 7.5
-    assert limiter.rate_limited == 3
-    limiter.on_success(RequestKind.READ)
-    assert 0.5 <= limiter.on_rate_limited(RequestKind.READ, None) <= 1.0
-
-
-async def test_a_concurrency_refusal_lowers_running_bound() -> None:
-    """A submit refused for concurrency bounds running to what runs; a bare 429 does not."""
-    limiter = KeyLimiter(Limits.off())
-    limiter.set_running(8)
-    tokens = await start_jobs(limiter.running, 3)
-    tokens.append(await limiter.running.acquire())  # three jobs run; the fourth is refused
-    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-    assert limiter.running.total == 8
-    limiter.on_rate_limited(RequestKind.SUBMIT, 0, reason="Concurrency limit reached")
-    assert limiter.running.total == 3
+async def test_a_submit_past_the_slots_that_is_accepted_opens_the_queue(clock: FakeClock) -> None:
+    """One probe goes past the slots; accepted, the server queues: keep max_queued queued."""
+    slots = InFlightSlots(2, max_queued=3, clock=clock)
+    assert (slots.total, slots.queues) == (3, None)  # the slots and one probe
+    tokens = await start_jobs(slots, 3)
+    assert (slots.queues, slots.limit, slots.total, slots.allowance) == (True, 2, 5, 3)
+    tokens += await start_jobs(slots, 2)
+    assert not await passes(slots.acquire)  # two running, three queued: full
     for token in tokens:
-        limiter.running.release(token)
+        slots.release(token)
+
+
+async def test_a_refused_probe_past_the_slots_holds_at_the_slots(clock: FakeClock) -> None:
+    """A probe past the slots refused: the server does not queue; never probe it again."""
+    slots = InFlightSlots(2, max_queued=3, clock=clock)
+    tokens = await start_jobs(slots, 2)
+    probe = await slots.acquire()
+    slots.on_refused()
+    slots.release(probe)
+    assert (slots.queues, slots.limit, slots.total) == (False, 2, 2)
+    await clock.advance(TUNING.slots_forget)
+    for _ in range(10 * TUNING.slots_recover_after):
+        slots.on_submitted()
+    assert slots.total == 2
+    for token in tokens:
+        slots.release(token)
+
+
+async def test_a_full_queue_lowers_the_allowance_only(clock: FakeClock) -> None:
+    """Refused with jobs queued past the slots: the queue is full, the slots stay."""
+    slots = InFlightSlots(2, max_queued=4, clock=clock)
+    tokens = await start_jobs(slots, 5)  # two running, three queued
+    probe = await slots.acquire()
+    slots.on_refused()
+    slots.release(probe)
+    assert (slots.queues, slots.limit, slots.allowance, slots.total) == (True, 2, 3, 5)
+    await clock.advance(TUNING.slots_forget)
+    for _ in range(TUNING.slots_recover_after):
+        slots.on_submitted()
+    assert slots.total == 6  # grows back to the allowance asked for
+    for token in tokens:
+        slots.release(token)
+
+
+async def test_no_queue_allowance_stays_at_the_slots(clock: FakeClock) -> None:
+    """``max_queued=0`` never submits past the slots."""
+    slots = InFlightSlots(2, max_queued=0, clock=clock)
+    tokens = await start_jobs(slots, 2)
+    assert (slots.total, slots.queues) == (2, False)
+    assert not await passes(slots.acquire)
+    for token in tokens:
+        slots.release(token)
+
+
+async def test_a_concurrency_refusal_lowers_the_in_flight_bound(clock: FakeClock) -> None:
+    """A submit refused for concurrency bounds running to what runs; a bare 429 does not."""
+    limiter = limiter_on(clock, Limits(None, None, max_running=8))
+    held = []
+    for index in range(3):
+        slot = await limiter.take()
+        slot.keep(f"job-{index}")
+        held.append(f"job-{index}")
+    refused = await limiter.take()  # three jobs run; the fourth is refused
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
+    assert limiter.statistics(0).in_flight_bound == 8
+    limiter.on_rate_limited(RequestKind.SUBMIT, 0, reason="Concurrency limit reached")
+    refused.release()
+    stats = limiter.statistics(0)
+    assert (stats.in_flight_bound, stats.running_limit, stats.in_flight) == (3, 3, 3)
+    for gid in held:
+        limiter.ended(gid)
+    assert limiter.statistics(0).in_flight == 0
+
+
+async def test_the_account_bound_is_asked_for_once_on_first_use(clock: FakeClock) -> None:
+    """``max_running="account"`` asks for the key's slots once, at the first submit."""
+    asked = 0
+
+    async def account_slots() -> int:
+        nonlocal asked
+        asked += 1
+        return 4
+
+    limiter = limiter_on(clock, Limits(None, None), account_slots=account_slots)
+    assert (asked, limiter.statistics(0).in_flight_bound) == (0, None)
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(limiter.in_flight_slots)
+    stats = limiter.statistics(0)
+    assert asked == 1
+    assert (stats.running_limit, stats.in_flight_bound, stats.server_queues) == (4, 5, None)
+
+
+async def test_an_own_bound_has_no_queue_by_default(clock: FakeClock) -> None:
+    """A number of your own bounds everything in flight unless max_queued says otherwise."""
+    assert Limits(max_running=4).queue_allowance == 0
+    assert Limits().queue_allowance == DEFAULT_MAX_QUEUED
+    assert Limits(max_running=4, max_queued=3).queue_allowance == 3
+    limiter = limiter_on(clock, Limits(None, None, max_running=4))
+    await limiter.in_flight_slots()
+    assert limiter.statistics(0).in_flight_bound == 4
+
+
+async def test_a_job_kept_twice_holds_one_slot(clock: FakeClock) -> None:
+    """A reconciled resend that finds the same job does not hold two slots for it."""
+    limiter = limiter_on(clock, Limits(None, None, max_running=2))
+    (await limiter.take()).keep("job")
+    await limiter.adopt("job")
+    (await limiter.take()).keep("other")
+    assert limiter.statistics(0).in_flight == 2
+    limiter.ended("job")
+    limiter.ended("job")
+    assert limiter.statistics(0).in_flight == 1
+
+
+# --- the user's Limits ---------------------------------------------------------------------
 
 
 def test_limits_defaults_and_off() -> None:
@@ -276,166 +614,12 @@ def test_limits_defaults_and_off() -> None:
         {"max_running": "all"},
         {"burst": 0},
         {"burst": True},
+        {"max_queued": -1},
+        {"max_queued": 1.5},
+        {"max_queued": False},
     ],
 )
 def test_limits_validation(changes: dict[str, Any]) -> None:
     """Limits refuses non-positive rates, bools and bounds that are not whole and positive."""
     with pytest.raises(ValueError, match=next(iter(changes))):
         Limits(**changes)
-
-
-def test_gate_paces_a_little_below_the_configured_rate() -> None:
-    """A gate configured at a server's limit paces just under it, so window jitter is no 429."""
-    gate = RateGate(600)
-    assert gate.rate == pytest.approx(10 * RateGate.PACE)
-    assert gate.rate is not None
-    assert 9.5 <= gate.rate < 10
-
-
-async def test_no_burst_by_default() -> None:
-    """By default no request leaves right after the last (a burst overruns a per-second limit)."""
-    gate = RateGate(60)  # one a second
-    with anyio.fail_after(DEADLINE):
-        await gate.acquire()
-    assert not await finishes_soon(gate.acquire)
-
-
-async def test_submit_held_at_request_gate_counts_when_it_leaves() -> None:
-    """A submit waiting at the request gate is not yet counted in the submit rate."""
-    limiter = KeyLimiter(Limits(requests_per_minute=60, submits_per_minute=None, max_running=None))
-    with anyio.fail_after(DEADLINE):
-        await limiter.before(RequestKind.READ)
-    assert not await finishes_soon(limiter.before, RequestKind.SUBMIT)
-    assert limiter.submits.measured_rate() == RateGate.MIN_RATE
-
-
-async def test_submit_429_while_requests_queue_lowers_the_request_rate() -> None:
-    """A submit's 429 while requests queue at the request gate lowers the request rate only."""
-    limiter = KeyLimiter(Limits(requests_per_minute=60, submits_per_minute=None, max_running=None))
-    configured = limiter.requests.rate
-    assert configured is not None
-    async with anyio.create_task_group() as tg:
-        for _ in range(3):
-            tg.start_soon(limiter.before, RequestKind.SUBMIT)
-        await anyio.wait_all_tasks_blocked()
-        assert limiter.requests.binding
-        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-        tg.cancel_scope.cancel()
-    lowered = limiter.requests.rate
-    assert lowered is not None
-    assert lowered < configured
-    assert limiter.submits.rate is None
-
-
-async def test_submit_429_with_requests_flowing_lowers_the_submit_rate() -> None:
-    """A refused submit while nothing queues at the request gate lowers the submit rate only."""
-    limiter = KeyLimiter(Limits(requests_per_minute=6000, submits_per_minute=600, max_running=None))
-    with anyio.fail_after(DEADLINE):
-        await limiter.before(RequestKind.SUBMIT)
-    assert not limiter.requests.binding
-    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-    assert limiter.requests.rate == pytest.approx(100 * RateGate.PACE)
-    submits = limiter.submits.rate
-    assert submits is not None
-    assert submits < 10 * RateGate.PACE
-
-
-async def test_submit_429_with_requests_at_the_gate_rate_lowers_the_request_rate(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Requests leaving at the request gate's rate, none queued: a refused submit is theirs."""
-    monkeypatch.setattr(RateGate, "SATURATED", 0.5)  # a slow machine sends a little late
-    limiter = KeyLimiter(Limits(requests_per_minute=600, submits_per_minute=6000, max_running=None))
-    configured = limiter.requests.rate
-    assert configured is not None
-    for _ in range(12):  # 1.2 s at 10 a second, one sender at a time: nothing queues
-        with anyio.fail_after(DEADLINE):
-            await limiter.before(RequestKind.SUBMIT)
-    assert limiter.requests.binding
-    limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-    lowered = limiter.requests.rate
-    assert lowered is not None
-    assert lowered < configured
-    assert limiter.submits.rate == pytest.approx(100 * RateGate.PACE)
-
-
-async def test_lowered_rate_applies_to_senders_already_waiting() -> None:
-    """Senders waiting when the rate is lowered leave at the new pace, not the one they booked."""
-    gate = RateGate(6000)  # about 98 a second: turns booked 10 ms apart
-    with anyio.fail_after(DEADLINE):
-        await gate.acquire()
-    done = 0
-
-    async def sender() -> None:
-        nonlocal done
-        await gate.acquire()
-        done += 1
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(10):
-            tg.start_soon(sender)
-        await anyio.wait_all_tasks_blocked()
-        before = done
-        gate.lower()  # about one sent in the last second: now under two a second
-        await anyio.sleep(0.25)
-        tg.cancel_scope.cancel()
-    assert done - before <= 2
-
-
-async def test_rate_refused_is_measured_since_the_pause_ended() -> None:
-    """The rate a 429 refused counts the sends since the last pause ended, not the time paused."""
-    gate = RateGate(None)
-    await send(gate, 20)
-    gate.pause(0.01)
-    await anyio.sleep(0.05)
-    await send(gate, 3)
-    gate.on_rate_limited(0)
-    learned = gate.learned
-    assert learned is not None
-    assert learned <= 3
-
-
-async def test_one_lowering_per_429_episode() -> None:
-    """A 429 arriving while an earlier one's pause is in force does not lower the rate again."""
-    limiter = KeyLimiter(Limits(requests_per_minute=600, submits_per_minute=None, max_running=None))
-    with anyio.fail_after(DEADLINE):
-        for _ in range(3):
-            await limiter.before(RequestKind.READ)
-    limiter.on_rate_limited(RequestKind.READ, 3600)
-    lowered = limiter.requests.rate
-    limiter.on_rate_limited(RequestKind.READ, 3600)
-    assert limiter.requests.rate == lowered
-    assert limiter.rate_limited == 2
-
-
-async def test_learned_limit_creeps_up_slowly() -> None:
-    """Settled under a learned limit, a step up takes CREEP_EVERY seconds' worth of successes."""
-    gate = RateGate(60_000)
-    await send(gate, 60)
-    gate.on_rate_limited(0)
-    learned = gate.learned
-    assert learned is not None
-    for _ in range(RateGate.RECOVER_AFTER * 2):  # back up to the learned limit
-        gate.on_success()
-    assert gate.rate == pytest.approx(learned)
-    for _ in range(RateGate.RECOVER_AFTER * 5):
-        gate.on_success()
-    assert gate.learned == learned
-    for _ in range(math.ceil(learned * RateGate.CREEP_EVERY)):
-        gate.on_success()
-    assert gate.learned == pytest.approx(learned * RateGate.CREEP)
-
-
-async def test_a_brief_queue_at_a_fast_gate_is_not_binding() -> None:
-    """A burst queued for milliseconds at a fast request gate does not make it the binding one."""
-    limiter = KeyLimiter(Limits(requests_per_minute=60_000, submits_per_minute=None))
-    limiter.set_running(16)
-    async with anyio.create_task_group() as tg:
-        for _ in range(16):
-            tg.start_soon(limiter.before, RequestKind.SUBMIT)
-        await anyio.wait_all_tasks_blocked()
-        assert not limiter.requests.binding
-        limiter.on_rate_limited(RequestKind.SUBMIT, 0)
-        tg.cancel_scope.cancel()
-    assert limiter.requests.rate == pytest.approx(1000 * RateGate.PACE)
-    assert limiter.submits.rate is not None

@@ -55,7 +55,7 @@ async def test_key_not_in_reprs(client: LeonardoClient) -> None:
     for thing in (
         client,
         client.tracker,
-        client.limiter,
+        client.statistics(),
         client.limits,
         client.poll_schedule,
         handle,

@@ -286,7 +286,7 @@ async def test_429_on_polls_pauses_and_resumes(simulator: Simulator, style: str)
         with anyio.fail_after(DEADLINE):
             generation = await client.wait(gid)
         assert generation.status is GenerationStatus.COMPLETE
-        assert client.limiter.rate_limited == 1
+        assert client.statistics().rate_limited == 1
     assert simulator.statistics().rate_limited == 1
 
 

@@ -173,7 +173,7 @@ async def test_retry_after_is_honoured(simulator: Simulator, style: str) -> None
     async with make_client(simulator, traffic) as client:
         with anyio.fail_after(DEADLINE):
             assert (await client.me()).user_id == simulator.user_id
-        assert client.limiter.rate_limited == 1
+        assert client.statistics().rate_limited == 1
     refused, accepted = traffic.to("/me")
     assert (refused.status, accepted.status) == (429, 200)
     assert refused.answered_at is not None
@@ -194,8 +194,8 @@ async def test_429_without_retry_after_backs_off(simulator: Simulator) -> None:
     async with make_client(simulator, traffic) as client:
         with anyio.fail_after(DEADLINE):
             await client.me()
-        assert client.limiter.rate_limited == 1
-        assert client.limiter.requests.waited > 0
+        assert client.statistics().rate_limited == 1
+        assert client.statistics().request_wait > 0
     assert [e.status for e in traffic.to("/me")] == [429, 200]
 
 

@@ -94,6 +94,12 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--concurrency", type=int, help="generations running at once (default: the key's slots)"
     )
+    parser.add_argument(
+        "--max-queued",
+        type=int,
+        help="generations to keep queued behind the running ones on a server that queues "
+        "(default: 2 with the key's slots, 0 with --concurrency; 0 never submits past them)",
+    )
     parser.add_argument("--rpm", type=float, help="requests per minute (default 2000)")
     parser.add_argument("--spm", type=float, help="submits per minute (default 100)")
     parser.add_argument(
@@ -177,9 +183,14 @@ class _Options:
                 requests_per_minute=2000.0 if args.rpm is None else args.rpm,
                 submits_per_minute=100.0 if args.spm is None else args.spm,
                 max_running="account" if args.concurrency is None else args.concurrency,
+                max_queued=args.max_queued,
             )
         except ValidationError as exc:
-            flags = {"requests_per_minute": "--rpm", "submits_per_minute": "--spm"}
+            flags = {
+                "requests_per_minute": "--rpm",
+                "submits_per_minute": "--spm",
+                "max_queued": "--max-queued",
+            }
             raise ValidationError(
                 flags.get(exc.field, "--concurrency"), exc.value, exc.allowed
             ) from None

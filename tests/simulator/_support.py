@@ -16,6 +16,7 @@ import anyio
 from multidict import CIMultiDictProxy
 
 from leonardo_async.simulator import Simulator
+from leonardo_async.simulator._rules import SubmitRequest
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 DEADLINE = 30.0
@@ -144,3 +145,22 @@ async def eventually(probe: Callable[[], Awaitable[Any]], deadline: float = DEAD
             if result:
                 return result
             await anyio.sleep(0.02)
+
+
+def text_request() -> SubmitRequest:
+    """A valid parsed text-to-video submit, for driving the simulator's core directly."""
+    return SubmitRequest(
+        endpoint="text-to-video",
+        prompt="p",
+        negative_prompt=None,
+        image_id=None,
+        image_type=None,
+        end_frame=None,
+        model="VEO3_1",
+        duration=8,
+        resolution="RESOLUTION_720",
+        width=1280,
+        height=720,
+        public=False,
+        seed=None,
+    )

@@ -11,9 +11,8 @@ import pytest
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 from leonardo_async.simulator._core import Core
 from leonardo_async.simulator._limits import Limiter, SlidingWindow, retry_after_headers
-from leonardo_async.simulator._rules import SubmitRequest
 
-from ._support import Api
+from ._support import Api, text_request
 
 LONG = JobDurations.fixed(3600)
 
@@ -221,21 +220,7 @@ def test_queued_jobs_start_as_slots_free() -> None:
     """A queued job starts when the first busy slot frees, first come, first served, and
     holds that slot until it ends; the queue drains as jobs start."""
     core = Core(SimulatorConfig(max_running=2, durations=JobDurations.fixed(10)))
-    request = SubmitRequest(
-        endpoint="text-to-video",
-        prompt="p",
-        negative_prompt=None,
-        image_id=None,
-        image_type=None,
-        end_frame=None,
-        model="VEO3_1",
-        duration=8,
-        resolution="RESOLUTION_720",
-        width=1280,
-        height=720,
-        public=False,
-        seed=None,
-    )
+    request = text_request()
     rows = [core.create_generation(request, {}, "key", 1) for _ in range(5)]
     assert [r.started_at for r in rows[2:]] == [r.finish_at for r in rows[:3]]
     store = core.store

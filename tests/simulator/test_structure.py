@@ -11,7 +11,8 @@ import pytest
 import leonardo_async.simulator as simulator
 from leonardo_async.simulator import FaultConfig, JobDurations, SimulatorConfig
 from leonardo_async.simulator._core import Core
-from leonardo_async.simulator._rules import SubmitRequest
+
+from ._support import text_request
 
 PACKAGE = Path(simulator.__file__).parent
 
@@ -79,21 +80,7 @@ def test_ten_thousand_jobs() -> None:
     """Ten thousand generations are records, not tasks; running counts drain lazily."""
     durations = JobDurations(kind="uniform", median=3600, spread=0.5)
     core = Core(SimulatorConfig(durations=durations, max_running=None))
-    request = SubmitRequest(
-        endpoint="text-to-video",
-        prompt="p",
-        negative_prompt=None,
-        image_id=None,
-        image_type=None,
-        end_frame=None,
-        model="VEO3_1",
-        duration=8,
-        resolution="RESOLUTION_720",
-        width=1280,
-        height=720,
-        public=False,
-        seed=None,
-    )
+    request = text_request()
     rows = [core.create_generation(request, {}, "key", 1) for _ in range(10_000)]
     last = max(r.finish_at for r in rows)
     assert core.store.running("key", core.now()) == 10_000

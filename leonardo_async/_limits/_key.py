@@ -1,0 +1,239 @@
+"""KeyLimiter: everything one API key's requests pass through, and what it reports.
+
+One per client; the tracker's polls, single submits and batches share it, which is what
+keeps polling from starving submissions, and all of them from tripping the server.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import attrs
+
+from ._config import FALLBACK_SLOTS, AnyioClock, Clock, Limits, Tuning
+from ._gate import RateGate
+from ._policy import RefusalPolicy
+from ._slots import InFlightSlots
+
+__all__ = ["ClientStatistics", "KeyLimiter", "RequestKind", "SubmitSlot"]
+
+
+class RequestKind(enum.Enum):
+    """What a request does, for the limits that apply to it."""
+
+    READ = "read"
+    SUBMIT = "submit"
+    OTHER = "other"
+
+
+@attrs.frozen
+class ClientStatistics:
+    """A snapshot of one client's traffic and the limits in force for its key.
+
+    :param requests_sent: HTTP requests sent to the API host
+    :param rate_limited: 429 answers received
+    :param request_wait: seconds requests spent held back at the request gate (pacing and
+        pauses after 429s), summed over the requests
+    :param request_rate: requests per second the client paces at now (``None``: no pace)
+    :param submit_rate: submits per second the client paces at now (``None``: no pace)
+    :param running_limit: generations the key may run at once as the client holds it now
+        (the slots, or fewer after refusals); ``None`` before the first submit or with
+        no bound
+    :param in_flight_bound: generations submitted and not finished the client allows now:
+        the running limit plus the queue allowance
+    :param in_flight: generations submitted and not yet seen to finish
+    :param server_queues: whether a submit past the slots was accepted (``True``),
+        refused (``False``), or not tried yet (``None``)
+    """
+
+    requests_sent: int
+    rate_limited: int
+    request_wait: float
+    request_rate: float | None
+    submit_rate: float | None
+    running_limit: int | None
+    in_flight_bound: int | None
+    in_flight: int
+    server_queues: bool | None
+
+
+class SubmitSlot:
+    """The in-flight slot one submit holds, from before it is sent until the job ends.
+
+    :meth:`keep` it for the job the server created, or :meth:`release` it when none was
+    (releasing a kept slot does nothing: the job's end frees it).
+    """
+
+    def __init__(self, limiter: KeyLimiter, slots: InFlightSlots, token: object) -> None:
+        self._limiter = limiter
+        self._slots = slots
+        self._token = token
+        self._settled = False
+
+    def keep(self, generation_id: str) -> None:
+        """The server created ``generation_id``: hold the slot until it ends."""
+        if not self._settled:
+            self._settled = True
+            self._limiter._keep(self._slots, self._token, generation_id)
+
+    def release(self) -> None:
+        """No job came of the submit: give the slot back."""
+        if not self._settled:
+            self._settled = True
+            self._slots.release(self._token)
+
+
+class KeyLimiter:
+    """Request rate, submit rate, in-flight slots and 429 policy for one API key.
+
+    The running bound is resolved on the first submit: ``Limits.max_running`` as given,
+    or, for ``"account"``, the key's ``apiConcurrencySlots`` from ``account_slots``. A
+    slot is taken before every submit and held until :meth:`ended` is told the job is
+    over, so the bound holds for every submit, batch or not.
+
+    :param account_slots: asks the server for the key's concurrency slots
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        account_slots: Callable[[], Awaitable[int | None]] | None = None,
+        tuning: Tuning | None = None,
+        clock: Clock | None = None,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.limits = limits
+        self.tuning = tuning = tuning if tuning is not None else Tuning()
+        self._clock = clock = clock if clock is not None else AnyioClock()
+        self.requests = RateGate(
+            limits.requests_per_minute, burst=limits.burst, tuning=tuning, clock=clock
+        )
+        self.submits = RateGate(limits.submits_per_minute, burst=1, tuning=tuning, clock=clock)
+        self._policy = RefusalPolicy(tuning, random=jitter)
+        self._account_slots = account_slots
+        self._slots: InFlightSlots | None = None
+        self._slots_lock = anyio.Lock()
+        self._held: dict[str, object] = {}
+        self.rate_limited = 0
+
+    @property
+    def slots(self) -> InFlightSlots | None:
+        """The in-flight slots, once resolved (``None`` before the first submit)."""
+        return self._slots
+
+    async def in_flight_slots(self) -> InFlightSlots:
+        """The in-flight slots, resolving the running bound on first use."""
+        if self._slots is None:
+            async with self._slots_lock:
+                if self._slots is None:
+                    bound = await self._running_bound()
+                    self._slots = InFlightSlots(
+                        bound,
+                        max_queued=self.limits.queue_allowance,
+                        tuning=self.tuning,
+                        clock=self._clock,
+                    )
+        return self._slots
+
+    async def _running_bound(self) -> int | None:
+        bound = self.limits.max_running
+        if bound != "account":
+            return bound
+        slots = None if self._account_slots is None else await self._account_slots()
+        return slots if slots is not None and slots > 0 else FALLBACK_SLOTS
+
+    async def take(self) -> SubmitSlot:
+        """Wait for an in-flight slot for one submit (with its retries and reconciling)."""
+        slots = await self.in_flight_slots()
+        return SubmitSlot(self, slots, await slots.acquire())
+
+    @asynccontextmanager
+    async def submitting(self) -> AsyncIterator[SubmitSlot]:
+        """:meth:`take` a slot for the block; released on leaving unless kept."""
+        slot = await self.take()
+        try:
+            yield slot
+        finally:
+            slot.release()
+
+    async def adopt(self, generation_id: str) -> None:
+        """Count a job submitted elsewhere (an earlier run) in flight until it ends."""
+        if generation_id in self._held:
+            return
+        (await self.take()).keep(generation_id)
+
+    def _keep(self, slots: InFlightSlots, token: object, generation_id: str) -> None:
+        slots.running_now(token)
+        if slots.total is None:  # no bound: nothing to free later, nothing to watch for
+            slots.release(token)
+            return
+        previous = self._held.pop(generation_id, None)
+        if previous is not None:  # the same job twice (a reconciled resend): one slot
+            slots.release(previous)
+        self._held[generation_id] = token
+
+    def holds(self, generation_id: str) -> bool:
+        """Whether ``generation_id`` holds an in-flight slot."""
+        return generation_id in self._held
+
+    def ended(self, generation_id: str) -> None:
+        """The job finished, failed, vanished or is no longer watched: free its slot."""
+        token = self._held.pop(generation_id, None)
+        if token is not None and self._slots is not None:
+            self._slots.release(token)
+
+    async def before(self, kind: RequestKind) -> None:
+        """Wait until a request of this kind may leave."""
+        if kind is RequestKind.SUBMIT:
+            await self.submits.acquire(record=False)
+            await self.requests.acquire()
+            self.submits.record()  # when it leaves, not when the request gate held it
+        else:
+            await self.requests.acquire()
+
+    def on_success(self, kind: RequestKind) -> None:
+        """The server accepted a request."""
+        submit = kind is RequestKind.SUBMIT
+        self._policy.on_success(submit)
+        self.requests.on_success()
+        if submit:
+            self.submits.on_success()
+            if self._slots is not None:
+                self._slots.on_submitted()
+
+    def on_rate_limited(
+        self, kind: RequestKind, retry_after: float | None, *, reason: str | None = None
+    ) -> float:
+        """The server said 429: pause every sender, and return the pause in seconds.
+
+        See :meth:`RefusalPolicy.on_rate_limited` for which limit comes down.
+        """
+        self.rate_limited += 1
+        return self._policy.on_rate_limited(
+            submit=kind is RequestKind.SUBMIT,
+            retry_after=retry_after,
+            reason=reason,
+            requests=self.requests,
+            submits=self.submits,
+            slots=self._slots,
+        )
+
+    def statistics(self, requests_sent: int) -> ClientStatistics:
+        """A snapshot of the limits in force, with the client's request count."""
+        slots = self._slots
+        return ClientStatistics(
+            requests_sent=requests_sent,
+            rate_limited=self.rate_limited,
+            request_wait=self.requests.waited,
+            request_rate=self.requests.rate,
+            submit_rate=self.submits.rate,
+            running_limit=None if slots is None else slots.limit,
+            in_flight_bound=None if slots is None else slots.total,
+            in_flight=len(self._held),
+            server_queues=None if slots is None else slots.queues,
+        )

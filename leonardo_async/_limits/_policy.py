@@ -1,0 +1,104 @@
+"""Whose fault a 429 is: which of a key's limits a refusal is charged to, and the pause.
+
+A 429 does not say which limit it was. The policy decides from what the limiter sees
+(the error text, which gate is binding, refusals in a row) which gate or bound to lower,
+and how long every sender pauses.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from ._config import Tuning
+from ._gate import RateGate
+from ._slots import InFlightSlots
+
+__all__ = ["RefusalPolicy", "about_concurrency"]
+
+
+def about_concurrency(reason: str | None) -> bool:
+    """Whether a refusal's error text says it is about jobs in flight (running, queued)."""
+    text = (reason or "").lower()
+    return any(word in text for word in ("concurren", "running", "slots", "queue"))
+
+
+class RefusalPolicy:
+    """Charges each 429 to one limit of the key and picks the shared pause.
+
+    :param random: a source of jitter in [0, 1) (seeded in tests)
+    """
+
+    def __init__(self, tuning: Tuning, *, random: Callable[[], float] = random.random) -> None:
+        self._tuning = tuning
+        self._random = random
+        self._in_a_row = 0
+        self._submit_refusals = 0
+
+    def on_success(self, submit: bool) -> None:
+        """A request was accepted: the run of refusals is over."""
+        self._in_a_row = 0
+        if submit:
+            self._submit_refusals = 0
+
+    def pause_for(self, retry_after: float | None) -> float:
+        """``Retry-After`` when the server gave one; else a jittered, doubling pause."""
+        if retry_after is not None:
+            return retry_after
+        tuning = self._tuning
+        doubling = float(2 ** min(self._in_a_row - 1, 16))
+        ceiling = min(tuning.pause_max, tuning.pause_base * doubling)
+        return ceiling * (0.5 + 0.5 * self._random())
+
+    def on_rate_limited(
+        self,
+        *,
+        submit: bool,
+        retry_after: float | None,
+        reason: str | None,
+        requests: RateGate,
+        submits: RateGate,
+        slots: InFlightSlots | None,
+    ) -> float:
+        """Pause every sender, lower the limit the refusal is charged to; return the pause.
+
+        When the refusal of a submit says it is about concurrency (the error text mentions
+        it), the in-flight bound comes down to the generations the server accepted and we
+        have not seen finish: never below the server's real limit, since its count can
+        only be lower than ours. No rate is lowered for it, and only submits pause: the
+        polls are what see a slot free up.
+
+        A refused read lowers the request rate. A refused submit may have run into any of
+        three limits. If the request gate's rate is what holds requests back
+        (:attr:`RateGate.binding`), the request limit is the likely one, and the request
+        rate comes down (the submit rate too if its gate binds as well). Otherwise the
+        submit rate comes down (a submit limit must not slow the polls down), and two such
+        refusals in a row mean the in-flight limit is lower than we thought, so the
+        in-flight bound comes down too.
+        """
+        self._in_a_row += 1
+        requests_bind, submits_bind = requests.binding, submits.binding
+        # A request refused while a pause is in force left before the pause began, and
+        # one refused just after it ended may still meet the server's memory of the time
+        # before it: the same episode, already answered by lowering once. (Lowering
+        # again on a rate measured over a moment would collapse the pace in a storm.)
+        lower = requests.since_pause >= self._tuning.episode_grace
+        pause = self.pause_for(retry_after)
+        concurrency = submit and about_concurrency(reason)
+        if not concurrency:
+            requests.pause(pause)
+        submits.pause(pause)
+        if concurrency:
+            if slots is not None:
+                slots.on_refused()
+        elif submit and not requests_bind:
+            if lower:
+                submits.lower()
+            self._submit_refusals += 1
+            if self._submit_refusals >= 2 and slots is not None:
+                slots.on_refused()
+        elif lower:  # a read, or a submit while the request gate binds
+            requests.lower()
+            if submit and submits_bind:
+                submits.lower()
+        return pause
