@@ -88,6 +88,18 @@ async def send(gate: RateGate, clock: FakeClock, count: int) -> None:
             await clock.settle()
 
 
+class Senders:
+    """Tasks passing one gate, counted as they get through."""
+
+    def __init__(self, gate: RateGate) -> None:
+        self.gate = gate
+        self.through = 0
+
+    async def one(self) -> None:
+        await self.gate.acquire()
+        self.through += 1
+
+
 def gate_on(clock: FakeClock, per_minute: float | None, **options: Any) -> RateGate:
     return RateGate(per_minute, clock=clock, **options)
 
@@ -109,20 +121,14 @@ async def test_pause_is_shared_by_every_sender(clock: FakeClock) -> None:
     gate = gate_on(clock, None)
     await send(gate, clock, 20)  # some history, so that the lowered pace is not a crawl
     gate.on_rate_limited(5.0)
-    done = 0
-
-    async def sender() -> None:
-        nonlocal done
-        await gate.acquire()
-        done += 1
-
+    senders = Senders(gate)
     async with anyio.create_task_group() as tg:
         for _ in range(5):
-            tg.start_soon(sender)
+            tg.start_soon(senders.one)
         await clock.advance(4.9)
-        assert done == 0
+        assert senders.through == 0
         await clock.settle()
-    assert done == 5
+    assert senders.through == 5
     assert gate.waited >= 5 * 4.9
 
 
@@ -223,20 +229,14 @@ async def test_lowered_rate_applies_to_senders_already_waiting(clock: FakeClock)
     """Senders waiting when the rate is lowered leave at the new pace, not the one they booked."""
     gate = gate_on(clock, 6000)  # about 98 a second: turns booked 10 ms apart
     await send(gate, clock, 1)
-    done = 0
-
-    async def sender() -> None:
-        nonlocal done
-        await gate.acquire()
-        done += 1
-
+    senders = Senders(gate)
     async with anyio.create_task_group() as tg:
         for _ in range(10):
-            tg.start_soon(sender)
+            tg.start_soon(senders.one)
         await anyio.wait_all_tasks_blocked()
         gate.lower()  # one sent in the last second: now under one a second
         await clock.advance(0.25)
-        assert done <= 1
+        assert senders.through <= 1
         tg.cancel_scope.cancel()
 
 

@@ -18,6 +18,7 @@ from leonardo_async import (
     Account,
     APIError,
     AuthenticationError,
+    ClientStatistics,
     FrameRef,
     Generation,
     GenerationFailedError,
@@ -62,7 +63,9 @@ def configured_client(key: str) -> LeonardoClient:
     return LeonardoClient(
         key,
         base_url="https://cloud.leonardo.ai/api/rest/v1",
-        limits=Limits(requests_per_minute=1000, submits_per_minute=50, max_running=5, burst=4),
+        limits=Limits(
+            requests_per_minute=1000, submits_per_minute=50, max_running=5, burst=4, max_queued=2
+        ),
         poll_schedule=PollSchedule(initial=20.0, max_interval=10.0, multiplier=1.5, jitter=0.1),
         retry=RetryPolicy(attempts=3, base_delay=1.0, max_delay=30.0),
         timeouts=Timeouts(connect=5.0, api=30.0, upload=60.0, download_stall=30.0),
@@ -77,6 +80,9 @@ async def one_video(start: Path, end: ImageSource, out: Path) -> Path:
         balance: int = account.token_balance
         slots: int | None = account.concurrency_slots
         print(balance, slots)
+        stats: ClientStatistics = client.statistics()
+        bound: int | None = stats.in_flight_bound
+        print(stats.requests_sent, stats.rate_limited, stats.request_rate, bound)
         frame: UploadedImage = await client.upload_image(start)
         job: GenerationJob = await client.image_to_video(
             prompt="a lighthouse at dusk",
