@@ -27,6 +27,7 @@ FIELDS: list[tuple[type[Any], str]] = [
     (Limits, "submits_per_minute"),
     (Limits, "burst"),
     (Limits, "max_running"),
+    (Limits, "max_queued"),
     (Timeouts, "connect"),
     (Timeouts, "api"),
     (Timeouts, "upload"),
@@ -43,6 +44,7 @@ FIELDS: list[tuple[type[Any], str]] = [
 ]
 #: Fields where zero is a meaningful value (no delay).
 ZERO_OK = {
+    (Limits, "max_queued"),
     (RetryPolicy, "base_delay"),
     (RetryPolicy, "max_delay"),
     (RetryPolicy, "max_retry_after"),
@@ -88,7 +90,13 @@ def test_a_field_holds_a_finite_number_or_refuses(
 def test_sane_values_are_accepted(delay: float, attempts: int, rate: float, seconds: float) -> None:
     """Finite values inside the ranges build every config class."""
     RetryPolicy(attempts=attempts, base_delay=delay, max_delay=delay, max_retry_after=delay)
-    Limits(requests_per_minute=rate, submits_per_minute=rate, burst=attempts, max_running=attempts)
+    Limits(
+        requests_per_minute=rate,
+        submits_per_minute=rate,
+        burst=attempts,
+        max_running=attempts,
+        max_queued=attempts,
+    )
     Timeouts(connect=seconds, api=seconds, upload=seconds, download_stall=seconds)
     PollSchedule(initial=seconds, max_interval=seconds, first_interval=seconds)
 
