@@ -82,6 +82,9 @@ class LeonardoClient:
         answer is lost can be matched exactly
     :param listing_lag: seconds the generation listing may take to show a new job; a
         submit whose answer is lost is looked for that long before it is sent again
+    :param listing_shows_videos: whether the generation listing shows video jobs (as
+        ``leonardo-async doctor`` checks); ``None`` learns it from the listing. Until it
+        is known to, a lost submit not found there is left uncertain, never resent
     :param polls_in_flight: cap on status requests in flight at once
     :param session: an aiohttp session to use (its owner closes it)
     :param max_connections: cap on connections of the client's own session
@@ -99,6 +102,7 @@ class LeonardoClient:
         batched_status: bool = True,
         auto_seed: bool = True,
         listing_lag: float = LISTING_LAG,
+        listing_shows_videos: bool | None = None,
         polls_in_flight: int = 32,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
@@ -128,8 +132,9 @@ class LeonardoClient:
             submit_url=self._transport.base_url + _SUBMIT_PATH,
             auto_seed=auto_seed,
             listing_lag=listing_lag,
+            listing_shows_videos=listing_shows_videos,
         )
-        self.listing.on_generation = self._reconciler.learn
+        self.listing.on_generation = self._reconciler.listed
         self.tracker = JobTracker(
             self,
             schedule=self.poll_schedule,

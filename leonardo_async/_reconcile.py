@@ -14,6 +14,10 @@ once and then again, at doubling pauses, until :data:`LISTING_LAG` seconds after
 failure. A look that could not read the whole window (its page cap, a listing error)
 decides nothing: the submit is then left uncertain, never resent.
 
+Silence proves something only from a listing known to show video jobs: until one of our
+own jobs or a finished video has been seen in it (Leonardo does not document that video
+generations are listed), a submit not found is left uncertain rather than resent.
+
 The seed policy lives here too, because it exists for matching: the client sends a seed
 it chose when the caller gave none, which makes a match exact on servers that keep seeds.
 A server that refuses ``seed`` (a 400 naming it) is sent none from then on.
@@ -104,6 +108,8 @@ class Reconciler:
     :param submit_url: the submit endpoint, for the errors raised here
     :param auto_seed: send a random seed when the caller gives none
     :param listing_lag: seconds the listing may take to show a new job
+    :param listing_shows_videos: whether the listing is known to show video jobs
+        (``None``: learn it from the listing; ``False``: never take its silence as proof)
     """
 
     def __init__(
@@ -113,6 +119,7 @@ class Reconciler:
         submit_url: str,
         auto_seed: bool = True,
         listing_lag: float = LISTING_LAG,
+        listing_shows_videos: bool | None = None,
     ) -> None:
         self._listing = listing
         self._submit_url = submit_url
@@ -123,6 +130,11 @@ class Reconciler:
         #: The server refused a ``seed`` (400 naming it): none is sent from then on.
         self.seeds_refused = False
         self._sent_seeds: dict[str, int] = {}
+        #: The listing has shown a video job (one of ours, or a finished video), so a job
+        #: it does not show after the lag window was not made.
+        self.listing_shows_videos = bool(listing_shows_videos)
+        self._learn_listing = listing_shows_videos is None
+        self._ours: set[str] = set()
 
     # --- seeds --------------------------------------------------------------------------
 
@@ -145,9 +157,24 @@ class Reconciler:
         return True
 
     def submitted(self, generation_id: str, request: ImageToVideoRequest) -> None:
-        """Remember the seed a job was sent with, to learn whether the server keeps it."""
+        """Remember a job we made: its seed (does the server keep it?) and its id (does the
+        listing show our jobs?)."""
         if self.server_keeps_seeds is None and request.seed is not None:
             self._sent_seeds[generation_id] = request.seed
+        if self._learn_listing and not self.listing_shows_videos:
+            self._ours.add(generation_id)
+
+    def listed(self, generation: Generation) -> None:
+        """A generation read whole from the listing: learn from it."""
+        self.learn(generation)
+        if generation.video_url is not None or generation.id in self._ours:
+            self._shows_videos()
+
+    def _shows_videos(self) -> None:
+        if self._learn_listing and not self.listing_shows_videos:
+            logger.debug("the generation listing shows video jobs")
+            self.listing_shows_videos = True
+            self._ours.clear()
 
     def learn(self, generation: Generation) -> None:
         """Learn from one of our own jobs whether the server keeps the seeds it is sent."""
@@ -193,6 +220,11 @@ class Reconciler:
             if found is not None:
                 return found
             left = (settled_by - datetime.now(timezone.utc)).total_seconds()
+            if left <= 0 and not self.listing_shows_videos:
+                raise self._uncertain(
+                    f"not in the listing after {looks} looks, but the listing has not been "
+                    "seen to show a video job yet, so that proves nothing"
+                )
             if left <= 0:
                 logger.info("no job for the submit in %d looks of the listing", looks)
                 return None
@@ -208,6 +240,10 @@ class Reconciler:
         try:
             async for page in walk:
                 for entry in page:
+                    if not self.listing_shows_videos and (
+                        entry.id in claimed or entry.id in self._ours
+                    ):
+                        self._shows_videos()
                     if entry.id in claimed or (
                         entry.created_at is not None and entry.created_at < since - CLOCK_SKEW
                     ):

@@ -14,6 +14,7 @@ from _helpers import (
     DEADLINE,
     KEY,
     Traffic,
+    make_client,
     raises_clean,
     reconfigure,
     requests_to,
@@ -181,21 +182,20 @@ async def test_lost_submit_response_is_reconciled(
 
 
 async def test_submit_refused_before_arrival_is_resent_once(
-    client: LeonardoClient,
-    simulator: Simulator,
-    traffic: Traffic,
-    monkeypatch: pytest.MonkeyPatch,
+    simulator: Simulator, traffic: Traffic
 ) -> None:
-    """A submit dropped before it was handled is looked for first, then sent once more."""
-    image = await _image(client)
-    simulator.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
-    # a dropped request has no response to hook: switch the fault off at the first look
-    traffic.after(
-        route("/generations/user/", "GET"),
-        reconfigure(simulator, faults={"reset_before_rate": 0.0}),
-    )
-    with anyio.fail_after(DEADLINE):
-        job = await client.image_to_video(prompt="dropped", image=FrameRef(image))
+    """A submit dropped before it was handled is looked for first, then sent once more
+    (by a client that knows the listing shows video jobs)."""
+    async with make_client(simulator, traffic, listing_shows_videos=True) as client:
+        image = await _image(client)
+        simulator.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
+        # a dropped request has no response to hook: switch the fault off at the first look
+        traffic.after(
+            route("/generations/user/", "GET"),
+            reconfigure(simulator, faults={"reset_before_rate": 0.0}),
+        )
+        with anyio.fail_after(DEADLINE):
+            job = await client.image_to_video(prompt="dropped", image=FrameRef(image))
     stats = simulator.statistics()
     assert stats.generations_created == 1
     assert stats.duplicate_submissions == 0
@@ -207,17 +207,13 @@ async def test_submit_refused_before_arrival_is_resent_once(
     assert listings[0].sent_at < submits[1].sent_at
 
 
-async def test_submit_5xx_is_never_resent_blindly(
-    client: LeonardoClient,
-    simulator: Simulator,
-    traffic: Traffic,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_submit_5xx_is_never_resent_blindly(simulator: Simulator, traffic: Traffic) -> None:
     """A submit answered 5xx is only resent after the listing showed no such job."""
-    image = await _image(client)
-    simulator.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
-    with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError) as info:
-        await client.image_to_video(prompt="always 5xx", image=FrameRef(image))
+    async with make_client(simulator, traffic, listing_shows_videos=True) as client:
+        image = await _image(client)
+        simulator.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
+        with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError) as info:
+            await client.image_to_video(prompt="always 5xx", image=FrameRef(image))
     assert info.value.__cause__ is not None
     submits = traffic.to("/generations-image-to-video", "POST")
     assert len(submits) >= 2

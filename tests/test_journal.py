@@ -41,7 +41,7 @@ DEADLINE = 60.0
 SEED = 424242
 
 
-def client_for(sim: Simulator) -> LeonardoClient:
+def client_for(sim: Simulator, **options: Any) -> LeonardoClient:
     """A client on ``sim`` with fast polls and retries and no client-side pacing."""
     return LeonardoClient(
         KEY,
@@ -50,6 +50,7 @@ def client_for(sim: Simulator) -> LeonardoClient:
         poll_schedule=FAST,
         retry=QUICK_RETRY,
         listing_lag=QUICK_LAG,
+        **options,
     )
 
 
@@ -291,8 +292,9 @@ async def test_resume_adopts_a_job_the_crash_left_in_submitting(
 async def test_resume_submits_once_when_the_job_does_not_exist(
     sim: Simulator, tmp_path: Path, journal: Journal
 ) -> None:
-    """A 'submitting' item whose job never arrived is submitted once, with its journaled seed."""
-    async with client_for(sim) as client:
+    """A 'submitting' item whose job never arrived is submitted once, with its journaled seed
+    (by a client that knows the listing shows video jobs; see the next test otherwise)."""
+    async with client_for(sim, listing_shows_videos=True) as client:
         item = await uploaded_item(client, tmp_path, "never arrived")
         started = datetime.now(timezone.utc) - timedelta(minutes=5)
         entry_for(journal, item, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
@@ -303,6 +305,26 @@ async def test_resume_submits_once_when_the_job_does_not_exist(
     (generation,) = sim.generations
     assert generation.id == results["0"].generation_id
     assert generation.body["seed"] == SEED
+
+
+async def test_resume_leaves_the_item_uncertain_while_the_listing_proves_nothing(
+    sim: Simulator, tmp_path: Path, journal: Journal
+) -> None:
+    """The same, on an account whose listing has shown no video job: nothing is sent, the
+    item stays uncertain for a later resume (its silence could be a listing without
+    videos, and resending would then pay twice)."""
+    async with client_for(sim) as client:
+        item = await uploaded_item(client, tmp_path, "never arrived")
+        started = datetime.now(timezone.utc) - timedelta(minutes=5)
+        entry_for(journal, item, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
+        async with BatchSubmitter(client, journal=journal) as batch:
+            results = await run_all(batch, [item])
+    assert results["0"].status == "ERROR"
+    assert results["0"].retryable
+    assert submits(sim) == 0
+    entry = journal.entry("0")
+    assert entry is not None
+    assert entry.uncertain
 
 
 async def test_resume_does_not_take_another_items_job(

@@ -12,7 +12,15 @@ from typing import Any
 
 import anyio
 import pytest
-from _helpers import DEADLINE, Traffic, make_client, raises_clean, sim_config
+from _helpers import (
+    DEADLINE,
+    Traffic,
+    make_client,
+    raises_clean,
+    reconfigure,
+    route,
+    sim_config,
+)
 from _images import png_bytes
 
 from leonardo_async import (
@@ -166,3 +174,31 @@ async def _stream(batch: BatchSubmitter, items: list[BatchItem]) -> AsyncIterato
     async with batch.stream(items) as stream:
         async for result in stream:
             yield result
+
+
+@pytest.mark.parametrize("listed_before", [False, True])
+async def test_silence_is_proof_only_from_a_listing_seen_to_show_video_jobs(
+    listed_before: bool,
+) -> None:
+    """A submit answered 5xx that made nothing: a client that has not yet seen a video job
+    in the listing leaves it uncertain (sent once); once the listing has shown one of its
+    jobs, the same silence lets it send again."""
+    traffic = Traffic()
+    async with Simulator(sim_config()) as sim, make_client(sim, traffic) as client:
+        image = await _image(client)
+        if listed_before:
+            await client.image_to_video(prompt="shown first", image=image)
+        before = _submits(traffic)
+        sim.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
+        traffic.after(
+            route("/generations/user/"), reconfigure(sim, faults={"server_error_rate": 0})
+        )
+        with anyio.fail_after(DEADLINE):
+            if listed_before:
+                job = await client.image_to_video(prompt="second", image=image)
+                assert job.id in {g.id for g in sim.generations}
+            else:
+                with raises_clean(SubmitUncertainError, match="proves nothing"):
+                    await client.image_to_video(prompt="second", image=image)
+        assert _submits(traffic) - before == (2 if listed_before else 1)
+        assert sim.statistics().duplicate_submissions == 0
