@@ -138,9 +138,11 @@ def _over_concurrency(core: Core, api_key: str, now: float) -> web.Response | No
     With ``refuse_at_concurrency`` there is no queue: a busy slot set refuses at once.
     """
     config, store = core.config, core.store
-    depth = config.queue_limit
-    if config.max_running is None or depth is None:
+    if config.max_running is None:
         return None
+    depth = config.queue_depth if config.queue_depth is not None else 20 * config.max_running
+    if config.refuse_at_concurrency:
+        depth = 0
     running, queued = store.running(api_key, now), store.queued(api_key, now)
     stats = core.stats
     stats.peak_attempted = max(stats.peak_attempted, running + queued + 1)

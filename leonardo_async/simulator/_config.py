@@ -324,15 +324,6 @@ class SimulatorConfig:
         return attrs.evolve(base, **changes)
 
     @property
-    def queue_limit(self) -> int | None:
-        """Generations one key may have queued behind busy slots (``None``: no slots)."""
-        if self.max_running is None:
-            return None
-        if self.refuse_at_concurrency:
-            return 0
-        return self.queue_depth if self.queue_depth is not None else 20 * self.max_running
-
-    @property
     def accepted_keys(self) -> tuple[str, ...]:
         """Every API key the simulator accepts, the main one first."""
         return (self.api_key, *self.extra_api_keys)
