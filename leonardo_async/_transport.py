@@ -24,6 +24,7 @@ help, and a refused request created nothing, so a refused submit is not uncertai
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -40,6 +41,7 @@ from yarl import URL
 from ._errors import (
     APIError,
     AuthenticationError,
+    ClientStateError,
     SubmitUncertainError,
     TransportError,
     hasura_error,
@@ -60,6 +62,9 @@ REDACTED: Final = "[redacted]"
 
 #: Failures where the connection was never made, so nothing reached the server.
 _NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError,)
+#: What an aiohttp timeout raises: ``asyncio.TimeoutError``, which is the builtin
+#: ``TimeoutError`` only from Python 3.11 on (on 3.10 it is a class of its own).
+TIMEOUT_ERRORS: Final = (TimeoutError, asyncio.TimeoutError)
 
 
 _SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
@@ -96,7 +101,7 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
 
 
 class Transport:
-    """HTTP to one Leonardo API base URL with one key. Use ``async with`` or :meth:`aclose`.
+    """HTTP to one Leonardo API base URL with one key, inside ``async with`` only.
 
     :param api_key: the bearer key; kept private, never logged or shown
     :param base_url: the API root, e.g. ``https://cloud.leonardo.ai/api/rest/v1``
@@ -131,6 +136,8 @@ class Transport:
         self.timeouts = timeouts
         self._own_session = session is None
         self._session = session
+        #: Between ``__aenter__`` and ``aclose``: the only time a request may be sent.
+        self._open = False
         self._max_connections = max_connections
         self._api_timeout = aiohttp.ClientTimeout(total=timeouts.api, connect=timeouts.connect)
         self.requests_sent = 0
@@ -144,6 +151,10 @@ class Transport:
         return self._base
 
     def _session_or_new(self) -> aiohttp.ClientSession:
+        if not self._open:  # a session made now would outlive the client, never closed
+            raise ClientStateError(
+                "the client is not open: send requests inside 'async with LeonardoClient()'"
+            )
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(
@@ -152,12 +163,16 @@ class Transport:
         return self._session
 
     async def aclose(self) -> None:
-        """Close the session if it is ours."""
+        """Close the session if it is ours; no request is sent after this."""
+        self._open = False
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
 
     async def __aenter__(self) -> Transport:
+        if self._open:
+            raise ClientStateError("the client is already open: enter it once")
+        self._open = True
         self._session_or_new()
         return self
 
@@ -218,7 +233,7 @@ class Transport:
                     retry_after = parse_retry_after(resp.headers.get("retry-after"))
             except _NOT_SENT_ERRORS as exc:
                 failure, cause = Failure.NOT_SENT, self._scrub_text(_describe(exc))
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
                 failure, cause = Failure.MAYBE_SENT, self._scrub_text(_describe(exc))
             else:
                 if logger.isEnabledFor(logging.DEBUG):
@@ -318,7 +333,7 @@ class Transport:
         try:
             async with self._session_or_new().post(url, data=form, timeout=timeout) as resp:
                 return Response(resp.status, dict(resp.headers), await resp.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
             raise TransportError("POST", _safe_url(url), _describe(exc)) from None
 
     @asynccontextmanager
@@ -330,7 +345,7 @@ class Transport:
         try:
             async with self._session_or_new().get(url, timeout=timeout) as resp:
                 yield resp
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
             raise TransportError("GET", _safe_url(url), _describe(exc)) from None
 
 
