@@ -20,7 +20,7 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
 
@@ -30,6 +30,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import (
+    ClientStateError,
     GenerationFailedError,
     GenerationVanishedError,
     LeonardoError,
@@ -234,6 +235,8 @@ class JobTracker:
         self._seq = itertools.count()
         self._wake = anyio.Event()
         self._tg: TaskGroup | None = None
+        #: Set when closing begins: from then on no look is started (see ``_spawn``).
+        self._closing = False
         self._running = False
         self._listeners: set[MemoryObjectSendStream[Generation | None]] = set()
         self._backlog: list[TrackedJob] = []
@@ -246,6 +249,8 @@ class JobTracker:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> JobTracker:
+        if self._tg is not None:
+            raise ClientStateError("the tracker is already running: enter its client once")
         self._poll_send, self._poll_receive = anyio.create_memory_object_stream[TrackedJob](
             math.inf
         )
@@ -259,16 +264,24 @@ class JobTracker:
 
         The caller's own exception is not handed to the task group, so it propagates as
         itself rather than wrapped in an exception group: the group only ever holds the
-        scheduler, which has nothing to report when it is cancelled.
+        scheduler and its workers, which have nothing to report when they are cancelled.
+
+        Closing is one-way from its first line: ``_closing`` stops the scheduler and every
+        way of starting work before the group is cancelled, so no task can find the group
+        gone while it still runs (a scheduler woken by its own timer in the same instant
+        as the cancellation goes round its loop once more, and must start nothing).
         """
-        tg, self._tg = self._tg, None
-        self._running = False
-        if tg is None:
+        tg = self._tg
+        if tg is None or self._closing:
             return
+        self._closing = True
+        self._running = False
         tg.cancel_scope.cancel()
         try:
             await tg.__aexit__(None, None, None)
         finally:
+            self._tg = None
+            self._closing = False
             for stream in (self._poll_send, self._poll_receive):
                 if stream is not None:
                     stream.close()
@@ -298,8 +311,10 @@ class JobTracker:
             holding an in-flight slot); the first caller's ``track()`` takes it over with
             its deadline and schedule
         """
-        if self._tg is None:
-            raise RuntimeError("the tracker is not running: use the client in 'async with'")
+        if self._tg is None or self._closing:
+            raise ClientStateError(
+                "the tracker is not running: use the client inside 'async with LeonardoClient()'"
+            )
         now = anyio.current_time()
         job = self._jobs.get(generation_id)
         if job is not None:
@@ -326,8 +341,7 @@ class JobTracker:
         if early is not None:
             self._observe(job, early, scheduled=False)
         if not self._running:
-            self._running = True
-            self._tg.start_soon(self._run)
+            self._running = self._spawn(self._run)
         return job
 
     async def wait(
@@ -435,8 +449,20 @@ class JobTracker:
             return
         self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
 
+    def _spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
+        """Start ``work`` in the tracker's task group, unless the tracker is closing.
+
+        Every task the tracker starts goes through here, so that closing (which sets
+        ``_closing`` before it cancels the group) is the one place that decides when work
+        stops being started. Returns whether it was started.
+        """
+        if self._tg is None or self._closing:
+            return False
+        self._tg.start_soon(work, *args)
+        return True
+
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             due = self._take_due()
             if due:
                 self._dispatch(due)
@@ -462,7 +488,6 @@ class JobTracker:
         return due
 
     def _dispatch(self, due: list[TrackedJob]) -> None:
-        assert self._tg is not None
         use_listing = (
             self.batched
             and len(self._jobs) >= BATCH_MIN_PENDING
@@ -472,8 +497,7 @@ class JobTracker:
         if use_listing and self._sweeping:
             self._backlog.extend(due)
         elif use_listing:
-            self._sweeping = True
-            self._tg.start_soon(self._sweep, due + self._nearly_due())
+            self._sweeping = self._spawn(self._sweep, due + self._nearly_due())
         else:
             for job in due:
                 self._queue_poll(job)
@@ -509,13 +533,16 @@ class JobTracker:
         A fixed pool, not a task per look: ten thousand due jobs wait in the queue as
         references, not as ten thousand tasks.
         """
-        if self._poll_send is None or self._tg is None:
-            return  # closing
+        if self._poll_send is None or self._closing:
+            return
         self._poll_send.send_nowait(job)
-        if self._idle_workers == 0 and self._workers < self._max_workers:
+        if (
+            self._idle_workers == 0
+            and self._workers < self._max_workers
+            and self._spawn(self._poll_worker)
+        ):
             self._workers += 1
             self._idle_workers += 1
-            self._tg.start_soon(self._poll_worker)
 
     async def _poll_worker(self) -> None:
         assert self._poll_receive is not None

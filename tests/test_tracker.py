@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from _helpers import (
     DEADLINE,
@@ -29,6 +30,7 @@ from _images import png_bytes
 from aiohttp import web
 
 from leonardo_async import (
+    ClientStateError,
     FrameRef,
     GeneratedImage,
     Generation,
@@ -354,7 +356,7 @@ async def test_closing_fails_pending_and_leaves_no_task(simulator: Simulator) ->
     for handle in handles:
         with raises_clean(TrackerClosedError):
             await handle
-    with pytest.raises(RuntimeError, match="not running"):
+    with pytest.raises(ClientStateError, match="not running"):
         client.track("late")
 
     def ours(task: asyncio.Task[Any]) -> bool:
@@ -493,10 +495,31 @@ async def test_progress_callback_gets_snapshots(client: LeonardoClient) -> None:
 
 
 async def test_tracker_needs_to_be_entered() -> None:
-    """track() outside ``async with`` says how to use the tracker."""
+    """track() outside ``async with`` says how to use the tracker, as a LeonardoError."""
     tracker = JobTracker(_NoSource())
-    with pytest.raises(RuntimeError, match="async with"):
+    with pytest.raises(ClientStateError, match="async with"):
         tracker.track("x")
+
+
+async def test_closing_while_looks_are_due_starts_nothing_and_raises_nothing() -> None:
+    """Closing never races the scheduler: no look starts once closing has begun.
+
+    Looks due every millisecond make the scheduler's own timer and the close land in the
+    same instant again and again; the scheduler then goes round its loop once more after
+    the close began, and used to find the task group gone (an AssertionError, out of
+    ``async with`` as an ExceptionGroup) in about a third of these rounds.
+    """
+    every_ms = PollSchedule(initial=0.001, first_interval=0.001, max_interval=0.001, jitter=0.5)
+    for round_ in range(300):
+        tracker = JobTracker(_AlwaysPending(), schedule=every_ms, batched=round_ % 2 == 0)
+        async with tracker:
+            handles = [tracker.track(f"g{i}") for i in range(1 + round_ % 8)]
+            await anyio.sleep(0.0015 * (round_ % 7))
+        for handle in handles:
+            with raises_clean(TrackerClosedError):
+                await handle
+        with pytest.raises(ClientStateError):
+            tracker.track("late")
 
 
 async def test_wait_logs_no_key(client: LeonardoClient, caplog: pytest.LogCaptureFixture) -> None:
@@ -507,6 +530,21 @@ async def test_wait_logs_no_key(client: LeonardoClient, caplog: pytest.LogCaptur
         await client.wait(gid)
     assert any(gid in r.getMessage() for r in caplog.records)
     assert not any(KEY in r.getMessage() for r in caplog.records)
+
+
+class _AlwaysPending:
+    """Jobs that never finish, answered at once: the tracker always has a look to make."""
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        await anyio.lowlevel.checkpoint()
+        return Generation(generation_id, GenerationStatus.PENDING)
+
+    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
+        await anyio.lowlevel.checkpoint()
+        return [{"id": f"g{i}", "status": "PENDING"} for i in range(offset, offset + 8)]
+
+    def parse_generation(self, raw: Any, source: str) -> Generation:
+        raise AssertionError("a pending entry is never parsed")
 
 
 class _NoSource:
