@@ -252,17 +252,57 @@ async def test_ctrl_c_exits_130_and_says_the_job_runs_on(sim: Simulator, tmp_pat
     sim.configure(durations=JobDurations.fixed(600))
     command = [sys.executable, "-m", "leonardo_async",
                *map(str, generate_args(tmp_path / "video.mp4"))]  # fmt: skip
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
-        assert process.stderr is not None
-        with anyio.fail_after(DEADLINE):
-            err = await read_until(process.stderr, "submitted generation")
-            process.send_signal(signal.SIGINT)
-            err += await read_until(process.stderr, None)
-            code = await process.wait()
+    code, err = await interrupt(command, "submitted generation")
     (generation,) = sim.generations
     assert code == 130
     assert f"generation {generation.id} was submitted and keeps running" in err
     assert f"leonardo-async wait {generation.id} --out {tmp_path / 'video.mp4'}" in err
+
+
+@pytest.mark.parametrize("command", ["generate", "batch", "demo"])
+async def test_ctrl_c_exits_130_with_one_line_and_no_traceback(
+    sim: Simulator, tmp_path: Path, command: str
+) -> None:
+    """Ctrl-C in any command ends in one line and 130, on every Python.
+
+    Python 3.10 lets the interrupt out of the event loop as a ``CancelledError``, not a
+    ``KeyboardInterrupt``: that used to print a traceback and exit 1.
+    """
+    sim.configure(durations=JobDurations.fixed(600))
+    (tmp_path / "jobs.jsonl").write_text(f'{{"prompt": "p", "image": "{START_FRAME}"}}\n')
+    argv, submitted = {
+        "generate": (generate_args(tmp_path / "video.mp4"), "submitted generation"),
+        "batch": (
+            ["batch", tmp_path / "jobs.jsonl", "--out", tmp_path / "out", *FAST_POLL],
+            "submitted 1",
+        ),
+        "demo": (
+            ["demo", "--out", tmp_path / "demo", "--job-seconds", "600"],
+            "submitted generation",
+        ),
+    }[command]
+    command_line = [sys.executable, "-m", "leonardo_async", *map(str, argv)]
+    code, err = await interrupt(command_line, submitted)
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1] == "interrupted"
+
+
+async def interrupt(command: list[str], marker: str) -> tuple[int, str]:
+    """Run ``command``, send it SIGINT once ``marker`` is on its stderr; its code and stderr.
+
+    The deadline covers the process's whole life: a child that does not stop (one that
+    ignores SIGINT) is killed when it passes, failing the test instead of hanging it.
+    """
+    with anyio.fail_after(DEADLINE):
+        async with await anyio.open_process(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+        ) as process:
+            assert process.stderr is not None
+            err = await read_until(process.stderr, marker)
+            process.send_signal(signal.SIGINT)
+            err += await read_until(process.stderr, None)
+            return await process.wait(), err
 
 
 async def read_until(stream: ByteReceiveStream, marker: str | None) -> str:

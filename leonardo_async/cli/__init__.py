@@ -22,6 +22,7 @@ from ._common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    INTERRUPTED,
     Commands,
     Register,
     logging_to_stderr,
@@ -109,10 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.error(_unknown(command, unknown))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    with logging_to_stderr(args.verbose + args.verbose_here):
-        try:
+    try:
+        with logging_to_stderr(args.verbose + args.verbose_here):
             code: int = args.handler(args)
-        except KeyboardInterrupt:
-            print("\ninterrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+    except INTERRUPTED:  # one line and 130 on every Python, never a traceback
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code

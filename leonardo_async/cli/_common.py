@@ -8,6 +8,7 @@ handler it names takes the parsed :class:`argparse.Namespace` and returns the ex
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -25,6 +26,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "INTERRUPTED",
     "Commands",
     "Handler",
     "Register",
@@ -43,6 +45,10 @@ EXIT_BAD_INPUT: Final = 2
 EXIT_API_ERROR: Final = 3
 #: Interrupted with Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED: Final = 130
+#: What Ctrl-C raises out of :func:`anyio.run`: ``KeyboardInterrupt``, except on Python
+#: 3.10, whose tasks cannot be uncancelled, where the main task's ``CancelledError``
+#: comes out instead.
+INTERRUPTED: Final = (KeyboardInterrupt, asyncio.CancelledError)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -15,7 +15,7 @@ import cattrs
 
 from .._fields import readable_errors
 from ..simulator import Simulator, SimulatorConfig, config_from_mapping
-from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
+from ._common import EXIT_BAD_INPUT, EXIT_OK, INTERRUPTED, Commands, report
 
 __all__ = ["config_from_args", "register"]
 
@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         anyio.run(functools.partial(_serve, config))
-    except KeyboardInterrupt:
+    except INTERRUPTED:
         print("simulator stopped", file=sys.stderr)
     except OSError as exc:
         report(f"cannot listen on {config.host}: {exc.strerror or exc}")
