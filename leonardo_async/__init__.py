@@ -15,6 +15,7 @@ from ._client import ImageSource, LeonardoClient
 from ._errors import (
     APIError,
     AuthenticationError,
+    ClientStateError,
     DownloadError,
     GenerationFailedError,
     GenerationVanishedError,
@@ -77,6 +78,7 @@ __all__ = [
     "BatchStatistics",
     "BatchSubmitter",
     "BatchSummary",
+    "ClientStateError",
     "ClientStatistics",
     "Cost",
     "DownloadError",

@@ -30,6 +30,7 @@ import attrs
 from . import _convert as wire
 from ._errors import (
     APIError,
+    ClientStateError,
     ResponseShapeError,
     SubmitUncertainError,
     ValidationError,
@@ -42,7 +43,7 @@ from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
 from ._transfers import Transfers
 from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
-from ._uploads import is_local_image, read_image, remote_frame
+from ._uploads import check_target, is_local_image, read_image, remote_frame
 from .models import (
     Account,
     FrameRef,
@@ -108,8 +109,18 @@ class LeonardoClient:
         max_connections: int = 100,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("LEONARDO_API_KEY")
+        key = key.strip() if isinstance(key, str) else key
         if not key:
             raise ValidationError("api_key", "<missing>", "pass api_key= or set LEONARDO_API_KEY")
+        if not key.isprintable() or any(c.isspace() for c in key):
+            # Never shown: it is the secret, and its bad character could be a line break
+            # that would split a header or a log line.
+            raise ValidationError(
+                "api_key",
+                "<not shown>",
+                "one line of visible characters: api_key (or LEONARDO_API_KEY) holds a "
+                "space, a line break or a control character inside it",
+            )
         url = base_url or os.environ.get("LEONARDO_BASE_URL") or DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise ValidationError("base_url", url, "an http:// or https:// URL")
@@ -183,6 +194,10 @@ class LeonardoClient:
         return (await self._limiter.in_flight_slots()).total
 
     async def __aenter__(self) -> LeonardoClient:
+        if self._stack is not None:
+            # Refused before anything changes: a second tracker task group would be
+            # opened inside the caller's scopes and break them when either block ends.
+            raise ClientStateError("the client is already open: enter it once")
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self._transport)
             await stack.enter_async_context(self.tracker)
@@ -522,6 +537,8 @@ class LeonardoClient:
         byte count matches ``Content-Length``; a short or failed transfer is retried and
         never leaves a file at ``path``.
 
+        :raises ValidationError: ``path`` is a directory, a device or another non-file
         :raises DownloadError: the video could not be fetched whole
         """
+        check_target(Path(path))  # before anything is fetched
         return await self._transfers.download(source, path)

@@ -20,6 +20,7 @@ decide what to do next::
     ├── GenerationFailedError              the job ended FAILED (carries the generation)
     ├── GenerationVanishedError            the job is no longer known to the server
     ├── TrackerClosedError                 the tracker closed while the job was still watched
+    ├── ClientStateError                   the client used outside ``async with``, or entered twice
     └── WaitTimeoutError(TimeoutError)     a wait passed its deadline (the job keeps running)
 
 Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "ClientStateError",
     "DownloadError",
     "GenerationFailedError",
     "GenerationVanishedError",
@@ -304,3 +306,13 @@ class WaitTimeoutError(LeonardoError, TimeoutError):
         self.generation_id = generation_id
         self.timeout = timeout
         super().__init__(f"generation {generation_id} not finished after {timeout:g} s")
+
+
+class ClientStateError(LeonardoError):
+    """The client was used when it is not open, or opened a second time.
+
+    Requests, tracking and waiting need the client's session and tracker, which exist
+    only inside ``async with LeonardoClient(...)``; outside it nothing is sent (a session
+    made there would never be closed). Entering a client that is already open is refused
+    before anything changes, so the first ``async with`` stays intact.
+    """

@@ -23,7 +23,7 @@ from . import _convert as wire
 from ._errors import DownloadError, ResponseShapeError, TransportError, UploadError
 from ._limits import RequestKind
 from ._retry import backoff_delay
-from ._transport import Transport
+from ._transport import TIMEOUT_ERRORS, Transport
 from ._uploads import AtomicFile, read_image
 from .models import Generation, UploadedImage
 
@@ -114,7 +114,7 @@ class Transfers:
                 try:
                     async for chunk in response.content.iter_chunked(1 << 16):
                         out.write(chunk)
-                except (aiohttp.ClientError, TimeoutError):
+                except (aiohttp.ClientError, *TIMEOUT_ERRORS):
                     return False
                 if expected is not None and out.written != expected:
                     return False

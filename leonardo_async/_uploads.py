@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -21,6 +22,7 @@ __all__ = [
     "AtomicFile",
     "FrameSource",
     "ImageData",
+    "check_target",
     "is_local_image",
     "read_image",
     "remote_frame",
@@ -135,6 +137,7 @@ class AtomicFile:
         self.written = 0
 
     def __enter__(self) -> AtomicFile:
+        check_target(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.temp.open("wb")
         return self
@@ -151,6 +154,7 @@ class AtomicFile:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
+        check_target(self.path)  # again: it may have changed while the bytes came
         os.replace(self.temp, self.path)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -158,3 +162,22 @@ class AtomicFile:
             self._handle.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+
+
+def check_target(path: Path) -> None:
+    """Refuse to put a file at ``path`` unless nothing is there or a regular file is.
+
+    A finished file is renamed over its target, which replaces whatever the name held: a
+    directory would make the rename fail late, and a device or pipe (``/dev/full``, a
+    FIFO, followed through a symlink too) would be replaced outright, as root even a
+    system one.
+
+    :raises ValidationError: ``path`` names something other than a regular file
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return  # nothing there (or a dangling symlink, which the rename replaces): a new file
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ValidationError("path", str(path), f"a regular file or a new name ({kind})")
