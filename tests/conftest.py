@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -13,6 +14,18 @@ from hypothesis import settings
 
 from leonardo_async import LeonardoClient
 from leonardo_async.simulator import Simulator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Let the CLI processes the tests start hear Ctrl-C, however the suite was started.
+
+    A shell starts a background job (``pytest &``, a parallel CI run, ``nohup``) with
+    SIGINT ignored, and child processes inherit an ignored signal: the CLI the tests send
+    SIGINT to would never see it. A handled signal is reset to the default in a child,
+    so handling it here gives the children Python's usual Ctrl-C.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

@@ -77,12 +77,13 @@ async def run_cli(
     The delay counts from the process's first progress line, so that no kill is spent on
     the interpreter starting up. Returns the exit code, or ``None`` if it was killed.
     """
-    with log.open("wb") as output:
+    # The deadline covers the process's whole life, so one that never ends (a hang, an
+    # ignored signal) is killed as the test fails, rather than waited for forever.
+    with log.open("wb") as output, anyio.fail_after(180):
         process = await anyio.open_process(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
         async with process:
             if kill_after is None:
-                with anyio.fail_after(120):
-                    return await process.wait()
+                return await process.wait()
             with anyio.move_on_after(60):
                 # Another process's file: nothing to wait on but the file itself.
                 while not has_output(log) and process.returncode is None:  # noqa: ASYNC110
