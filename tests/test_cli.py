@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 import pytest
-from _cli import END_FRAME, START_FRAME, cli, generate_args, simulator_for_cli
+from _cli import END_FRAME, FAST_POLL, START_FRAME, cli, generate_args, simulator_for_cli
 from _video import decode, top_level_boxes
 from anyio.abc import ByteReceiveStream
 from hypothesis import given, settings
