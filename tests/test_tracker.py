@@ -535,16 +535,20 @@ async def test_wait_logs_no_key(client: LeonardoClient, caplog: pytest.LogCaptur
 class _AlwaysPending:
     """Jobs that never finish, answered at once: the tracker always has a look to make."""
 
+    def __init__(self) -> None:
+        self.listing = Listing(self, self._user_id)
+
+    async def _user_id(self) -> str:
+        return "user"
+
+    async def call(self, method: str, path: str, *, params: Any = None) -> Any:
+        """The listing's request: a page of pending generations."""
+        await anyio.lowlevel.checkpoint()
+        return {"generations": [{"id": f"g{i}", "status": "PENDING"} for i in range(8)]}
+
     async def get_generation(self, generation_id: str) -> Generation | None:
         await anyio.lowlevel.checkpoint()
         return Generation(generation_id, GenerationStatus.PENDING)
-
-    async def list_generations_raw(self, *, offset: int, limit: int) -> list[Any]:
-        await anyio.lowlevel.checkpoint()
-        return [{"id": f"g{i}", "status": "PENDING"} for i in range(offset, offset + 8)]
-
-    def parse_generation(self, raw: Any, source: str) -> Generation:
-        raise AssertionError("a pending entry is never parsed")
 
 
 class _NoSource:
