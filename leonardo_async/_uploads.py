@@ -9,6 +9,7 @@ concerns, independent of HTTP.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -26,6 +27,7 @@ __all__ = [
     "is_local_image",
     "read_image",
     "remote_frame",
+    "target_problem",
 ]
 
 #: Extensions ``POST /init-image`` accepts, mapped to the format they name.
@@ -137,10 +139,19 @@ class AtomicFile:
         self.written = 0
 
     def __enter__(self) -> AtomicFile:
-        check_target(self.path)
+        self._refuse_non_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.temp.open("wb")
         return self
+
+    def _refuse_non_file(self) -> None:
+        """An ``OSError`` (as the rename would give, or worse, not give) if a non-file is
+        in the way: see :func:`target_problem`."""
+        problem = target_problem(self.path)
+        if problem is not None:
+            if problem == "a directory":
+                raise IsADirectoryError(errno.EISDIR, "a directory is in the way", str(self.path))
+            raise FileExistsError(errno.EEXIST, f"{problem} is in the way", str(self.path))
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``."""
@@ -154,7 +165,7 @@ class AtomicFile:
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
-        check_target(self.path)  # again: it may have changed while the bytes came
+        self._refuse_non_file()  # again: it may have changed while the bytes came
         os.replace(self.temp, self.path)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -164,20 +175,28 @@ class AtomicFile:
             self.temp.unlink()
 
 
-def check_target(path: Path) -> None:
-    """Refuse to put a file at ``path`` unless nothing is there or a regular file is.
+def target_problem(path: Path) -> str | None:
+    """What is in the way of putting a file at ``path``, or ``None`` if nothing is.
 
     A finished file is renamed over its target, which replaces whatever the name held: a
     directory would make the rename fail late, and a device or pipe (``/dev/full``, a
     FIFO, followed through a symlink too) would be replaced outright, as root even a
-    system one.
-
-    :raises ValidationError: ``path`` names something other than a regular file
+    system one. Only a regular file, or nothing, may be there.
     """
     try:
         mode = path.stat().st_mode
     except OSError:
-        return  # nothing there (or a dangling symlink, which the rename replaces): a new file
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ValidationError("path", str(path), f"a regular file or a new name ({kind})")
+        return None  # nothing there (or a dangling symlink, which the rename replaces)
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_target(path: Path) -> None:
+    """Refuse, before anything is fetched, a target that is not a regular file or new.
+
+    :raises ValidationError: ``path`` names a directory, a device, a pipe or a socket
+    """
+    problem = target_problem(path)
+    if problem is not None:
+        raise ValidationError("path", str(path), f"a regular file or a new name ({problem})")
