@@ -180,6 +180,16 @@ class LeonardoClient:
         self._reconciler.auto_seed = value
 
     @property
+    def listing_shows_videos(self) -> bool:
+        """Whether the listing is known to show video jobs, so that a lost submit it does
+        not show after the lag window may be sent again (learnt, or set)."""
+        return self._reconciler.listing_shows_videos
+
+    @listing_shows_videos.setter
+    def listing_shows_videos(self, value: bool) -> None:
+        self._reconciler.assume_listing(value)
+
+    @property
     def requests_sent(self) -> int:
         """HTTP requests sent to the API host so far."""
         return self._transport.requests_sent

@@ -170,6 +170,12 @@ class Reconciler:
         if generation.video_url is not None or generation.id in self._ours:
             self._shows_videos()
 
+    def assume_listing(self, shows_videos: bool) -> None:
+        """Take it as known whether the listing shows video jobs (stop learning it)."""
+        self.listing_shows_videos = shows_videos
+        self._learn_listing = False
+        self._ours.clear()
+
     def _shows_videos(self) -> None:
         if self._learn_listing and not self.listing_shows_videos:
             logger.debug("the generation listing shows video jobs")

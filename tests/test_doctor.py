@@ -155,6 +155,7 @@ async def test_a_listing_without_videos_is_not_held_and_tracking_goes_per_job(
     async with LeonardoClient(KEY, base_url=sim.base_url) as client:
         await apply_findings(client, stored)
         assert client.tracker.batched is False
+        assert client.listing_shows_videos is False
     async with Simulator(SimulatorConfig(api_key=KEY)) as other:
         async with LeonardoClient(KEY, base_url=other.base_url) as client:
             await apply_findings(client, stored)
@@ -167,6 +168,10 @@ async def test_a_lagging_listing_still_shows_the_job(sim: Simulator, tmp_path: P
     sim.configure(listing_lag=1.0)
     code, document = await doctor(sim, tmp_path, spend(listing_wait=10.0))
     assert (code, statuses(document)["listing.video"]) == (0, "held")
+    async with LeonardoClient(KEY, base_url=sim.base_url) as client:
+        assert client.listing_shows_videos is False  # not known until seen or told
+        await apply_findings(client, tmp_path / "findings.json")
+        assert client.listing_shows_videos is True
 
 
 async def test_an_oldest_first_listing_is_not_held(sim: Simulator, tmp_path: Path) -> None:

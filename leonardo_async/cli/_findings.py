@@ -29,6 +29,7 @@ from .._client import LeonardoClient
 __all__ = ["apply_findings", "findings_path", "load_findings", "save_findings"]
 
 FILE_NAME: Final = "findings.json"
+HELD: Final = "held"
 NOT_HELD: Final = "not held"
 UNKNOWN: Final = "unknown"
 
@@ -115,5 +116,8 @@ async def apply_findings(client: LeonardoClient, path: Path | None = None) -> No
     statuses = load_findings(path, client.base_url, await client.user_id())
     if statuses.get("listing.video") == NOT_HELD:
         client.tracker.batched = False
+        client.listing_shows_videos = False  # its silence never proves a submit failed
+    elif statuses.get("listing.video") == HELD:
+        client.listing_shows_videos = True
     if statuses.get("seed") == NOT_HELD:  # refused or not kept: a seed buys nothing
         client.auto_seed = False
