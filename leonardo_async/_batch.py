@@ -37,11 +37,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._budget import Budget, OverBudgetError
 from ._client import LeonardoClient
 from ._errors import (
+    APIError,
     DownloadError,
     GenerationFailedError,
     LeonardoError,
     RateLimitError,
     SubmitUncertainError,
+    TransportError,
+    UploadError,
     ValidationError,
 )
 from ._items import (
@@ -87,6 +90,10 @@ class _Held:
     """The slots one item holds: the batch's own, and the key's for its submit."""
 
     key: SubmitSlot | None = None
+
+
+#: What a submit refused for a stale cached upload returns instead of the slots it held.
+_STALE_FRAMES: Final = _Held()
 
 
 class BatchSubmitter:
@@ -156,6 +163,13 @@ class BatchSubmitter:
         self._downloads = anyio.CapacityLimiter(download_concurrency)
         self._digests: dict[str, str] = {}
         self._inflight_uploads: dict[str, anyio.Event] = {}
+        #: Frames whose upload failed in this run, by content hash: their other items fail
+        #: at once instead of each retrying it in turn (a resume tries again).
+        self._failed_uploads: dict[str, str] = {}
+        #: Image ids this run took from the journal's upload cache, by content hash.
+        self._cached: dict[str, str] = {}
+        #: Cached image ids the server refused (items that sent one upload again).
+        self._stale: set[str] = set()
         #: Failed generations of items resubmitted by ``retry_failed`` in this run.
         self._retired: set[str] = set()
         self._counts = dict.fromkeys(
@@ -294,12 +308,37 @@ class BatchSubmitter:
             if self._own_slots is not None
             else await self.client.in_flight_bound()
         )
+        await self._check_owner()
         # Each run counts from the journal afresh (a second run must not count twice).
         self._ended = dict.fromkeys(self._ended, 0)
         self._budget.spent = {}
         for entry in self.journal.entries():
             if entry.cost_amount is not None and entry.cost_unit is not None:
                 self._budget.add(Cost(Decimal(entry.cost_amount), entry.cost_unit))
+
+    async def _check_owner(self) -> None:
+        """Refuse a journal written for another account or server; record this one's.
+
+        Its generations and cached uploads exist only there: resuming under another key
+        would not find the jobs it paid for (and buy them again) and would send image ids
+        that account cannot use. With ``force`` the cached uploads are dropped instead.
+        """
+        account = await self.client.account()
+        here = {"user_id": account.user_id, "base_url": self.client.base_url}
+        there = {name: self.journal.meta(name) for name in here}
+        differs = [n for n in here if there[n] is not None and there[n] != here[n]]
+        if differs and not self.journal.is_empty():
+            if not self.force:
+                raise JournalMismatchError(
+                    f"the journal {self.journal.path} belongs to account {there['user_id']} at "
+                    f"{there['base_url']}, not to this key's account {account.user_id} at "
+                    f"{self.client.base_url}; its jobs are not visible here, so resuming would "
+                    "buy them again. Use the key and LEONARDO_BASE_URL it was written with"
+                )
+            logger.warning("journal of another account resumed (forced): cached uploads dropped")
+            self.journal.forget_uploads()
+        for name, value in here.items():
+            self.journal.set_meta(name, value)
 
     async def _feed(
         self,
@@ -419,7 +458,10 @@ class BatchSubmitter:
             entry = await self._reconcile(item, entry)
         if entry.generation_id is None:
             request = await self._with_frames(item, entry)
-            entry, token = await self._submit(request, entry)
+            entry, token = await self._submit(request, entry, stale_frames=True)
+            if token is _STALE_FRAMES:  # refused for a cached upload: upload, submit again
+                request = await self._with_frames(item, entry)
+                entry, token = await self._submit(request, entry)
             if token is None:
                 return entry, None
         else:  # a job from an earlier run: it runs, so it holds a slot
@@ -475,8 +517,12 @@ class BatchSubmitter:
             digest = hashlib.sha256(image.data).hexdigest()
             self._digests[path] = digest
         while True:
+            failed = self._failed_uploads.get(digest)
+            if failed is not None:
+                raise UploadError(f"{name} {path}: its upload failed in this run ({failed})")
             known = self.journal.uploaded(digest)
             if known is not None:
+                self._cached[digest] = known
                 return FrameRef(known)
             pending = self._inflight_uploads.get(digest)
             if pending is None:
@@ -486,14 +532,40 @@ class BatchSubmitter:
         try:
             async with self._uploads:
                 uploaded = await self.client.upload_image(path, name=name)
-            self.journal.record_upload(digest, uploaded.id)
-            return uploaded.as_frame()
+        except (UploadError, TransportError, APIError) as exc:
+            self._failed_uploads[digest] = str(exc)
+            raise
         finally:
             del self._inflight_uploads[digest]
             done.set()
+        self.journal.record_upload(digest, uploaded.id)
+        return uploaded.as_frame()
+
+    def _forget_stale(self, request: ImageToVideoRequest, refusal: APIError) -> bool:
+        """After a 400: drop the cached uploads it may be about; whether there were any.
+
+        The cache outlives the images (deleted, or gone with the server's state), and a
+        400 created nothing, so uploading again and resubmitting cannot pay twice.
+        """
+        sent = {frame.id for frame in (request.image, request.end_image) if frame is not None}
+        text = (refusal.error or str(refusal)).lower()
+        cached = set(self._cached.values())
+        stale = {
+            image_id
+            for image_id in sent
+            if image_id in self._stale
+            or (image_id in cached and (image_id.lower() in text or "image" in text))
+        }
+        for digest, image_id in list(self._cached.items()):
+            if image_id in stale:
+                logger.info("init image %s from the journal is refused; uploading again", image_id)
+                self.journal.forget_upload(image_id)
+                del self._cached[digest]
+        self._stale |= stale
+        return bool(stale)
 
     async def _submit(
-        self, request: ImageToVideoRequest, entry: JournalEntry
+        self, request: ImageToVideoRequest, entry: JournalEntry, *, stale_frames: bool = False
     ) -> tuple[JournalEntry, _Held | None]:
         """Submit with the journaled seed; record the job before anything else happens.
 
@@ -503,6 +575,8 @@ class BatchSubmitter:
         budget is checked with the slot in hand, when the costs of the jobs before this
         one are known.
 
+        :param stale_frames: a 400 about a frame from the journal's upload cache drops
+            those entries and returns :data:`_STALE_FRAMES` for the caller to upload again
         :return: the item's row, and the running slot its job holds (``None`` when no
             job was created)
         """
@@ -538,6 +612,13 @@ class BatchSubmitter:
                     return self.journal.update(
                         entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
                     ), None
+                if (
+                    stale_frames
+                    and isinstance(exc, APIError)
+                    and exc.status == 400
+                    and self._forget_stale(request, exc)
+                ):
+                    return entry, _STALE_FRAMES
                 if isinstance(exc, LeonardoError):
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
                 raise

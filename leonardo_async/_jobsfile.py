@@ -7,6 +7,12 @@ That includes a frame file that is missing or not an image, a ``key`` another li
 already has, and a field name that is not in :class:`._fields.JobSpec` (a typo that would
 otherwise change what is bought): all are found while reading, before anything is sent.
 Relative frame paths are read relative to the batch file, not the working directory.
+
+Hostile lines are line errors too, never a crash of the whole file: text that is not
+text (a lone surrogate such as ``"\ud800"`` would be paid for, then break every write of
+the results and the journal), nesting deeper than any request needs, a frame that is a
+FIFO or a device. Lines are counted as editors count them (a UTF-8 byte order mark is
+skipped, and only ``\n`` ends a line, so a stray ``\r`` shifts no line number).
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ from ._errors import LeonardoError, ValidationError
 from ._fields import JobSpec, check_names, readable_errors
 from ._items import BatchItem, BatchResult
 from ._uploads import is_local_image, read_image
+from ._validate import is_text
 
 __all__ = ["JobLine", "ResultLine", "input_digest", "read_jobs", "result_line", "write_results"]
 
 #: Longer prompts are refused locally: no video prompt needs them, and it is usually a
 #: file read into the wrong field.
 MAX_PROMPT_CHARS: Final = 10_000
+#: Deepest nesting of objects and lists a line may hold (requests need two or three).
+MAX_DEPTH: Final = 32
+_BOM: Final = b"\xef\xbb\xbf"
 
 
 _specs = cattrs.Converter(forbid_extra_keys=False)
@@ -74,7 +84,7 @@ def read_jobs(path: Path) -> list[JobLine]:
     :raises ValidationError: the file itself cannot be read
     """
     try:
-        raw_lines = path.read_bytes().splitlines()
+        raw_lines = path.read_bytes().removeprefix(_BOM).split(b"\n")
     except OSError as exc:
         raise ValidationError("jobs file", str(path), f"a readable file ({exc.strerror})") from None
     base = path.resolve().parent
@@ -124,13 +134,40 @@ def _parse_line(number: int, raw: bytes, base: Path) -> JobLine:
         data = json.loads(text)
     except ValueError as exc:
         return JobLine(number, None, f"line {number}: not valid JSON ({exc})")
+    except RecursionError:
+        return JobLine(number, None, f"line {number}: nested deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict):
         return JobLine(number, None, f"line {number}: expected a JSON object")
+    problem = _not_text(data)
+    if problem is not None:
+        return JobLine(number, None, f"line {number}: {problem}")
     try:
         return JobLine(number, _item(data, base, number))
     except (LeonardoError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
         detail = readable_errors(exc) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
         return JobLine(number, None, f"line {number}: {detail}")
+
+
+def _not_text(data: dict[str, Any]) -> str | None:
+    """What in a parsed line is too deep or is not UTF-8 text, naming the field; or None.
+
+    Walked with a stack, not recursion: the line may be as deep as the JSON reader allows.
+    """
+    stack: list[tuple[str, object, int]] = [("", data, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"{where.split('.')[0]}: nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, str) and not is_text(value):
+            return f"{where or 'a field name'}: not text (a lone surrogate such as \\ud800)"
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if not is_text(key):
+                    return f"{where or 'a field name'}: a field name that is not text"
+                stack.append((f"{where}.{key}" if where else key, inner, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", inner, depth + 1) for i, inner in enumerate(value))
+    return None
 
 
 def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:

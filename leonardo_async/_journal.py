@@ -314,6 +314,10 @@ class Journal:
         """Drop a cached upload the server no longer knows (its next use uploads again)."""
         self._change("DELETE FROM uploads WHERE image_id = ?", (image_id,))
 
+    def forget_uploads(self) -> None:
+        """Drop every cached upload (they belong to another account)."""
+        self._change("DELETE FROM uploads", ())
+
 
 def _hold(path: Path) -> int | None:
     """Take the OS lock on ``path`` for this process; the open descriptor holds it.

@@ -103,13 +103,7 @@ def read_image(source: str | os.PathLike[str] | bytes, *, name: str = "image") -
         data, filename = bytes(source), "image"
     else:
         path = Path(source)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_IMAGE_BYTES + 1)
-        except OSError as exc:
-            raise ValidationError(
-                name, str(path), f"a readable image file ({exc.strerror})"
-            ) from None
+        data = _read_regular(path, name)
         filename = path.name
     if not data:
         raise ValidationError(name, filename, "a non-empty PNG, JPEG or WebP image")
@@ -121,6 +115,27 @@ def read_image(source: str | os.PathLike[str] | bytes, *, name: str = "image") -
     extension = "jpg" if kind == "jpeg" else kind
     stem = filename.rsplit(".", 1)[0] if "." in filename else filename
     return ImageData(data, extension, f"{stem or 'image'}.{extension}")
+
+
+def _read_regular(path: Path, name: str) -> bytes:
+    """The first bytes of a regular file, refusing a FIFO, a device or a directory.
+
+    Opened without blocking and checked before reading: reading a FIFO waits for a writer
+    that may never come, and a device may never end.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ValidationError(name, str(path), f"a readable image file ({exc.strerror})") from None
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValidationError(name, str(path), "a regular image file (not a FIFO or device)")
+        try:
+            return handle.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise ValidationError(
+                name, str(path), f"a readable image file ({exc.strerror})"
+            ) from None
 
 
 class AtomicFile:
@@ -160,7 +175,11 @@ class AtomicFile:
         self.written += len(chunk)
 
     def commit(self) -> None:
-        """Make the file visible under its real name."""
+        """Make the file visible under its real name.
+
+        :raises OSError: the bytes could not all reach the disk (it is full ...); the
+            temporary file is removed when the ``with`` block is left
+        """
         assert self._handle is not None
         self._handle.flush()
         os.fsync(self._handle.fileno())
@@ -169,10 +188,15 @@ class AtomicFile:
         os.replace(self.temp, self.path)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None and not self._handle.closed:
-            self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.temp.unlink()
+        # Closing flushes what is buffered, which fails on a full disk; the bytes are
+        # being thrown away anyway, and the temporary file must go whatever happens.
+        try:
+            if self._handle is not None and not self._handle.closed:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.temp.unlink()
 
 
 def target_problem(path: Path) -> str | None:

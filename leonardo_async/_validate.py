@@ -17,7 +17,7 @@ import attrs
 
 from ._errors import ValidationError
 
-__all__ = ["MAX_SECONDS", "in_range", "number", "positive_amount"]
+__all__ = ["MAX_SECONDS", "in_range", "is_text", "number", "positive_amount"]
 
 #: The longest wait any setting may ask for: a week (anything longer is a typo).
 MAX_SECONDS: Final = 7 * 24 * 3600.0
@@ -78,3 +78,13 @@ def positive_amount(field: str, value: object) -> Decimal:
     if isinstance(value, bool) or not amount.is_finite() or amount <= 0:
         raise ValidationError(field, value, "a positive, finite number")
     return amount
+
+
+def is_text(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8. A lone surrogate (``"\\ud800"`` in JSON
+    reads as one) cannot: sent, it is paid for, then breaks every file the result goes to."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -21,6 +21,7 @@ from typing import Any, Final
 import attrs
 
 from ._errors import ValidationError
+from ._validate import is_text
 
 __all__ = [
     "Account",
@@ -166,6 +167,10 @@ class ImageToVideoRequest:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise ValidationError("prompt", self.prompt, "a non-empty string")
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(self, name)
+            if isinstance(text, str) and not is_text(text):
+                raise ValidationError(name, ascii(text)[:60], "UTF-8 text (no lone surrogates)")
         if not isinstance(self.image, FrameRef):
             raise ValidationError("image", self.image, "a FrameRef (the start frame)")
         if self.end_image is not None and not isinstance(self.end_image, FrameRef):
