@@ -46,9 +46,7 @@ _probability = [v.instance_of(float), v.ge(0.0), v.le(1.0)]
 
 def _optional_positive_int(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     """Accept ``None`` (no limit) or a positive int."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ValueError(f"{attribute.name} must be None or a positive integer, got {value!r}")
 
 
@@ -226,8 +224,7 @@ class SimulatorConfig:
     :param api_subscription_tokens: starting ``apiSubscriptionTokens`` balance.
     :param api_paid_tokens: starting ``apiPaidTokens`` balance (``None`` reports null).
     :param cost_1080p_multiplier: price factor of ``RESOLUTION_1080`` over 720p.
-    :param cost_unit: the unit submit answers charge in: ``CREDITS``, or ``DOLLARS``
-        (pay-as-you-go accounts; a credit's price taken as $0.001).
+    :param cost_unit: what submits charge in: ``CREDITS``, or ``DOLLARS`` at $0.001 a credit.
     :param listing_order: order of ``GET /generations/user/{userId}``.
     :param listing_max_limit: largest ``limit`` honoured (larger ones are capped silently).
     :param listing_includes_video: whether the listing shows video generations at all.
@@ -282,9 +279,7 @@ class SimulatorConfig:
     api_subscription_tokens: int = 1_000_000
     api_paid_tokens: int | None = None
     cost_1080p_multiplier: float = attrs.field(default=1.0, converter=float, validator=v.ge(0.0))
-    cost_unit: Literal["CREDITS", "DOLLARS"] = attrs.field(
-        default="CREDITS", validator=v.in_(("CREDITS", "DOLLARS"))
-    )
+    cost_unit: str = attrs.field(default="CREDITS", validator=v.in_(("CREDITS", "DOLLARS")))
     listing_order: Literal["newest", "oldest", "random"] = attrs.field(
         default="newest", validator=v.in_(("newest", "oldest", "random"))
     )
