@@ -684,8 +684,10 @@ class BatchSubmitter:
             self._counts["running"] -= 1
 
     async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
-        if self.out_dir is None:
-            return self.journal.update(entry, state=ItemState.COMPLETE, error=None)
+        if self.out_dir is None:  # the video stays on the CDN: keep its URL for the results
+            return self.journal.update(
+                entry, state=ItemState.COMPLETE, video=generation.video_url, error=None
+            )
         target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
         self._counts["downloading"] += 1
         try:
@@ -720,6 +722,11 @@ class BatchSubmitter:
             prompt=item.request.prompt,
             generation_id=entry.generation_id,
             video=self._video(entry),
+            video_url=(
+                generation.video_url
+                if generation is not None
+                else (entry.video if self.out_dir is None else None)
+            ),
             cost=cost,
             error=entry.error,
             retryable=status == "ERROR",
@@ -729,10 +736,8 @@ class BatchSubmitter:
     def _video(self, entry: JournalEntry) -> Path | None:
         """Where the item's video is: the journal keeps its name within ``out_dir``, so a
         resume from another working directory (or of a moved folder) still finds it."""
-        if entry.video is None:
+        if entry.video is None or self.out_dir is None:  # without out_dir: the CDN URL
             return None
-        if self.out_dir is None:
-            return Path(entry.video)
         return self.out_dir / Path(entry.video).name
 
     def _duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:

@@ -120,6 +120,7 @@ class BatchResult:
 
     :param status: ``COMPLETE`` (video made, and downloaded if asked), ``FAILED`` (the
         server's job failed), or ``ERROR`` (it could not be done: see ``error``)
+    :param video_url: the video's CDN URL, when known (always without an ``out_dir``)
     :param retryable: resuming the batch would try this item again without risk of paying
         twice (nothing was created, or the job exists and only waiting or downloading
         is left)
@@ -132,6 +133,7 @@ class BatchResult:
     generation_id: str | None = None
     video: Path | None = None
     cost: Cost | None = None
+    video_url: str | None = None
     error: str | None = None
     retryable: bool = False
     generation: Generation | None = attrs.field(default=None, repr=False, eq=False)

@@ -35,7 +35,16 @@ from ._items import BatchItem, BatchResult
 from ._uploads import is_local_image, read_image
 from ._validate import is_text
 
-__all__ = ["JobLine", "ResultLine", "input_digest", "read_jobs", "result_line", "write_results"]
+__all__ = [
+    "CATEGORIES",
+    "JobLine",
+    "ResultLine",
+    "input_digest",
+    "read_jobs",
+    "result_line",
+    "unfinished_line",
+    "write_results",
+]
 
 #: Longer prompts are refused locally: no video prompt needs them, and it is usually a
 #: file read into the wrong field.
@@ -61,7 +70,16 @@ class JobLine:
 
 @attrs.frozen
 class ResultLine:
-    """One line of ``results.jsonl``."""
+    """One line of ``results.jsonl``.
+
+    :param status: ``COMPLETE``, ``FAILED``, ``ERROR``, or, for a line a stopped run left
+        unfinished, ``RUNNING`` (submitted and paid; ``--resume`` waits for it) or
+        ``PENDING`` (never submitted)
+    :param category: what became of the line, one of :data:`CATEGORIES`
+    :param video: the downloaded file; ``video_url`` is the CDN's URL, when known
+    :param cost: what the submit said the job costs, as the server stated it (``FAILED``
+        jobs included: whether Leonardo charges them is not documented)
+    """
 
     line: int
     status: str
@@ -71,6 +89,22 @@ class ResultLine:
     cost: str | None = None
     cost_unit: str | None = None
     prompt: str | None = None
+    category: str = "bad_line"
+    video_url: str | None = None
+
+
+#: What became of an input line, in the order summaries list them.
+CATEGORIES: Final = (
+    "complete",  # the video was made (and downloaded, unless --no-download)
+    "failed",  # the server's job ended FAILED
+    "error_before_submit",  # nothing was submitted (an upload or a refused submit)
+    "error_after_submit",  # the job exists (and is paid for); waiting or downloading failed
+    "skipped_budget",  # not submitted: it would have passed --max-credits/--max-cost
+    "bad_line",  # the line itself is wrong; nothing was sent for it
+    "running",  # a stopped run left it running on the server; --resume picks it up
+    "not_started",  # a stopped run never got to it
+)
+_BUDGET_SKIP: Final = "not submitted: the budget"
 
 
 def input_digest(path: Path) -> str:
@@ -201,7 +235,7 @@ _results = cattrs.Converter()
 def result_line(line: int, result: BatchResult | None, error: str | None = None) -> ResultLine:
     """The results-file line for an input line's result (or for a line that was invalid)."""
     if result is None:
-        return ResultLine(line, "ERROR", None, None, error)
+        return ResultLine(line, "ERROR", None, None, error, category="bad_line")
     return ResultLine(
         line=line,
         status=result.status,
@@ -211,7 +245,32 @@ def result_line(line: int, result: BatchResult | None, error: str | None = None)
         cost=None if result.cost is None else str(result.cost.amount),
         cost_unit=None if result.cost is None else result.cost.unit,
         prompt=result.prompt,
+        category=_category(result),
+        video_url=result.video_url,
     )
+
+
+def _category(result: BatchResult) -> str:
+    if result.status == "COMPLETE":
+        return "complete"
+    if result.status == "FAILED":
+        return "failed"
+    if result.generation_id is not None:
+        return "error_after_submit"
+    if (result.error or "").startswith(_BUDGET_SKIP):
+        return "skipped_budget"
+    return "error_before_submit"
+
+
+def unfinished_line(line: int, prompt: str, generation_id: str | None) -> ResultLine:
+    """The line of an item a stopped run left: still running on the server, or not begun."""
+    if generation_id is not None:
+        error = "still running on the server (paid for); --resume waits for it, no new submit"
+        return ResultLine(
+            line, "RUNNING", generation_id, None, error, None, None, prompt, "running"
+        )
+    error = "not started in this run; --resume runs it"
+    return ResultLine(line, "PENDING", None, None, error, None, None, prompt, "not_started")
 
 
 def write_results(lines: Iterable[ResultLine], stream: IO[str]) -> None:

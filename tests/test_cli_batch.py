@@ -7,9 +7,13 @@ submitted for it), 3 API or network error. The output folder is only reused with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 import string
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -114,7 +118,7 @@ async def test_a_batch_exits_0_with_one_result_line_per_input_line(
     assert_videos_exact(sim, out, lines)
     assert sim.statistics().generations_created == 5
     assert sim.statistics().duplicate_submissions == 0
-    assert "5 complete, 0 failed, 0 errors" in capsys.readouterr().out
+    assert "5 complete, 0 failed in " in capsys.readouterr().out
     assert not [name for name in files_in(out) if name.endswith(".part")]
 
 
@@ -316,13 +320,24 @@ async def test_max_credits_stops_submitting_and_a_resume_finishes(
     assert_videos_exact(sim, out, lines)
 
 
-async def test_no_download_leaves_videos_on_the_cdn(sim: Simulator, folder: Path) -> None:
-    """--no-download completes lines with no video file and no CDN request."""
+async def test_no_download_leaves_videos_on_the_cdn(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-download completes lines with no video file and no CDN request, and records
+    each video's URL in results.jsonl, also after a resume that had nothing to do."""
     out = folder / "out"
-    assert await batch(jobs_of(folder, 2), out, "--no-download") == 0
-    assert all(line["video"] is None for line in results(out))
-    assert sim.statistics().downloads == 0
-    assert not [name for name in files_in(out) if name.endswith(".mp4")]
+    jobs = jobs_of(folder, 2)
+    assert await batch(jobs, out, "--no-download") == 0
+    urls = {g.id: g.video_url for g in sim.generations}
+    for _ in range(2):  # the run, then a no-op --resume: same URLs, nothing spent again
+        lines = results(out)
+        assert all(line["video"] is None for line in lines)
+        assert [line["video_url"] for line in lines] == [urls[ln["generation_id"]] for ln in lines]
+        assert sim.statistics().downloads == 0
+        assert not [name for name in files_in(out) if name.endswith(".mp4")]
+        assert await batch(jobs, out, "--no-download", "--resume") == 0
+    assert "credits this run 0 (batch total 4280 CREDITS)" in capsys.readouterr().out
+    assert sim.statistics().generations_created == 2
 
 
 async def test_retry_failed_resubmits_only_on_request(sim: Simulator, folder: Path) -> None:
@@ -473,3 +488,60 @@ async def test_a_typo_in_a_line_is_refused_and_never_reaches_the_server(
     assert await batch(jobs, folder / "out") == 2
     assert [g.body["prompt"] for g in sim.generations] == ["good"]
     assert [line["status"] for line in results(folder / "out")] == ["COMPLETE", "ERROR"]
+
+
+async def test_categories_summary_results_and_exit_code_agree(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad line, a budget skip and complete lines: results.jsonl's categories, the
+    summary's counts and the exit code say the same."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "a", "image": "start.png"},
+        "{broken",
+        {"prompt": "b", "image": "start.png"},
+        {"prompt": "c", "image": "start.png"},
+    )
+    code = await batch(jobs, folder / "out", "--max-credits", "4500", "--concurrency", "1")
+    lines = results(folder / "out")
+    categories = [line["category"] for line in lines]
+    assert categories == ["complete", "bad_line", "complete", "skipped_budget"]
+    assert code == 1  # not every line complete
+    out = capsys.readouterr().out
+    assert "2 complete, 0 failed, 1 skipped budget, 1 bad line in " in out
+
+
+async def test_ctrl_c_reports_finished_running_and_the_resume_command(
+    sim: Simulator, folder: Path
+) -> None:
+    """SIGINT mid-batch exits 130 saying how many are still running on the server (results
+    RUNNING with their ids, not ERROR), how many never started, and the exact --resume."""
+    sim.configure(durations=JobDurations.fixed(600))
+    jobs = jobs_of(folder, 3)
+    out = folder / "out"
+    argv = [sys.executable, "-m", "leonardo_async", "batch", str(jobs), "--out", str(out),
+            *FAST_POLL, "--concurrency", "2"]  # fmt: skip
+    async with await anyio.open_process(argv, stdin=subprocess.DEVNULL) as process:
+        try:
+            with anyio.fail_after(60):
+                while len(sim.generations) < 2:  # noqa: ASYNC110 - another process's work
+                    await anyio.sleep(0.05)
+                process.send_signal(signal.SIGINT)
+                assert process.stdout is not None
+                printed = ""
+                with contextlib.suppress(anyio.EndOfStream):
+                    while True:  # to the end of its output
+                        printed += (await process.stdout.receive()).decode()
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+    assert code == 130
+    assert "2 still running on the server" in printed
+    assert "1 not started" in printed
+    resume = f"leonardo-async batch {jobs} --out {out} --resume"
+    assert resume in printed
+    lines = results(out)
+    assert sorted(line["status"] for line in lines) == ["PENDING", "RUNNING", "RUNNING"]
+    running = {line["generation_id"] for line in lines if line["status"] == "RUNNING"}
+    assert running == {g.id for g in sim.generations}

@@ -223,8 +223,11 @@ def test_results_round_trip_through_jsonl() -> None:
         "cost": "2140",
         "cost_unit": "CREDITS",
         "prompt": "héllo",
+        "category": "complete",
+        "video_url": None,
     }
     assert records[1]["status"] == "ERROR"
+    assert records[1]["category"] == "bad_line"
     assert records[1]["error"] == "line 2: not valid JSON"
     stream.seek(0)
     back = list(iter_results(stream))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import shlex
 import signal
 import sys
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +28,12 @@ from .._batch import BatchSubmitter, plan
 from .._client import LeonardoClient
 from .._errors import LeonardoError, ValidationError
 from .._items import BatchItem, BatchResult, BatchStatistics
-from .._jobsfile import JobLine, input_digest, read_jobs, result_line, write_results
+from .._jobsfile import (
+    JobLine,
+    ResultLine,
+    input_digest,
+    read_jobs,
+)
 from .._journal import (
     ItemState,
     Journal,
@@ -36,7 +43,6 @@ from .._journal import (
 )
 from .._limits import Limits
 from .._schedule import PollSchedule
-from .._uploads import AtomicFile
 from .._validate import MAX_SECONDS, number, positive_amount
 from ..models import Cost
 from ._common import (
@@ -52,6 +58,7 @@ from ._findings import apply_findings
 from ._outdir import JOURNAL, RESULTS, open_journal, sweep_parts
 from ._progress import Progress
 from ._report import BatchPage
+from ._results import money, result_lines, save_results, spent, summary_line
 
 __all__ = ["register"]
 
@@ -282,6 +289,8 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
     stopped_by: list[int] = []
     code: int | None = None
     page = BatchPage(args.out, args.jobs.name, jobs, results)  # out/index.html, kept current
+    spent_before = spent(journal)
+    lines: list[ResultLine] = []
     with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
         try:
             client = LeonardoClient(limits=options.limits, poll_schedule=options.schedule)
@@ -314,20 +323,36 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
             report(str(exc))
             code = EXIT_API_ERROR
         finally:
-            unwritten = _save_results(args.out, jobs, results)
+            lines = result_lines(jobs, results, journal)
+            unwritten = save_results(args.out, lines)
             page.write(finished=True)
+            spent_after = spent(journal)
     summary = batch.summary()
     if unwritten is not None:
         report(f"{args.out / RESULTS} cannot be written: {unwritten}")
-    credits = ", ".join(f"{amount:f} {unit}" for unit, amount in sorted(summary.credits.items()))
+    this_run = {
+        unit: amount - spent_before.get(unit, Decimal(0))
+        for unit, amount in spent_after.items()
+        if amount != spent_before.get(unit, Decimal(0))
+    }
     print(
-        f"{summary.complete} complete, {summary.failed} failed, {summary.errors} errors "
-        f"in {summary.elapsed:.1f} s; credits {credits or '0'}; {summary.requests} requests; "
+        f"{summary_line(lines)} in {summary.elapsed:.1f} s; credits this run "
+        f"{money(this_run)} (batch total {money(spent_after)}); {summary.requests} "
+        "requests; "
         + (f"results in {args.out / RESULTS}" if unwritten is None else "no results file"),
         file=sys.stdout,
     )
     if stopped_by:
-        print(f"interrupted by {signal.Signals(stopped_by[0]).name}; continue with --resume")
+        counts = Counter(line.category for line in lines)
+        resume = shlex.join(
+            ["leonardo-async", "batch", str(args.jobs), "--out", str(args.out), "--resume"]
+        )
+        print(
+            f"interrupted by {signal.Signals(stopped_by[0]).name}: {counts['complete']} "
+            f"complete, {counts['running']} still running on the server (paid for; --resume "
+            f"waits for them without submitting again), {counts['not_started']} not "
+            f"started; continue with:\n  {resume}"
+        )
         return 128 + stopped_by[0]
     if code is not None:
         return code
@@ -368,35 +393,7 @@ def _show(progress: Progress, stats: BatchStatistics) -> None:
         submitted=stats.submitted,
         running=stats.running,
         done=stats.done,
-        failed=stats.failed + stats.errors,
+        failed=stats.failed,
+        errors=stats.errors,
         credits=credits,
     )
-
-
-def _save_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResult]) -> str | None:
-    """Write ``results.jsonl``; returns why it could not be, or ``None`` when it was."""
-    try:
-        _write_results(out, jobs, results)
-    except (OSError, ValueError) as exc:
-        return str(exc)
-    return None
-
-
-def _write_results(out: Path, jobs: list[JobLine], results: dict[str, BatchResult]) -> None:
-    """Write ``results.jsonl`` whole, one line per input line, then swap it in."""
-    lines = []
-    for job in jobs:
-        if job.item is None:
-            lines.append(result_line(job.line, None, job.error))
-            continue
-        result = results.get(job.item.key or str(job.line))
-        lines.append(
-            result_line(job.line, result)
-            if result is not None
-            else result_line(job.line, None, "not finished in this run; resume with --resume")
-        )
-    with AtomicFile(out / RESULTS) as target:
-        buffer = io.StringIO()
-        write_results(lines, buffer)
-        target.write(buffer.getvalue().encode("utf-8", "backslashreplace"))
-        target.commit()
