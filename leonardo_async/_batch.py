@@ -214,7 +214,9 @@ class BatchSubmitter:
                 raise ValidationError("key", key, "unique within the batch")
             seen.add(key)
         for index, item in enumerate(items):
-            self.journal.begin(_key(item, index), index, item.fingerprint(), force=self.force)
+            self.journal.begin(
+                _key(item, index), _number(item, index), item.fingerprint(), force=self.force
+            )
 
     # --- running ------------------------------------------------------------------------
 
@@ -366,7 +368,9 @@ class BatchSubmitter:
                         continue
                     seen.add(key)
                     try:
-                        entry = self.journal.begin(key, index, item.fingerprint(), force=self.force)
+                        entry = self.journal.begin(
+                            key, _number(item, index), item.fingerprint(), force=self.force
+                        )
                     except JournalMismatchError as exc:  # stop feeding; items in flight finish
                         failures.append(exc)
                         break
@@ -774,6 +778,10 @@ def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> 
             unit = estimate.cost.unit
             estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
     return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))
+
+
+def _number(item: BatchItem, index: int) -> int:
+    return item.number if item.number is not None else index
 
 
 def _key(item: BatchItem, index: int) -> str:

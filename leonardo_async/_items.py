@@ -66,12 +66,16 @@ class BatchItem:
     :param image: the start frame: a local path, an image id, or an uploaded image
     :param end_image: the optional end frame, likewise
     :param key: the item's identity in the journal; defaults to its position
+    :param number: the number its video's file name starts with (``00007-...``) and its
+        place in ordered output; defaults to its position. A batch file's reader sets the
+        line number, so names do not shift when a line before it is bad or removed.
     """
 
     request: ImageToVideoRequest
     image: FrameSource
     end_image: FrameSource | None = None
     key: str | None = None
+    number: int | None = None
 
     @classmethod
     def create(
@@ -81,6 +85,7 @@ class BatchItem:
         image: FrameSource,
         end_image: FrameSource | None = None,
         key: str | None = None,
+        number: int | None = None,
         **params: Any,
     ) -> BatchItem:
         """Validate and build an item; ``params`` are :class:`ImageToVideoRequest` fields.
@@ -92,7 +97,7 @@ class BatchItem:
         request = ImageToVideoRequest(
             prompt=prompt, image=start, end_image=_as_frame(end_image), **params
         )
-        return cls(request, image, end_image, key)
+        return cls(request, image, end_image, key, number)
 
     @property
     def local_frames(self) -> list[str]:

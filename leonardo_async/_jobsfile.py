@@ -218,6 +218,7 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
         image=_frame(spec.image, base),
         end_image=None if spec.end_image is None else _frame(spec.end_image, base),
         key=spec.key or str(number),
+        number=number,
         **spec.request_options(),
     )
 

@@ -545,3 +545,33 @@ async def test_ctrl_c_reports_finished_running_and_the_resume_command(
     assert sorted(line["status"] for line in lines) == ["PENDING", "RUNNING", "RUNNING"]
     running = {line["generation_id"] for line in lines if line["status"] == "RUNNING"}
     assert running == {g.id for g in sim.generations}
+
+
+async def test_video_files_are_numbered_by_input_line(sim: Simulator, folder: Path) -> None:
+    """00003-... is line 3, whatever the lines before it: a bad line or a comment shifts
+    nothing, and a --force resume after a line was fixed keeps the other names."""
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        "# a comment",
+        {"prompt": "two", "image": "start.png"},
+        "{broken",
+        {"prompt": "four", "image": "start.png"},
+    )
+    out = folder / "out"
+    assert await batch(jobs, out) == 2
+    names = {line["line"]: Path(line["video"]).name for line in results(out) if line["video"]}
+    assert sorted(names) == [2, 4]
+    assert all(name.startswith(f"{number:05d}-") for number, name in names.items())
+    write_jobs(
+        jobs,
+        "# a comment",
+        {"prompt": "two", "image": "start.png"},
+        {"prompt": "three", "image": "start.png"},
+        {"prompt": "four", "image": "start.png"},
+    )
+    assert await batch(jobs, out, "--resume", "--force") == 0
+    after = {line["line"]: Path(line["video"]).name for line in results(out)}
+    assert after[2] == names[2]
+    assert after[4] == names[4]
+    assert after[3].startswith("00003-three-")
+    assert sim.statistics().generations_created == 3
