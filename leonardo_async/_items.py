@@ -138,7 +138,8 @@ class BatchResult:
     generation_id: str | None = None
     video: Path | None = None
     cost: Cost | None = None
-    video_url: str | None = None
+    # Not part of how the item ended: a resume of a downloaded item does not know it.
+    video_url: str | None = attrs.field(default=None, eq=False)
     error: str | None = None
     retryable: bool = False
     generation: Generation | None = attrs.field(default=None, repr=False, eq=False)
