@@ -588,8 +588,13 @@ class JobTracker:
                 if len(unseen) >= BATCH_MIN_PENDING and len(unseen) == len(due):
                     self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
+                now = anyio.current_time()
                 for job in unseen:
-                    self._queue_poll(job)
+                    if job.due > now:  # only nearly due: its own look is still to come
+                        job.polling = False
+                        self._push(job, job.due)
+                    else:
+                        self._queue_poll(job)
                 due = [job for job in self._backlog if self._awaited(job)]
                 self._backlog = []
                 self._progress()
