@@ -133,11 +133,14 @@ async def test_get_and_list_print_json_with_id_and_status(
     assert "status: COMPLETE" in capsys.readouterr().out
 
 
-async def test_get_of_an_unknown_id_exits_3_naming_it(
-    sim: Simulator, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["get", "wait", "download"])
+async def test_an_unknown_id_exits_3_naming_it(
+    command: str, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """get of an id the server does not know exits 3 and says so."""
-    assert await cli("get", "no-such-generation") == 3
+    """get, wait and download of an id the server does not know exit 3 and say so (wait
+    does not wait for ever on a mistyped id)."""
+    extra = [] if command == "get" else ["--out", str(tmp_path / "v.mp4")]
+    assert await cli(command, "no-such-generation", *extra) == 3
     assert "no generation 'no-such-generation'" in capsys.readouterr().err
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .._client import LeonardoClient
 from .._errors import ValidationError, WaitTimeoutError
 from ._common import EXIT_API_ERROR, EXIT_OK, Commands, report, report_invalid
-from ._get import describe
+from ._get import describe, fetch
 from ._progress import Progress
 from ._remote import (
     add_poll_options,
@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
 
     async def work(client: LeonardoClient) -> int:
+        if await fetch(client, args.id) is None:  # a mistyped id would look PENDING for ever
+            return EXIT_API_ERROR
         with Progress(sys.stderr, label="wait") as progress:
             tracked = client.track(args.id, deadline=args.timeout)
             try:
