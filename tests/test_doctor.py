@@ -380,7 +380,7 @@ async def test_the_transcript_never_holds_the_key_or_presigned_fields(
     configs = [transcript.trace_config(), raw.trace_config()]
     async with (
         aiohttp.ClientSession(trace_configs=configs) as session,
-        LeonardoClient(KEY, base_url=sim.base_url, session=session) as client,
+        LeonardoClient(KEY, base_url=sim.base_url, poll_schedule=FAST, session=session) as client,
     ):
         await diagnose(client, transcript, spend=spend())
     path = tmp_path / "t.json"

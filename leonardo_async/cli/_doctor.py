@@ -237,8 +237,13 @@ async def execute(
     async with aiohttp.ClientSession(trace_configs=[transcript.trace_config()]) as session:
         try:
             # No running bound of our own: the queue check must reach the server's.
-            limits = Limits(max_running=None)
-            client = LeonardoClient(api_key, base_url=base_url, limits=limits, session=session)
+            client = LeonardoClient(
+                api_key,
+                base_url=base_url,
+                limits=Limits(max_running=None),
+                poll_schedule=None if spend is None else spend.schedule,
+                session=session,
+            )
         except ValidationError as exc:
             return report_invalid(exc, stream=err)
         try:
