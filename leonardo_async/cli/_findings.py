@@ -3,12 +3,12 @@
 ``doctor`` stores how each statement fared in ``findings.json`` under the user's cache
 directory (``$XDG_CACHE_HOME/leonardo-async``, else ``~/.cache/leonardo-async``), keyed
 by API base URL and user id, never by key. Commands that track jobs call
-:func:`apply_findings` on their client, and two findings change its behaviour: a listing
-that does not show video generations switches the tracker to per-job status checks
-(batched status would spend a listing page per round for nothing), and a seed the server
-refuses or does not keep turns the random seed off (it would cost a refused submit per
-run, or match nothing). The rest are for the user to act on (README, "First contact:
-doctor").
+:func:`apply_findings` on their client, and two findings change its behaviour. Whether
+the listing shows video generations sets the tracker's batched status (a listing that
+shows none would cost a page per round for nothing) and how far the client trusts the
+listing's silence about a lost submit; a seed the server refuses or does not keep turns
+the random seed off (it would cost a refused submit per run, or match nothing). The rest
+are for the user to act on (README, "First contact: doctor").
 """
 
 from __future__ import annotations
