@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final, TextIO
@@ -153,10 +154,21 @@ def wait_command(generation_id: str, out: Path | None) -> str:
 def check_out(out: Path | None) -> None:
     """Refuse an ``--out`` that cannot become a file, before anything is sent.
 
-    :raises ValidationError: ``out`` is a directory
+    :raises ValidationError: ``out`` is a directory, or its folder cannot be written
+        (checked by writing there: a job paid for must have somewhere to land)
     """
-    if out is not None and out.is_dir():
+    if out is None:
+        return
+    if out.is_dir():
         raise ValidationError("out", str(out), "a file path, not a directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise ValidationError(
+            "out", str(out), f"a file in a writable folder ({exc.strerror or exc})"
+        ) from None
 
 
 def add_poll_options(parser: argparse.ArgumentParser) -> None:
