@@ -220,16 +220,23 @@ class Reconciler:
         """
         pause = FIRST_PAUSE
         looks = 0
+        doubt: Generation | None = None
         while True:
             looks += 1
-            found = await self._look(request, since=since, claimed=claimed)
+            found, other_seed = await self._look(request, since=since, claimed=claimed)
             if found is not None:
                 return found
+            doubt = doubt or other_seed
             left = (settled_by - datetime.now(timezone.utc)).total_seconds()
             if left <= 0 and not self.listing_shows_videos:
                 raise self._uncertain(
                     f"not in the listing after {looks} looks, but the listing has not been "
                     "seen to show a video job yet, so that proves nothing"
+                )
+            if left <= 0 and doubt is not None and self.server_keeps_seeds is None:
+                raise self._uncertain(
+                    f"generation {doubt.id} matches all but the seed, and whether the "
+                    "server keeps the seeds it is sent is not known yet"
                 )
             if left <= 0:
                 logger.info("no job for the submit in %d looks of the listing", looks)
@@ -239,9 +246,11 @@ class Reconciler:
 
     async def _look(
         self, request: ImageToVideoRequest, *, since: datetime, claimed: Collection[str]
-    ) -> Generation | None:
+    ) -> tuple[Generation | None, Generation | None]:
+        """One walk: the best match, and a job that matches all but the seed."""
         trust_seed = self.trust_seed
         candidates = []
+        other_seed = None
         walk = self._listing.walk(newer_than=since, max_pages=MAX_PAGES)
         try:
             async for page in walk:
@@ -263,6 +272,10 @@ class Reconciler:
                         generation, request, since=since, exclude=claimed, trust_seed=trust_seed
                     ):
                         candidates.append(generation)
+                    elif trust_seed and is_candidate(
+                        generation, request, since=since, exclude=claimed, trust_seed=False
+                    ):
+                        other_seed = generation
         except LeonardoError as exc:  # undecided: resending could pay twice
             raise self._uncertain(f"the generation listing could not be read ({exc})") from exc
         found = pick(candidates, request)
@@ -270,7 +283,7 @@ class Reconciler:
             raise self._uncertain(
                 f"the generation listing holds more than {MAX_PAGES} pages since the submit"
             )
-        return found
+        return found, other_seed
 
     def _uncertain(self, cause: str) -> SubmitUncertainError:
         return SubmitUncertainError("POST", self._submit_url, cause)

@@ -141,3 +141,24 @@ async def test_a_walk_keeps_going_when_new_entries_push_the_listing_down() -> No
     assert {f"g{i}" for i in range(300)} <= set(ids)
     assert len(ids) == len(set(ids))
     assert len(server.asked) <= 14
+
+
+@pytest.mark.parametrize("keeps_seeds", [None, True])
+async def test_a_job_differing_only_by_seed_is_a_doubt_until_seeds_are_known(
+    keeps_seeds: bool | None,
+) -> None:
+    """A listed job with our prompt and time but another seed: while it is not known
+    whether the server keeps seeds, that is no proof our submit failed (uncertain, not
+    resent); once it is known to keep them, that job is another's and ours was not made."""
+    server = MemoryListing(3)
+    server.entries[0].update(prompt="mine", seed=999, createdAt=NOW.isoformat())
+    reconciler = Reconciler(
+        Listing(server, _user), submit_url="http://x/submit", listing_shows_videos=True
+    )
+    reconciler.server_keeps_seeds = keeps_seeds
+    request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"), seed=5)
+    if keeps_seeds is None:
+        with pytest.raises(SubmitUncertainError, match="all but the seed"):
+            await reconciler.find(request, since=NOW, settled_by=NOW)
+    else:
+        assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
