@@ -224,8 +224,14 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
 
 
 def _frame(value: str, base: Path) -> str:
-    """A frame path made absolute against the batch file's folder; ids unchanged."""
-    if is_local_image(value) and not os.path.isabs(value):
+    """A frame path made absolute against the batch file's folder; ids unchanged.
+
+    A value naming something beside the batch file (a directory, say) is a path too, so
+    that it is refused as not an image instead of being sent as an id.
+    """
+    if os.path.isabs(value):
+        return value
+    if is_local_image(value) or (base / value).exists():
         return str(base / value)
     return value
 

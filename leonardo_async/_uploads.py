@@ -127,9 +127,14 @@ def _read_regular(path: Path, name: str) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise ValidationError(name, str(path), f"a readable image file ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before open(): a directory fd raises there
+        os.close(fd)
+        raise ValidationError(
+            name,
+            str(path),
+            "not a file: a regular image file (not a FIFO or device, nor a directory)",
+        )
     with open(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValidationError(name, str(path), "a regular image file (not a FIFO or device)")
         try:
             return handle.read(MAX_IMAGE_BYTES + 1)
         except OSError as exc:

@@ -351,3 +351,13 @@ def test_cattrs_errors_read_as_field_and_problem(folder: Path) -> None:
     path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "start.png", "duration": "4"})
     (job,) = read_jobs(path)
     assert job.error == "line 1: duration: expected an integer, got a string"
+
+
+def test_a_frame_that_is_a_directory_is_a_line_error_not_an_id(folder: Path) -> None:
+    """A frame naming a folder beside the file is refused, never sent as an id."""
+    (folder / "frames").mkdir()
+    path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "frames"})
+    (job,) = read_jobs(path)
+    assert job.item is None
+    assert job.error is not None
+    assert "image" in job.error
