@@ -259,7 +259,7 @@ async def test_ctrl_c_exits_130_and_says_the_job_runs_on(sim: Simulator, tmp_pat
     assert f"leonardo-async wait {generation.id} --out {tmp_path / 'video.mp4'}" in err
 
 
-@pytest.mark.parametrize("command", ["generate", "batch", "demo"])
+@pytest.mark.parametrize("command", ["generate", "batch", "demo", "wait"])
 async def test_ctrl_c_exits_130_with_one_line_and_no_traceback(
     sim: Simulator, tmp_path: Path, command: str
 ) -> None:
@@ -270,6 +270,8 @@ async def test_ctrl_c_exits_130_with_one_line_and_no_traceback(
     """
     sim.configure(durations=JobDurations.fixed(600))
     (tmp_path / "jobs.jsonl").write_text(f'{{"prompt": "p", "image": "{START_FRAME}"}}\n')
+    async with LeonardoClient(KEY, base_url=sim.base_url) as client:
+        running = await client.image_to_video(prompt="p", image=START_FRAME)
     argv, submitted = {
         "generate": (generate_args(tmp_path / "video.mp4"), "submitted generation"),
         "batch": (
@@ -280,6 +282,7 @@ async def test_ctrl_c_exits_130_with_one_line_and_no_traceback(
             ["demo", "--out", tmp_path / "demo", "--job-seconds", "600"],
             "submitted generation",
         ),
+        "wait": (["wait", running.id, *FAST_POLL], "PENDING"),
     }[command]
     command_line = [sys.executable, "-m", "leonardo_async", *map(str, argv)]
     code, err, out = await interrupt(command_line, submitted)
