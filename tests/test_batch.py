@@ -467,31 +467,36 @@ async def test_the_key_stays_out_of_journal_and_logs(
 
 # --- ambiguity: lost, slow, broken submit answers --------------------------------------
 
-AMBIGUOUS: dict[str, tuple[FaultConfig, Timeouts | None]] = {
-    "lost answers": (FaultConfig(reset_after_submit_rate=0.4, routes={SUBMIT}), None),
+#: Each fault on submits, and the client options it is met with.
+AMBIGUOUS: dict[str, tuple[FaultConfig, dict[str, Any]]] = {
+    "lost answers": (FaultConfig(reset_after_submit_rate=0.4, routes={SUBMIT}), {}),
     "server errors": (
         FaultConfig(server_error_rate=0.3, server_error_burst=2, routes={SUBMIT}),
-        None,
+        {},
     ),
     "slow beyond the timeout": (
         FaultConfig(slow_rate=0.3, slow_seconds=0.8, routes={SUBMIT}),
-        Timeouts(api=0.3),
+        # The server makes the job 0.8 s after the request came, 0.5 s after the client
+        # gave up on it: to the client that is a listing that lags by 0.5 s (more on a
+        # loaded machine), so its lag window must cover it, as LISTING_LAG covers a real
+        # server's. With the tests' 0.05 s window, a submit was resent before its first
+        # job appeared (4 duplicates in 12 items, on 3 of 4 Pythons in one CI run).
+        {"timeouts": Timeouts(api=0.3), "listing_lag": 3.0},
     ),
-    "malformed json": (FaultConfig(malformed_json_rate=0.4, routes={SUBMIT}), None),
-    "unexpected shape": (FaultConfig(unexpected_shape_rate=0.4, routes={SUBMIT}), None),
+    "malformed json": (FaultConfig(malformed_json_rate=0.4, routes={SUBMIT}), {}),
+    "unexpected shape": (FaultConfig(unexpected_shape_rate=0.4, routes={SUBMIT}), {}),
 }
 
 
 @pytest.mark.parametrize("fault", list(AMBIGUOUS))
 async def test_ambiguous_submits_never_create_duplicates(tmp_path: Path, fault: str) -> None:
     """Lost, failed, slow or unreadable submit answers: no duplicate, no lost item."""
-    faults, timeouts = AMBIGUOUS[fault]
+    faults, options = AMBIGUOUS[fault]
     image = frame(tmp_path)
     items = items_for(image, 12)
     keys = [str(i) for i in range(12)]
     journal = Journal(tmp_path / "journal.sqlite")
     config: SimulatorConfig = sim_config(durations=JobDurations.fixed(0.05), faults=faults)
-    options: dict[str, Any] = {} if timeouts is None else {"timeouts": timeouts}
     async with Simulator(config) as sim, client_for(sim, **options) as client:
         async with BatchSubmitter(client, journal=journal) as batch:
             results = await run_all(batch, items)
