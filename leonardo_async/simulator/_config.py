@@ -1,6 +1,7 @@
 """The simulator's knobs: frozen value objects, and their JSON form.
 
-Everything the simulator can be told lives here, as frozen attrs classes, so that a test, a
+Everything the simulator can be told lives here (the fault knobs in :mod:`._fault_config`),
+as frozen attrs classes, so that a test, a
 benchmark process (through ``POST /_sim/config``) and the CLI all change behaviour the same
 way: by building a new config with :func:`attrs.evolve` or :func:`config_from_mapping`.
 Nothing here touches the network or the clock.
@@ -17,6 +18,8 @@ import attrs
 import cattrs
 from attrs import validators as v
 
+from ._fault_config import API_ROUTES, PROBABILITY, FaultConfig
+
 __all__ = [
     "API_ROUTES",
     "FaultConfig",
@@ -25,23 +28,6 @@ __all__ = [
     "config_from_mapping",
     "config_to_json",
 ]
-
-#: The names of the API routes, as stats count them and ``FaultConfig.routes`` filters them.
-API_ROUTES = frozenset(
-    {
-        "POST /init-image",
-        "GET /init-image/{id}",
-        "DELETE /init-image/{id}",
-        "POST /generations-image-to-video",
-        "POST /generations-text-to-video",
-        "GET /generations/user/{userId}",
-        "GET /generations/{id}",
-        "DELETE /generations/{id}",
-        "GET /me",
-    }
-)
-
-_probability = [v.instance_of(float), v.ge(0.0), v.le(1.0)]
 
 
 def _optional_positive_int(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -59,22 +45,6 @@ def _renderable(_: object, __: attrs.Attribute[Any], value: str) -> None:
             check_available()
         except RenderUnavailableError as exc:
             raise ValueError(str(exc)) from None
-
-
-def _routes(value: Iterable[str] | None) -> frozenset[str] | None:
-    """Store route filters as a frozenset, whatever iterable was given."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return frozenset((value,))
-    return frozenset(value)
-
-
-def _known_routes(_: object, attribute: attrs.Attribute[Any], value: frozenset[str] | None) -> None:
-    """Refuse misspelt route names, which would otherwise silently disable the faults."""
-    unknown = sorted((value or frozenset()) - API_ROUTES)
-    if unknown:
-        raise ValueError(f"unknown routes {unknown}; known: {sorted(API_ROUTES)}")
 
 
 def _keys(value: Iterable[str]) -> tuple[str, ...]:
@@ -125,65 +95,6 @@ class JobDurations:
                 0.0, rng.uniform(self.median * (1 - self.spread), self.median * (1 + self.spread))
             )
         return self.median * math.exp(rng.gauss(0.0, self.spread))
-
-
-@attrs.frozen
-class FaultConfig:
-    """Misbehaviour to inject, each knob a probability drawn from the seeded RNG.
-
-    All are off by default and any can be combined. ``routes`` limits the request-level
-    faults (everything but the storage ones and ``vanish_rate``) to the named API routes, such
-    as ``"POST /generations-image-to-video"`` or ``"GET /generations/{id}"``.
-
-    :param server_error_rate: answer 500/502/503 with ``{"error": "internal error"}``.
-    :param server_error_burst: once a server error fires, how many consecutive requests fail.
-    :param reset_before_rate: drop the connection before handling (nothing is created).
-    :param reset_after_submit_rate: on a submit, create the generation, then drop the
-        connection so the response is lost.
-    :param slow_rate: wait ``slow_seconds`` before handling (the request is still handled).
-    :param slow_seconds: the delay of a slow request, in seconds.
-    :param malformed_json_rate: replace a 200 body with truncated JSON (side effects happen).
-    :param unexpected_shape_rate: replace a 200 body with a well-formed but wrong shape.
-    :param rate_limit_storm_rate: start a run of 429s regardless of real usage.
-    :param rate_limit_storm_length: how many consecutive requests a storm refuses.
-    :param upload_expired_rate: the presigned upload answers "Policy expired" even in time.
-    :param cdn_truncate_rate: the CDN announces the full length but sends part, then closes.
-    :param vanish_rate: a generation disappears when it finishes (GET null, not listed).
-    :param null_cost_rate: a successful submit's answer carries no usable price: ``cost`` is
-        ``null``, or ``{"amount": null, "unit": null}``, or has a null ``amount`` (drawn in
-        turn); ``apiCreditCost`` is always ``null``. The job is created and charged as usual.
-    :param gateway_error_after_submit_rate: on a submit, create the generation, then answer
-        502, 503 or 504 with a gateway's HTML page, as a proxy does when the origin is slow:
-        the client cannot tell "created" from "not created" without looking.
-    :param echo_authorization: every error answer of the API (any route, status >= 400)
-        repeats the request's ``Authorization`` header, key and all, in its body, as some
-        gateways and WAFs do; a client must keep that text out of its errors and logs.
-    :param routes: API route names the request-level faults apply to; ``None`` means all.
-    """
-
-    server_error_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    server_error_burst: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
-    reset_before_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    reset_after_submit_rate: float = attrs.field(
-        default=0.0, converter=float, validator=_probability
-    )
-    slow_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    slow_seconds: float = attrs.field(default=30.0, converter=float, validator=v.ge(0.0))
-    malformed_json_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    unexpected_shape_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    rate_limit_storm_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    rate_limit_storm_length: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(1)])
-    upload_expired_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    cdn_truncate_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    vanish_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    null_cost_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
-    gateway_error_after_submit_rate: float = attrs.field(
-        default=0.0, converter=float, validator=_probability
-    )
-    echo_authorization: bool = False
-    routes: frozenset[str] | None = attrs.field(
-        default=None, converter=_routes, validator=_known_routes
-    )
 
 
 @attrs.frozen
@@ -259,7 +170,7 @@ class SimulatorConfig:
     username: str = "simulator"
     seed: int = 0
     durations: JobDurations = JobDurations()
-    failure_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    failure_rate: float = attrs.field(default=0.0, converter=float, validator=PROBABILITY)
     max_running: int | None = attrs.field(default=10, validator=_optional_positive_int)
     queue_depth: int | None = attrs.field(
         default=None, validator=v.optional([v.instance_of(int), v.ge(0)])
@@ -285,7 +196,7 @@ class SimulatorConfig:
     )
     listing_max_limit: int = attrs.field(default=50, validator=v.ge(1))
     listing_includes_video: bool = True
-    listing_drop_rate: float = attrs.field(default=0.0, converter=float, validator=_probability)
+    listing_drop_rate: float = attrs.field(default=0.0, converter=float, validator=PROBABILITY)
     listing_lag: float = attrs.field(default=0.0, converter=float, validator=v.ge(0.0))
     reject_seed: bool = False
     created_at_suffix: str = ""
@@ -301,7 +212,7 @@ class SimulatorConfig:
     webhook_key: str | None = None
     webhook_event_type: str = "image_generation.complete"
     webhook_timeout: float = attrs.field(default=10.0, converter=float, validator=v.gt(0.0))
-    faults: FaultConfig = FaultConfig()
+    faults: FaultConfig = attrs.field(factory=FaultConfig)
 
     @classmethod
     def realistic(cls, **changes: Any) -> SimulatorConfig:
