@@ -9,7 +9,7 @@ otherwise change what is bought): all are found while reading, before anything i
 Relative frame paths are read relative to the batch file, not the working directory.
 
 Hostile lines are line errors too, never a crash of the whole file: text that is not
-text (a lone surrogate such as ``"\ud800"`` would be paid for, then break every write of
+text (a lone surrogate such as ``"\\ud800"`` would be paid for, then break every write of
 the results and the journal), nesting deeper than any request needs, a frame that is a
 FIFO or a device. Lines are counted as editors count them (a UTF-8 byte order mark is
 skipped, and only ``\n`` ends a line, so a stray ``\r`` shifts no line number).
