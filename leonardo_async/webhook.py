@@ -23,13 +23,22 @@ key, 413 for a body over ``max_body``, 400 for a body that is not JSON or not a 
 tracked is simply ignored). A callback is trusted only as far as its key: with no
 ``callback_key``, anyone who can reach the receiver can finish or fail tracked jobs and
 hand out video URLs.
+
+:meth:`~WebhookReceiver.serve` is hardened for a port the internet can reach, but is not
+a full web server: each connection gets ``read_timeout`` to send its request line,
+headers and body, at most ``max_connections`` may wait unauthenticated at once (more
+are dropped), and the HTTP layer's error log is rate-limited. In production, put a TLS
+reverse proxy in front of it (nginx, Caddy, a cloud load balancer) with its own
+timeouts and connection limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
@@ -37,6 +46,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
+import anyio
 import attrs
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -45,6 +55,7 @@ from . import _convert as wire
 from ._client import LeonardoClient
 from ._errors import ResponseShapeError, ValidationError
 from ._tracker import JobTracker
+from ._validate import MAX_SECONDS, MIN_SECONDS, number
 from .models import Generation
 
 __all__ = ["WebhookReceiver", "WebhookStatistics"]
@@ -57,6 +68,12 @@ DEFAULT_MAX_BODY: Final = 256 * 1024
 DEFAULT_EVENT_TYPES: Final = ("image_generation.complete",)
 #: Where :meth:`WebhookReceiver.serve` mounts the handler.
 DEFAULT_PATH: Final = "/leonardo/webhook"
+#: Seconds a caller has to send its request (line, headers, then body).
+DEFAULT_READ_TIMEOUT: Final = 10.0
+#: Connections :meth:`WebhookReceiver.serve` lets wait unauthenticated at once.
+DEFAULT_MAX_CONNECTIONS: Final = 64
+#: HTTP-layer error records logged per minute by :meth:`WebhookReceiver.serve`.
+LOG_RECORDS_PER_MINUTE: Final = 20
 _SOURCE: Final = "webhook callback"
 _MAX_DETAIL: Final = 200
 
@@ -96,6 +113,8 @@ class WebhookReceiver:
     :param max_body: largest body accepted, in bytes; larger ones get 413
     :param event_types: callback ``type`` values that carry a generation; others are
         acknowledged with 202 and ignored
+    :param read_timeout: seconds a caller has to send its body (408 after), and, under
+        :meth:`serve`, its request line and headers (the connection is closed after)
     """
 
     def __init__(
@@ -105,6 +124,7 @@ class WebhookReceiver:
         callback_key: str | None,
         max_body: int = DEFAULT_MAX_BODY,
         event_types: Collection[str] = DEFAULT_EVENT_TYPES,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         if callback_key is not None and (not isinstance(callback_key, str) or not callback_key):
             raise ValidationError("callback_key", "<not shown>", "a non-empty string or None")
@@ -114,6 +134,9 @@ class WebhookReceiver:
         self._key = None if callback_key is None else _key_bytes(callback_key)
         self.max_body = max_body
         self.event_types = frozenset(event_types)
+        number("read_timeout", read_timeout, MIN_SECONDS, MAX_SECONDS)
+        self.read_timeout = read_timeout
+        self._gate: _Gate | None = None
         self._accepted = self._ignored = self._resolved = 0
         self._rejected: Counter[str] = Counter()
         if self._key is None:
@@ -145,11 +168,16 @@ class WebhookReceiver:
         if not self._authorized(request.headers.get("Authorization")):
             logger.info("webhook request from %s refused: bad callback key", request.remote)
             return self._reject("unauthorized", 401, "missing or wrong callback key")
+        if self._gate is not None:
+            self._gate.admit(request.protocol)
         length = request.content_length
         if length is not None and length > self.max_body:
             return self._reject("too_large", 413, f"body over {self.max_body} bytes")
         try:
-            body = await self._read(request)
+            with anyio.fail_after(self.read_timeout):
+                body = await self._read(request)
+        except TimeoutError:
+            return self._reject("slow", 408, f"body not sent within {self.read_timeout:g} s")
         except (aiohttp.ClientError, HttpProcessingError, OSError):
             return self._reject("unreadable", 400, "request body could not be read")
         if body is None:
@@ -214,7 +242,12 @@ class WebhookReceiver:
 
     @asynccontextmanager
     async def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, path: str = DEFAULT_PATH
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        path: str = DEFAULT_PATH,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> AsyncIterator[str]:
         """Run a small HTTP server for the handler; yield its callback URL.
 
@@ -224,17 +257,112 @@ class WebhookReceiver:
         :param host: interface to bind; a wildcard address yields a loopback URL
         :param port: port to bind; ``0`` picks a free one
         :param path: where the handler is mounted
+        :param max_connections: connections that may wait unauthenticated at once; more
+            are closed as they arrive (each waits at most ``read_timeout``)
         """
+        number("max_connections", max_connections, 1, 100_000, integer=True)
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post(path, self.handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            keepalive_timeout=self.read_timeout,
+            logger=_rate_limited(logging.getLogger("leonardo_async.webhook.http")),
+        )
         await runner.setup()
+        self._gate = _Gate(runner.server, max_connections, self.read_timeout)
+        server = None
         try:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-            yield _url(runner.addresses[0], path)
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(self._gate, host, port)
+            yield _url(server.sockets[0].getsockname(), path)
         finally:
-            await runner.cleanup()
+            if server is not None:
+                server.close()
+            await runner.cleanup()  # closes the connections it handles
+            if self._gate is not None:
+                self._gate.close_all()
+            self._gate = None
+
+
+class _Gate:
+    """The listening socket's protocol factory, bounding what unauthenticated callers hold.
+
+    A connection counts as waiting from its accept until the handler has its headers
+    and the right key: at most ``limit`` wait at once (more are closed as they come),
+    and each is closed if still waiting after ``timeout`` (a slow-headers attack).
+    """
+
+    def __init__(self, server: web.Server | None, limit: int, timeout: float) -> None:
+        assert server is not None
+        self._server = server
+        self._limit = limit
+        self._timeout = timeout
+        #: Each leaves when admitted or when its timer fires, so this stays bounded.
+        self._waiting: set[Any] = set()
+
+    def __call__(self) -> Any:
+        protocol = self._server()
+        loop = asyncio.get_running_loop()
+        if len(self._waiting) >= self._limit:
+            loop.call_soon(self._drop, protocol, 2)
+        else:
+            self._waiting.add(protocol)
+            loop.call_later(self._timeout, self._expire, protocol)
+        return protocol
+
+    def close_all(self) -> None:
+        """Close the connections still waiting (the server is going away)."""
+        for protocol in list(self._waiting):
+            self._drop(protocol, 0)
+        self._waiting.clear()
+
+    def admit(self, protocol: Any) -> None:
+        """The caller has sent its headers and the right key: no longer bounded here."""
+        self._waiting.discard(protocol)
+
+    def _expire(self, protocol: Any) -> None:
+        if protocol in self._waiting:
+            self._waiting.discard(protocol)
+            self._drop(protocol, 0)
+
+    def _drop(self, protocol: Any, tries: int) -> None:
+        transport = protocol.transport
+        if transport is None and tries > 0:  # not connected yet: connection_made is next
+            asyncio.get_running_loop().call_soon(self._drop, protocol, tries - 1)
+        elif transport is not None:
+            transport.close()
+
+
+class _RateLimit(logging.Filter):
+    """Passes ``per_minute`` records a minute; counts the rest and says so once it may."""
+
+    def __init__(self, per_minute: int) -> None:
+        super().__init__()
+        self._per_minute = per_minute
+        self._start = time.monotonic()
+        self._passed = self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._start >= 60.0:
+            if self._suppressed:
+                record.msg = f"{record.getMessage()} ({self._suppressed} more suppressed)"
+                record.args = None
+            self._start, self._passed, self._suppressed = now, 0, 0
+        self._passed += 1
+        if self._passed > self._per_minute:
+            self._suppressed += 1
+            return False
+        return True
+
+
+def _rate_limited(log: logging.Logger) -> logging.Logger:
+    if not any(isinstance(f, _RateLimit) for f in log.filters):
+        log.addFilter(_RateLimit(LOG_RECORDS_PER_MINUTE))
+    return log
 
 
 def _key_bytes(key: str) -> bytes:
