@@ -110,6 +110,8 @@ class SimulatorConfig:
     :param storage_port: the upload/CDN port; ``0`` picks a free one.
     :param api_key: the accepted API key.
     :param extra_api_keys: more accepted keys (same user, their own limits).
+    :param strict_variables: a query parameter or JSON body key the endpoint does not declare
+        is a 400 ``Unexpected variable <name>``, as Hasura answers; ``False`` ignores them.
     :param auth_hook_errors: a presented key that is not UUID-shaped gets Leonardo's HTTP 500
         ``Invalid response from authorization hook`` (``code: "unexpected"``), as the real
         API answers; ``False`` answers it 401 ``access-denied`` like a well-formed unknown key.
@@ -129,7 +131,8 @@ class SimulatorConfig:
     :param requests_per_second: sliding-window rate over all authenticated API requests.
     :param requests_per_minute: the same over one minute.
     :param submits_per_minute: the same over the generation-creating endpoints only.
-    :param retry_after_style: how a 429 says when to come back.
+    :param retry_after_style: how a 429 says when to come back: ``"none"`` (the default: no
+        header, as Leonardo documents none), ``"seconds"`` or ``"http-date"``.
     :param upload_url_ttl: seconds a presigned upload stays valid.
     :param max_upload_bytes: largest accepted upload.
     :param api_subscription_tokens: starting ``apiSubscriptionTokens`` balance.
@@ -166,6 +169,7 @@ class SimulatorConfig:
     api_key: str = attrs.field(default="sim-test-key-0000", validator=v.min_len(1))
     extra_api_keys: tuple[str, ...] = attrs.field(default=(), converter=_keys)
     auth_hook_errors: bool = True
+    strict_variables: bool = True
     user_id: str = "5f0e6c1a-2b7d-4c83-9a41-7d2e8b3f6a10"
     username: str = "simulator"
     seed: int = 0
@@ -183,7 +187,7 @@ class SimulatorConfig:
     requests_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
     submits_per_minute: int | None = attrs.field(default=None, validator=_optional_positive_int)
     retry_after_style: Literal["seconds", "http-date", "none"] = attrs.field(
-        default="seconds", validator=v.in_(("seconds", "http-date", "none"))
+        default="none", validator=v.in_(("seconds", "http-date", "none"))
     )
     upload_url_ttl: float = attrs.field(default=120.0, converter=float, validator=v.ge(0.0))
     max_upload_bytes: int = attrs.field(default=20 * 1024 * 1024, validator=v.ge(1))

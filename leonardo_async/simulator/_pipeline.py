@@ -8,6 +8,8 @@ The order, chosen to match where each problem lives in a real deployment:
 3. authentication, as Leonardo's Hasura authorization hook answers it: a presented key that
    is not UUID-shaped is a 500 ``Invalid response from authorization hook``, a well-formed
    unknown key (or none at all) a 401 ``access-denied``; then the per-key request windows (429);
+   then Hasura's variable check: a query parameter or JSON body key the endpoint does not
+   declare is a 400 ``Unexpected variable <name>`` (``strict_variables``);
 4. the route itself (which applies the submit window, the rules, concurrency and balance);
 5. response faults on a 200 (and, with ``echo_authorization``, the request's key repeated in
    every error body): lost response after a submit, a gateway's 502/503/504 after a
@@ -32,6 +34,7 @@ from aiohttp import web
 from ._config import SimulatorConfig
 from ._core import Core
 from ._limits import retry_after_headers
+from ._rules import DECLARED_BODY, DECLARED_QUERY
 from ._wire import error_body
 
 __all__ = [
@@ -155,9 +158,32 @@ async def _process(
     wait = core.limiter.admit_request(api_key, core.now(), core.config)
     if wait is not None:
         return too_many_requests(core, wait, "rate limit exceeded: too many requests")
+    if core.config.strict_variables:
+        name = await _undeclared(request, route)
+        if name is not None:
+            return json_error(400, f"Unexpected variable {name}", "validation-failed")
     API_KEY.set(api_key)
     response = await handler(request)
     return _after(request, core, route, response) if faulty else response
+
+
+async def _undeclared(request: web.Request, route: str) -> str | None:
+    """Return the first query parameter or body key *route* does not declare, if any."""
+    declared = DECLARED_QUERY.get(route, frozenset())
+    for name in request.query:
+        if name not in declared:
+            return name
+    if route not in DECLARED_BODY or request.content_type != "application/json":
+        return None
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return None  # the route says what is wrong with it
+    if isinstance(body, dict):
+        for name in body:
+            if name not in DECLARED_BODY[route]:
+                return str(name)
+    return None
 
 
 def _echo_authorization(request: web.Request, response: web.StreamResponse) -> web.Response:

@@ -22,6 +22,8 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "DECLARED_BODY",
+    "DECLARED_QUERY",
     "LEGACY_MODELS",
     "RETIRED_MODELS",
     "VEO_MODELS",
@@ -52,6 +54,25 @@ VEO_COSTS: Mapping[str, Mapping[int, int]] = {
 }
 LEGACY_CREDITS_PER_SECOND = 50
 MAX_SEED = 2_147_483_647
+
+_TEXT_TO_VIDEO = frozenset(
+    {
+        "prompt", "negativePrompt", "model", "resolution", "width", "height", "duration",
+        "isPublic", "seed", "promptEnhance", "promptEnhanceInstruction", "frameInterpolation",
+        "styleIds", "elements",
+    }
+)  # fmt: skip
+#: The body keys each endpoint declares (Leonardo's spec); Hasura refuses any other with a
+#: 400 ``Unexpected variable <name>``.
+DECLARED_BODY: Mapping[str, frozenset[str]] = {
+    "POST /init-image": frozenset({"extension"}),
+    "POST /generations-text-to-video": _TEXT_TO_VIDEO,
+    "POST /generations-image-to-video": _TEXT_TO_VIDEO | {"imageId", "imageType", "endFrameImage"},
+}
+#: The query parameters each route declares; every other route declares none.
+DECLARED_QUERY: Mapping[str, frozenset[str]] = {
+    "GET /generations/user/{userId}": frozenset({"offset", "limit"}),
+}
 
 #: Checks that an image id of a given type exists; returns an error message or ``None``.
 ImageCheck = Callable[[str, str], "str | None"]

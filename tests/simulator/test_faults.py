@@ -105,7 +105,10 @@ async def test_unexpected_shape(api: Api, sim: Simulator) -> None:
 
 async def test_rate_limit_storm(api: Api, sim: Simulator) -> None:
     """A storm answers 429 (with Retry-After) for ``rate_limit_storm_length`` requests."""
-    sim.configure(faults={"rate_limit_storm_rate": 1.0, "rate_limit_storm_length": 3})
+    sim.configure(
+        faults={"rate_limit_storm_rate": 1.0, "rate_limit_storm_length": 3},
+        retry_after_style="seconds",
+    )
     first = await api.call("GET", "/me")
     sim.configure(faults={"rate_limit_storm_rate": 0.0})
     rest = [(await api.call("GET", "/me")).status for _ in range(3)]

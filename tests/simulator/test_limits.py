@@ -49,6 +49,16 @@ def test_fractional_rate() -> None:
     assert limiter.admit_request("k", 1.2, config) is None
 
 
+async def test_no_retry_after_by_default(session: aiohttp.ClientSession) -> None:
+    """Leonardo documents no Retry-After: by default a 429 carries none."""
+    async with Simulator(SimulatorConfig(requests_per_minute=1)) as sim:
+        api = Api(sim, session)
+        assert (await api.call("GET", "/me")).status == 200
+        refused = await api.call("GET", "/me")
+        assert refused.status == 429
+        assert "Retry-After" not in refused.headers
+
+
 def test_retry_after_styles() -> None:
     """Seconds round up to an integer; dates round up to the next whole second."""
     assert retry_after_headers(0.2, "seconds") == {"Retry-After": "1"}
@@ -87,7 +97,9 @@ async def test_requests_per_minute(style: str, session: aiohttp.ClientSession) -
 
 async def test_requests_per_second_slow_rate(session: aiohttp.ClientSession) -> None:
     """A rate below one a second allows one request per 1/rate seconds."""
-    async with Simulator(SimulatorConfig(requests_per_second=0.05)) as sim:
+    async with Simulator(
+        SimulatorConfig(requests_per_second=0.05, retry_after_style="seconds")
+    ) as sim:
         api = Api(sim, session)
         assert (await api.call("GET", "/me")).status == 200
         refused = await api.call("GET", "/me")
@@ -108,7 +120,7 @@ async def test_limits_are_per_key(session: aiohttp.ClientSession) -> None:
 
 async def test_submits_per_minute(session: aiohttp.ClientSession) -> None:
     """The submit window refuses submits but not other calls."""
-    async with Simulator(SimulatorConfig(submits_per_minute=1)) as sim:
+    async with Simulator(SimulatorConfig(submits_per_minute=1, retry_after_style="seconds")) as sim:
         api = Api(sim, session)
         image = await api.uploaded_image()
         await api.submit_ok(image)
@@ -122,7 +134,9 @@ async def test_submits_per_minute(session: aiohttp.ClientSession) -> None:
 async def test_max_running_refusing(session: aiohttp.ClientSession) -> None:
     """Refusing at concurrency, a key with ``max_running`` jobs running gets 429 until one
     ends (or is deleted)."""
-    config = SimulatorConfig(max_running=2, refuse_at_concurrency=True, durations=LONG)
+    config = SimulatorConfig(
+        max_running=2, refuse_at_concurrency=True, durations=LONG, retry_after_style="seconds"
+    )
     async with Simulator(config) as sim:
         api = Api(sim, session)
         image = await api.uploaded_image()

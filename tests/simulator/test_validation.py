@@ -94,8 +94,9 @@ def _fill(value: Any, image: str) -> Any:
 
 @pytest.fixture
 async def roomy(session: aiohttp.ClientSession) -> Any:
-    """Yield (api, uploaded image id) on a simulator with no concurrency limit."""
-    async with Simulator(SimulatorConfig(max_running=None)) as sim:
+    """Yield (api, uploaded image id) on a simulator with no concurrency limit that ignores
+    undeclared keys (the bodies drawn carry one at times)."""
+    async with Simulator(SimulatorConfig(max_running=None, strict_variables=False)) as sim:
         api = Api(sim, session)
         yield api, await api.uploaded_image()
 
@@ -243,6 +244,41 @@ async def test_bad_keys_are_refused(api: Api, headers: dict[str, str]) -> None:
     reply = await api.call("GET", "/me", auth=False, headers=headers)
     assert reply.status == 401
     assert reply.json == {"error": "Invalid API key", "path": "$", "code": "access-denied"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "extra"),
+    [
+        ("POST", "/generations-image-to-video", {"json": {"anUnknownKey": 1}}),
+        ("POST", "/generations-text-to-video", {"json": {"imageId": "x"}}),
+        ("POST", "/init-image", {"json": {"extension": "png", "size": 10}}),
+        ("GET", "/generations/user/u", {"params": {"offset": "0", "order": "asc"}}),
+        ("GET", "/generations/g", {"params": {"fields": "id"}}),
+        ("GET", "/me", {"params": {"verbose": "1"}}),
+    ],
+)
+async def test_undeclared_variables_are_refused(
+    api: Api, method: str, path: str, extra: dict[str, Any]
+) -> None:
+    """A body key or query parameter the endpoint does not declare is Hasura's 400."""
+    image = await api.uploaded_image()
+    if "json" in extra and path.startswith("/generations-"):
+        extra["json"] = {"prompt": "p", "imageId": image, "imageType": "UPLOADED", **extra["json"]}
+    reply = await api.call(method, path, **extra)
+    assert reply.status == 400
+    unknown = (set(extra.get("json", {})) | set(extra.get("params", {}))) - {
+        "prompt", "imageId", "imageType", "extension", "offset"
+    }  # fmt: skip
+    if path == "/generations-text-to-video":
+        unknown = {"imageId"}
+    assert reply.json == {
+        "error": f"Unexpected variable {unknown.pop()}",
+        "path": "$",
+        "code": "validation-failed",
+    }
+    assert api.sim.statistics().generations_created == 0
+    api.sim.configure(strict_variables=False)
+    assert (await api.call(method, path, **extra)).status == 200  # ignored when not strict
 
 
 @pytest.mark.parametrize(
