@@ -201,7 +201,9 @@ async def test_429_without_retry_after_backs_off(simulator: Simulator) -> None:
 
 async def test_persistent_429_raises_rate_limit_error(simulator: Simulator) -> None:
     """When retries run out on 429s, RateLimitError carries the server's Retry-After."""
-    simulator.configure(faults={"rate_limit_storm_rate": 1.0, "routes": [ME]})
+    simulator.configure(
+        faults={"rate_limit_storm_rate": 1.0, "routes": [ME]}, retry_after_style="seconds"
+    )
     async with make_client(simulator, retry=RetryPolicy(attempts=1)) as client:
         with raises_clean(RateLimitError) as info:
             await client.me()
