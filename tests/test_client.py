@@ -164,6 +164,19 @@ async def test_upload_gives_up_after_short_ttl(
     assert stats.storage_auth_headers == 0
 
 
+async def test_a_submit_answer_without_a_price_is_a_success(
+    client: LeonardoClient, simulator: Simulator
+) -> None:
+    """``cost`` null or with null members: the job is taken as made, nothing is looked for."""
+    simulator.configure(faults={"null_cost_rate": 1.0})
+    image = FrameRef(await _image(client))
+    jobs = [await client.image_to_video(prompt=f"unpriced {i}", image=image) for i in range(4)]
+    assert [job.cost for job in jobs] == [None] * 4
+    assert [job.id for job in jobs] == [g.id for g in simulator.generations]
+    assert simulator.statistics().faults_injected["null_cost"] == 4
+    assert requests_to(simulator, "GET /generations/user/{userId}") == 0
+
+
 async def test_lost_submit_response_is_reconciled(
     client: LeonardoClient, simulator: Simulator
 ) -> None:
