@@ -4,9 +4,10 @@ Each repetition of each scenario starts a fresh simulator process (``_simproc.py
 sliding windows start empty), uploads one tiny image, and runs a :class:`BatchSubmitter`
 of N items that all use that image id (no upload in the hot path), ``out_dir=None`` (no
 downloads), distinct prompts (so ``duplicate_submissions`` stays meaningful), an in-memory
-journal and a poll schedule scaled to the simulator's short jobs. Jobs last a fixed time,
-so a generation's admission time on the simulator's monotonic clock is exactly
-``finish_at - duration`` (``GET /_sim/generations``).
+journal and a poll schedule scaled to the simulator's short jobs. Each generation's time
+on a slot is from its ``started_at`` (its admission, or later if it queued behind busy
+slots) to its ``finish_at``, on the simulator's monotonic clock (``GET /_sim/generations``);
+the rate scenarios have slots to spare, so there a start is the admission.
 
 Scenarios (``--scenarios``, all by default):
 

@@ -145,3 +145,23 @@ async def test_no_queue_allowance_never_goes_past_the_slots() -> None:
         stats = sim.statistics()
     assert statuses == ["COMPLETE"] * 6
     assert (stats.peak_queued, stats.peak_attempted, stats.rate_limited) == (0, 2, 0)
+
+
+async def test_a_full_queue_lowers_the_allowance() -> None:
+    """A queue shallower than ``max_queued``: its 429 brings the allowance down to it."""
+    config = sim_config(
+        durations=JobDurations.fixed(0.3), max_running=2, concurrency_slots=2, queue_depth=2
+    )
+    async with Simulator(config) as sim:
+        async with client_on(sim, Limits(None, None, max_queued=4)) as client:
+            async with BatchSubmitter(client) as batch:
+                with anyio.fail_after(DEADLINE):
+                    statuses = await run(batch, items(12, "deep"))
+            limits = client.statistics()
+        stats = sim.statistics()
+    assert statuses == ["COMPLETE"] * 12
+    assert (stats.peak_running, stats.peak_queued) == (2, 2)
+    assert 1 <= stats.refused_in_flight <= 2
+    assert limits.server_queues is True
+    assert limits.in_flight_bound is not None
+    assert limits.in_flight_bound <= 4
