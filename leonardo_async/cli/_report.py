@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from .._items import BatchItem, BatchResult, FrameSource, remote_frame
-from .._jobsfile import JobLine
+from .._jobsfile import JobLine, result_line
 from .._uploads import AtomicFile
 
 __all__ = ["INDEX", "MIN_INTERVAL", "BatchPage", "render_page"]
@@ -159,6 +159,8 @@ def _card(
         status, error, prompt = result.status, result.error, result.prompt
     cost = None if result is None or result.cost is None else result.cost.amount
     facts = _facts(item)
+    if result is not None:
+        facts.append(("outcome", result_line(job.line, result).category.replace("_", " ")))
     if result is not None and result.cost is not None:
         facts.append(("cost", f"{result.cost.amount:f} {result.cost.unit}"))
     if result is not None and result.generation_id:
@@ -166,8 +168,9 @@ def _card(
     video = ""
     if result is not None and result.video is not None:
         video = _href(result.video, out)
-    elif result is not None and result.generation is not None:
-        video = _web_url(result.generation.video_url) or ""
+    elif result is not None:
+        known = result.video_url or (result.generation and result.generation.video_url)
+        video = _web_url(known or None) or ""
     player = (
         f'<video src="{_text(video)}" controls muted preload="metadata"></video>'
         if video
