@@ -184,8 +184,10 @@ async def cdn(request: web.Request) -> web.StreamResponse:
     if row is None or extension not in ("mp4", "jpg") or row.status(core.now()) != "COMPLETE":
         return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
     if extension == "mp4":
-        # A rendered video takes a CPU second: off the loop, so other requests go on.
-        data = await anyio.to_thread.run_sync(core.video_bytes, row)
+        if core.config.video == "frames":  # a CPU second: off the loop, so others go on
+            data = await anyio.to_thread.run_sync(core.video_bytes, row)
+        else:
+            data = core.video_bytes(row)
         content_type = "video/mp4"
     else:
         data, content_type = jpg_bytes(gid), "image/jpeg"
