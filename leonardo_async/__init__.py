@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._batch import BatchSubmitter
 from ._budget import OverBudgetError
 from ._client import ImageSource, LeonardoClient
+from ._connection import Timeouts
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -31,6 +32,7 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from ._http import MockTransport, Request, Response, Transport
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
 from ._jobsfile import JobLine, read_jobs
 from ._journal import (
@@ -45,7 +47,6 @@ from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
-from ._transport import Timeouts
 from .models import (
     Account,
     Cost,
@@ -103,6 +104,7 @@ __all__ = [
     "LeonardoClient",
     "LeonardoError",
     "Limits",
+    "MockTransport",
     "Model",
     "NotFoundError",
     "Orientation",
@@ -110,7 +112,9 @@ __all__ = [
     "PollSchedule",
     "ProgressCallback",
     "RateLimitError",
+    "Request",
     "Resolution",
+    "Response",
     "ResponseShapeError",
     "RetryPolicy",
     "ServerError",
@@ -119,6 +123,7 @@ __all__ = [
     "TrackedJob",
     "TrackerClosedError",
     "TrackerStatistics",
+    "Transport",
     "TransportError",
     "UploadError",
     "UploadedImage",

@@ -28,6 +28,7 @@ import anyio
 import attrs
 
 from . import _convert as wire
+from ._connection import DEFAULT_BASE_URL, Connection, Timeouts
 from ._errors import (
     APIError,
     ClientStateError,
@@ -35,6 +36,7 @@ from ._errors import (
     SubmitUncertainError,
     ValidationError,
 )
+from ._http import Transport
 from ._limits import ClientStatistics, KeyLimiter, Limits, RequestKind, SubmitSlot
 from ._listing import Listing, path_segment
 from ._reconcile import LISTING_LAG, Reconciler
@@ -42,7 +44,6 @@ from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, TrackedJob
 from ._transfers import Transfers
-from ._transport import DEFAULT_BASE_URL, Timeouts, Transport
 from ._uploads import check_target, is_local_image, read_image, remote_frame
 from .models import (
     Account,
@@ -87,7 +88,9 @@ class LeonardoClient:
         ``leonardo-async doctor`` checks); ``None`` learns it from the listing. Until it
         is known to, a lost submit not found there is left uncertain, never resent
     :param polls_in_flight: cap on status requests in flight at once
-    :param session: an aiohttp session to use (its owner closes it)
+    :param transport: what sends the HTTP requests; by default aiohttp, and in unit tests
+        a :class:`MockTransport` that answers from a function, with no socket
+    :param session: an aiohttp session for the default transport (its owner closes it)
     :param max_connections: cap on connections of the client's own session
     """
 
@@ -105,6 +108,7 @@ class LeonardoClient:
         listing_lag: float = LISTING_LAG,
         listing_shows_videos: bool | None = None,
         polls_in_flight: int = 32,
+        transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
     ) -> None:
@@ -127,12 +131,15 @@ class LeonardoClient:
         self.limits = limits if limits is not None else Limits()
         self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
         self._limiter = KeyLimiter(self.limits, account_slots=self._account_slots)
-        self._transport = Transport(
+        if transport is not None and session is not None:
+            raise ValidationError("session", "<session>", "no session when a transport is given")
+        self._transport = Connection(
             key,
             url,
             limiter=self._limiter,
             retry=retry if retry is not None else RetryPolicy(),
             timeouts=timeouts if timeouts is not None else Timeouts(),
+            transport=transport,
             session=session,
             max_connections=max_connections,
         )

@@ -16,14 +16,14 @@ import random
 from pathlib import Path
 from typing import Final
 
-import aiohttp
 import anyio
 
 from . import _convert as wire
+from ._connection import Connection
 from ._errors import DownloadError, ResponseShapeError, TransportError, UploadError
+from ._http import MaybeSentError
 from ._limits import RequestKind
 from ._retry import backoff_delay
-from ._transport import TIMEOUT_ERRORS, Transport
 from ._uploads import AtomicFile, read_image
 from .models import Generation, UploadedImage
 
@@ -36,9 +36,9 @@ DOWNLOAD_ATTEMPTS: Final = 4
 
 
 class Transfers:
-    """Uploads and downloads over one transport (the client's)."""
+    """Uploads and downloads over one connection (the client's)."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Connection) -> None:
         self._transport = transport
 
     async def upload(
@@ -112,9 +112,9 @@ class Transfers:
             expected = response.content_length
             with AtomicFile(target) as out:
                 try:
-                    async for chunk in response.content.iter_chunked(1 << 16):
+                    async for chunk in response.iter_chunks():
                         out.write(chunk)
-                except (aiohttp.ClientError, *TIMEOUT_ERRORS):
+                except MaybeSentError:
                     return False
                 if expected is not None and out.written != expected:
                     return False

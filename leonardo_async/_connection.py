@@ -1,20 +1,21 @@
-"""HTTP for one API key: one aiohttp session, timeouts, auth, limits, retries, error mapping.
+"""The connection of one API key: timeouts, auth, limits, retries, error mapping.
 
-The transport speaks JSON dicts, never models, so that the client above it is about
-endpoints and the transport about HTTP. Three kinds of traffic leave here and are kept
-apart on purpose:
+The connection speaks JSON dicts, never models, so that the client above it is about
+endpoints and the connection about HTTP; the bytes go through a :class:`~._http.Transport`
+(aiohttp's by default, an in-memory one in unit tests). Three kinds of traffic leave here
+and are kept apart on purpose:
 
-* API calls (:meth:`Transport.call`) go to ``base_url`` with the ``authorization`` header,
+* API calls (:meth:`Connection.call`) go to ``base_url`` with the ``authorization`` header,
   through the key's limits, retried when :func:`~leonardo_async._retry.retry_delay`
   allows;
-* the presigned upload (:meth:`Transport.post_form`) goes to a storage host **without**
+* the presigned upload (:meth:`Connection.post_form`) goes to a storage host **without**
   the header: S3 rejects a second credential, and the key must never leave for a host
   other than the API;
-* downloads (:meth:`Transport.stream`) go to the CDN, also without the header.
+* downloads (:meth:`Connection.stream`) go to the CDN, also without the header.
 
 Every request has a bounded timeout. Errors name the method and URL, never the headers; and
 since a proxy or gateway may echo the request's ``authorization`` header in its error page,
-every answer is read with the key blanked out (:meth:`Transport._scrub`) before anything,
+every answer is read with the key blanked out (:meth:`Connection._scrub`) before anything,
 error or log line, is made from it.
 
 A refused key (:class:`AuthenticationError`: 401/403, ``access-denied``, or the 500 that
@@ -24,7 +25,6 @@ help, and a refused request created nothing, so a refused submit is not uncertai
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -46,11 +46,20 @@ from ._errors import (
     TransportError,
     hasura_error,
 )
+from ._http import (
+    AiohttpTransport,
+    Form,
+    MaybeSentError,
+    NotSentError,
+    Request,
+    Response,
+    Transport,
+)
 from ._limits import KeyLimiter, RequestKind
 from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
 from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
 
-__all__ = ["Timeouts", "Transport"]
+__all__ = ["Connection", "Timeouts"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -59,13 +68,6 @@ USER_AGENT: Final = "leonardo-async/0.1"
 
 #: What stands in for the key wherever an answer repeated it.
 REDACTED: Final = "[redacted]"
-
-#: Failures where the connection was never made, so nothing reached the server.
-_NOT_SENT_ERRORS: Final = (aiohttp.ClientConnectorError,)
-#: What an aiohttp timeout raises: ``asyncio.TimeoutError``, which is the builtin
-#: ``TimeoutError`` only from Python 3.11 on (on 3.10 it is a class of its own).
-TIMEOUT_ERRORS: Final = (TimeoutError, asyncio.TimeoutError)
-
 
 _SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
 
@@ -87,20 +89,11 @@ class Timeouts:
     download_stall: float = attrs.field(default=60.0, validator=_SECONDS)
 
 
-@attrs.frozen
-class Response:
-    """A finished HTTP exchange, read whole (API answers are small)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, url.host, url.port)
 
 
-class Transport:
+class Connection:
     """HTTP to one Leonardo API base URL with one key, inside ``async with`` only.
 
     :param api_key: the bearer key; kept private, never logged or shown
@@ -108,8 +101,10 @@ class Transport:
     :param limiter: the key's limits, shared with everything else using this key
     :param retry: how to retry requests that are safe to repeat
     :param timeouts: bounds on every request
-    :param session: an aiohttp session to use instead of one of our own (not closed by us)
-    :param max_connections: cap on simultaneous connections in our own session
+    :param transport: what sends the bytes (default: aiohttp, closed with this connection)
+    :param session: for the default transport: an aiohttp session to use instead of one
+        of our own (its owner closes it)
+    :param max_connections: for the default transport: cap on simultaneous connections
     """
 
     def __init__(
@@ -120,6 +115,7 @@ class Transport:
         limiter: KeyLimiter,
         retry: RetryPolicy,
         timeouts: Timeouts,
+        transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
     ) -> None:
@@ -134,46 +130,39 @@ class Transport:
         self.limiter = limiter
         self.retry = retry
         self.timeouts = timeouts
-        self._own_session = session is None
-        self._session = session
+        self._default = AiohttpTransport(session=session, max_connections=max_connections)
+        self._transport: Transport = self._default if transport is None else transport
         #: Between ``__aenter__`` and ``aclose``: the only time a request may be sent.
         self._open = False
-        self._max_connections = max_connections
-        self._api_timeout = aiohttp.ClientTimeout(total=timeouts.api, connect=timeouts.connect)
         self.requests_sent = 0
 
     def __repr__(self) -> str:
-        return f"<Transport {self._base}>"
+        return f"<Connection {self._base}>"
 
     @property
     def base_url(self) -> str:
         """The API root this transport talks to."""
         return self._base
 
-    def _session_or_new(self) -> aiohttp.ClientSession:
+    def _check_open(self) -> None:
         if not self._open:  # a session made now would outlive the client, never closed
             raise ClientStateError(
                 "the client is not open: send requests inside 'async with LeonardoClient()'"
             )
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._api_timeout, raise_for_status=False
-            )
-        return self._session
+
+    async def _send(self, request: Request) -> Response:
+        self._check_open()
+        return await self._transport.handle(request)
 
     async def aclose(self) -> None:
-        """Close the session if it is ours; no request is sent after this."""
+        """Close the transport if it is ours; no request is sent after this."""
         self._open = False
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._default.aclose()  # a no-op unless it made a session
 
-    async def __aenter__(self) -> Transport:
+    async def __aenter__(self) -> Connection:
         if self._open:
             raise ClientStateError("the client is already open: enter it once")
         self._open = True
-        self._session_or_new()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -209,7 +198,7 @@ class Transport:
         url = self._base + path
         creates = kind is RequestKind.SUBMIT
         attempt = 0
-        session = self._session_or_new()
+        self._check_open()
         while True:
             attempt += 1
             await self.limiter.before(kind)
@@ -220,21 +209,24 @@ class Transport:
             failure: Failure
             try:
                 self.requests_sent += 1
-                async with session.request(
-                    method,
-                    url,
-                    json=body,
-                    params=params,
-                    headers=self._headers,
-                    timeout=self._api_timeout,  # also when the session is the caller's
-                ) as resp:
-                    status = resp.status
-                    raw = self._scrub(await resp.read())
-                    retry_after = parse_retry_after(resp.headers.get("retry-after"))
-            except _NOT_SENT_ERRORS as exc:
-                failure, cause = Failure.NOT_SENT, self._scrub_text(_describe(exc))
-            except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
-                failure, cause = Failure.MAYBE_SENT, self._scrub_text(_describe(exc))
+                resp = await self._send(
+                    Request(
+                        method,
+                        url,
+                        headers=self._headers,
+                        json=body,
+                        params=params,
+                        timeout=self.timeouts.api,
+                        connect_timeout=self.timeouts.connect,
+                    )
+                )
+                status = resp.status
+                raw = self._scrub(resp.body)
+                retry_after = parse_retry_after(_header(resp.headers, "retry-after"))
+            except NotSentError as exc:
+                failure, cause = Failure.NOT_SENT, self._scrub_text(str(exc))
+            except MaybeSentError as exc:
+                failure, cause = Failure.MAYBE_SENT, self._scrub_text(str(exc))
             else:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
@@ -325,28 +317,42 @@ class Transport:
 
         The ``file`` part goes last, as S3 requires. The caller decides what a status means.
         """
-        form = aiohttp.FormData()
-        for key, value in fields.items():
-            form.add_field(key, value)
-        form.add_field("file", data, filename=filename, content_type=content_type)
-        timeout = aiohttp.ClientTimeout(total=self.timeouts.upload, connect=self.timeouts.connect)
-        try:
-            async with self._session_or_new().post(url, data=form, timeout=timeout) as resp:
-                return Response(resp.status, dict(resp.headers), await resp.read())
-        except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
-            raise TransportError("POST", _safe_url(url), _describe(exc)) from None
-
-    @asynccontextmanager
-    async def stream(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
-        """GET ``url`` (a CDN URL) for streaming, with no authorization header."""
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeouts.connect, sock_read=self.timeouts.download_stall
+        request = Request(
+            "POST",
+            url,
+            form=Form(fields, filename, data, content_type),
+            timeout=self.timeouts.upload,
+            connect_timeout=self.timeouts.connect,
         )
         try:
-            async with self._session_or_new().get(url, timeout=timeout) as resp:
-                yield resp
-        except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
-            raise TransportError("GET", _safe_url(url), _describe(exc)) from None
+            return await self._send(request)
+        except (NotSentError, MaybeSentError) as exc:
+            raise TransportError("POST", _safe_url(url), str(exc)) from None
+
+    @asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[Response]:
+        """GET ``url`` (a CDN URL) for streaming, with no authorization header."""
+        request = Request(
+            "GET",
+            url,
+            timeout=None,
+            connect_timeout=self.timeouts.connect,
+            read_timeout=self.timeouts.download_stall,
+            stream=True,
+        )
+        try:
+            response = await self._send(request)
+        except (NotSentError, MaybeSentError) as exc:
+            raise TransportError("GET", _safe_url(url), str(exc)) from None
+        try:
+            yield response
+        finally:
+            await response.release()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever the case of its name."""
+    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -360,23 +366,3 @@ def _json_or_none(raw: bytes) -> Any:
 def _safe_url(url: str) -> str:
     """The URL without its query string, which may carry presigned credentials."""
     return str(URL(url).with_query(None))
-
-
-#: What a low-level failure means, for the ones whose text says little or nothing.
-_MEANINGS: Final[tuple[tuple[type[BaseException], str], ...]] = (
-    (TimeoutError, "no answer in time"),
-    (aiohttp.ServerDisconnectedError, "the server closed the connection"),
-    (aiohttp.ClientPayloadError, "the response was cut short"),
-    (aiohttp.ClientConnectorError, "cannot connect"),
-)
-
-
-def _describe(exc: BaseException) -> str:
-    """A failure in words a person can act on (aiohttp's class names mean nothing to most)."""
-    text = str(exc)
-    meaning = next((words for kind, words in _MEANINGS if isinstance(exc, kind)), None)
-    if meaning is None:
-        return text or "the connection failed"
-    if not text or text.startswith(("Server disconnected", "Connection timeout")):
-        return meaning
-    return text if isinstance(exc, aiohttp.ClientConnectorError) else f"{meaning} ({text})"
