@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import subprocess
 import sys
@@ -96,19 +97,94 @@ def test_package_exports_come_from_module_all() -> None:
         assert name in getattr(module, "__all__", ()), f"{home}.__all__ lacks {name}"
 
 
-def test_import_does_no_io() -> None:
-    """Importing the package creates no client, reads no key and starts no event loop."""
-    code = (
-        "import asyncio, os, sys\n"
-        "os.environ.pop('LEONARDO_API_KEY', None)\n"
-        "import leonardo_async\n"
-        "try:\n"
-        "    asyncio.get_running_loop()\n"
-        "except RuntimeError:\n"
-        "    pass\n"
-        "else:\n"
-        "    raise SystemExit('a loop is running')\n"
-        "assert not any(isinstance(v, leonardo_async.LeonardoClient)"
-        " for v in vars(leonardo_async).values())\n"
+#: Runs ``{statement}`` in a fresh interpreter that records every read of a ``LEONARDO_*``
+#: variable (``os.environ`` and ``os.getenv`` go through the replaced mapping) and every
+#: aiohttp session made, and exits non-zero naming whichever happened.
+_WATCH_IMPORT = """
+import asyncio, collections.abc, os, sys
+import aiohttp
+
+read = []
+
+class Watched(collections.abc.MutableMapping):
+    def __init__(self, data):
+        self._data = data
+    def __getitem__(self, key):
+        if str(key).startswith("LEONARDO_"):
+            read.append(key)
+        return self._data[key]
+    def __contains__(self, key):
+        if str(key).startswith("LEONARDO_"):
+            read.append(key)
+        return key in self._data
+    def __setitem__(self, key, value):
+        self._data[key] = value
+    def __delitem__(self, key):
+        del self._data[key]
+    def __iter__(self):
+        return iter(self._data)
+    def __len__(self):
+        return len(self._data)
+    def copy(self):
+        return dict(self._data)
+
+os.environ = Watched(os.environ)
+sessions = []
+made = aiohttp.ClientSession.__init__
+def counting(self, *args, **kwargs):
+    sessions.append(self)
+    made(self, *args, **kwargs)
+aiohttp.ClientSession.__init__ = counting
+
+{statement}
+
+problems = []
+if read:
+    problems.append(f"read the environment: {{sorted(set(read))}}")
+if sessions:
+    problems.append(f"made {{len(sessions)}} aiohttp session(s)")
+try:
+    asyncio.get_running_loop()
+    problems.append("left a loop running")
+except RuntimeError:
+    pass
+import leonardo_async
+if any(isinstance(v, leonardo_async.LeonardoClient) for v in vars(leonardo_async).values()):
+    problems.append("made a client")
+sys.exit("; ".join(problems) or 0)
+"""
+
+
+def _import_watched(statement: str) -> subprocess.CompletedProcess[str]:
+    code = _WATCH_IMPORT.format(statement=statement)
+    env = {**os.environ, "LEONARDO_API_KEY": "sk-set", "LEONARDO_BASE_URL": "http://x.test"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_import_does_no_io() -> None:
+    """Importing the package (and the simulator, the CLI) reads no key, makes no session."""
+    statement = "import leonardo_async, leonardo_async.cli, leonardo_async.simulator"
+    result = _import_watched(statement)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        ("os.environ.get('LEONARDO_API_KEY')", "read the environment: ['LEONARDO_API_KEY']"),
+        ("os.getenv('LEONARDO_BASE_URL')", "read the environment: ['LEONARDO_BASE_URL']"),
+        (
+            "async def session():\n    await aiohttp.ClientSession().close()\n"
+            "asyncio.run(session())",
+            "made 1 aiohttp session",
+        ),
+        ("leonardo_async_client = __import__('leonardo_async').LeonardoClient()", "read the"),
+    ],
+)
+def test_the_import_watch_sees_what_it_forbids(statement: str, problem: str) -> None:
+    """The watch behind ``test_import_does_no_io`` fails on an environment read or a session."""
+    result = _import_watched(statement)
+    assert result.returncode != 0
+    assert problem in result.stderr
