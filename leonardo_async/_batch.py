@@ -604,9 +604,18 @@ class BatchSubmitter:
                 error=None,
             )
             self._counts["submitting"] += 1
+
+            def resending() -> None:  # the journal counts every send, the client's too
+                nonlocal entry
+                entry = self.journal.update(entry, attempts=entry.attempts + 1)
+
             try:
                 job = await self.client.submit(
-                    request, claimed=self._claimed(), retry_refused=False, slot=token.key
+                    request,
+                    claimed=self._claimed(),
+                    retry_refused=False,
+                    slot=token.key,
+                    on_resend=resending,
                 )
             except BaseException as exc:
                 self._give_slot(token)

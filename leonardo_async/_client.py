@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -360,6 +360,7 @@ class LeonardoClient:
         claimed: Collection[str] = (),
         retry_refused: bool = True,
         slot: SubmitSlot | None = None,
+        on_resend: Callable[[], None] | None = None,
     ) -> GenerationJob:
         """Submit a validated request, never paying twice for it.
 
@@ -379,14 +380,22 @@ class LeonardoClient:
             raises :class:`RateLimitError` at once, for callers that queue again
         :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
             releases it if this raises); by default the submit takes its own
+        :param on_resend: called before each send after the first (a lost answer the
+            listing did not show, or a refused seed), so that a journal counts every send
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
         if slot is None:
             async with self._limiter.submitting() as own:
                 return await self.submit(
-                    request, claimed=claimed, retry_refused=retry_refused, slot=own
+                    request,
+                    claimed=claimed,
+                    retry_refused=retry_refused,
+                    slot=own,
+                    on_resend=on_resend,
                 )
-        job = await self._submit(request, claimed=claimed, retry_refused=retry_refused)
+        job = await self._submit(
+            request, claimed=claimed, retry_refused=retry_refused, on_resend=on_resend
+        )
         slot.keep(job.id)
         self._watch(job.id)
         return job
@@ -413,10 +422,13 @@ class LeonardoClient:
         *,
         claimed: Collection[str],
         retry_refused: bool,
+        on_resend: Callable[[], None] | None,
     ) -> GenerationJob:
         request = self.with_seed(request)
         last: SubmitUncertainError | None = None
-        for _ in range(_SUBMIT_ATTEMPTS):
+        for send in range(_SUBMIT_ATTEMPTS):
+            if send and on_resend is not None:
+                on_resend()
             since = datetime.now(timezone.utc)
             try:
                 job = await self._send_submit(request, retry_refused=retry_refused)

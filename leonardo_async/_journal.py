@@ -111,6 +111,8 @@ class JournalEntry:
     :param submit_started: when the last submit attempt began (bounds the listing search)
     :param uncertain: the submit may have created a generation we could not confirm
     :param video: the downloaded MP4's file name within the batch's output folder
+    :param attempts: submits sent for the item in all runs, the client's resends of a
+        lost submit the listing did not show included
     """
 
     key: str

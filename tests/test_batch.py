@@ -516,6 +516,26 @@ async def test_ambiguous_submits_never_create_duplicates(tmp_path: Path, fault: 
     journal.close()
 
 
+async def test_the_journal_counts_every_send_of_a_submit(tmp_path: Path) -> None:
+    """A lost submit the listing does not show is sent again inside the client: the
+    journal's attempts count those sends too, so a row says how often it was sent."""
+    image = frame(tmp_path)
+    items = items_for(image, 3)
+    faults = FaultConfig(reset_before_rate=1.0, routes={SUBMIT})  # never made, never answered
+    async with (
+        Simulator(sim_config(faults=faults)) as sim,
+        client_for(sim, listing_shows_videos=True) as client,  # so silence proves absence
+        BatchSubmitter(client, journal=tmp_path / "journal.sqlite") as batch,
+    ):
+        results = await run_all(batch, items)
+        sends = sim.statistics().requests[SUBMIT]
+        entries = [batch.journal.entry(r.key) for r in results]
+    assert [(r.status, r.retryable) for r in results] == [("ERROR", True)] * 3
+    assert sends == 9  # three sends each, every one dropped before it was handled
+    assert [e.attempts if e is not None else None for e in entries] == [3, 3, 3]
+    assert sim.statistics().generations_created == 0
+
+
 async def test_a_submitter_run_twice_counts_each_credit_once(tmp_path: Path) -> None:
     """A second run on the same submitter and journal reports the batch's spend, not double."""
     image = frame(tmp_path)
