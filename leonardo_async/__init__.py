@@ -10,7 +10,6 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._batch import BatchSubmitter
-from ._budget import OverBudgetError
 from ._client import ImageSource, LeonardoClient
 from ._connection import Timeouts
 from ._errors import (
@@ -20,8 +19,13 @@ from ._errors import (
     DownloadError,
     GenerationFailedError,
     GenerationVanishedError,
+    JournalBusyError,
+    JournalDamagedError,
+    JournalMismatchError,
+    JournalWriteError,
     LeonardoError,
     NotFoundError,
+    OverBudgetError,
     RateLimitError,
     ResponseShapeError,
     ServerError,
@@ -35,14 +39,7 @@ from ._errors import (
 from ._http import MockTransport, Request, Response, Transport
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
 from ._jobsfile import JobLine, read_jobs
-from ._journal import (
-    ItemState,
-    Journal,
-    JournalBusyError,
-    JournalDamagedError,
-    JournalMismatchError,
-    JournalWriteError,
-)
+from ._journal import ItemState, Journal
 from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule

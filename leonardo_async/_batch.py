@@ -34,13 +34,16 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._budget import Budget, OverBudgetError
+from ._budget import Budget
 from ._client import LeonardoClient
 from ._errors import (
     APIError,
     DownloadError,
     GenerationFailedError,
+    JournalMismatchError,
+    JournalWriteError,
     LeonardoError,
+    OverBudgetError,
     RateLimitError,
     SubmitUncertainError,
     TransportError,
@@ -58,7 +61,7 @@ from ._items import (
     remote_frame,
     video_name,
 )
-from ._journal import ItemState, Journal, JournalEntry, JournalMismatchError, JournalWriteError
+from ._journal import ItemState, Journal, JournalEntry
 from ._limits import Limits, RateGate, SubmitSlot
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule

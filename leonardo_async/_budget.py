@@ -18,15 +18,11 @@ from decimal import Decimal
 import anyio
 import attrs
 
-from ._errors import LeonardoError
+from ._errors import OverBudgetError
 from ._pricing import CostEstimator
 from .models import Cost, ImageToVideoRequest
 
-__all__ = ["Budget", "OverBudgetError", "Reservation"]
-
-
-class OverBudgetError(LeonardoError):
-    """The submit was not sent: it would pass the budget, or the budget cannot be counted."""
+__all__ = ["Budget", "Reservation"]
 
 
 @attrs.frozen

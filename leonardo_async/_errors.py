@@ -21,7 +21,12 @@ decide what to do next::
     ├── GenerationVanishedError            the job is no longer known to the server
     ├── TrackerClosedError                 the tracker closed while the job was still watched
     ├── ClientStateError                   the client used outside ``async with``, or entered twice
-    └── WaitTimeoutError(TimeoutError)     a wait passed its deadline (the job keeps running)
+    ├── WaitTimeoutError(TimeoutError)     a wait passed its deadline (the job keeps running)
+    ├── OverBudgetError                    a submit not sent: it would pass the batch's budget
+    ├── JournalMismatchError               a journal made for another batch, account or server
+    ├── JournalBusyError                   another process holds the batch's journal
+    ├── JournalDamagedError                the journal file cannot be read as a journal
+    └── JournalWriteError                  the journal could not record a step (disk full ...)
 
 Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
 response, so they can be logged, pickled and compared. None of them ever holds the API key:
@@ -44,8 +49,13 @@ __all__ = [
     "DownloadError",
     "GenerationFailedError",
     "GenerationVanishedError",
+    "JournalBusyError",
+    "JournalDamagedError",
+    "JournalMismatchError",
+    "JournalWriteError",
     "LeonardoError",
     "NotFoundError",
+    "OverBudgetError",
     "RateLimitError",
     "ResponseShapeError",
     "ServerError",
@@ -316,3 +326,30 @@ class ClientStateError(LeonardoError):
     made there would never be closed). Entering a client that is already open is refused
     before anything changes, so the first ``async with`` stays intact.
     """
+
+
+class OverBudgetError(LeonardoError):
+    """The submit was not sent: it would pass the budget, or the budget cannot be counted."""
+
+
+class JournalMismatchError(LeonardoError):
+    """The journal belongs to a different batch; resuming it could pay for the wrong items."""
+
+
+class JournalBusyError(LeonardoError):
+    """Another process holds the journal: two runs on one batch would pay twice.
+
+    :param pid: the holder's process id, if it could be read
+    """
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+class JournalDamagedError(LeonardoError):
+    """The journal file cannot be read as a journal (truncated, overwritten, a bad page)."""
+
+
+class JournalWriteError(LeonardoError):
+    """The journal could not record a step (disk full, read-only ...): the batch must stop."""

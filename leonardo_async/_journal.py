@@ -45,42 +45,20 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from ._errors import LeonardoError
+from ._errors import (
+    JournalBusyError,
+    JournalDamagedError,
+    JournalMismatchError,
+    JournalWriteError,
+)
 
 __all__ = [
     "ItemState",
     "Journal",
-    "JournalBusyError",
-    "JournalDamagedError",
     "JournalEntry",
-    "JournalMismatchError",
-    "JournalWriteError",
 ]
 
 SCHEMA_VERSION: Final = "1"
-
-
-class JournalMismatchError(LeonardoError):
-    """The journal belongs to a different batch; resuming it could pay for the wrong items."""
-
-
-class JournalBusyError(LeonardoError):
-    """Another process holds the journal: two runs on one batch would pay twice.
-
-    :param pid: the holder's process id, if it could be read
-    """
-
-    def __init__(self, message: str, pid: int | None) -> None:
-        super().__init__(message)
-        self.pid = pid
-
-
-class JournalDamagedError(LeonardoError):
-    """The journal file cannot be read as a journal (truncated, overwritten, a bad page)."""
-
-
-class JournalWriteError(LeonardoError):
-    """The journal could not record a step (disk full, read-only ...): the batch must stop."""
 
 
 class ItemState(str, enum.Enum):

@@ -13,7 +13,8 @@ import pytest
 from anyio import wait_all_tasks_blocked
 from test_cli_batch import batch, folder, jobs_of, results, sim  # noqa: F401
 
-from leonardo_async._budget import Budget, OverBudgetError
+from leonardo_async._budget import Budget
+from leonardo_async._errors import OverBudgetError
 from leonardo_async._pricing import CostEstimator
 from leonardo_async.models import Cost, FrameRef, ImageToVideoRequest
 from leonardo_async.simulator import Simulator

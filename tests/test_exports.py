@@ -188,3 +188,35 @@ def test_the_import_watch_sees_what_it_forbids(statement: str, problem: str) -> 
     result = _import_watched(statement)
     assert result.returncode != 0
     assert problem in result.stderr
+
+
+def test_every_error_lives_in_errors_and_its_tree() -> None:
+    """Each exception the package defines is in ``_errors`` and drawn in its docstring."""
+    errors = _module("_errors")
+    tree = errors.__doc__ or ""
+    for name in [*PRIVATE_MODULES, *PUBLIC_MODULES]:
+        module = _module(name)
+        for value in vars(module).values():
+            if not (inspect.isclass(value) and issubclass(value, leonardo_async.LeonardoError)):
+                continue
+            assert value.__module__ == errors.__name__, f"{value.__name__} in {value.__module__}"
+            drawn = value is leonardo_async.LeonardoError or f"── {value.__name__}" in tree
+            assert drawn, f"{value.__name__} is not in the tree"
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        (leonardo_async.Limits, "requests_per_minute", -1),
+        (leonardo_async.Limits, "max_running", "some"),
+        (leonardo_async.Timeouts, "api", 0),
+        (leonardo_async.PollSchedule, "initial", "soon"),
+        (leonardo_async.RetryPolicy, "attempts", 0),
+        (_module("_limits").Tuning, "pace", 0),
+        (_module("_limits").Tuning, "recover_after", 1.5),
+    ],
+)
+def test_config_objects_refuse_bad_values(kind: type, field: str, value: object) -> None:
+    """A bad value in a config object is a ValidationError naming the field."""
+    with pytest.raises(leonardo_async.ValidationError, match=field):
+        kind(**{field: value})

@@ -32,7 +32,8 @@ from leonardo_async import (
     JournalMismatchError,
     LeonardoClient,
 )
-from leonardo_async._journal import JournalDamagedError, JournalEntry
+from leonardo_async._errors import JournalDamagedError
+from leonardo_async._journal import JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
 
 SUBMIT = "POST /generations-image-to-video"

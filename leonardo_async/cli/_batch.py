@@ -26,7 +26,13 @@ import anyio
 
 from .._batch import BatchSubmitter, plan
 from .._client import LeonardoClient
-from .._errors import LeonardoError, ValidationError
+from .._errors import (
+    JournalBusyError,
+    JournalDamagedError,
+    JournalMismatchError,
+    LeonardoError,
+    ValidationError,
+)
 from .._items import BatchItem, BatchResult, BatchStatistics
 from .._jobsfile import (
     JobLine,
@@ -34,13 +40,7 @@ from .._jobsfile import (
     input_digest,
     read_jobs,
 )
-from .._journal import (
-    ItemState,
-    Journal,
-    JournalBusyError,
-    JournalDamagedError,
-    JournalMismatchError,
-)
+from .._journal import ItemState, Journal
 from .._limits import Limits
 from .._schedule import PollSchedule
 from .._validate import MAX_SECONDS, number, positive_amount

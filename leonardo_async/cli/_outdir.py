@@ -24,8 +24,9 @@ import re
 from pathlib import Path
 from typing import Final
 
+from .._errors import JournalMismatchError
 from .._jobsfile import input_digest
-from .._journal import Journal, JournalMismatchError
+from .._journal import Journal
 
 __all__ = ["JOURNAL", "RESULTS", "open_journal", "sweep_parts"]
 
