@@ -9,14 +9,15 @@ order. Reads your key from LEONARDO_API_KEY (without it, a local simulator stand
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import os
 from pathlib import Path
+from typing import Any
 
 import anyio
-from _connect import connect
 from anyio.streams.memory import MemoryObjectSendStream
 
-from leonardo_async import BatchItem, BatchSubmitter, Limits
+from leonardo_async import BatchItem, BatchSubmitter, LeonardoClient, Limits, PollSchedule
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 FRAME = Path(__file__).parent / "start-frame.png"
 SUBJECTS = {"waves": ["crash", "retreat"], "gulls": ["circle", "land"], "sky": ["darkens"]}
@@ -29,20 +30,29 @@ async def produce(subject: str, moves: list[str], send: MemoryObjectSendStream[B
             await send.send(BatchItem.create(prompt=prompt, image=FRAME, duration=4))
 
 
-async def main() -> None:
+async def main(**client_options: Any) -> None:
+    """Produce and consume; ``client_options`` is empty for the real API (key from the env)."""
     send, receive = anyio.create_memory_object_stream[BatchItem]()
-    async with AsyncExitStack() as stack:
-        client = await connect(stack)
-        batch = BatchSubmitter(client, limits=Limits(submits_per_minute=600))
-        async with anyio.create_task_group() as producers:
-            for subject, moves in SUBJECTS.items():
-                producers.start_soon(produce, subject, moves, send.clone())
-            send.close()
-            async with batch.stream(receive) as results:
-                async for result in results:  # in the order the videos finish
-                    print(f"{result.status}: {result.prompt!r} -> {result.generation_id}")
-        print(f"{batch.summary().complete} videos ready")
+    async with (
+        LeonardoClient(**client_options) as client,
+        BatchSubmitter(client, limits=Limits(submits_per_minute=600)) as batch,
+        anyio.create_task_group() as producers,
+    ):
+        for subject, moves in SUBJECTS.items():
+            producers.start_soon(produce, subject, moves, send.clone())
+        send.close()
+        async with batch.stream(receive) as results:
+            async for result in results:  # in the order the videos finish
+                print(f"{result.status}: {result.prompt!r} -> {result.generation_id}")
+    print(f"{batch.summary().complete} videos ready")
+
+
+async def main_on_simulator() -> None:
+    """No LEONARDO_API_KEY: run on a simulator over loopback instead (no credits spent)."""
+    async with Simulator(SimulatorConfig(durations=JobDurations("uniform", median=1.0))) as s:
+        fast = PollSchedule(initial=0.5, max_interval=0.5)
+        await main(api_key=s.api_key, base_url=s.base_url, poll_schedule=fast)
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(main if os.environ.get("LEONARDO_API_KEY") else main_on_simulator)

@@ -8,22 +8,22 @@ runs against the local simulator instead: no network, no credits, same code path
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+import os
 from pathlib import Path
+from typing import Any
 
 import anyio
-from _connect import connect
 
-from leonardo_async import Model, Resolution
+from leonardo_async import LeonardoClient, Model, PollSchedule, Resolution
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 FRAMES = Path(__file__).parent
 OUT = Path("videos/sunset.mp4")  # videos/ is git-ignored
 
 
-async def main() -> None:
-    async with AsyncExitStack() as stack:
-        client = await connect(stack)  # your key, or a local simulator without one
-
+async def main(**client_options: Any) -> None:
+    """The whole job; ``client_options`` is empty for the real API (key from the env)."""
+    async with LeonardoClient(**client_options) as client:
         start = await client.upload_image(FRAMES / "start-frame.png")
         end = await client.upload_image(FRAMES / "end-frame.png")
         job = await client.image_to_video(
@@ -41,5 +41,13 @@ async def main() -> None:
         print(f"saved {path}")
 
 
+async def main_on_simulator() -> None:
+    """No key: the same code against a simulator on loopback (no network, no credits)."""
+    config = SimulatorConfig(durations=JobDurations(kind="uniform", median=1.0))
+    async with Simulator(config) as sim:
+        quick = PollSchedule(initial=0.5, max_interval=0.5)  # simulated jobs take a second
+        await main(api_key=sim.api_key, base_url=sim.base_url, poll_schedule=quick)
+
+
 if __name__ == "__main__":
-    anyio.run(main)
+    anyio.run(main if os.environ.get("LEONARDO_API_KEY") else main_on_simulator)

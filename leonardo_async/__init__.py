@@ -38,8 +38,13 @@ from ._errors import (
 )
 from ._http import MockTransport, Request, Response, Transport
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
+
+# The batch file's reader stays public: it is how Python code runs the JSONL files the
+# ``batch`` command reads (same fields, same checks; examples/batch_from_jsonl.py), and a
+# JobLine is what it returns. BatchPlan stays as what BatchSubmitter.plan() returns. The
+# journal's item states, entries and the results file's lines are the batch's own business.
 from ._jobsfile import JobLine, read_jobs
-from ._journal import ItemState, Journal
+from ._journal import Journal
 from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
@@ -90,7 +95,6 @@ __all__ = [
     "ImageSource",
     "ImageToVideoRequest",
     "ImageType",
-    "ItemState",
     "JobLine",
     "JobTracker",
     "Journal",

@@ -38,6 +38,7 @@ from ._budget import Budget
 from ._client import LeonardoClient
 from ._errors import (
     APIError,
+    ClientStateError,
     DownloadError,
     GenerationFailedError,
     JournalMismatchError,
@@ -143,8 +144,11 @@ class BatchSubmitter:
         on_progress: ProgressHook | None = None,
     ) -> None:
         self.client = client
-        self._own_journal = not isinstance(journal, Journal)
-        self.journal = journal if isinstance(journal, Journal) else Journal(journal or ":memory:")
+        #: A journal given as a path (or none) is the submitter's own: it is opened when the
+        #: ``async with`` block starts and closed when it ends.
+        self._journal_path = None if isinstance(journal, Journal) else journal or ":memory:"
+        self._journal = journal if isinstance(journal, Journal) else None
+        self._entered = False
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.limits = limits
         self.schedule = schedule
@@ -190,11 +194,28 @@ class BatchSubmitter:
         self._window: float | None = None
 
     async def __aenter__(self) -> BatchSubmitter:
+        """Open the batch's own journal (when given a path); a batch runs only inside."""
+        if self._entered:
+            raise ClientStateError("this BatchSubmitter is already open")
+        if self._journal_path is not None:
+            self._journal = Journal(self._journal_path)
+        self._entered = True
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._own_journal:
-            self.journal.close()
+        self._entered = False
+        if self._journal_path is not None and self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    @property
+    def journal(self) -> Journal:
+        """The batch's journal; one opened from a path exists inside ``async with`` only."""
+        if self._journal is None:
+            raise ClientStateError(
+                "a BatchSubmitter's journal is open only inside `async with BatchSubmitter(...)`"
+            )
+        return self._journal
 
     # --- planning -----------------------------------------------------------------------
 
@@ -244,6 +265,11 @@ class BatchSubmitter:
         Leaving the block early cancels the work in flight; the journal keeps it, and a
         later run with the same journal resumes it.
         """
+        if not self._entered:
+            raise ClientStateError(
+                "use the batch inside `async with BatchSubmitter(...) as batch:`, which "
+                "opens its journal and closes it however the batch ends"
+            )
         self._total = None
         if isinstance(items, (list, tuple)):
             self._total = len(items)

@@ -26,13 +26,13 @@ from leonardo_async import (
     BatchItem,
     BatchResult,
     BatchSubmitter,
-    ItemState,
     Journal,
     LeonardoClient,
     Limits,
     RetryPolicy,
     Timeouts,
 )
+from leonardo_async._journal import ItemState
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator, SimulatorConfig
 
 ITEMS = 200

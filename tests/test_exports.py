@@ -220,3 +220,10 @@ def test_config_objects_refuse_bad_values(kind: type, field: str, value: object)
     """A bad value in a config object is a ValidationError naming the field."""
     with pytest.raises(leonardo_async.ValidationError, match=field):
         kind(**{field: value})
+
+
+def test_batch_plumbing_stays_private() -> None:
+    """The journal's states and entries and the results file's lines are not public API."""
+    for name in ("ItemState", "JournalEntry", "ResultLine", "FrameSource"):
+        assert name not in leonardo_async.__all__
+        assert not hasattr(leonardo_async, name), name

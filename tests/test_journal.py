@@ -27,13 +27,12 @@ from leonardo_async import (
     BatchItem,
     BatchResult,
     BatchSubmitter,
-    ItemState,
     Journal,
+    JournalDamagedError,
     JournalMismatchError,
     LeonardoClient,
 )
-from leonardo_async._errors import JournalDamagedError
-from leonardo_async._journal import JournalEntry
+from leonardo_async._journal import ItemState, JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
 
 SUBMIT = "POST /generations-image-to-video"

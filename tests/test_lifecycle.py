@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import (
+    BatchItem,
+    BatchSubmitter,
     ClientStateError,
     Generation,
     LeonardoClient,
@@ -170,3 +172,33 @@ async def test_a_key_with_a_trailing_newline_is_used_without_it(simulator: Simul
     """Whitespace around the key (a key file's newline) is not part of it."""
     async with make_client(simulator, api_key=f"  {KEY}\n") as client:
         assert (await client.me()).user_id == simulator.user_id
+
+
+# --- the batch's own lifetime -------------------------------------------------------------
+
+
+async def test_a_batch_runs_only_inside_its_async_with_which_owns_its_journal(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    """A batch opens a journal given as a path on entry and closes it on exit; outside
+    the block nothing runs and nothing is sent."""
+    journal = tmp_path / "journal.sqlite"
+    items = [BatchItem.create(prompt="p", image=png_bytes())]
+    async with make_client(simulator) as client:
+        batch = BatchSubmitter(client, journal=journal)
+        with raises_clean(ClientStateError, match="async with"):
+            async with batch.stream(items):
+                pytest.fail("ran outside async with")
+        assert not journal.exists()
+        assert sent(simulator) == 0
+        async with batch:
+            with raises_clean(ClientStateError, match="already open"):
+                async with batch:
+                    pytest.fail("entered twice")
+            assert (await batch.run(items)).complete == 1
+            assert [e.generation_id is not None for e in batch.journal.entries()] == [True]
+        with raises_clean(ClientStateError, match="async with"):
+            list(batch.journal.entries())
+        async with batch:  # a second block reopens the same journal: nothing runs again
+            assert (await batch.run(items)).complete == 1
+    assert len(simulator.generations) == 1
