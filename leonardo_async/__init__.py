@@ -63,6 +63,7 @@ from .models import (
     Orientation,
     Resolution,
     UploadedImage,
+    VideoSpec,
 )
 from .webhook import WebhookReceiver, WebhookStatistics
 
@@ -129,6 +130,7 @@ __all__ = [
     "UploadError",
     "UploadedImage",
     "ValidationError",
+    "VideoSpec",
     "WaitTimeoutError",
     "WebhookReceiver",
     "WebhookStatistics",

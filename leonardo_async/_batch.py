@@ -512,7 +512,7 @@ class BatchSubmitter:
     async def _reconcile(self, item: BatchItem, entry: JournalEntry) -> JournalEntry:
         """The last run may have created this item's job: look before submitting again."""
         since = entry.submit_started or datetime.now(timezone.utc)
-        request = attrs.evolve(item.request, seed=entry.seed)
+        request = attrs.evolve(item.spec, seed=entry.seed)
         # The listing is watched until its lag has passed since the submit began (one
         # look, for a submit long past).
         found = await self.client.find_submitted(
@@ -527,17 +527,17 @@ class BatchSubmitter:
         )
 
     async def _with_frames(self, item: BatchItem, entry: JournalEntry) -> ImageToVideoRequest:
-        """The item's request with its local frames uploaded (each distinct file once)."""
-        if not item.local_frames:
-            return item.request
-        self.journal.update(entry, state=ItemState.UPLOADING)
-        self._counts["uploading"] += 1
+        """The item's request, its local frames uploaded first (each distinct file once)."""
+        uploading = bool(item.local_frames)
+        if uploading:
+            self.journal.update(entry, state=ItemState.UPLOADING)
+            self._counts["uploading"] += 1
         try:
             start = await self._frame(item.image, "image")
             end = None if item.end_image is None else await self._frame(item.end_image, "end_image")
         finally:
-            self._counts["uploading"] -= 1
-        return attrs.evolve(item.request, image=start, end_image=end)
+            self._counts["uploading"] -= int(uploading)
+        return ImageToVideoRequest.of(item.spec, start, end)
 
     async def _frame(self, source: FrameSource, name: str) -> FrameRef:
         remote = remote_frame(source)
@@ -761,7 +761,7 @@ class BatchSubmitter:
             key=entry.key,
             index=entry.index,
             status=status,
-            prompt=item.request.prompt,
+            prompt=item.spec.prompt,
             generation_id=entry.generation_id,
             video=self._video(entry),
             video_url=(
@@ -790,7 +790,7 @@ class BatchSubmitter:
             key=key,
             index=index,
             status="ERROR",
-            prompt=item.request.prompt,
+            prompt=item.spec.prompt,
             error=f"not submitted: duplicate key {key!r} (keys must be unique in a batch)",
         )
 
@@ -808,7 +808,7 @@ def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> 
     for item in items:
         count += 1
         frames.update(item.local_frames)
-        estimate = estimator.estimate(item.request)
+        estimate = estimator.estimate(item.spec)
         sources.add(estimate.source)
         if estimate.cost is None:
             unpriced += 1

@@ -20,7 +20,7 @@ import attrs
 
 from ._errors import OverBudgetError
 from ._pricing import CostEstimator
-from .models import Cost, ImageToVideoRequest
+from .models import Cost, VideoSpec
 
 __all__ = ["Budget", "Reservation"]
 
@@ -52,7 +52,7 @@ class Budget:
         """Count a charge (or a journaled one, on resume)."""
         self.spent[cost.unit] = self.spent.get(cost.unit, Decimal(0)) + cost.amount
 
-    def charged(self, request: ImageToVideoRequest, cost: Cost | None) -> Cost | None:
+    def charged(self, request: VideoSpec, cost: Cost | None) -> Cost | None:
         """Count what the server charged for ``request``; returns the cost counted.
 
         Without a charge in the answer the estimate is counted; if there is none in the
@@ -72,7 +72,7 @@ class Budget:
             )
         return counted
 
-    async def reserve(self, request: ImageToVideoRequest) -> Reservation:
+    async def reserve(self, request: VideoSpec) -> Reservation:
         """Hold the expected cost of ``request`` while it is submitted.
 
         :raises OverBudgetError: it would pass the limit, or the limit cannot be counted

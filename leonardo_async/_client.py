@@ -25,7 +25,6 @@ from typing import Any, Final
 
 import aiohttp
 import anyio
-import attrs
 
 from . import _convert as wire
 from ._connection import DEFAULT_BASE_URL, Connection, Timeouts
@@ -55,6 +54,7 @@ from .models import (
     Orientation,
     Resolution,
     UploadedImage,
+    VideoSpec,
 )
 
 __all__ = ["ImageSource", "LeonardoClient"]
@@ -67,7 +67,6 @@ ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 _SUBMIT_PATH: Final = "/generations-image-to-video"
 _SUBMIT_ATTEMPTS: Final = 3
 _SHAPE_ATTEMPTS: Final = 3
-_PLACEHOLDER: Final = FrameRef("validation-placeholder")
 
 
 class LeonardoClient:
@@ -314,14 +313,12 @@ class LeonardoClient:
 
         ``image`` and ``end_image`` may be an :class:`UploadedImage`, a :class:`FrameRef`,
         an image id, or a local file (uploaded first). Everything is validated before any
-        request is made; see :class:`ImageToVideoRequest` for the rules.
+        request is made; see :class:`VideoSpec` for the rules.
 
         :raises ValidationError: a parameter breaks the Veo 3.1 rules
         """
-        request = ImageToVideoRequest(
+        spec = VideoSpec(
             prompt=prompt,
-            image=_PLACEHOLDER,
-            end_image=None if end_image is None else _PLACEHOLDER,
             model=model,
             duration=duration,
             resolution=resolution,
@@ -341,7 +338,7 @@ class LeonardoClient:
                 read_image(source, name=name)  # fail on bad image data before uploading any
         start = await self._frame(image, "image")
         end = None if end_image is None else await self._frame(end_image, "end_image")
-        return await self.submit(attrs.evolve(request, image=start, end_image=end))
+        return await self.submit(ImageToVideoRequest.of(spec, start, end))
 
     def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
         """``request`` as it will be sent: a random seed added when it has none and
@@ -477,7 +474,7 @@ class LeonardoClient:
 
     async def find_submitted(
         self,
-        request: ImageToVideoRequest,
+        request: VideoSpec,
         *,
         since: datetime,
         claimed: Collection[str] = (),

@@ -44,6 +44,7 @@ from .models import (
     GenerationJob,
     GenerationStatus,
     ImageToVideoRequest,
+    VideoSpec,
 )
 from .models import Generation as Generation
 
@@ -64,6 +65,7 @@ __all__ = [
     "UploadTarget",
     "account_from",
     "dumps_request",
+    "dumps_spec",
     "parse_timestamp",
     "structure",
 ]
@@ -203,7 +205,6 @@ _WIRE_NAMES: Final[dict[str, str]] = {
     "GeneratedImage.motion_mp4_url": "motionMP4URL",
     "Generation.generated_images": "generated_images",
     "_CallbackGeneration.generated_images": "images",
-    "ImageToVideoRequest.end_image": "endFrameImage",
     "UploadEnvelope.upload_init_image": "uploadInitImage",
     "SubmitEnvelope.motion_video_generation_job": "motionVideoGenerationJob",
     "GenerationEnvelope.generations_by_pk": "generations_by_pk",
@@ -302,7 +303,7 @@ def _unstructure_attrs(cls: type[Any]) -> Callable[[Any], Any]:
     overrides = {
         a.name: (
             override(omit=True)
-            if cls is ImageToVideoRequest and a.name in _NOT_SENT
+            if issubclass(cls, VideoSpec) and a.name in _NOT_SENT
             else override(rename=_wire_name(cls, a.name), omit_if_default=a.default is None)
         )
         for a in attrs.fields(cls)
@@ -395,14 +396,19 @@ def _structure_images(value: Any, _: Any) -> tuple[GeneratedImage, ...]:
     return tuple(images)
 
 
+def _unstructure_spec(spec: VideoSpec) -> dict[str, Any]:
+    body: dict[str, Any] = _unstructure_spec_fields(spec)
+    for key, value in spec.extra.items():
+        body.setdefault(key, value)
+    return body
+
+
 def _unstructure_request(request: ImageToVideoRequest) -> dict[str, Any]:
-    body: dict[str, Any] = _unstructure_request_fields(request)
+    body = _unstructure_spec(request)
     body["imageId"] = request.image.id
     body["imageType"] = request.image.type.value
     if request.end_image is not None:
         body["endFrameImage"] = {"id": request.end_image.id, "type": request.end_image.type.value}
-    for key, value in request.extra.items():
-        body.setdefault(key, value)
     return body
 
 
@@ -423,8 +429,14 @@ _converter.register_structure_hook(GenerationStatus | str, _structure_status)
 _converter.register_structure_hook_factory(attrs.has, _structure_attrs)
 _converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
 _converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)
-_unstructure_request_fields: Final = _unstructure_attrs(ImageToVideoRequest)
+_unstructure_spec_fields: Final = _unstructure_attrs(VideoSpec)
+_converter.register_unstructure_hook(VideoSpec, _unstructure_spec)
 _converter.register_unstructure_hook(ImageToVideoRequest, _unstructure_request)
+
+
+def dumps_spec(spec: VideoSpec) -> dict[str, Any]:
+    """The body fields ``spec`` sends, before its frames are known."""
+    return _unstructure_spec(spec)
 
 
 def dumps_request(request: ImageToVideoRequest) -> dict[str, Any]:

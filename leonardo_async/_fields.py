@@ -25,7 +25,7 @@ import attrs
 import cattrs
 
 from ._errors import ValidationError
-from .models import Model, Orientation, Resolution
+from .models import Model, Orientation, Resolution, VideoSpec
 
 __all__ = [
     "FIELDS",
@@ -138,12 +138,19 @@ class JobSpec:
     extra: Mapping[str, Any] = attrs.field(factory=dict)
 
     def request_options(self) -> dict[str, Any]:
-        """The request's fields besides its frames, as :class:`ImageToVideoRequest` takes them."""
+        """The request's fields besides its frames, as :class:`VideoSpec` takes them."""
         skipped = {"prompt", "image", "end_image", "key", "extra"}
         options = {name: value for name, value in attrs.asdict(self).items() if name not in skipped}
         options["prompt"] = self.prompt
         options["extra"] = dict(self.extra)
         return options
+
+    def video_spec(self) -> VideoSpec:
+        """What this job makes, validated (its frames are checked where they are read).
+
+        :raises ValidationError: naming the field at fault
+        """
+        return VideoSpec(**self.request_options())
 
 
 #: Every field name a batch line may use.

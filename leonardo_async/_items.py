@@ -19,7 +19,7 @@ import attrs
 
 from . import _convert as wire
 from ._uploads import FrameSource, remote_frame
-from .models import Cost, FrameRef, Generation, ImageToVideoRequest, UploadedImage
+from .models import Cost, FrameRef, Generation, UploadedImage, VideoSpec
 
 __all__ = [
     "BatchItem",
@@ -34,14 +34,6 @@ __all__ = [
 ]
 
 ResultStatus = Literal["COMPLETE", "FAILED", "ERROR"]
-_PENDING_UPLOAD: Final = FrameRef("pending-upload")
-
-
-def _as_frame(source: FrameSource | None) -> FrameRef | None:
-    """The frame if it is on the server, a placeholder if it must be uploaded first."""
-    if source is None:
-        return None
-    return remote_frame(source) or _PENDING_UPLOAD
 
 
 def _describe(source: FrameSource | None) -> str | None:
@@ -56,13 +48,13 @@ def _describe(source: FrameSource | None) -> str | None:
 
 @attrs.frozen
 class BatchItem:
-    """One generation of a batch: a validated request, and its frames as given.
+    """One generation of a batch: a validated spec, and its frames as given.
 
     Build it with :meth:`create`, which validates everything at once, so a bad item is
     refused before the batch sends anything.
 
-    :param request: the request; frames that are local files are placeholders until
-        uploaded
+    :param spec: what to make; the submit joins it to the frames once they are on the
+        server (:meth:`ImageToVideoRequest.of`)
     :param image: the start frame: a local path, an image id, or an uploaded image
     :param end_image: the optional end frame, likewise
     :param key: the item's identity in the journal; defaults to its position
@@ -71,7 +63,7 @@ class BatchItem:
         line number, so names do not shift when a line before it is bad or removed.
     """
 
-    request: ImageToVideoRequest
+    spec: VideoSpec
     image: FrameSource
     end_image: FrameSource | None = None
     key: str | None = None
@@ -88,16 +80,15 @@ class BatchItem:
         number: int | None = None,
         **params: Any,
     ) -> BatchItem:
-        """Validate and build an item; ``params`` are :class:`ImageToVideoRequest` fields.
+        """Validate and build an item; ``params`` are :class:`VideoSpec` fields.
 
-        :raises ValidationError: the request breaks the rules
+        :raises ValidationError: the spec breaks the rules
         """
-        start = _as_frame(image)
-        assert start is not None
-        request = ImageToVideoRequest(
-            prompt=prompt, image=start, end_image=_as_frame(end_image), **params
-        )
-        return cls(request, image, end_image, key, number)
+        spec = VideoSpec(prompt=prompt, **params)
+        for source in (image, end_image):
+            if source is not None:
+                remote_frame(source)  # an image id is checked here, a file when it is read
+        return cls(spec, image, end_image, key, number)
 
     @property
     def local_frames(self) -> list[str]:
@@ -111,7 +102,7 @@ class BatchItem:
     def fingerprint(self) -> str:
         """A hash of what this item asks for (a resume with other content is refused)."""
         described = {
-            "body": wire.dumps_request(self.request),
+            "body": wire.dumps_spec(self.spec),
             "image": _describe(self.image),
             "end_image": _describe(self.end_image),
         }

@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from .models import Cost, ImageToVideoRequest, Model
+from .models import Cost, Model, VideoSpec
 
 __all__ = ["CostEstimator", "Estimate"]
 
@@ -40,7 +40,7 @@ class Estimate:
     source: str
 
 
-def _kind(request: ImageToVideoRequest) -> tuple[str, int | None, str | None]:
+def _kind(request: VideoSpec) -> tuple[str, int | None, str | None]:
     resolution = request.resolution
     return (
         str(getattr(request.model, "value", request.model)),
@@ -55,12 +55,12 @@ class CostEstimator:
     def __init__(self) -> None:
         self._observed: dict[tuple[str, int | None, str | None], Cost] = {}
 
-    def observe(self, request: ImageToVideoRequest, cost: Cost | None) -> None:
+    def observe(self, request: VideoSpec, cost: Cost | None) -> None:
         """Remember what the server charged for a job like ``request``."""
         if cost is not None:
             self._observed[_kind(request)] = cost
 
-    def estimate(self, request: ImageToVideoRequest) -> Estimate:
+    def estimate(self, request: VideoSpec) -> Estimate:
         """The expected cost of ``request``; ``cost`` is ``None`` for unknown models."""
         kind = _kind(request)
         if kind in self._observed:

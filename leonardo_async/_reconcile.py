@@ -36,7 +36,7 @@ import attrs
 
 from ._errors import APIError, LeonardoError, ResponseShapeError, SubmitUncertainError
 from ._listing import CLOCK_SKEW, Listing
-from .models import MAX_SEED, Generation, ImageToVideoRequest
+from .models import MAX_SEED, Generation, ImageToVideoRequest, VideoSpec
 
 __all__ = ["LISTING_LAG", "Reconciler", "is_candidate", "pick"]
 
@@ -54,7 +54,7 @@ MAX_PAGES: Final = 20
 
 def is_candidate(
     generation: Generation,
-    request: ImageToVideoRequest,
+    request: VideoSpec,
     *,
     since: datetime,
     exclude: Collection[str] = (),
@@ -83,7 +83,7 @@ def is_candidate(
     )
 
 
-def pick(candidates: Iterable[Generation], request: ImageToVideoRequest) -> Generation | None:
+def pick(candidates: Iterable[Generation], request: VideoSpec) -> Generation | None:
     """The best of the candidates: a seed match first, then the earliest created."""
 
     def rank(generation: Generation) -> tuple[bool, float]:
@@ -204,7 +204,7 @@ class Reconciler:
 
     async def find(
         self,
-        request: ImageToVideoRequest,
+        request: VideoSpec,
         *,
         since: datetime,
         settled_by: datetime,
@@ -245,7 +245,7 @@ class Reconciler:
             pause *= 2
 
     async def _look(
-        self, request: ImageToVideoRequest, *, since: datetime, claimed: Collection[str]
+        self, request: VideoSpec, *, since: datetime, claimed: Collection[str]
     ) -> tuple[Generation | None, Generation | None]:
         """One walk: the best match, and a job that matches all but the seed."""
         trust_seed = self.trust_seed

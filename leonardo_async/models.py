@@ -37,6 +37,7 @@ __all__ = [
     "Orientation",
     "Resolution",
     "UploadedImage",
+    "VideoSpec",
 ]
 
 
@@ -123,8 +124,12 @@ def _private_unless_asked(value: bool | None) -> bool:
 
 
 @attrs.frozen
-class ImageToVideoRequest:
-    """One image-to-video generation, validated against the Veo 3.1 rules.
+class VideoSpec:
+    """What to make, apart from which frames: validated against the Veo 3.1 rules.
+
+    A spec is checked on the caller's line, before any frame is uploaded; a batch item
+    holds one until its frames are on the server, and :meth:`ImageToVideoRequest.of`
+    joins the two for the submit.
 
     Width and height may be given directly, or derived from ``resolution`` plus
     ``orientation`` (the default is landscape). For a model whose rules we do not know,
@@ -132,8 +137,6 @@ class ImageToVideoRequest:
     defaults are filled in, and the fields are sent exactly as given.
 
     :param prompt: text guiding content, style and motion; must not be empty
-    :param image: the start frame
-    :param end_image: optional end frame (needs a start frame, which ``image`` always is)
     :param model: ``VEO3_1`` or ``VEO3_1FAST``
     :param duration: seconds of video: 4, 6 or 8 (default 8)
     :param resolution: ``RESOLUTION_720`` or ``RESOLUTION_1080``; by default the one of
@@ -149,8 +152,6 @@ class ImageToVideoRequest:
     """
 
     prompt: str
-    image: FrameRef
-    end_image: FrameRef | None = None
     model: Model | str = Model.VEO3_1
     duration: int | None = None
     resolution: Resolution | str | None = None
@@ -171,10 +172,6 @@ class ImageToVideoRequest:
             text = getattr(self, name)
             if isinstance(text, str) and not is_text(text):
                 raise ValidationError(name, ascii(text)[:60], "UTF-8 text (no lone surrogates)")
-        if not isinstance(self.image, FrameRef):
-            raise ValidationError("image", self.image, "a FrameRef (the start frame)")
-        if self.end_image is not None and not isinstance(self.end_image, FrameRef):
-            raise ValidationError("end_image", self.end_image, "a FrameRef or None")
         if self.seed is not None and (
             isinstance(self.seed, bool)
             or not isinstance(self.seed, int)
@@ -254,6 +251,38 @@ class ImageToVideoRequest:
                 else self.orientation,
                 f"{size_orientation.value}, to match {self.width}x{self.height}",
             )
+
+
+@attrs.frozen
+class ImageToVideoRequest(VideoSpec):
+    """One submit: a :class:`VideoSpec` and the frames on the server it starts from.
+
+    :param image: the start frame
+    :param end_image: optional end frame (needs a start frame, which ``image`` always is)
+    """
+
+    image: FrameRef = attrs.field(kw_only=True)
+    end_image: FrameRef | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        if not isinstance(self.image, FrameRef):
+            raise ValidationError("image", self.image, "a FrameRef (the start frame)")
+        if self.end_image is not None and not isinstance(self.end_image, FrameRef):
+            raise ValidationError("end_image", self.end_image, "a FrameRef or None")
+
+    @classmethod
+    def of(
+        cls, spec: VideoSpec, image: FrameRef, end_image: FrameRef | None = None
+    ) -> ImageToVideoRequest:
+        """``spec`` with its frames (a valid spec passes its checks again unchanged)."""
+        fields = {a.name: getattr(spec, a.name) for a in attrs.fields(VideoSpec)}
+        return cls(**fields, image=image, end_image=end_image)
+
+    @property
+    def spec(self) -> VideoSpec:
+        """What this request makes, without its frames."""
+        return VideoSpec(**{a.name: getattr(self, a.name) for a in attrs.fields(VideoSpec)})
 
 
 @attrs.frozen

@@ -116,7 +116,7 @@ def test_any_prompt_text_gives_an_item_or_a_line_error(text: str) -> None:
         assert job.error is not None
         assert job.error.startswith("line 1: ")
     else:
-        assert job.item.request.prompt == text
+        assert job.item.spec.prompt == text
         text.encode("utf-8")  # only real text gets through
 
 

@@ -126,7 +126,7 @@ def test_relative_frames_resolve_against_the_files_folder(
     assert second.item is not None
     assert first.item.local_frames == [str(folder / "start.png"), str(folder / "sub" / "end.png")]
     assert second.item.local_frames == []
-    assert second.item.request.image.id == "an-image-id"
+    assert second.item.image == "an-image-id"
 
 
 def test_a_key_used_twice_is_an_error_on_the_second_line(folder: Path) -> None:
@@ -343,7 +343,7 @@ def test_enum_values_are_read_forgivingly_where_unambiguous(
     path = write_jobs(folder / "jobs.jsonl", {"prompt": "p", "image": "start.png", field: given})
     (job,) = read_jobs(path)
     assert job.item is not None, job.error
-    assert getattr(job.item.request, field) == read
+    assert getattr(job.item.spec, field) == read
 
 
 def test_cattrs_errors_read_as_field_and_problem(folder: Path) -> None:

@@ -27,10 +27,12 @@ from leonardo_async import (
     BatchItem,
     BatchResult,
     BatchSubmitter,
+    ImageToVideoRequest,
     Journal,
     JournalDamagedError,
     JournalMismatchError,
     LeonardoClient,
+    UploadedImage,
 )
 from leonardo_async._journal import ItemState, JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
@@ -238,6 +240,12 @@ async def uploaded_item(client: LeonardoClient, tmp_path: Path, prompt: str) -> 
     return BatchItem.create(prompt=prompt, image=await client.upload_image(path))
 
 
+def request_of(item: BatchItem) -> ImageToVideoRequest:
+    """The submit of an item whose start frame is on the server."""
+    assert isinstance(item.image, UploadedImage)
+    return ImageToVideoRequest.of(item.spec, item.image.as_frame())
+
+
 async def test_states_are_written_before_each_step(sim: Simulator, tmp_path: Path) -> None:
     """Every step is journaled before it is taken: the seed and 'submitting' precede the POST."""
     seen: list[tuple[ItemState, int, int | None]] = []
@@ -276,7 +284,7 @@ async def test_resume_adopts_a_job_the_crash_left_in_submitting(
     async with client_for(sim) as client:
         item = await uploaded_item(client, tmp_path, "adopt me")
         started = datetime.now(timezone.utc)
-        job = await client.submit(attrs.evolve(item.request, seed=SEED))
+        job = await client.submit(attrs.evolve(request_of(item), seed=SEED))
         entry_for(journal, item, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
         async with BatchSubmitter(client, journal=journal) as batch:
             results = await run_all(batch, [item])
@@ -335,7 +343,7 @@ async def test_resume_does_not_take_another_items_job(
         item = await uploaded_item(client, tmp_path, "same prompt")
         twin = attrs.evolve(item, key="twin")
         started = datetime.now(timezone.utc)
-        job = await client.submit(attrs.evolve(item.request, seed=SEED))
+        job = await client.submit(attrs.evolve(request_of(item), seed=SEED))
         entry_for(journal, twin, 1, state=ItemState.SUBMITTED, seed=SEED, generation_id=job.id)
         entry_for(journal, item, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
         async with BatchSubmitter(client, journal=journal) as batch:
@@ -352,7 +360,7 @@ async def test_submitted_items_are_tracked_never_resubmitted(
     out = tmp_path / "videos"
     async with client_for(sim) as client:
         item = await uploaded_item(client, tmp_path, "already sent")
-        job = await client.submit(item.request)
+        job = await client.submit(request_of(item))
         entry_for(journal, item, state=ItemState.SUBMITTED, generation_id=job.id)
         async with BatchSubmitter(client, journal=journal, out_dir=out) as batch:
             results = await run_all(batch, [item])
@@ -370,7 +378,7 @@ async def test_complete_items_with_a_missing_video_are_only_downloaded(
     out = tmp_path / "videos"
     async with client_for(sim) as client:
         item = await uploaded_item(client, tmp_path, "lost my file")
-        job = await client.submit(item.request)
+        job = await client.submit(request_of(item))
         await client.wait(job.id)
         gone = str(out / "deleted.mp4")
         entry_for(journal, item, state=ItemState.COMPLETE, generation_id=job.id, video=gone)
@@ -452,7 +460,7 @@ async def test_an_undecided_resume_stays_undecided(
     async with client_for(sim) as client:
         item = await uploaded_item(client, tmp_path, "maybe sent")
         started = datetime.now(timezone.utc)
-        job = await client.submit(attrs.evolve(item.request, seed=SEED))
+        job = await client.submit(attrs.evolve(request_of(item), seed=SEED))
         entry_for(journal, item, state=ItemState.SUBMITTING, seed=SEED, submit_started=started)
         sim.configure(faults=FaultConfig(server_error_rate=1.0, routes={LISTING}))
         async with BatchSubmitter(client, journal=journal) as batch:

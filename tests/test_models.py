@@ -20,6 +20,7 @@ from leonardo_async import (
     Orientation,
     Resolution,
     ValidationError,
+    VideoSpec,
 )
 from leonardo_async._convert import dumps_request
 from leonardo_async.models import MAX_SEED
@@ -286,3 +287,16 @@ def test_account_balance() -> None:
     assert Account("u", subscription_tokens=10, paid_tokens=5).token_balance == 15
     assert Account("u", subscription_tokens=10).token_balance == 10
     assert Account("u").token_balance == 0
+
+
+def test_a_spec_is_checked_without_frames_and_joined_to_them_unchanged() -> None:
+    """A VideoSpec carries the Veo checks on its own; ``of`` adds frames and changes nothing."""
+    with pytest.raises(ValidationError, match="duration"):
+        VideoSpec(prompt="a cat", duration=5)
+    spec = VideoSpec(prompt="a cat", width=1080, height=1920, seed=7)
+    request = ImageToVideoRequest.of(spec, START, FrameRef("end"))
+    assert request.spec == spec
+    assert (request.image, request.end_image) == (START, FrameRef("end"))
+    assert request == ImageToVideoRequest(
+        prompt="a cat", image=START, end_image=FrameRef("end"), width=1080, height=1920, seed=7
+    )

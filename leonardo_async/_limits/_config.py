@@ -36,12 +36,14 @@ DEFAULT_MAX_QUEUED: Final = 2
 FALLBACK_SLOTS: Final = 10
 
 
-#: Tuning values: a share of a rate, a growth factor, a count of events, seconds, a rate.
-_SHARE = in_range(0.01, 1)
-_GROWTH = in_range(1, 10)
-_COUNT = in_range(1, 1_000_000, integer=True)
-_SECONDS = in_range(0, MAX_SECONDS)
-_PER_SECOND = in_range(1e-6, 1e6)
+#: Tuning values that are not seconds: shares of a rate, growth factors, counts of
+#: events, rates per second; each group with its range and whether it counts.
+_TUNING_RANGES: Final = (
+    (("pace", "decrease", "settle", "saturated"), 0.01, 1.0, False),
+    (("increase", "creep"), 1.0, 10.0, False),
+    (("recover_after", "slots_recover_after"), 1, 1_000_000, True),
+    (("min_rate", "unlimited"), 1e-6, 1e6, False),
+)
 
 #: A rate below one a minute, or above a million, is a mistake (it would mean "never").
 _RATE = in_range(1, 1e6, allow_none=True)
@@ -146,25 +148,35 @@ class Tuning:
         mean the pace after a pause is itself too fast.
     """
 
-    pace: float = attrs.field(default=0.98, validator=_SHARE)
-    decrease: float = attrs.field(default=0.9, validator=_SHARE)
-    settle: float = attrs.field(default=0.97, validator=_SHARE)
-    recover_after: int = attrs.field(default=20, validator=_COUNT)
-    increase: float = attrs.field(default=1.05, validator=_GROWTH)
-    creep: float = attrs.field(default=1.01, validator=_GROWTH)
-    creep_every: float = attrs.field(default=10.0, validator=_SECONDS)
-    forget: float = attrs.field(default=60.0, validator=_SECONDS)
-    window: float = attrs.field(default=60.0, validator=_SECONDS)
-    min_rate: float = attrs.field(default=1.0 / 60.0, validator=_PER_SECOND)
-    binding: float = attrs.field(default=1.0, validator=_SECONDS)
-    saturated: float = attrs.field(default=0.9, validator=_SHARE)
-    unlimited: float = attrs.field(default=1000.0, validator=_PER_SECOND)
-    slots_recover_after: int = attrs.field(default=10, validator=_COUNT)
-    slots_forget: float = attrs.field(default=60.0, validator=_SECONDS)
-    slots_episode: float = attrs.field(default=1.0, validator=_SECONDS)
-    pause_base: float = attrs.field(default=1.0, validator=_SECONDS)
-    pause_max: float = attrs.field(default=30.0, validator=_SECONDS)
-    episode_grace: float = attrs.field(default=0.5, validator=_SECONDS)
+    pace: float = 0.98
+    decrease: float = 0.9
+    settle: float = 0.97
+    recover_after: int = 20
+    increase: float = 1.05
+    creep: float = 1.01
+    creep_every: float = 10.0
+    forget: float = 60.0
+    window: float = 60.0
+    min_rate: float = 1.0 / 60.0
+    binding: float = 1.0
+    saturated: float = 0.9
+    unlimited: float = 1000.0
+    slots_recover_after: int = 10
+    slots_forget: float = 60.0
+    slots_episode: float = 1.0
+    pause_base: float = 1.0
+    pause_max: float = 30.0
+    episode_grace: float = 0.5
+
+    def __attrs_post_init__(self) -> None:
+        checked: set[str] = set()
+        for names, low, high, integer in _TUNING_RANGES:
+            for name in names:
+                number(name, getattr(self, name), low, high, integer=integer)
+            checked.update(names)
+        for field in attrs.fields(Tuning):  # the rest are seconds
+            if field.name not in checked:
+                number(field.name, getattr(self, field.name), 0, MAX_SECONDS)
 
 
 class Clock(Protocol):

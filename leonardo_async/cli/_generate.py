@@ -28,7 +28,7 @@ from .._errors import (
 from .._fields import JobSpec
 from .._schedule import PollSchedule
 from .._uploads import is_local_image, read_image
-from ..models import FrameRef, Generation, GenerationJob, ImageToVideoRequest
+from ..models import Generation, GenerationJob
 from ._common import (
     EXIT_API_ERROR,
     EXIT_BAD_INPUT,
@@ -288,11 +288,7 @@ def check(job: GenerateJob) -> None:
 
     :raises ValidationError: naming the field at fault
     """
-    ImageToVideoRequest(
-        image=FrameRef("start-frame"),
-        end_image=None if job.spec.end_image is None else FrameRef("end-frame"),
-        **job.spec.request_options(),
-    )
+    job.spec.video_spec()
     for name, source in (("image", job.spec.image), ("end_image", job.spec.end_image)):
         if source is not None and is_path(source):
             check_file(source, name)

@@ -121,7 +121,7 @@ def _frame(label: str, source: FrameSource | None, frames: _Frames) -> str:
 def _facts(item: BatchItem | None) -> list[tuple[str, str]]:
     if item is None:
         return []
-    request = item.request
+    request = item.spec
     size = (
         f"{request.width}x{request.height}"
         if request.width and request.height
@@ -153,7 +153,7 @@ def _card(
     if item is None:
         status, error, prompt = "ERROR", f"bad line: {job.error}", ""
     elif result is None:
-        status, prompt = "PENDING", item.request.prompt
+        status, prompt = "PENDING", item.spec.prompt
         error = "not finished in this run; resume with --resume" if finished else None
     else:
         status, error, prompt = result.status, result.error, result.prompt

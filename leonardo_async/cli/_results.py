@@ -55,7 +55,7 @@ def result_lines(
             continue
         entry = journal.entry(key)
         running = entry.generation_id if entry is not None else None
-        lines.append(unfinished_line(job.line, job.item.request.prompt, running))
+        lines.append(unfinished_line(job.line, job.item.spec.prompt, running))
     return lines
 
 
