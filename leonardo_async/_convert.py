@@ -3,7 +3,9 @@
 Models use Python names; Leonardo uses camelCase with a few Hasura snake_case envelopes
 (``generations_by_pk``) and odd spellings (``motionMP4URL``, ``generationId``). The
 renames live in :data:`_WIRE_NAMES` and a camelCase rule, applied by a hook factory, so
-no model and no caller ever builds or picks apart a dict by hand.
+no model and no caller ever builds or picks apart a dict by hand. The shapes of whole
+response bodies are in :mod:`._envelopes` (re-exported here, so callers name one module
+for the wire); this module is the converter that reads and writes them.
 
 Reading is lenient wherever the job can go on and strict only where it cannot. The fields
 a caller needs to proceed have no default (a generation's ``id`` and ``status``, a submit's
@@ -23,7 +25,6 @@ which on Python 3.10 refuses the trimmed fractions Postgres prints (``...08.03``
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import re
 import types
@@ -37,11 +38,42 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ._envelopes import (  # re-exported: callers name one module for the wire
+    CallbackEvent as CallbackEvent,
+)
+from ._envelopes import (
+    DeletedEnvelope as DeletedEnvelope,
+)
+from ._envelopes import (
+    DeletedImageEnvelope as DeletedImageEnvelope,
+)
+from ._envelopes import (
+    GenerationCallback as GenerationCallback,
+)
+from ._envelopes import (
+    GenerationEnvelope as GenerationEnvelope,
+)
+from ._envelopes import (
+    GenerationListEnvelope as GenerationListEnvelope,
+)
+from ._envelopes import (
+    MeEnvelope as MeEnvelope,
+)
+from ._envelopes import (
+    SubmitEnvelope as SubmitEnvelope,
+)
+from ._envelopes import (
+    UploadEnvelope as UploadEnvelope,
+)
+from ._envelopes import (
+    UploadTarget as UploadTarget,
+)
+from ._envelopes import (
+    account_from as account_from,
+)
 from ._errors import ResponseShapeError
 from .models import (
-    Account,
     GeneratedImage,
-    GenerationJob,
     GenerationStatus,
     ImageToVideoRequest,
     VideoSpec,
@@ -53,148 +85,11 @@ T = TypeVar("T")
 logger = logging.getLogger("leonardo_async")
 
 __all__ = [
-    "CallbackEvent",
-    "DeletedEnvelope",
-    "DeletedImageEnvelope",
-    "GenerationCallback",
-    "GenerationEnvelope",
-    "GenerationListEnvelope",
-    "MeEnvelope",
-    "SubmitEnvelope",
-    "UploadEnvelope",
-    "UploadTarget",
-    "account_from",
     "dumps_request",
     "dumps_spec",
     "parse_timestamp",
     "structure",
 ]
-
-
-# --- wire envelopes: private shapes of whole response bodies ------------------------------
-
-
-@attrs.frozen
-class UploadTarget:
-    """Step one of an upload: where to POST the file, and the presigned form fields."""
-
-    id: str
-    url: str
-    fields: str
-    key: str | None = None
-
-    def form_fields(self) -> dict[str, str]:
-        """Decode ``fields``, which Leonardo sends as a JSON-encoded string."""
-        try:
-            decoded = json.loads(self.fields)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, dict):
-            raise ResponseShapeError(
-                self.url, ["expected a JSON object @ $.uploadInitImage.fields"]
-            )
-        return {str(k): str(v) for k, v in decoded.items()}
-
-
-@attrs.frozen
-class UploadEnvelope:
-    upload_init_image: UploadTarget | None
-
-
-@attrs.frozen
-class SubmitEnvelope:
-    motion_video_generation_job: GenerationJob | None
-
-
-@attrs.frozen
-class GenerationEnvelope:
-    generations_by_pk: Generation | None
-
-
-@attrs.frozen
-class GenerationListEnvelope:
-    generations: tuple[Generation, ...]
-
-
-@attrs.frozen
-class DeletedId:
-    id: str
-
-
-@attrs.frozen
-class DeletedEnvelope:
-    delete_generations_by_pk: DeletedId | None
-
-
-@attrs.frozen
-class DeletedImageEnvelope:
-    delete_init_images_by_pk: DeletedId | None
-
-
-@attrs.frozen
-class _User:
-    id: str
-    username: str | None = None
-
-
-@attrs.frozen
-class _UserDetails:
-    user: _User
-    api_concurrency_slots: int | None = None
-    api_subscription_tokens: int | None = None
-    api_paid_tokens: int | None = None
-
-
-@attrs.frozen
-class MeEnvelope:
-    user_details: tuple[_UserDetails, ...]
-
-
-@attrs.frozen
-class CallbackEvent:
-    """What every webhook callback is read for first: its event ``type``."""
-
-    type: str
-
-
-@attrs.frozen
-class _CallbackGeneration(Generation):
-    """A generation as a callback sends it: ``images`` where the API says ``generated_images``."""
-
-
-@attrs.frozen
-class _CallbackData:
-    object: _CallbackGeneration
-
-
-@attrs.frozen
-class GenerationCallback:
-    """A generation callback (``{"type", "data": {"object": {...}}}``).
-
-    ``object``, ``timestamp`` and ``api_version`` are not read: nothing depends on them and
-    their types are not pinned down well enough to reject a callback over.
-    """
-
-    type: str
-    data: _CallbackData
-
-    def generation(self) -> Generation:
-        """The reported generation, as a plain :class:`Generation`."""
-        return Generation(**attrs.asdict(self.data.object, recurse=False))
-
-
-def account_from(me: MeEnvelope, url: str) -> Account:
-    """The key owner's account, from the first ``user_details`` entry."""
-    if not me.user_details:
-        raise ResponseShapeError(url, ["expected at least one entry @ $.user_details"])
-    details = me.user_details[0]
-    return Account(
-        user_id=details.user.id,
-        username=details.user.username,
-        concurrency_slots=details.api_concurrency_slots,
-        subscription_tokens=details.api_subscription_tokens,
-        paid_tokens=details.api_paid_tokens,
-    )
 
 
 # --- names ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ LAYERS = [
     "_errors",
     "_validate",
     "models",
+    "_envelopes",
     "_convert",
     "_retry",
     "_limits",
