@@ -18,37 +18,27 @@ Results come out as they happen::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 import anyio
-import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._batch_item import ItemPipeline
+from ._batch_uploads import FrameUploads
 from ._budget import Budget
 from ._client import LeonardoClient
 from ._errors import (
-    APIError,
     ClientStateError,
-    DownloadError,
-    GenerationFailedError,
     JournalMismatchError,
     JournalWriteError,
     LeonardoError,
-    OverBudgetError,
-    RateLimitError,
-    SubmitUncertainError,
-    TransportError,
-    UploadError,
     ValidationError,
 )
 from ._items import (
@@ -57,20 +47,16 @@ from ._items import (
     BatchResult,
     BatchStatistics,
     BatchSummary,
-    FrameSource,
-    ResultStatus,
-    remote_frame,
-    video_name,
+    plan,
 )
-from ._journal import ItemState, Journal, JournalEntry
-from ._limits import Limits, RateGate, SubmitSlot
+from ._journal import Journal
+from ._limits import Limits, RateGate
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
-from ._uploads import read_image
 from ._validate import MAX_SECONDS, number, positive_amount
-from .models import Cost, FrameRef, Generation, GenerationJob, ImageToVideoRequest
+from .models import Cost
 
-__all__ = ["BatchSubmitter", "plan"]
+__all__ = ["BatchSubmitter"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -79,25 +65,7 @@ logger = logging.getLogger("leonardo_async")
 PREFETCH: Final = 16
 #: Without a running bound, at most this many items are in flight at once.
 UNBOUNDED_WINDOW: Final = 1000
-#: 429s on one submit before its item gives up (each waits out the key's shared pause).
-SUBMIT_REFUSALS: Final = 20
-
 ProgressHook = Callable[[BatchStatistics], None]
-_STATUS: Final[dict[ItemState, ResultStatus]] = {
-    ItemState.COMPLETE: "COMPLETE",
-    ItemState.FAILED: "FAILED",
-}
-
-
-@attrs.define(eq=False)
-class _Held:
-    """The slots one item holds: the batch's own, and the key's for its submit."""
-
-    key: SubmitSlot | None = None
-
-
-#: What a submit refused for a stale cached upload returns instead of the slots it held.
-_STALE_FRAMES: Final = _Held()
 
 
 class BatchSubmitter:
@@ -166,17 +134,10 @@ class BatchSubmitter:
         self.on_progress = on_progress
         self.estimator = CostEstimator()
         self._budget = Budget(budget, self.estimator)
-        self._uploads = anyio.CapacityLimiter(upload_concurrency)
+        self._upload_concurrency = upload_concurrency
         self._downloads = anyio.CapacityLimiter(download_concurrency)
-        self._digests: dict[str, str] = {}
-        self._inflight_uploads: dict[str, anyio.Event] = {}
-        #: Frames whose upload failed in this run, by content hash: their other items fail
-        #: at once instead of each retrying it in turn (a resume tries again).
-        self._failed_uploads: dict[str, str] = {}
-        #: Image ids this run took from the journal's upload cache, by content hash.
-        self._cached: dict[str, str] = {}
-        #: Cached image ids the server refused (items that sent one upload again).
-        self._stale: set[str] = set()
+        self._frames: FrameUploads | None = None
+        self._pipeline: ItemPipeline | None = None
         #: Failed generations of items resubmitted by ``retry_failed`` in this run.
         self._retired: set[str] = set()
         self._counts = dict.fromkeys(
@@ -189,8 +150,6 @@ class BatchSubmitter:
         self._failures: list[LeonardoError] = []
         self._work = anyio.CancelScope()
         self._own_bound: int | None = None
-        self._own_slots: anyio.CapacityLimiter | None = None
-        self._own_submits: RateGate | None = None
         self._window: float | None = None
 
     async def __aenter__(self) -> BatchSubmitter:
@@ -199,6 +158,7 @@ class BatchSubmitter:
             raise ClientStateError("this BatchSubmitter is already open")
         if self._journal_path is not None:
             self._journal = Journal(self._journal_path)
+        self._frames = FrameUploads(self.client, self.journal, self._upload_concurrency)
         self._entered = True
         return self
 
@@ -328,48 +288,43 @@ class BatchSubmitter:
         # The batch's own bounds nest inside the key's (never replace them): two batches
         # on one client share the key's slots, and what the key learned stays learned.
         own = self.limits
-        self._own_bound = self._own_slots = self._own_submits = None
+        self._own_bound = own_slots = own_submits = None
         if own is not None and isinstance(own.max_running, int):
             self._own_bound = own.max_running
-            self._own_slots = anyio.CapacityLimiter(own.max_running + own.queue_allowance)
+            own_slots = anyio.CapacityLimiter(own.max_running + own.queue_allowance)
         if own is not None and own.submits_per_minute is not None:
-            self._own_submits = RateGate(own.submits_per_minute, burst=1)
+            own_submits = RateGate(own.submits_per_minute, burst=1)
         self._window = (
-            self._own_slots.total_tokens
-            if self._own_slots is not None
-            else await self.client.in_flight_bound()
+            own_slots.total_tokens if own_slots is not None else await self.client.in_flight_bound()
         )
-        await self._check_owner()
+        # The journal is this account's at this server from now on (or refused as another's).
+        account = await self.client.account()
+        self.journal.claim(account.user_id, self.client.base_url, force=self.force)
         # Each run counts from the journal afresh (a second run must not count twice).
-        self._ended = dict.fromkeys(self._ended, 0)
+        self._ended.update(dict.fromkeys(self._ended, 0))
+        assert self._frames is not None  # made on entry, as the journal
+        self._pipeline = ItemPipeline(
+            client=self.client,
+            journal=self.journal,
+            frames=self._frames,
+            budget=self._budget,
+            downloads=self._downloads,
+            counts=self._counts,
+            ended=self._ended,
+            retired=self._retired,
+            on_change=self._progress,
+            stop=self._stop,
+            out_dir=self.out_dir,
+            schedule=self.schedule,
+            wait_timeout=self.wait_timeout,
+            retry_failed=self.retry_failed,
+            own_slots=own_slots,
+            own_submits=own_submits,
+        )
         self._budget.spent = {}
         for entry in self.journal.entries():
             if entry.cost_amount is not None and entry.cost_unit is not None:
                 self._budget.add(Cost(Decimal(entry.cost_amount), entry.cost_unit))
-
-    async def _check_owner(self) -> None:
-        """Refuse a journal written for another account or server; record this one's.
-
-        Its generations and cached uploads exist only there: resuming under another key
-        would not find the jobs it paid for (and buy them again) and would send image ids
-        that account cannot use. With ``force`` the cached uploads are dropped instead.
-        """
-        account = await self.client.account()
-        here = {"user_id": account.user_id, "base_url": self.client.base_url}
-        there = {name: self.journal.meta(name) for name in here}
-        differs = [n for n in here if there[n] is not None and there[n] != here[n]]
-        if differs and not self.journal.is_empty():
-            if not self.force:
-                raise JournalMismatchError(
-                    f"the journal {self.journal.path} belongs to account {there['user_id']} at "
-                    f"{there['base_url']}, not to this key's account {account.user_id} at "
-                    f"{self.client.base_url}; its jobs are not visible here, so resuming would "
-                    "buy them again. Use the key and LEONARDO_BASE_URL it was written with"
-                )
-            logger.warning("journal of another account resumed (forced): cached uploads dropped")
-            self.journal.forget_uploads()
-        for name, value in here.items():
-            self.journal.set_meta(name, value)
 
     async def _feed(
         self,
@@ -383,6 +338,8 @@ class BatchSubmitter:
         safely without its write-ahead record): the work in flight is cancelled, its
         last journaled step kept for a resume, and the error raised from :meth:`stream`.
         """
+        pipeline = self._pipeline
+        assert pipeline is not None  # made by _prepare, before the feed starts
         window = anyio.Semaphore(int(self._window or UNBOUNDED_WINDOW) + PREFETCH)
         seen: set[str] = set()
         async with send, anyio.create_task_group() as tg:
@@ -392,7 +349,7 @@ class BatchSubmitter:
                 async for item in _aiter(items):
                     key = _key(item, index)
                     if key in seen:  # a second item on one journal row would be paid twice
-                        await send.send(self._duplicate(key, index, item))
+                        await send.send(pipeline.duplicate(key, index, item))
                         index += 1
                         continue
                     seen.add(key)
@@ -404,12 +361,12 @@ class BatchSubmitter:
                         failures.append(exc)
                         break
                     index += 1
-                    if not self._should_work(entry):
-                        await send.send(self._finish(entry, item, None))
+                    if not pipeline.should_work(entry):
+                        await send.send(pipeline.finish(entry, item, None))
                         continue
                     await window.acquire()
                     self._counts["queued"] += 1
-                    tg.start_soon(self._item, item, entry, send, window)
+                    tg.start_soon(pipeline.run, item, entry, send, window)
             except JournalWriteError as exc:
                 self._stop(exc)
             if self._total is None:
@@ -422,400 +379,11 @@ class BatchSubmitter:
             self._failures.append(exc)
         self._work.cancel()
 
-    def _should_work(self, entry: JournalEntry) -> bool:
-        """Whether a journaled item needs work in this run (see the journal's table)."""
-        if entry.state is ItemState.COMPLETE:
-            video = self._video(entry)
-            return self.out_dir is not None and (video is None or not video.is_file())
-        if entry.state is ItemState.FAILED:
-            return self.retry_failed
-        return True  # unfinished, or an error: resuming it cannot pay twice
-
-    async def _item(
-        self,
-        item: BatchItem,
-        entry: JournalEntry,
-        send: MemoryObjectSendStream[BatchResult],
-        window: anyio.Semaphore,
-    ) -> None:
-        self._counts["queued"] -= 1
-        generation: Generation | None = None
-        try:
-            try:
-                entry, generation = await self._process(item, entry)
-            except JournalWriteError:
-                raise
-            except LeonardoError as exc:
-                entry = self._failed_step(entry, str(exc))
-            except Exception as exc:  # a bug must not take the other items down
-                logger.exception("item %s failed unexpectedly", entry.key)
-                entry = self._failed_step(entry, repr(exc))
-        except JournalWriteError as exc:
-            self._stop(exc)
-            return
-        finally:
-            window.release()
-        await send.send(self._finish(entry, item, generation))
-
-    def _failed_step(self, entry: JournalEntry, error: str) -> JournalEntry:
-        """End an item in ``error`` from its latest journaled row.
-
-        The row may have moved on since ``entry`` was read (a generation id recorded, a
-        submit begun): keep all of it, so that a resume tracks that generation, or looks
-        for it, rather than paying for another.
-        """
-        latest = self.journal.entry(entry.key) or entry
-        uncertain = latest.uncertain or (
-            latest.state is ItemState.SUBMITTING and latest.generation_id is None
-        )
-        return self.journal.update(latest, state=ItemState.ERROR, error=error, uncertain=uncertain)
-
-    async def _process(
-        self, item: BatchItem, entry: JournalEntry
-    ) -> tuple[JournalEntry, Generation | None]:
-        """Take one item from wherever the journal left it to an end."""
-        if entry.state is ItemState.FAILED:  # only here when retry_failed asked for it
-            # A fresh seed, and the failed job held aside, so that a lost answer to the
-            # new submit is never matched to the old job in the listing.
-            if entry.generation_id is not None:
-                self._retired.add(entry.generation_id)
-            entry = self.journal.update(
-                entry,
-                state=ItemState.PENDING,
-                generation_id=None,
-                seed=None,
-                uncertain=False,
-                error=None,
-            )
-        if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
-            entry = await self._reconcile(item, entry)
-        if entry.generation_id is None:
-            request = await self._with_frames(item, entry)
-            entry, token = await self._submit(request, entry, stale_frames=True)
-            if token is _STALE_FRAMES:  # refused for a cached upload: upload, submit again
-                request = await self._with_frames(item, entry)
-                entry, token = await self._submit(request, entry)
-            if token is None:
-                return entry, None
-        else:  # a job from an earlier run: it runs, so it holds a slot
-            token = await self._take_slot(key=False)
-            await self.client.adopt(entry.generation_id)
-        try:
-            outcome = await self._track(entry)
-        finally:
-            self._give_slot(token)
-        if isinstance(outcome, GenerationFailedError):
-            entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
-            return entry, outcome.generation
-        return await self._download(entry, outcome), outcome
-
-    async def _reconcile(self, item: BatchItem, entry: JournalEntry) -> JournalEntry:
-        """The last run may have created this item's job: look before submitting again."""
-        since = entry.submit_started or datetime.now(timezone.utc)
-        request = attrs.evolve(item.spec, seed=entry.seed)
-        # The listing is watched until its lag has passed since the submit began (one
-        # look, for a submit long past).
-        found = await self.client.find_submitted(
-            request, since=since, claimed=self._claimed(), failed_at=since
-        )
-        if found is None:
-            logger.info("item %s: no job from the last run; submitting", entry.key)
-            return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)
-        logger.info("item %s: found its job %s from the last run", entry.key, found.id)
-        return self.journal.update(
-            entry, state=ItemState.SUBMITTED, generation_id=found.id, uncertain=False, error=None
-        )
-
-    async def _with_frames(self, item: BatchItem, entry: JournalEntry) -> ImageToVideoRequest:
-        """The item's request, its local frames uploaded first (each distinct file once)."""
-        uploading = bool(item.local_frames)
-        if uploading:
-            self.journal.update(entry, state=ItemState.UPLOADING)
-            self._counts["uploading"] += 1
-        try:
-            start = await self._frame(item.image, "image")
-            end = None if item.end_image is None else await self._frame(item.end_image, "end_image")
-        finally:
-            self._counts["uploading"] -= int(uploading)
-        return ImageToVideoRequest.of(item.spec, start, end)
-
-    async def _frame(self, source: FrameSource, name: str) -> FrameRef:
-        remote = remote_frame(source)
-        if remote is not None:
-            return remote
-        path = os.fspath(source)  # type: ignore[arg-type]
-        digest = self._digests.get(path)
-        if digest is None:
-            image = read_image(path, name=name)
-            digest = hashlib.sha256(image.data).hexdigest()
-            self._digests[path] = digest
-        while True:
-            failed = self._failed_uploads.get(digest)
-            if failed is not None:
-                raise UploadError(f"{name} {path}: its upload failed in this run ({failed})")
-            known = self.journal.uploaded(digest)
-            if known is not None:
-                self._cached[digest] = known
-                return FrameRef(known)
-            pending = self._inflight_uploads.get(digest)
-            if pending is None:
-                break
-            await pending.wait()
-        done = self._inflight_uploads[digest] = anyio.Event()
-        try:
-            async with self._uploads:
-                uploaded = await self.client.upload_image(path, name=name)
-        except (UploadError, TransportError, APIError) as exc:
-            self._failed_uploads[digest] = str(exc)
-            raise
-        finally:
-            del self._inflight_uploads[digest]
-            done.set()
-        self.journal.record_upload(digest, uploaded.id)
-        return uploaded.as_frame()
-
-    def _forget_stale(self, request: ImageToVideoRequest, refusal: APIError) -> bool:
-        """After a 400: drop the cached uploads it may be about; whether there were any.
-
-        The cache outlives the images (deleted, or gone with the server's state), and a
-        400 created nothing, so uploading again and resubmitting cannot pay twice.
-        """
-        sent = {frame.id for frame in (request.image, request.end_image) if frame is not None}
-        text = (refusal.error or str(refusal)).lower()
-        cached = set(self._cached.values())
-        stale = {
-            image_id
-            for image_id in sent
-            if image_id in self._stale
-            or (image_id in cached and (image_id.lower() in text or "image" in text))
-        }
-        for digest, image_id in list(self._cached.items()):
-            if image_id in stale:
-                logger.info("init image %s from the journal is refused; uploading again", image_id)
-                self.journal.forget_upload(image_id)
-                del self._cached[digest]
-        self._stale |= stale
-        return bool(stale)
-
-    async def _submit(
-        self, request: ImageToVideoRequest, entry: JournalEntry, *, stale_frames: bool = False
-    ) -> tuple[JournalEntry, _Held | None]:
-        """Submit with the journaled seed; record the job before anything else happens.
-
-        Refusals (429: nothing was created) are waited out a bounded number of times.
-        The running slot is taken for each attempt and given back on a refusal, so a
-        bound lowered by refusals holds back the submits already waiting too. The
-        budget is checked with the slot in hand, when the costs of the jobs before this
-        one are known.
-
-        :param stale_frames: a 400 about a frame from the journal's upload cache drops
-            those entries and returns :data:`_STALE_FRAMES` for the caller to upload again
-        :return: the item's row, and the running slot its job holds (``None`` when no
-            job was created)
-        """
-        seed = entry.seed if entry.seed is not None else request.seed
-        request = self.client.with_seed(attrs.evolve(request, seed=seed))
-        for attempt in range(1, SUBMIT_REFUSALS + 1):
-            token = await self._take_slot()
-            try:
-                reservation = await self._budget.reserve(request)
-            except BaseException as exc:
-                self._give_slot(token)
-                if isinstance(exc, OverBudgetError):
-                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
-                raise
-            entry = self.journal.update(
-                entry,
-                state=ItemState.SUBMITTING,
-                seed=request.seed,
-                submit_started=datetime.now(timezone.utc),
-                attempts=entry.attempts + 1,
-                error=None,
-            )
-            self._counts["submitting"] += 1
-
-            def resending() -> None:  # the journal counts every send, the client's too
-                nonlocal entry
-                entry = self.journal.update(entry, attempts=entry.attempts + 1)
-
-            try:
-                job = await self.client.submit(
-                    request,
-                    claimed=self._claimed(),
-                    retry_refused=False,
-                    slot=token.key,
-                    on_resend=resending,
-                )
-            except BaseException as exc:
-                self._give_slot(token)
-                if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
-                    continue  # the key's shared pause holds everyone; queue again
-                if isinstance(exc, SubmitUncertainError):
-                    return self.journal.update(
-                        entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
-                    ), None
-                if (
-                    stale_frames
-                    and isinstance(exc, APIError)
-                    and exc.status == 400
-                    and self._forget_stale(request, exc)
-                ):
-                    return entry, _STALE_FRAMES
-                if isinstance(exc, LeonardoError):
-                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
-                raise
-            finally:
-                self._budget.release(reservation)
-                self._counts["submitting"] -= 1
-            return self._submitted(request, entry, job), token
-        raise AssertionError("unreachable: the last refusal returns")
-
-    async def _take_slot(self, *, key: bool = True) -> _Held:
-        """A slot of the batch's own bound, then one of the key's (nested inside it)."""
-        held = _Held()
-        if self._own_slots is not None:
-            await self._own_slots.acquire_on_behalf_of(held)
-        try:
-            if self._own_submits is not None and key:
-                await self._own_submits.acquire()
-            if key:
-                held.key = await self.client.in_flight_slot()
-        except BaseException:
-            self._give_slot(held)
-            raise
-        return held
-
-    def _give_slot(self, held: _Held) -> None:
-        """Give back the batch's slot, and the key's unless its job holds it."""
-        if held.key is not None:
-            held.key.release()
-        if self._own_slots is not None:
-            self._own_slots.release_on_behalf_of(held)
-
-    def _submitted(
-        self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
-    ) -> JournalEntry:
-        self._budget.charged(request, job.cost)
-        return self.journal.update(
-            entry,
-            state=ItemState.SUBMITTED,
-            generation_id=job.id,
-            # A refused seed was dropped and the submit sent again without it.
-            seed=None if self.client.seeds_refused else request.seed,
-            cost_amount=None if job.cost is None else str(job.cost.amount),
-            cost_unit=None if job.cost is None else job.cost.unit,
-        )
-
-    def _claimed(self) -> set[str]:
-        """Generation ids a lost submit must never be matched to: all the batch holds."""
-        return self.journal.generation_ids() | self._retired
-
-    async def _track(self, entry: JournalEntry) -> Generation | GenerationFailedError:
-        """Wait for the job; a failed job is returned, not raised (it is a result)."""
-        assert entry.generation_id is not None
-        self._counts["running"] += 1
-        self._progress()
-        try:
-            handle = self.client.track(
-                entry.generation_id, deadline=self.wait_timeout, schedule=self.schedule
-            )
-            return await handle
-        except GenerationFailedError as exc:
-            return exc
-        finally:
-            self._counts["running"] -= 1
-
-    async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
-        if self.out_dir is None:  # the video stays on the CDN: keep its URL for the results
-            return self.journal.update(
-                entry, state=ItemState.COMPLETE, video=generation.video_url, error=None
-            )
-        target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
-        self._counts["downloading"] += 1
-        try:
-            async with self._downloads:
-                await self.client.download(generation, target)
-        except DownloadError as exc:
-            return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
-        except OSError as exc:  # the disk, not the CDN: a resume downloads it again
-            error = f"download to {target} failed: {exc.strerror or exc}"
-            return self.journal.update(entry, state=ItemState.ERROR, error=error)
-        finally:
-            self._counts["downloading"] -= 1
-        return self.journal.update(entry, state=ItemState.COMPLETE, video=target.name, error=None)
-
     # --- bookkeeping --------------------------------------------------------------------
-
-    def _finish(
-        self, entry: JournalEntry, item: BatchItem, generation: Generation | None
-    ) -> BatchResult:
-        status = _STATUS.get(entry.state, "ERROR")
-        self._ended[status] += 1
-        self._progress()
-        cost = (
-            None
-            if entry.cost_amount is None or entry.cost_unit is None
-            else Cost(Decimal(entry.cost_amount), entry.cost_unit)
-        )
-        return BatchResult(
-            key=entry.key,
-            index=entry.index,
-            status=status,
-            prompt=item.spec.prompt,
-            generation_id=entry.generation_id,
-            video=self._video(entry),
-            video_url=(
-                generation.video_url
-                if generation is not None
-                else (entry.video if self.out_dir is None else None)
-            ),
-            cost=cost,
-            error=entry.error,
-            retryable=status == "ERROR",
-            generation=generation,
-        )
-
-    def _video(self, entry: JournalEntry) -> Path | None:
-        """Where the item's video is: the journal keeps its name within ``out_dir``, so a
-        resume from another working directory (or of a moved folder) still finds it."""
-        if entry.video is None or self.out_dir is None:  # without out_dir: the CDN URL
-            return None
-        return self.out_dir / Path(entry.video).name
-
-    def _duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:
-        """The result of an item whose key an earlier item of this batch already has."""
-        self._ended["ERROR"] += 1
-        self._progress()
-        return BatchResult(
-            key=key,
-            index=index,
-            status="ERROR",
-            prompt=item.spec.prompt,
-            error=f"not submitted: duplicate key {key!r} (keys must be unique in a batch)",
-        )
 
     def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.statistics())
-
-
-def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> BatchPlan:
-    """What a batch of ``items`` would upload and cost, without a client or a request."""
-    estimator = estimator or CostEstimator()
-    count, unpriced, frames = 0, 0, set()
-    estimated: dict[str, Decimal] = {}
-    sources: set[str] = set()
-    for item in items:
-        count += 1
-        frames.update(item.local_frames)
-        estimate = estimator.estimate(item.spec)
-        sources.add(estimate.source)
-        if estimate.cost is None:
-            unpriced += 1
-        else:
-            unit = estimate.cost.unit
-            estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
-    return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))
 
 
 def _number(item: BatchItem, index: int) -> int:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from . import _convert as wire
+from ._pricing import CostEstimator
 from ._uploads import FrameSource, remote_frame
 from .models import Cost, FrameRef, Generation, UploadedImage, VideoSpec
 
@@ -29,6 +30,7 @@ __all__ = [
     "BatchSummary",
     "FrameSource",
     "ResultStatus",
+    "plan",
     "remote_frame",
     "video_name",
 ]
@@ -200,3 +202,22 @@ def video_name(index: int, prompt: str, generation_id: str) -> str:
     slug = _SLUG.sub("-", prompt.lower()).strip("-")[:40].strip("-") or "video"
     safe_id = _SLUG.sub("", generation_id.lower())[:12] or "gen"
     return f"{index:05d}-{slug}-{safe_id}.mp4"
+
+
+def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> BatchPlan:
+    """What a batch of ``items`` would upload and cost, without a client or a request."""
+    estimator = estimator or CostEstimator()
+    count, unpriced, frames = 0, 0, set()
+    estimated: dict[str, Decimal] = {}
+    sources: set[str] = set()
+    for item in items:
+        count += 1
+        frames.update(item.local_frames)
+        estimate = estimator.estimate(item.spec)
+        sources.add(estimate.source)
+        if estimate.cost is None:
+            unpriced += 1
+        else:
+            unit = estimate.cost.unit
+            estimated[unit] = estimated.get(unit, Decimal(0)) + estimate.cost.amount
+    return BatchPlan(count, len(frames), estimated, unpriced, tuple(sorted(sources)))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import sqlite3
 import sys
@@ -57,6 +58,8 @@ __all__ = [
     "Journal",
     "JournalEntry",
 ]
+
+logger = logging.getLogger("leonardo_async")
 
 SCHEMA_VERSION: Final = "1"
 
@@ -222,6 +225,31 @@ class Journal:
     def is_empty(self) -> bool:
         """Whether no item was ever recorded."""
         return self._read("SELECT 1 FROM items LIMIT 1").fetchone() is None
+
+    def claim(self, user_id: str, base_url: str, *, force: bool = False) -> None:
+        """Refuse a journal written for another account or server; record this one's.
+
+        Its generations and cached uploads exist only there: resuming under another key
+        would not find the jobs it paid for (and buy them again) and would send image ids
+        that account cannot use. With ``force`` the cached uploads are dropped instead.
+
+        :raises JournalMismatchError: the journal has items of another account or server
+        """
+        here = {"user_id": user_id, "base_url": base_url}
+        there = {name: self.meta(name) for name in here}
+        differs = [n for n in here if there[n] is not None and there[n] != here[n]]
+        if differs and not self.is_empty():
+            if not force:
+                raise JournalMismatchError(
+                    f"the journal {self.path} belongs to account {there['user_id']} at "
+                    f"{there['base_url']}, not to this key's account {user_id} at "
+                    f"{base_url}; its jobs are not visible here, so resuming would "
+                    "buy them again. Use the key and LEONARDO_BASE_URL it was written with"
+                )
+            logger.warning("journal of another account resumed (forced): cached uploads dropped")
+            self.forget_uploads()
+        for name, value in here.items():
+            self.set_meta(name, value)
 
     # --- items --------------------------------------------------------------------------
 

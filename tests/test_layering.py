@@ -42,6 +42,8 @@ LAYERS = [
     "_fields",
     "_jobsfile",
     "_journal",
+    "_batch_uploads",
+    "_batch_item",
     "_batch",
     "webhook",
     "cli",

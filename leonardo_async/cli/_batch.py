@@ -24,7 +24,7 @@ from typing import TextIO
 
 import anyio
 
-from .._batch import BatchSubmitter, plan
+from .._batch import BatchSubmitter
 from .._client import LeonardoClient
 from .._errors import (
     JournalBusyError,
@@ -33,7 +33,7 @@ from .._errors import (
     LeonardoError,
     ValidationError,
 )
-from .._items import BatchItem, BatchResult, BatchStatistics
+from .._items import BatchItem, BatchResult, BatchStatistics, plan
 from .._jobsfile import (
     JobLine,
     ResultLine,

@@ -1,0 +1,417 @@
+"""One batch item's way from its journal row to its result: upload, submit, track, download.
+
+:class:`ItemPipeline` is what each of a :class:`~._batch.BatchSubmitter`'s item tasks
+runs. Every step is written to the journal before it is taken, so a run killed at any
+point resumes from the last row: an item whose submit may have reached the server is
+looked up in the listing (with its journaled seed) before it is sent again. A running
+slot is held from just before the submit until the tracker sees the job end; the
+batch's own bound (when it has one) nests inside the key's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+
+import anyio
+import attrs
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._batch_uploads import FrameUploads
+from ._budget import Budget
+from ._client import LeonardoClient
+from ._errors import (
+    APIError,
+    DownloadError,
+    GenerationFailedError,
+    JournalWriteError,
+    LeonardoError,
+    OverBudgetError,
+    RateLimitError,
+    SubmitUncertainError,
+)
+from ._items import BatchItem, BatchResult, ResultStatus, video_name
+from ._journal import ItemState, Journal, JournalEntry
+from ._limits import RateGate, SubmitSlot
+from ._schedule import PollSchedule
+from .models import Cost, Generation, GenerationJob, ImageToVideoRequest
+
+__all__ = ["ItemPipeline"]
+
+logger = logging.getLogger("leonardo_async")
+
+#: 429s on one submit before its item gives up (each waits out the key's shared pause).
+SUBMIT_REFUSALS: Final = 20
+
+_STATUS: Final[dict[ItemState, ResultStatus]] = {
+    ItemState.COMPLETE: "COMPLETE",
+    ItemState.FAILED: "FAILED",
+}
+
+
+@attrs.define(eq=False)
+class _Held:
+    """The slots one item holds: the batch's own, and the key's for its submit."""
+
+    key: SubmitSlot | None = None
+
+
+#: What a submit refused for a stale cached upload returns instead of the slots it held.
+_STALE_FRAMES: Final = _Held()
+
+
+@attrs.define(eq=False)
+class ItemPipeline:
+    """The steps of one item, with what a batch run shares between its items.
+
+    :param client: the entered client
+    :param journal: the batch's journal
+    :param frames: the run's uploads, each distinct file once
+    :param budget: the batch's spending and limit
+    :param downloads: downloads in flight at once
+    :param counts: items per step now (queued, uploading, submitting, running,
+        downloading), which the submitter's statistics read
+    :param ended: items per result status in this run
+    :param retired: failed generations of items resubmitted by ``retry_failed``
+    :param on_change: called after each change of ``counts`` or ``ended``
+    :param stop: ends the whole batch (the journal cannot be written)
+    :param own_slots: the batch's own running bound, inside the key's
+    :param own_submits: the batch's own submit rate, inside the key's
+    """
+
+    client: LeonardoClient
+    journal: Journal
+    frames: FrameUploads
+    budget: Budget
+    downloads: anyio.CapacityLimiter
+    counts: dict[str, int]
+    ended: dict[str, int]
+    retired: set[str]
+    on_change: Callable[[], None]
+    stop: Callable[[JournalWriteError], None]
+    out_dir: Path | None = None
+    schedule: PollSchedule | None = None
+    wait_timeout: float | None = None
+    retry_failed: bool = False
+    own_slots: anyio.CapacityLimiter | None = None
+    own_submits: RateGate | None = None
+
+    def should_work(self, entry: JournalEntry) -> bool:
+        """Whether a journaled item needs work in this run (see the journal's table)."""
+        if entry.state is ItemState.COMPLETE:
+            video = self._video(entry)
+            return self.out_dir is not None and (video is None or not video.is_file())
+        if entry.state is ItemState.FAILED:
+            return self.retry_failed
+        return True  # unfinished, or an error: resuming it cannot pay twice
+
+    async def run(
+        self,
+        item: BatchItem,
+        entry: JournalEntry,
+        send: MemoryObjectSendStream[BatchResult],
+        window: anyio.Semaphore,
+    ) -> None:
+        self.counts["queued"] -= 1
+        generation: Generation | None = None
+        try:
+            try:
+                entry, generation = await self._process(item, entry)
+            except JournalWriteError:
+                raise
+            except LeonardoError as exc:
+                entry = self._failed_step(entry, str(exc))
+            except Exception as exc:  # a bug must not take the other items down
+                logger.exception("item %s failed unexpectedly", entry.key)
+                entry = self._failed_step(entry, repr(exc))
+        except JournalWriteError as exc:
+            self.stop(exc)
+            return
+        finally:
+            window.release()
+        await send.send(self.finish(entry, item, generation))
+
+    def _failed_step(self, entry: JournalEntry, error: str) -> JournalEntry:
+        """End an item in ``error`` from its latest journaled row.
+
+        The row may have moved on since ``entry`` was read (a generation id recorded, a
+        submit begun): keep all of it, so that a resume tracks that generation, or looks
+        for it, rather than paying for another.
+        """
+        latest = self.journal.entry(entry.key) or entry
+        uncertain = latest.uncertain or (
+            latest.state is ItemState.SUBMITTING and latest.generation_id is None
+        )
+        return self.journal.update(latest, state=ItemState.ERROR, error=error, uncertain=uncertain)
+
+    async def _process(
+        self, item: BatchItem, entry: JournalEntry
+    ) -> tuple[JournalEntry, Generation | None]:
+        """Take one item from wherever the journal left it to an end."""
+        if entry.state is ItemState.FAILED:  # only here when retry_failed asked for it
+            # A fresh seed, and the failed job held aside, so that a lost answer to the
+            # new submit is never matched to the old job in the listing.
+            if entry.generation_id is not None:
+                self.retired.add(entry.generation_id)
+            entry = self.journal.update(
+                entry,
+                state=ItemState.PENDING,
+                generation_id=None,
+                seed=None,
+                uncertain=False,
+                error=None,
+            )
+        if entry.generation_id is None and (entry.uncertain or entry.state is ItemState.SUBMITTING):
+            entry = await self._reconcile(item, entry)
+        if entry.generation_id is None:
+            request = await self._with_frames(item, entry)
+            entry, token = await self._submit(request, entry, stale_frames=True)
+            if token is _STALE_FRAMES:  # refused for a cached upload: upload, submit again
+                request = await self._with_frames(item, entry)
+                entry, token = await self._submit(request, entry)
+            if token is None:
+                return entry, None
+        else:  # a job from an earlier run: it runs, so it holds a slot
+            token = await self._take_slot(key=False)
+            await self.client.adopt(entry.generation_id)
+        try:
+            outcome = await self._track(entry)
+        finally:
+            self._give_slot(token)
+        if isinstance(outcome, GenerationFailedError):
+            entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
+            return entry, outcome.generation
+        return await self._download(entry, outcome), outcome
+
+    async def _reconcile(self, item: BatchItem, entry: JournalEntry) -> JournalEntry:
+        """The last run may have created this item's job: look before submitting again."""
+        since = entry.submit_started or datetime.now(timezone.utc)
+        request = attrs.evolve(item.spec, seed=entry.seed)
+        # The listing is watched until its lag has passed since the submit began (one
+        # look, for a submit long past).
+        found = await self.client.find_submitted(
+            request, since=since, claimed=self._claimed(), failed_at=since
+        )
+        if found is None:
+            logger.info("item %s: no job from the last run; submitting", entry.key)
+            return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)
+        logger.info("item %s: found its job %s from the last run", entry.key, found.id)
+        return self.journal.update(
+            entry, state=ItemState.SUBMITTED, generation_id=found.id, uncertain=False, error=None
+        )
+
+    async def _with_frames(self, item: BatchItem, entry: JournalEntry) -> ImageToVideoRequest:
+        """The item's request, its local frames uploaded first (each distinct file once)."""
+        uploading = bool(item.local_frames)
+        if uploading:
+            self.journal.update(entry, state=ItemState.UPLOADING)
+            self.counts["uploading"] += 1
+        try:
+            start = await self.frames.frame(item.image, "image")
+            end = (
+                None
+                if item.end_image is None
+                else await self.frames.frame(item.end_image, "end_image")
+            )
+        finally:
+            self.counts["uploading"] -= int(uploading)
+        return ImageToVideoRequest.of(item.spec, start, end)
+
+    async def _submit(
+        self, request: ImageToVideoRequest, entry: JournalEntry, *, stale_frames: bool = False
+    ) -> tuple[JournalEntry, _Held | None]:
+        """Submit with the journaled seed; record the job before anything else happens.
+
+        Refusals (429: nothing was created) are waited out a bounded number of times.
+        The running slot is taken for each attempt and given back on a refusal, so a
+        bound lowered by refusals holds back the submits already waiting too. The
+        budget is checked with the slot in hand, when the costs of the jobs before this
+        one are known.
+
+        :param stale_frames: a 400 about a frame from the journal's upload cache drops
+            those entries and returns :data:`_STALE_FRAMES` for the caller to upload again
+        :return: the item's row, and the running slot its job holds (``None`` when no
+            job was created)
+        """
+        seed = entry.seed if entry.seed is not None else request.seed
+        request = self.client.with_seed(attrs.evolve(request, seed=seed))
+        for attempt in range(1, SUBMIT_REFUSALS + 1):
+            token = await self._take_slot()
+            try:
+                reservation = await self.budget.reserve(request)
+            except BaseException as exc:
+                self._give_slot(token)
+                if isinstance(exc, OverBudgetError):
+                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                raise
+            entry = self.journal.update(
+                entry,
+                state=ItemState.SUBMITTING,
+                seed=request.seed,
+                submit_started=datetime.now(timezone.utc),
+                attempts=entry.attempts + 1,
+                error=None,
+            )
+            self.counts["submitting"] += 1
+
+            def resending() -> None:  # the journal counts every send, the client's too
+                nonlocal entry
+                entry = self.journal.update(entry, attempts=entry.attempts + 1)
+
+            try:
+                job = await self.client.submit(
+                    request,
+                    claimed=self._claimed(),
+                    retry_refused=False,
+                    slot=token.key,
+                    on_resend=resending,
+                )
+            except BaseException as exc:
+                self._give_slot(token)
+                if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
+                    continue  # the key's shared pause holds everyone; queue again
+                if isinstance(exc, SubmitUncertainError):
+                    return self.journal.update(
+                        entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
+                    ), None
+                if (
+                    stale_frames
+                    and isinstance(exc, APIError)
+                    and exc.status == 400
+                    and self.frames.forget_stale(request, exc)
+                ):
+                    return entry, _STALE_FRAMES
+                if isinstance(exc, LeonardoError):
+                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                raise
+            finally:
+                self.budget.release(reservation)
+                self.counts["submitting"] -= 1
+            return self._submitted(request, entry, job), token
+        raise AssertionError("unreachable: the last refusal returns")
+
+    async def _take_slot(self, *, key: bool = True) -> _Held:
+        """A slot of the batch's own bound, then one of the key's (nested inside it)."""
+        held = _Held()
+        if self.own_slots is not None:
+            await self.own_slots.acquire_on_behalf_of(held)
+        try:
+            if self.own_submits is not None and key:
+                await self.own_submits.acquire()
+            if key:
+                held.key = await self.client.in_flight_slot()
+        except BaseException:
+            self._give_slot(held)
+            raise
+        return held
+
+    def _give_slot(self, held: _Held) -> None:
+        """Give back the batch's slot, and the key's unless its job holds it."""
+        if held.key is not None:
+            held.key.release()
+        if self.own_slots is not None:
+            self.own_slots.release_on_behalf_of(held)
+
+    def _submitted(
+        self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
+    ) -> JournalEntry:
+        self.budget.charged(request, job.cost)
+        return self.journal.update(
+            entry,
+            state=ItemState.SUBMITTED,
+            generation_id=job.id,
+            # A refused seed was dropped and the submit sent again without it.
+            seed=None if self.client.seeds_refused else request.seed,
+            cost_amount=None if job.cost is None else str(job.cost.amount),
+            cost_unit=None if job.cost is None else job.cost.unit,
+        )
+
+    def _claimed(self) -> set[str]:
+        """Generation ids a lost submit must never be matched to: all the batch holds."""
+        return self.journal.generation_ids() | self.retired
+
+    async def _track(self, entry: JournalEntry) -> Generation | GenerationFailedError:
+        """Wait for the job; a failed job is returned, not raised (it is a result)."""
+        assert entry.generation_id is not None
+        self.counts["running"] += 1
+        self.on_change()
+        try:
+            handle = self.client.track(
+                entry.generation_id, deadline=self.wait_timeout, schedule=self.schedule
+            )
+            return await handle
+        except GenerationFailedError as exc:
+            return exc
+        finally:
+            self.counts["running"] -= 1
+
+    async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
+        if self.out_dir is None:  # the video stays on the CDN: keep its URL for the results
+            return self.journal.update(
+                entry, state=ItemState.COMPLETE, video=generation.video_url, error=None
+            )
+        target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
+        self.counts["downloading"] += 1
+        try:
+            async with self.downloads:
+                await self.client.download(generation, target)
+        except DownloadError as exc:
+            return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+        except OSError as exc:  # the disk, not the CDN: a resume downloads it again
+            error = f"download to {target} failed: {exc.strerror or exc}"
+            return self.journal.update(entry, state=ItemState.ERROR, error=error)
+        finally:
+            self.counts["downloading"] -= 1
+        return self.journal.update(entry, state=ItemState.COMPLETE, video=target.name, error=None)
+
+    def finish(
+        self, entry: JournalEntry, item: BatchItem, generation: Generation | None
+    ) -> BatchResult:
+        status = _STATUS.get(entry.state, "ERROR")
+        self.ended[status] += 1
+        self.on_change()
+        cost = (
+            None
+            if entry.cost_amount is None or entry.cost_unit is None
+            else Cost(Decimal(entry.cost_amount), entry.cost_unit)
+        )
+        return BatchResult(
+            key=entry.key,
+            index=entry.index,
+            status=status,
+            prompt=item.spec.prompt,
+            generation_id=entry.generation_id,
+            video=self._video(entry),
+            video_url=(
+                generation.video_url
+                if generation is not None
+                else (entry.video if self.out_dir is None else None)
+            ),
+            cost=cost,
+            error=entry.error,
+            retryable=status == "ERROR",
+            generation=generation,
+        )
+
+    def _video(self, entry: JournalEntry) -> Path | None:
+        """Where the item's video is: the journal keeps its name within ``out_dir``, so a
+        resume from another working directory (or of a moved folder) still finds it."""
+        if entry.video is None or self.out_dir is None:  # without out_dir: the CDN URL
+            return None
+        return self.out_dir / Path(entry.video).name
+
+    def duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:
+        """The result of an item whose key an earlier item of this batch already has."""
+        self.ended["ERROR"] += 1
+        self.on_change()
+        return BatchResult(
+            key=key,
+            index=index,
+            status="ERROR",
+            prompt=item.spec.prompt,
+            error=f"not submitted: duplicate key {key!r} (keys must be unique in a batch)",
+        )
