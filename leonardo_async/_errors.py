@@ -28,6 +28,14 @@ decide what to do next::
     ├── JournalDamagedError                the journal file cannot be read as a journal
     └── JournalWriteError                  the journal could not record a step (disk full ...)
 
+A :class:`~._http.Transport` tells the connection how an exchange failed with two
+``OSError`` signals, which the connection turns into the errors above (they never reach
+a caller)::
+
+    OSError
+    ├── NotSentError                       the request never reached the server: safe to resend
+    └── MaybeSentError                     it may have reached the server: a submit is uncertain
+
 Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
 response, so they can be logged, pickled and compared. None of them ever holds the API key:
 requests are described by method and URL only, the transport never puts the
@@ -54,7 +62,9 @@ __all__ = [
     "JournalMismatchError",
     "JournalWriteError",
     "LeonardoError",
+    "MaybeSentError",
     "NotFoundError",
+    "NotSentError",
     "OverBudgetError",
     "RateLimitError",
     "ResponseShapeError",
@@ -353,3 +363,11 @@ class JournalDamagedError(LeonardoError):
 
 class JournalWriteError(LeonardoError):
     """The journal could not record a step (disk full, read-only ...): the batch must stop."""
+
+
+class NotSentError(OSError):
+    """The request never reached the server (no connection could be made)."""
+
+
+class MaybeSentError(OSError):
+    """The exchange failed after the request may have reached the server."""

@@ -27,6 +27,8 @@ from typing import Any, Final, Protocol
 import aiohttp
 import attrs
 
+from ._errors import MaybeSentError, NotSentError
+
 __all__ = [
     "AiohttpTransport",
     "MaybeSentError",
@@ -40,14 +42,6 @@ __all__ = [
 #: What an aiohttp timeout raises: ``asyncio.TimeoutError``, which is the builtin
 #: ``TimeoutError`` only from Python 3.11 on (on 3.10 it is a class of its own).
 TIMEOUT_ERRORS: Final = (TimeoutError, asyncio.TimeoutError)
-
-
-class NotSentError(OSError):
-    """The request never reached the server (no connection could be made)."""
-
-
-class MaybeSentError(OSError):
-    """The exchange failed after the request may have reached the server."""
 
 
 @attrs.frozen

@@ -197,7 +197,11 @@ def test_every_error_lives_in_errors_and_its_tree() -> None:
     for name in [*PRIVATE_MODULES, *PUBLIC_MODULES]:
         module = _module(name)
         for value in vars(module).values():
-            if not (inspect.isclass(value) and issubclass(value, leonardo_async.LeonardoError)):
+            if not (inspect.isclass(value) and issubclass(value, BaseException)):
+                continue
+            if value.__module__ in ("builtins", "asyncio.exceptions") or not (
+                value.__module__.startswith("leonardo_async")
+            ):
                 continue
             assert value.__module__ == errors.__name__, f"{value.__name__} in {value.__module__}"
             drawn = value is leonardo_async.LeonardoError or f"── {value.__name__}" in tree
