@@ -212,8 +212,11 @@ class Reconciler:
     ) -> Generation | None:
         """The generation a submit of ``request`` started at ``since`` created, if any.
 
-        Looks at once, then at doubling pauses until ``settled_by`` (one look if that has
-        passed). ``None`` means every look read the whole window and none showed the job.
+        Looks at once, then at doubling pauses until a look begins at or after
+        ``settled_by`` (one look if that has passed): only such a look can rule the job
+        out. A look that began earlier and ended late (429 pauses, retries) read the
+        listing before the window closed, however long it took. ``None`` means every look
+        read the whole window and none showed the job.
 
         :param claimed: generation ids that belong to other submits
         :raises SubmitUncertainError: a look could not read the whole window
@@ -223,22 +226,24 @@ class Reconciler:
         doubt: Generation | None = None
         while True:
             looks += 1
+            began = datetime.now(timezone.utc)
             found, other_seed = await self._look(request, since=since, claimed=claimed)
             if found is not None:
                 return found
             doubt = doubt or other_seed
-            left = (settled_by - datetime.now(timezone.utc)).total_seconds()
-            if left <= 0 and not self.listing_shows_videos:
+            closed = began >= settled_by  # this look read the listing after the window
+            left = max(0.0, (settled_by - datetime.now(timezone.utc)).total_seconds())
+            if closed and not self.listing_shows_videos:
                 raise self._uncertain(
                     f"not in the listing after {looks} looks, but the listing has not been "
                     "seen to show a video job yet, so that proves nothing"
                 )
-            if left <= 0 and doubt is not None and self.server_keeps_seeds is None:
+            if closed and doubt is not None and self.server_keeps_seeds is None:
                 raise self._uncertain(
                     f"generation {doubt.id} matches all but the seed, and whether the "
                     "server keeps the seeds it is sent is not known yet"
                 )
-            if left <= 0:
+            if closed:
                 logger.info("no job for the submit in %d looks of the listing", looks)
                 return None
             await anyio.sleep(min(pause, left))

@@ -136,7 +136,7 @@ def check_consistent(
                 continue
             assert not final, f"item {result.key} lost {generation}: {result} {entry} {mine}"
             undecided = (result.status, entry.uncertain, entry.generation_id)
-            assert undecided == ("ERROR", True, None), (result, entry, mine)
+            assert undecided == ("ERROR", True, None), f"{result} {entry} {mine}"
     assert not made, f"generations no item asked for: {made}"
     stats = sim.statistics()
     assert stats.duplicate_submissions == unseen_vanished, duplicates(sim, journal, results)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import anyio
 from _images import png_bytes
 
 from leonardo_async import FrameRef, ImageToVideoRequest, LeonardoClient
-from leonardo_async._reconcile import is_candidate, pick
+from leonardo_async._listing import Listing
+from leonardo_async._reconcile import Reconciler, is_candidate, pick
 from leonardo_async.models import Generation, GenerationStatus
 from leonardo_async.simulator import Simulator
 
@@ -79,3 +83,48 @@ async def test_walking_the_listing_survives_deletions_between_pages(
                 assert await client.delete_generation(job.id)
     assert {job.id for job in jobs[:-5]} <= set(walked)
     assert len(walked) == len(set(walked))
+
+
+class _LateListing:
+    """A listing caller whose first read is slow: it is taken before the job exists
+    and answered after the lag window has closed (a 429 pause, retries); the job is
+    listed from then on."""
+
+    def __init__(self, job: dict[str, Any], slow: float) -> None:
+        self.job = job
+        self.slow = slow
+        self.reads = 0
+
+    async def call(
+        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> Any:
+        self.reads += 1
+        if self.reads == 1:
+            await anyio.sleep(self.slow)  # the snapshot was empty when it was read
+            return {"generations": []}
+        first = params is None or int(params.get("offset", 0)) == 0
+        return {"generations": [self.job] if first else []}
+
+
+async def _user() -> str:
+    return "u"
+
+
+async def test_a_look_that_read_the_listing_before_the_window_closed_decides_nothing() -> None:
+    """A look that began inside the lag window and ended after it does not rule the job
+    out: it read the listing early, so another look follows and finds the late job."""
+    since = datetime.now(timezone.utc)
+    job = {
+        "id": "late",
+        "status": "PENDING",
+        "prompt": "waves",
+        "createdAt": (since + timedelta(seconds=0.1)).isoformat(),
+        "seed": 7,
+    }
+    caller = _LateListing(job, slow=0.4)
+    reconciler = Reconciler(Listing(caller, _user), submit_url="submit", listing_shows_videos=True)
+    found = await reconciler.find(
+        _request(), since=since, settled_by=since + timedelta(seconds=0.2)
+    )
+    assert found is not None
+    assert found.id == "late"
