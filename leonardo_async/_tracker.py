@@ -9,7 +9,9 @@ Every look goes through the client's key limiter, so polling shares the request 
 with submits and pauses with everyone else on a 429.
 
 The tracker needs only a :class:`StatusSource` (the client is one), which keeps it
-independent of HTTP and lets the client own it.
+independent of HTTP and lets the client own it. This module is the schedule (a heap of
+due looks), the waiters and the outcomes; the ways of looking are :mod:`._looks`, the
+handle a waiter holds :mod:`._tracked`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ import logging
 import math
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
-from datetime import datetime, timezone
-from typing import Any, Final, Protocol
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Final
 
 import anyio
-import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -34,168 +34,27 @@ from ._errors import (
     GenerationFailedError,
     GenerationVanishedError,
     LeonardoError,
-    RateLimitError,
-    ResponseShapeError,
-    ServerError,
     TrackerClosedError,
-    TransportError,
     WaitTimeoutError,
 )
-from ._listing import Listing, ListingEntry
+from ._looks import Looks
 from ._schedule import PollSchedule
+from ._tracked import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
 from .models import Generation, GenerationStatus
 
 __all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
 
 logger = logging.getLogger("leonardo_async")
 
-#: Pending jobs below this are polled one by one: a listing page would not pay off.
-BATCH_MIN_PENDING: Final = 3
 #: Due times this close together are served by the same round.
 COALESCE: Final = 0.01
-#: A listing round also serves every job due within this fraction of its own interval, so
-#: one round per poll interval serves all the jobs (not one round per jittered due time).
-SWEEP_AHEAD: Final = 0.5
-#: After a listing round that showed none of its due jobs, listing pauses this long.
-LISTING_BACKOFF: Final = 60.0
 #: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
 MISSING_URL_LOOKS: Final = 3
 #: Finished generations heard of (by webhook) before they were tracked, kept this many.
 EARLY_NEWS_KEPT: Final = 4096
 
 
-class StatusSource(Protocol):
-    """Where the tracker learns about generations (the client implements it)."""
-
-    async def get_generation(self, generation_id: str) -> Generation | None: ...
-
-    @property
-    def listing(self) -> Listing: ...
-
-
-@attrs.frozen
-class TrackerStatistics:
-    """A snapshot of the tracker, for progress bars and logs."""
-
-    pending: int
-    complete: int
-    failed: int
-    errors: int
-    polls: int
-    listing_pages: int
-
-
-class ProgressCallback(Protocol):
-    """Called with a fresh snapshot whenever a job finishes or a round of looks ends."""
-
-    def __call__(self, statistics: TrackerStatistics, /) -> None: ...
-
-
-class TrackedJob:
-    """A handle on one tracked generation. ``await`` it for the finished generation.
-
-    :raises GenerationFailedError: (on await) the job ended ``FAILED``
-    :raises WaitTimeoutError: (on await) its deadline passed
-    :raises GenerationVanishedError: (on await) the server stopped knowing it
-    """
-
-    __slots__ = (
-        "_done",
-        "_error",
-        "_event",
-        "_tracker",
-        "_waiters",
-        "background",
-        "checks",
-        "deadline",
-        "due",
-        "generation",
-        "generation_id",
-        "missing_since",
-        "no_url_looks",
-        "order",
-        "polling",
-        "schedule",
-        "since",
-        "timeout",
-        "untrack_when_abandoned",
-    )
-
-    def __init__(
-        self,
-        tracker: JobTracker,
-        generation_id: str,
-        schedule: PollSchedule,
-        deadline: float | None,
-    ) -> None:
-        self._tracker = tracker
-        self.generation_id = generation_id
-        self.schedule = schedule
-        self.deadline = deadline
-        #: The deadline in seconds from tracking, as given to ``track()``.
-        self.timeout: float | None = None
-        self.checks = 0
-        self.due = math.inf
-        self.polling = False
-        self.missing_since: float | None = None
-        self.no_url_looks = 0
-        #: How many jobs were tracked before this one (its depth in a newest-first listing).
-        self.order = 0
-        #: Wall-clock time the job was tracked: a listing entry older than this is not it.
-        self.since = datetime.now(timezone.utc)
-        #: The last state seen (``None`` until the first look).
-        self.generation: Generation | None = None
-        self._done = False
-        self._error: LeonardoError | None = None
-        self._event: anyio.Event | None = None
-        self._waiters = 0
-        self.untrack_when_abandoned = False
-        #: Watched only to see it end (it holds an in-flight slot), not for a caller.
-        self.background = False
-
-    def __repr__(self) -> str:
-        state = "done" if self.done() else "pending"
-        return f"<TrackedJob {self.generation_id} {state} after {self.checks} looks>"
-
-    def done(self) -> bool:
-        """Whether the job reached an end (finished, failed, vanished or timed out)."""
-        return self._done
-
-    def result(self) -> Generation:
-        """The finished generation; raises the job's error, or if it is not done."""
-        if self._error is not None:
-            raise self._error
-        if not self.done() or self.generation is None:
-            raise LeonardoError(f"generation {self.generation_id} is not finished yet")
-        return self.generation
-
-    def _finish(self, generation: Generation | None, error: LeonardoError | None) -> None:
-        if generation is not None:
-            self.generation = generation
-        self._error = error
-        self._done = True
-        self.due = math.inf
-        if self._event is not None:
-            self._event.set()
-
-    async def _wait(self) -> Generation:
-        if not self.done():
-            if self._event is None:
-                self._event = anyio.Event()
-            self._waiters += 1
-            try:
-                await self._event.wait()
-            finally:
-                self._waiters -= 1
-                if not self.done() and self._waiters == 0 and self.untrack_when_abandoned:
-                    self._tracker.untrack(self.generation_id)
-        return self.result()
-
-    def __await__(self) -> Generator[Any, None, Generation]:
-        return self._wait().__await__()
-
-
-class JobTracker:
+class JobTracker(Looks):
     """Watches many generations at once. Owned by a client; enter it with ``async with``.
 
     :param source: where generations are looked up (a :class:`LeonardoClient`)
@@ -486,167 +345,6 @@ class JobTracker:
             job.polling = True
             due.append(job)
         return due
-
-    def _dispatch(self, due: list[TrackedJob]) -> None:
-        use_listing = (
-            self.batched
-            and len(self._jobs) >= BATCH_MIN_PENDING
-            and anyio.current_time() >= self._listing_paused_until
-            and self._pages_to_reach(due) <= len(self._jobs)
-        )
-        if use_listing and self._sweeping:
-            self._backlog.extend(due)
-        elif use_listing:
-            self._sweeping = self._spawn(self._sweep, due + self._nearly_due())
-        else:
-            for job in due:
-                self._queue_poll(job)
-
-    def _nearly_due(self) -> list[TrackedJob]:
-        """Jobs a listing round may as well serve now: due within :data:`SWEEP_AHEAD` of
-        their interval. Each is taken as its own look, so the jobs' next looks fall
-        together and the next round serves them all again."""
-        now = anyio.current_time()
-        taken = []
-        for job in self._jobs.values():
-            if job.polling or job.done():
-                continue
-            if job.due <= now + SWEEP_AHEAD * job.schedule.nominal(job.checks):
-                job.polling = True
-                taken.append(job)
-        return taken
-
-    def _pages_to_reach(self, due: list[TrackedJob]) -> int:
-        """Listing pages to read, newest first, to reach the oldest of ``due``.
-
-        Every job tracked since then (finished or not) sits above it. A round of listing
-        looks at every pending job it passes, so it pays off while it costs no more pages
-        than there are pending jobs; past that (a few old jobs behind many finished
-        ones), per-job looks are cheaper.
-        """
-        depth = self._tracked - min(job.order for job in due)
-        return self._source.listing.pages_for(depth)
-
-    def _queue_poll(self, job: TrackedJob) -> None:
-        """Hand a job to the poll workers, starting one if none is free (up to the cap).
-
-        A fixed pool, not a task per look: ten thousand due jobs wait in the queue as
-        references, not as ten thousand tasks.
-        """
-        if self._poll_send is None or self._closing:
-            return
-        self._poll_send.send_nowait(job)
-        if (
-            self._idle_workers == 0
-            and self._workers < self._max_workers
-            and self._spawn(self._poll_worker)
-        ):
-            self._workers += 1
-            self._idle_workers += 1
-
-    async def _poll_worker(self) -> None:
-        assert self._poll_receive is not None
-        async for job in self._poll_receive:
-            self._idle_workers -= 1
-            try:
-                await self._poll(job)
-            finally:
-                self._idle_workers += 1
-
-    # --- looking ------------------------------------------------------------------------
-
-    async def _poll(self, job: TrackedJob) -> None:
-        """One ``GET /generations/{id}``; transient failures just move to the next look."""
-        try:
-            self._polls += 1
-            generation = await self._source.get_generation(job.generation_id)
-        except (TransportError, ServerError, RateLimitError, ResponseShapeError) as exc:
-            logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
-            self._reschedule(job)
-            return
-        except LeonardoError as exc:  # 401, 404, an id the client refuses: this job ends
-            self._end(job, None, exc)
-            return
-        if generation is None:
-            self._missing(job)
-        else:
-            self._observe(job, generation, scheduled=True)
-        self._progress()
-
-    def _awaited(self, job: TrackedJob) -> bool:
-        """Whether ``job`` is still tracked and unfinished (so still worth a look)."""
-        return not job.done() and self._jobs.get(job.generation_id) is job
-
-    async def _sweep(self, due: list[TrackedJob]) -> None:
-        """Look at many jobs through listing pages; fall back per job for the unseen."""
-        try:
-            while due:
-                # A page may finish a job that waits in the backlog or is still due (it
-                # shows every tracked job it lists): such a job needs no look and must
-                # not count as one the listing failed to show.
-                unseen = [job for job in await self._scan_listing(due) if self._awaited(job)]
-                if len(unseen) >= BATCH_MIN_PENDING and len(unseen) == len(due):
-                    self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
-                    logger.info("listing showed none of %d due jobs; polling one by one", len(due))
-                now = anyio.current_time()
-                for job in unseen:
-                    if job.due > now:  # only nearly due: its own look is still to come
-                        job.polling = False
-                        self._push(job, job.due)
-                    else:
-                        self._queue_poll(job)
-                due = [job for job in self._backlog if self._awaited(job)]
-                self._backlog = []
-                self._progress()
-        finally:
-            self._sweeping = False
-
-    async def _scan_listing(self, due: list[TrackedJob]) -> list[TrackedJob]:
-        """Read listing pages until every due job is seen; return the ones not seen."""
-        remaining = {job.generation_id: job for job in due}
-        # Deep enough for the oldest due job in a newest-first listing, and a little more
-        # (other clients of the key may have added generations); such a listing usually
-        # stops earlier, at the first page older than the oldest due job.
-        walk = self._source.listing.walk(
-            newer_than=min(job.since for job in due),
-            max_pages=self._pages_to_reach(due) + 2,
-            overlap=False,  # a job a deletion shifts out of sight is looked at by itself
-        )
-        try:
-            async for page in walk:
-                self._read_page(page, remaining)
-                if not remaining:
-                    break
-        except LeonardoError as exc:
-            logger.info("listing page not read (%s)", exc)
-        finally:
-            self._pages += walk.pages
-        return list(remaining.values())
-
-    def _read_page(self, page: list[ListingEntry], remaining: dict[str, TrackedJob]) -> None:
-        """Apply one listing page to the jobs it shows."""
-        for entry in page:
-            job = self._jobs.get(entry.id)
-            if job is None or job.done():
-                continue
-            scheduled = remaining.pop(job.generation_id, None) is not None
-            if entry.pending:
-                job.missing_since = None
-                if scheduled or not job.polling:
-                    # A sighting is a look, due or not: pushing every job seen back by
-                    # its own interval makes the next round serve them all together.
-                    # Only a job's own due look grows its interval, so sightings that
-                    # other jobs' rounds bring do not stretch its schedule.
-                    self._reschedule(job, grow=scheduled)
-                continue
-            try:
-                generation = entry.generation()
-            except ResponseShapeError as exc:
-                logger.info("listing entry for %s unreadable (%s)", job.generation_id, exc)
-                if scheduled:
-                    self._reschedule(job)
-                continue
-            self._observe(job, generation, scheduled=scheduled)
 
     # --- outcomes -----------------------------------------------------------------------
 

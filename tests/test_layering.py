@@ -34,6 +34,8 @@ LAYERS = [
     "_transfers",
     "_listing",
     "_reconcile",
+    "_tracked",
+    "_looks",
     "_tracker",
     "_client",
     "_pricing",
