@@ -17,30 +17,27 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 import anyio
 
-from . import _convert as wire
 from ._connection import DEFAULT_BASE_URL, Connection, Timeouts
+from ._endpoints import Endpoints
 from ._errors import (
-    APIError,
     ClientStateError,
-    ResponseShapeError,
-    SubmitUncertainError,
     ValidationError,
 )
 from ._http import Transport
-from ._limits import ClientStatistics, KeyLimiter, Limits, RequestKind, SubmitSlot
-from ._listing import Listing, path_segment
+from ._limits import ClientStatistics, KeyLimiter, Limits
+from ._listing import Listing
 from ._reconcile import LISTING_LAG, Reconciler
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
+from ._submits import SUBMIT_PATH, Submits
 from ._tracker import JobTracker, TrackedJob
 from ._transfers import Transfers
 from ._uploads import check_target, is_local_image, read_image, remote_frame
@@ -64,12 +61,9 @@ logger = logging.getLogger("leonardo_async")
 #: What ``image=`` and ``end_image=`` accept: an upload, a frame, an id, a path or bytes.
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 
-_SUBMIT_PATH: Final = "/generations-image-to-video"
-_SUBMIT_ATTEMPTS: Final = 3
-_SHAPE_ATTEMPTS: Final = 3
 
 
-class LeonardoClient:
+class LeonardoClient(Submits, Endpoints):
     """An async client for Leonardo.AI image-to-video. Use it with ``async with``.
 
     :param api_key: the API key; defaults to ``LEONARDO_API_KEY``
@@ -146,7 +140,7 @@ class LeonardoClient:
         self.listing = Listing(self._transport, self.user_id)
         self._reconciler = Reconciler(
             self.listing,
-            submit_url=self._transport.base_url + _SUBMIT_PATH,
+            submit_url=self._transport.base_url + SUBMIT_PATH,
             auto_seed=auto_seed,
             listing_lag=listing_lag,
             listing_shows_videos=listing_shows_videos,
@@ -165,11 +159,6 @@ class LeonardoClient:
 
     def __repr__(self) -> str:
         return f"<LeonardoClient {self._transport.base_url}>"
-
-    @property
-    def base_url(self) -> str:
-        """The API root this client talks to."""
-        return self._transport.base_url
 
     @property
     def timeouts(self) -> Timeouts:
@@ -231,34 +220,6 @@ class LeonardoClient:
 
     # --- account ------------------------------------------------------------------------
 
-    async def me(self) -> Account:
-        """The key owner's account: user id, concurrency slots, token balances."""
-        data = await self._transport.call("GET", "/me")
-        account = wire.account_from(wire.structure(data, wire.MeEnvelope, "/me"), "/me")
-        self._account = account
-        return account
-
-    async def account(self) -> Account:
-        """The account, asked of ``/me`` once and then remembered."""
-        async with self._account_lock:
-            for attempt in range(1, _SHAPE_ATTEMPTS + 1):
-                if self._account is not None:
-                    break
-                try:
-                    await self.me()
-                except ResponseShapeError:  # a garbled answer: ask again, a few times
-                    if attempt == _SHAPE_ATTEMPTS:
-                        raise
-            assert self._account is not None
-            return self._account
-
-    async def _account_slots(self) -> int | None:
-        return (await self.account()).concurrency_slots
-
-    async def user_id(self) -> str:
-        """The key owner's user id (for the generation listing)."""
-        return (await self.account()).user_id
-
     # --- images -------------------------------------------------------------------------
 
     async def upload_image(
@@ -274,13 +235,6 @@ class LeonardoClient:
         :raises UploadError: the upload failed even with fresh URLs
         """
         return await self._transfers.upload(source, name=name)
-
-    async def delete_image(self, image_id: str) -> bool:
-        """Delete an uploaded init image; ``True`` if the server had it."""
-        path = f"/init-image/{path_segment(image_id)}"
-        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
-        envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
-        return envelope.delete_init_images_by_pk is not None
 
     async def _frame(self, source: ImageSource, name: str) -> FrameRef:
         remote = None if isinstance(source, bytes) else remote_frame(source)
@@ -339,195 +293,6 @@ class LeonardoClient:
         start = await self._frame(image, "image")
         end = None if end_image is None else await self._frame(end_image, "end_image")
         return await self.submit(ImageToVideoRequest.of(spec, start, end))
-
-    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
-        """``request`` as it will be sent: a random seed added when it has none and
-        ``auto_seed`` is on, and no seed once the server has refused one."""
-        return self._reconciler.with_seed(request)
-
-    @property
-    def seeds_refused(self) -> bool:
-        """Whether the server refused a ``seed`` (no seed is sent from then on)."""
-        return self._reconciler.seeds_refused
-
-    async def submit(
-        self,
-        request: ImageToVideoRequest,
-        *,
-        claimed: Collection[str] = (),
-        retry_refused: bool = True,
-        slot: SubmitSlot | None = None,
-        on_resend: Callable[[], None] | None = None,
-    ) -> GenerationJob:
-        """Submit a validated request, never paying twice for it.
-
-        When the answer is lost (reset, timeout, 502/503/504 or any 5xx, unreadable
-        body) the job may exist: the generation listing is searched for it over the
-        listing-lag window before anything is sent again, and if the listing cannot be
-        read whole the submit stays uncertain. A 400 refusing ``seed`` is sent once more
-        without it (a 400 created nothing).
-
-        Every submit takes one of the key's in-flight slots (``Limits.max_running`` plus
-        the queue allowance) first, and the job keeps it until the tracker sees it end:
-        the job is watched from here on, whether or not the caller waits for it.
-
-        :param claimed: generation ids that belong to other submits and must not be
-            taken for this one (a batch passes the ids it already holds)
-        :param retry_refused: wait out 429s here (after the shared pause); ``False``
-            raises :class:`RateLimitError` at once, for callers that queue again
-        :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
-            releases it if this raises); by default the submit takes its own
-        :param on_resend: called before each send after the first (a lost answer the
-            listing did not show, or a refused seed), so that a journal counts every send
-        :raises SubmitUncertainError: the job could not be found or ruled out
-        """
-        if slot is None:
-            async with self._limiter.submitting() as own:
-                return await self.submit(
-                    request,
-                    claimed=claimed,
-                    retry_refused=retry_refused,
-                    slot=own,
-                    on_resend=on_resend,
-                )
-        job = await self._submit(
-            request, claimed=claimed, retry_refused=retry_refused, on_resend=on_resend
-        )
-        slot.keep(job.id)
-        self._watch(job.id)
-        return job
-
-    async def in_flight_slot(self) -> SubmitSlot:
-        """Wait for one of the key's in-flight slots, for a :meth:`submit` to use (a
-        batch takes it first so that its budget is checked with the slot in hand)."""
-        return await self._limiter.take()
-
-    async def adopt(self, generation_id: str) -> None:
-        """Count a generation submitted earlier (by an earlier run) in the key's
-        in-flight bound until it ends, and watch it."""
-        await self._limiter.adopt(generation_id)
-        self._watch(generation_id)
-
-    def _watch(self, generation_id: str) -> None:
-        """Track a job that holds an in-flight slot, so that its end frees the slot."""
-        if self._limiter.holds(generation_id):
-            self.tracker.track(generation_id, background=True)
-
-    async def _submit(
-        self,
-        request: ImageToVideoRequest,
-        *,
-        claimed: Collection[str],
-        retry_refused: bool,
-        on_resend: Callable[[], None] | None,
-    ) -> GenerationJob:
-        request = self.with_seed(request)
-        last: SubmitUncertainError | None = None
-        for send in range(_SUBMIT_ATTEMPTS):
-            if send and on_resend is not None:
-                on_resend()
-            since = datetime.now(timezone.utc)
-            try:
-                job = await self._send_submit(request, retry_refused=retry_refused)
-            except SubmitUncertainError as exc:
-                last = exc
-            except APIError as exc:
-                if not self._reconciler.refused_seed(request, exc):
-                    raise
-                request = self.with_seed(request)
-                continue
-            else:
-                self._reconciler.submitted(job.id, request)
-                return job
-            logger.warning(
-                "submit answer lost (%s); looking for the job before resending", last.cause
-            )
-            found = await self.find_submitted(request, since=since, claimed=claimed)
-            if found is not None:
-                logger.info("lost submit found as generation %s", found.id)
-                return GenerationJob(found.id)
-        assert last is not None  # a seed is refused once at most, and then not sent
-        raise last
-
-    async def _send_submit(
-        self, request: ImageToVideoRequest, *, retry_refused: bool
-    ) -> GenerationJob:
-        """One submit; any answer that does not name the job is uncertain."""
-        try:
-            data = await self._transport.call(
-                "POST",
-                _SUBMIT_PATH,
-                body=wire.dumps_request(request),
-                kind=RequestKind.SUBMIT,
-                retry_refused=retry_refused,
-            )
-            envelope = wire.structure(data, wire.SubmitEnvelope, _SUBMIT_PATH)
-        except ResponseShapeError as exc:
-            raise SubmitUncertainError(
-                "POST", exc.url, f"unreadable answer: {exc}", answered=True
-            ) from None
-        if envelope.motion_video_generation_job is None:
-            raise SubmitUncertainError(
-                "POST", self.base_url + _SUBMIT_PATH, "the answer held no job", answered=True
-            )
-        return envelope.motion_video_generation_job
-
-    async def find_submitted(
-        self,
-        request: VideoSpec,
-        *,
-        since: datetime,
-        claimed: Collection[str] = (),
-        failed_at: datetime | None = None,
-    ) -> Generation | None:
-        """Look for the generation a submit of ``request`` at ``since`` may have created.
-
-        :param failed_at: when the submit failed (default: now); the listing is watched
-            until the listing lag has passed since then
-        :raises SubmitUncertainError: the listing could not be read whole
-        """
-        settled_by = self._reconciler.settled(failed_at or datetime.now(timezone.utc))
-        return await self._reconciler.find(
-            request, since=since, settled_by=settled_by, claimed=claimed
-        )
-
-    async def get_generation(self, generation_id: str) -> Generation | None:
-        """The generation with this id, or ``None`` if the server does not know it."""
-        path = f"/generations/{path_segment(generation_id)}"
-        data = await self._transport.call("GET", path)
-        generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
-        if generation is not None:
-            self._reconciler.learn(generation)
-        return generation
-
-    async def list_generations(
-        self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
-    ) -> list[Generation]:
-        """One page of the user's generations (the server decides order and page cap)."""
-        return await self.listing.generations(offset=offset, limit=limit, user_id=user_id)
-
-    async def iter_generations(
-        self, *, created_after: datetime | None = None, max_pages: int = 20
-    ) -> AsyncIterator[Generation]:
-        """Walk the listing page by page, newest first where the server orders it so.
-
-        Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
-        and a page is ordered newest first, at a page whose last entry is older than
-        ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
-        kind of generation this client does not know) is skipped, not fatal.
-        """
-        async for page in self.listing.walk(newer_than=created_after, max_pages=max_pages):
-            for entry in page:
-                try:
-                    yield entry.generation()
-                except ResponseShapeError as exc:
-                    logger.info("skipping an unreadable listing entry: %s", exc)
-
-    async def delete_generation(self, generation_id: str) -> bool:
-        """Delete a generation; ``True`` if the server had it."""
-        path = f"/generations/{path_segment(generation_id)}"
-        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
-        return wire.structure(data, wire.DeletedEnvelope, path).delete_generations_by_pk is not None
 
     # --- waiting and downloading -------------------------------------------------------
 

@@ -37,6 +37,8 @@ LAYERS = [
     "_tracked",
     "_looks",
     "_tracker",
+    "_endpoints",
+    "_submits",
     "_client",
     "_pricing",
     "_budget",

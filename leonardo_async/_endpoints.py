@@ -1,0 +1,112 @@
+"""The client's one-request endpoints: the account, and generations read or deleted.
+
+Each is one call through the key's connection and one structuring through
+:mod:`._convert`; none has a loop of its own beyond asking ``/me`` again after a garbled
+answer. :class:`Endpoints` is a part of :class:`~._client.LeonardoClient` (a mixin).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Final
+
+import anyio
+
+from . import _convert as wire
+from ._connection import Connection
+from ._errors import ResponseShapeError
+from ._limits import RequestKind
+from ._listing import Listing, path_segment
+from ._reconcile import Reconciler
+from .models import Account, Generation
+
+__all__ = ["Endpoints"]
+
+logger = logging.getLogger("leonardo_async")
+
+_SHAPE_ATTEMPTS: Final = 3
+
+
+class Endpoints:
+    """The account and generation endpoints (see the module docstring)."""
+
+    _transport: Connection
+    _reconciler: Reconciler
+    _account: Account | None
+    _account_lock: anyio.Lock
+    listing: Listing
+
+    async def me(self) -> Account:
+        """The key owner's account: user id, concurrency slots, token balances."""
+        data = await self._transport.call("GET", "/me")
+        account = wire.account_from(wire.structure(data, wire.MeEnvelope, "/me"), "/me")
+        self._account = account
+        return account
+
+    async def account(self) -> Account:
+        """The account, asked of ``/me`` once and then remembered."""
+        async with self._account_lock:
+            for attempt in range(1, _SHAPE_ATTEMPTS + 1):
+                if self._account is not None:
+                    break
+                try:
+                    await self.me()
+                except ResponseShapeError:  # a garbled answer: ask again, a few times
+                    if attempt == _SHAPE_ATTEMPTS:
+                        raise
+            assert self._account is not None
+            return self._account
+
+    async def _account_slots(self) -> int | None:
+        return (await self.account()).concurrency_slots
+
+    async def user_id(self) -> str:
+        """The key owner's user id (for the generation listing)."""
+        return (await self.account()).user_id
+
+    async def delete_image(self, image_id: str) -> bool:
+        """Delete an uploaded init image; ``True`` if the server had it."""
+        path = f"/init-image/{path_segment(image_id)}"
+        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
+        envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
+        return envelope.delete_init_images_by_pk is not None
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        """The generation with this id, or ``None`` if the server does not know it."""
+        path = f"/generations/{path_segment(generation_id)}"
+        data = await self._transport.call("GET", path)
+        generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
+        if generation is not None:
+            self._reconciler.learn(generation)
+        return generation
+
+    async def list_generations(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
+    ) -> list[Generation]:
+        """One page of the user's generations (the server decides order and page cap)."""
+        return await self.listing.generations(offset=offset, limit=limit, user_id=user_id)
+
+    async def iter_generations(
+        self, *, created_after: datetime | None = None, max_pages: int = 20
+    ) -> AsyncIterator[Generation]:
+        """Walk the listing page by page, newest first where the server orders it so.
+
+        Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
+        and a page is ordered newest first, at a page whose last entry is older than
+        ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
+        kind of generation this client does not know) is skipped, not fatal.
+        """
+        async for page in self.listing.walk(newer_than=created_after, max_pages=max_pages):
+            for entry in page:
+                try:
+                    yield entry.generation()
+                except ResponseShapeError as exc:
+                    logger.info("skipping an unreadable listing entry: %s", exc)
+
+    async def delete_generation(self, generation_id: str) -> bool:
+        """Delete a generation; ``True`` if the server had it."""
+        path = f"/generations/{path_segment(generation_id)}"
+        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
+        return wire.structure(data, wire.DeletedEnvelope, path).delete_generations_by_pk is not None
