@@ -4,7 +4,7 @@ The client owns what one API key needs for its lifetime (the aiohttp session, th
 limits, the job tracker) and is therefore an async context manager::
 
     async with LeonardoClient() as client:          # LEONARDO_API_KEY from the environment
-        job = await client.image_to_video(prompt="...", image="start.png")
+        job = await client.image_to_video(prompt="...", image=Path("start.png"))
         video = await client.wait(job.id)
         await client.download(video, "out.mp4")
 
@@ -40,7 +40,7 @@ from ._schedule import PollSchedule
 from ._submits import SUBMIT_PATH, Submits
 from ._tracker import JobTracker, TrackedJob
 from ._transfers import Transfers
-from ._uploads import check_target, is_local_image, read_image, remote_frame
+from ._uploads import check_target, read_image, remote_frame
 from .models import (
     Account,
     FrameRef,
@@ -58,9 +58,9 @@ __all__ = ["ImageSource", "LeonardoClient"]
 
 logger = logging.getLogger("leonardo_async")
 
-#: What ``image=`` and ``end_image=`` accept: an upload, a frame, an id, a path or bytes.
+#: What ``image=`` and ``end_image=`` accept: an upload, a frame, an id (``str``), a file
+#: (``os.PathLike``) or its bytes.
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
-
 
 
 class LeonardoClient(Submits, Endpoints):
@@ -237,7 +237,7 @@ class LeonardoClient(Submits, Endpoints):
         return await self._transfers.upload(source, name=name)
 
     async def _frame(self, source: ImageSource, name: str) -> FrameRef:
-        remote = None if isinstance(source, bytes) else remote_frame(source)
+        remote = None if isinstance(source, bytes) else remote_frame(source, name)
         if remote is not None:
             return remote
         assert not isinstance(source, (FrameRef, UploadedImage))  # remote_frame took those
@@ -266,7 +266,10 @@ class LeonardoClient(Submits, Endpoints):
         """Submit an image-to-video generation; returns the job with its id and cost.
 
         ``image`` and ``end_image`` may be an :class:`UploadedImage`, a :class:`FrameRef`,
-        an image id, or a local file (uploaded first). Everything is validated before any
+        an image id as a ``str``, or a local file as a :class:`~pathlib.Path` (or bytes),
+        uploaded first. The type decides, never the disk: a ``str`` is always an id, and
+        one shaped like a path (``"start.png"``, ``"frames/a"``) is refused so that it is
+        not sent as an id by mistake. Everything is validated before any
         request is made; see :class:`VideoSpec` for the rules.
 
         :raises ValidationError: a parameter breaks the Veo 3.1 rules
@@ -286,9 +289,7 @@ class LeonardoClient(Submits, Endpoints):
             extra=dict(extra or {}),
         )
         for name, source in (("image", image), ("end_image", end_image)):
-            if isinstance(source, bytes) or (
-                isinstance(source, (str, os.PathLike)) and is_local_image(source)
-            ):
+            if isinstance(source, (bytes, os.PathLike)):
                 read_image(source, name=name)  # fail on bad image data before uploading any
         start = await self._frame(image, "image")
         end = None if end_image is None else await self._frame(end_image, "end_image")

@@ -223,16 +223,17 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
     )
 
 
-def _frame(value: str, base: Path) -> str:
-    """A frame path made absolute against the batch file's folder; ids unchanged.
+def _frame(value: str, base: Path) -> str | Path:
+    """A frame path made absolute against the batch file's folder (a ``Path``, which
+    is what the library uploads); ids unchanged (a ``str``, which it sends as an id).
 
     A value naming something beside the batch file (a directory, say) is a path too, so
     that it is refused as not an image instead of being sent as an id.
     """
     if os.path.isabs(value):
-        return value
+        return Path(value)
     if is_local_image(value) or (base / value).exists():
-        return str(base / value)
+        return base / value
     return value
 
 

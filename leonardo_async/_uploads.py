@@ -33,6 +33,8 @@ __all__ = [
 #: Extensions ``POST /init-image`` accepts, mapped to the format they name.
 EXTENSIONS: Final = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}
 CONTENT_TYPES: Final = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+#: File names ending so are images to upload, never image ids.
+IMAGE_SUFFIXES: Final = (".png", ".jpg", ".jpeg", ".webp")
 #: Leonardo does not document a size cap for init images; refuse absurd files early.
 MAX_IMAGE_BYTES: Final = 50 * 1024 * 1024
 
@@ -52,24 +54,31 @@ def is_local_image(value: str | os.PathLike[str]) -> bool:
     """Tell a local file from an image id (ids are opaque, but never look like files)."""
     if isinstance(value, os.PathLike):
         return True
-    return (
-        os.sep in value
-        or value.lower().endswith((".png", ".jpg", ".jpeg", ".webp"))
-        or Path(value).is_file()
-    )
+    return os.sep in value or value.lower().endswith(IMAGE_SUFFIXES) or Path(value).is_file()
 
 
 #: A frame as callers give it: an upload, a frame reference, an image id, or a local path.
 FrameSource = UploadedImage | FrameRef | str | os.PathLike[str]
 
 
-def remote_frame(source: FrameSource) -> FrameRef | None:
-    """The frame if it is already on the server; ``None`` for a local file to upload."""
+def remote_frame(source: FrameSource, name: str = "image") -> FrameRef | None:
+    """The frame if it is already on the server; ``None`` for a local file to upload.
+
+    The rule is by type, never by what is on disk: a ``str`` is an image id, a path
+    (``os.PathLike``) is a file. A string shaped like a path (a separator or an image
+    extension, which no id has) is refused rather than sent as an id.
+
+    :raises ValidationError: ``source`` is a string that looks like a file path
+    """
     if isinstance(source, FrameRef):
         return source
     if isinstance(source, UploadedImage):
         return source.as_frame()
-    if isinstance(source, str) and not is_local_image(source):
+    if isinstance(source, str):
+        if "/" in source or os.sep in source or source.lower().endswith(IMAGE_SUFFIXES):
+            raise ValidationError(
+                name, source, "an image id; to upload a file, pass it as a Path (pathlib.Path)"
+            )
         return FrameRef(source)
     return None
 

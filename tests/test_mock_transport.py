@@ -27,6 +27,7 @@ from _helpers import (
     assert_no_key,
     raises_clean,
 )
+from _images import png_bytes
 
 from leonardo_async import (
     BatchItem,
@@ -282,3 +283,27 @@ async def test_the_tracker_watches_many_jobs_through_listing_pages() -> None:
     assert [g.status.value for g in finished] == ["COMPLETE"] * 8
     assert api.seen["GET listing"] >= 1, api.seen
     assert api.seen["GET /generations/{id}"] < 3 * len(jobs)
+
+
+@pytest.mark.parametrize("value", ["start.png", "frames/a", "A.JPEG"])
+async def test_a_path_shaped_string_is_refused_not_sent_as_an_id(value: str) -> None:
+    """A ``str`` is an image id; one shaped like a path is refused before any request."""
+    api = FakeAPI()
+    async with client_on(api.handle) as client:
+        with pytest.raises(ValidationError, match=r"end_image.*pass it as a Path"):
+            await client.image_to_video(prompt="waves", image="img-0", end_image=value)
+    assert api.requests == []
+
+
+async def test_a_string_is_an_id_even_when_such_a_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk is never probed: a ``str`` naming an existing file is still sent as an id."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img-0").write_bytes(png_bytes())
+    api = FakeAPI(looks=1)
+    async with client_on(api.handle) as client:
+        await client.image_to_video(prompt="waves", image="img-0")
+    submit = next(r for r in api.requests if r.method == "POST")
+    assert submit.json["imageId"] == "img-0"
+    assert api.seen["POST /init-image"] == 0

@@ -304,6 +304,11 @@ def is_path(value: str) -> bool:
     return is_local_image(value) or "/" in value or os.path.exists(value)
 
 
+def _source(value: str) -> str | Path:
+    """A frame option as the library takes it: a ``Path`` to upload, or an id."""
+    return Path(value) if is_path(value) else value
+
+
 def check_file(value: str, name: str) -> None:
     """Refuse a frame path that is not an image file, saying which.
 
@@ -334,7 +339,9 @@ async def _generate(
     await apply_findings(client)
     progress.update(status="submitting")
     generation_job = await client.image_to_video(
-        image=job.spec.image, end_image=job.spec.end_image, **job.spec.request_options()
+        image=_source(job.spec.image),
+        end_image=None if job.spec.end_image is None else _source(job.spec.end_image),
+        **job.spec.request_options(),
     )
     submitted.append(generation_job)
     progress.message(f"submitted generation {generation_job.id} ({cost_text(generation_job)})")
