@@ -91,7 +91,7 @@ async def child_run(args: argparse.Namespace) -> dict[str, Any]:
         async def sampler() -> None:
             nonlocal peak_pending
             while sampling:
-                peak_pending = max(peak_pending, client.tracker.statistics().pending)
+                peak_pending = max(peak_pending, client.tracker_statistics().pending)
                 await anyio.sleep(0.05)
 
         async def one(_: int) -> None:
@@ -110,7 +110,7 @@ async def child_run(args: argparse.Namespace) -> dict[str, Any]:
                 done += 1
             sampling = False
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
-        stats = client.tracker.statistics()
+        stats = client.tracker_statistics()
         peak = proc_status_kib("VmHWM") or 0
         return {
             "jobs": args.jobs,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from ._reconcile import LISTING_LAG, Reconciler
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._submits import SUBMIT_PATH, Submits
-from ._tracker import JobTracker, TrackedJob
+from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
 from ._transfers import Transfers
 from ._uploads import check_target, read_image, remote_frame
 from .models import (
@@ -146,13 +146,13 @@ class LeonardoClient(Submits, Endpoints):
             listing_shows_videos=listing_shows_videos,
         )
         self.listing.on_generation = self._reconciler.listed
-        self.tracker = JobTracker(
+        self._tracker = JobTracker(
             self,
             schedule=self.poll_schedule,
             batched=batched_status,
             polls_in_flight=polls_in_flight,
         )
-        self.tracker.on_end = self._limiter.ended
+        self._tracker.on_end = self._limiter.ended
         self._account: Account | None = None
         self._account_lock = anyio.Lock()
         self._stack: AsyncExitStack | None = None
@@ -164,6 +164,37 @@ class LeonardoClient(Submits, Endpoints):
     def timeouts(self) -> Timeouts:
         """The client's request timeouts (seconds)."""
         return self._transport.timeouts
+
+    @property
+    def batched_status(self) -> bool:
+        """Whether many running jobs are checked with one listing page (settable)."""
+        return self._tracker.batched
+
+    @batched_status.setter
+    def batched_status(self, value: bool) -> None:
+        self._tracker.batched = value
+
+    @property
+    def vanish_grace(self) -> float:
+        """Seconds a tracked job may be unknown to the server before it is an error."""
+        return self._tracker.vanish_grace
+
+    @vanish_grace.setter
+    def vanish_grace(self, value: float) -> None:
+        self._tracker.vanish_grace = value
+
+    @property
+    def on_progress(self) -> ProgressCallback | None:
+        """Called with a :class:`TrackerStatistics` after each change in tracking."""
+        return self._tracker.on_progress
+
+    @on_progress.setter
+    def on_progress(self, value: ProgressCallback | None) -> None:
+        self._tracker.on_progress = value
+
+    def tracker_statistics(self) -> TrackerStatistics:
+        """A snapshot of the jobs being watched and the looks spent on them."""
+        return self._tracker.statistics()
 
     @property
     def auto_seed(self) -> bool:
@@ -205,7 +236,7 @@ class LeonardoClient(Submits, Endpoints):
             raise ClientStateError("the client is already open: enter it once")
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self._transport)
-            await stack.enter_async_context(self.tracker)
+            await stack.enter_async_context(self._tracker)
             self._stack = stack.pop_all()
         return self
 
@@ -305,7 +336,16 @@ class LeonardoClient(Submits, Endpoints):
         schedule: PollSchedule | None = None,
     ) -> TrackedJob:
         """Start watching a generation; await the returned handle for the result."""
-        return self.tracker.track(generation_id, deadline=deadline, schedule=schedule)
+        return self._tracker.track(generation_id, deadline=deadline, schedule=schedule)
+
+    def as_completed(self) -> AsyncIterator[Generation]:
+        """The tracked generations as they finish (a failed one too), until none is left."""
+        return self._tracker.as_completed()
+
+    def notify(self, generation: Generation) -> bool:
+        """Feed news of a generation heard of elsewhere (a webhook); ``True`` if it ended
+        a tracked job."""
+        return self._tracker.notify(generation)
 
     async def wait(
         self,
@@ -320,7 +360,7 @@ class LeonardoClient(Submits, Endpoints):
         :raises GenerationFailedError: the job ended ``FAILED``
         :raises WaitTimeoutError: ``timeout`` passed first
         """
-        return await self.tracker.wait(generation_id, timeout=timeout, schedule=schedule)
+        return await self._tracker.wait(generation_id, timeout=timeout, schedule=schedule)
 
     async def download(self, source: Generation | str, path: str | os.PathLike[str]) -> Path:
         """Download a finished video to ``path``; returns the path.

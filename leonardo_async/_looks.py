@@ -97,10 +97,10 @@ class Looks:
         now = anyio.current_time()
         taken = []
         for job in self._jobs.values():
-            if job.polling or job.done():
+            if job._polling or job.done():
                 continue
-            if job.due <= now + SWEEP_AHEAD * job.schedule.nominal(job.checks):
-                job.polling = True
+            if job._due <= now + SWEEP_AHEAD * job._schedule.nominal(job._checks):
+                job._polling = True
                 taken.append(job)
         return taken
 
@@ -112,7 +112,7 @@ class Looks:
         than there are pending jobs; past that (a few old jobs behind many finished
         ones), per-job looks are cheaper.
         """
-        depth = self._tracked - min(job.order for job in due)
+        depth = self._tracked - min(job._order for job in due)
         return self._source.listing.pages_for(depth)
 
     def _queue_poll(self, job: TrackedJob) -> None:
@@ -176,9 +176,9 @@ class Looks:
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
                 now = anyio.current_time()
                 for job in unseen:
-                    if job.due > now:  # only nearly due: its own look is still to come
-                        job.polling = False
-                        self._push(job, job.due)
+                    if job._due > now:  # only nearly due: its own look is still to come
+                        job._polling = False
+                        self._push(job, job._due)
                     else:
                         self._queue_poll(job)
                 due = [job for job in self._backlog if self._awaited(job)]
@@ -194,7 +194,7 @@ class Looks:
         # (other clients of the key may have added generations); such a listing usually
         # stops earlier, at the first page older than the oldest due job.
         walk = self._source.listing.walk(
-            newer_than=min(job.since for job in due),
+            newer_than=min(job._since for job in due),
             max_pages=self._pages_to_reach(due) + 2,
             overlap=False,  # a job a deletion shifts out of sight is looked at by itself
         )
@@ -217,8 +217,8 @@ class Looks:
                 continue
             scheduled = remaining.pop(job.generation_id, None) is not None
             if entry.pending:
-                job.missing_since = None
-                if scheduled or not job.polling:
+                job._missing_since = None
+                if scheduled or not job._polling:
                     # A sighting is a look, due or not: pushing every job seen back by
                     # its own interval makes the next round serve them all together.
                     # Only a job's own due look grows its interval, so sightings that

@@ -38,7 +38,7 @@ class Submits:
     _transport: Connection
     _limiter: KeyLimiter
     _reconciler: Reconciler
-    tracker: JobTracker
+    _tracker: JobTracker
 
     @property
     def base_url(self) -> str:
@@ -116,7 +116,7 @@ class Submits:
     def _watch(self, generation_id: str) -> None:
         """Track a job that holds an in-flight slot, so that its end frees the slot."""
         if self._limiter.holds(generation_id):
-            self.tracker.track(generation_id, background=True)
+            self._tracker.track(generation_id, background=True)
 
     async def _submit(
         self,

@@ -56,31 +56,35 @@ class ProgressCallback(Protocol):
 class TrackedJob:
     """A handle on one tracked generation. ``await`` it for the finished generation.
 
+    What a waiter reads: :attr:`generation_id`, :attr:`generation` (the last state seen),
+    :attr:`looks`, :meth:`done` and :meth:`result`. The rest (due time, interval, deadline)
+    is the tracker's bookkeeping, kept on the handle and private to it.
+
     :raises GenerationFailedError: (on await) the job ended ``FAILED``
     :raises WaitTimeoutError: (on await) its deadline passed
     :raises GenerationVanishedError: (on await) the server stopped knowing it
     """
 
     __slots__ = (
+        "_background",
+        "_checks",
+        "_deadline",
         "_done",
+        "_due",
         "_error",
         "_event",
+        "_missing_since",
+        "_no_url_looks",
+        "_order",
+        "_polling",
+        "_schedule",
+        "_since",
+        "_timeout",
         "_tracker",
+        "_untrack_when_abandoned",
         "_waiters",
-        "background",
-        "checks",
-        "deadline",
-        "due",
         "generation",
         "generation_id",
-        "missing_since",
-        "no_url_looks",
-        "order",
-        "polling",
-        "schedule",
-        "since",
-        "timeout",
-        "untrack_when_abandoned",
     )
 
     def __init__(
@@ -92,32 +96,37 @@ class TrackedJob:
     ) -> None:
         self._tracker = tracker
         self.generation_id = generation_id
-        self.schedule = schedule
-        self.deadline = deadline
+        self._schedule = schedule
+        self._deadline = deadline
         #: The deadline in seconds from tracking, as given to ``track()``.
-        self.timeout: float | None = None
-        self.checks = 0
-        self.due = math.inf
-        self.polling = False
-        self.missing_since: float | None = None
-        self.no_url_looks = 0
+        self._timeout: float | None = None
+        self._checks = 0
+        self._due = math.inf
+        self._polling = False
+        self._missing_since: float | None = None
+        self._no_url_looks = 0
         #: How many jobs were tracked before this one (its depth in a newest-first listing).
-        self.order = 0
+        self._order = 0
         #: Wall-clock time the job was tracked: a listing entry older than this is not it.
-        self.since = datetime.now(timezone.utc)
+        self._since = datetime.now(timezone.utc)
         #: The last state seen (``None`` until the first look).
         self.generation: Generation | None = None
         self._done = False
         self._error: LeonardoError | None = None
         self._event: anyio.Event | None = None
         self._waiters = 0
-        self.untrack_when_abandoned = False
+        self._untrack_when_abandoned = False
         #: Watched only to see it end (it holds an in-flight slot), not for a caller.
-        self.background = False
+        self._background = False
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "pending"
-        return f"<TrackedJob {self.generation_id} {state} after {self.checks} looks>"
+        return f"<TrackedJob {self.generation_id} {state} after {self._checks} looks>"
+
+    @property
+    def looks(self) -> int:
+        """Scheduled looks at this job so far (sightings on listing pages aside)."""
+        return self._checks
 
     def done(self) -> bool:
         """Whether the job reached an end (finished, failed, vanished or timed out)."""
@@ -136,7 +145,7 @@ class TrackedJob:
             self.generation = generation
         self._error = error
         self._done = True
-        self.due = math.inf
+        self._due = math.inf
         if self._event is not None:
             self._event.set()
 
@@ -149,7 +158,7 @@ class TrackedJob:
                 await self._event.wait()
             finally:
                 self._waiters -= 1
-                if not self.done() and self._waiters == 0 and self.untrack_when_abandoned:
+                if not self.done() and self._waiters == 0 and self._untrack_when_abandoned:
                     self._tracker.untrack(self.generation_id)
         return self.result()
 

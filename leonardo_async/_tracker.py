@@ -177,12 +177,12 @@ class JobTracker(Looks):
         now = anyio.current_time()
         job = self._jobs.get(generation_id)
         if job is not None:
-            job.untrack_when_abandoned = False
-            if job.background and not background:
-                job.background = False
-                job.timeout = deadline
-                job.deadline = None if deadline is None else now + deadline
-                job.schedule = schedule or job.schedule
+            job._untrack_when_abandoned = False
+            if job._background and not background:
+                job._background = False
+                job._timeout = deadline
+                job._deadline = None if deadline is None else now + deadline
+                job._schedule = schedule or job._schedule
             return job
         job = TrackedJob(
             self,
@@ -190,12 +190,12 @@ class JobTracker(Looks):
             schedule or self.schedule,
             None if deadline is None else now + deadline,
         )
-        job.timeout = deadline
-        job.background = background
-        job.order = self._tracked
+        job._timeout = deadline
+        job._background = background
+        job._order = self._tracked
         self._tracked += 1
         self._jobs[generation_id] = job
-        self._push(job, now + job.schedule.delay(0, random.random()))
+        self._push(job, now + job._schedule.delay(0, random.random()))
         early = self._early.pop(generation_id, None)
         if early is not None:
             self._observe(job, early, scheduled=False)
@@ -214,7 +214,7 @@ class JobTracker(Looks):
         job = self._jobs.get(generation_id)
         if job is None:  # watched for this wait (and any that join it) only
             job = self.track(generation_id, schedule=schedule)
-            job.untrack_when_abandoned = True
+            job._untrack_when_abandoned = True
         if timeout is None:
             return await job  # no cancel scope to set up: most waits have no deadline
         try:
@@ -285,9 +285,9 @@ class JobTracker(Looks):
     # --- scheduling ---------------------------------------------------------------------
 
     def _push(self, job: TrackedJob, due: float) -> None:
-        if job.deadline is not None:
-            due = min(due, job.deadline)
-        job.due = due
+        if job._deadline is not None:
+            due = min(due, job._deadline)
+        job._due = due
         heapq.heappush(self._heap, (due, next(self._seq), job))
         if self._heap[0][2] is job:
             self._wake.set()
@@ -299,14 +299,14 @@ class JobTracker(Looks):
         wait is the expected run time, and starting it again from the sighting would
         put the look that much later than the job's likely end.
         """
-        job.polling = False
+        job._polling = False
         if job.done() or self._jobs.get(job.generation_id) is not job:
             return
         if grow:
-            job.checks += 1
-        elif job.checks == 0:
+            job._checks += 1
+        elif job._checks == 0:
             return
-        self._push(job, anyio.current_time() + job.schedule.delay(job.checks, random.random()))
+        self._push(job, anyio.current_time() + job._schedule.delay(job._checks, random.random()))
 
     def _spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
         """Start ``work`` in the tracker's task group, unless the tracker is closing.
@@ -337,12 +337,12 @@ class JobTracker(Looks):
         heap = self._heap
         while heap and heap[0][0] <= now + COALESCE:
             when, _, job = heapq.heappop(heap)
-            if job.due != when or job.polling or self._jobs.get(job.generation_id) is not job:
+            if job._due != when or job._polling or self._jobs.get(job.generation_id) is not job:
                 continue  # stale entry: rescheduled, being looked at, or gone
-            if job.deadline is not None and job.deadline <= now:
-                self._end(job, None, WaitTimeoutError(job.generation_id, job.timeout or 0.0))
+            if job._deadline is not None and job._deadline <= now:
+                self._end(job, None, WaitTimeoutError(job.generation_id, job._timeout or 0.0))
                 continue
-            job.polling = True
+            job._polling = True
             due.append(job)
         return due
 
@@ -353,11 +353,11 @@ class JobTracker(Looks):
         if job.done():
             return
         job.generation = generation
-        job.missing_since = None
+        job._missing_since = None
         status = generation.status
         if status == GenerationStatus.COMPLETE:
-            if generation.video_url is None and job.no_url_looks < MISSING_URL_LOOKS:
-                job.no_url_looks += 1
+            if generation.video_url is None and job._no_url_looks < MISSING_URL_LOOKS:
+                job._no_url_looks += 1
             else:
                 self._end(job, generation, None)
                 return
@@ -372,9 +372,9 @@ class JobTracker(Looks):
 
     def _missing(self, job: TrackedJob) -> None:
         now = anyio.current_time()
-        if job.missing_since is None:
-            job.missing_since = now
-        if now - job.missing_since >= self.vanish_grace:
+        if job._missing_since is None:
+            job._missing_since = now
+        if now - job._missing_since >= self.vanish_grace:
             self._end(job, None, GenerationVanishedError(job.generation_id))
         else:
             self._reschedule(job)
@@ -382,7 +382,7 @@ class JobTracker(Looks):
     def _end(
         self, job: TrackedJob, generation: Generation | None, error: LeonardoError | None
     ) -> None:
-        job.polling = False
+        job._polling = False
         job._finish(generation, error)
         if self._jobs.get(job.generation_id) is job:
             del self._jobs[job.generation_id]

@@ -11,7 +11,7 @@ callbacks that never come, arrive before the job is tracked, or are lost on the 
 Mount :attr:`WebhookReceiver.handler` on your own :mod:`aiohttp.web` application, or let
 :meth:`WebhookReceiver.serve` run a small server of its own::
 
-    receiver = WebhookReceiver(client.tracker, callback_key=os.environ["LEONARDO_CALLBACK_KEY"])
+    receiver = WebhookReceiver(client, callback_key=os.environ["LEONARDO_CALLBACK_KEY"])
     app.router.add_post("/leonardo/webhook", receiver.handler)
     # or
     async with receiver.serve(host="0.0.0.0", port=8080) as url:
@@ -106,7 +106,7 @@ class WebhookReceiver:
     Polling stays on: Leonardo documents only ``image_generation.complete`` and not
     whether video jobs send it, so callbacks make completion faster, never required.
 
-    :param tracker: the tracker to feed (or a client, whose tracker is used)
+    :param tracker: the client to feed (or a tracker of one's own)
     :param callback_key: the callback key configured with the API key; requests must
         carry ``authorization: Bearer <callback_key>``. ``None`` accepts every request
         (a warning is logged): only for receivers no one else can reach.
@@ -130,7 +130,7 @@ class WebhookReceiver:
             raise ValidationError("callback_key", "<not shown>", "a non-empty string or None")
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
             raise ValidationError("max_body", max_body, "a positive number of bytes")
-        self._tracker = tracker.tracker if isinstance(tracker, LeonardoClient) else tracker
+        self._tracker = tracker
         self._key = None if callback_key is None else _key_bytes(callback_key)
         self.max_body = max_body
         self.event_types = frozenset(event_types)

@@ -235,7 +235,7 @@ async def test_every_fault_at_once_loses_nothing_and_pays_nothing_twice(
                 listing_lag=3.0,  # covers the slow fault: a job made 1 s into a 0.5 s timeout
             ) as client,
         ):
-            client.tracker.vanish_grace = 0.5  # a vanished job is declared so quickly
+            client.vanish_grace = 0.5  # a vanished job is declared so quickly
             async with BatchSubmitter(client, journal=journal, out_dir=out) as batch:
                 first = await run(batch, items, sim)
             by_key = check_consistent(sim, journal, first, out, final=False)

@@ -154,12 +154,12 @@ async def test_a_listing_without_videos_is_not_held_and_tracking_goes_per_job(
     assert load_findings(stored, sim.base_url, sim.user_id)["listing.video"] == "not held"
     async with LeonardoClient(KEY, base_url=sim.base_url) as client:
         await apply_findings(client, stored)
-        assert client.tracker.batched is False
+        assert client.batched_status is False
         assert client.listing_shows_videos is False
     async with Simulator(SimulatorConfig(api_key=KEY)) as other:
         async with LeonardoClient(KEY, base_url=other.base_url) as client:
             await apply_findings(client, stored)
-            assert client.tracker.batched is True
+            assert client.batched_status is True
         assert requests_to(other, "GET /me") == 0  # nothing stored for it: nothing asked
 
 
@@ -213,7 +213,7 @@ async def test_a_refused_seed_is_not_held_and_the_job_still_runs(
     assert len(sim.generations) == 1
     async with LeonardoClient(KEY, base_url=sim.base_url) as client:
         await apply_findings(client, tmp_path / "findings.json")
-        assert (client.auto_seed, client.tracker.batched) == (False, True)
+        assert (client.auto_seed, client.batched_status) == (False, True)
 
 
 async def test_a_null_cost_is_not_held(sim: Simulator, tmp_path: Path) -> None:

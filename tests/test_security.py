@@ -54,12 +54,11 @@ async def test_key_not_in_reprs(client: LeonardoClient) -> None:
     handle = client.track(handle_id)
     for thing in (
         client,
-        client.tracker,
         client.statistics(),
         client.limits,
         client.poll_schedule,
         handle,
-        client.tracker.statistics(),
+        client.tracker_statistics(),
         await client.me(),
     ):
         assert_no_key(thing)
@@ -106,7 +105,7 @@ async def _short_wait(client: LeonardoClient) -> Any:
 
 
 async def _vanish(client: LeonardoClient) -> Any:
-    client.tracker.vanish_grace = 0.1
+    client.vanish_grace = 0.1
     job = await client.image_to_video(prompt="p", image=png_bytes())
     await client.delete_generation(job.id)
     return await client.wait(job.id)

@@ -65,12 +65,12 @@ async def submit(client: LeonardoClient, count: int = 1, prompt: str = "clip") -
 
 def pending(client: LeonardoClient) -> int:
     """Jobs the client's tracker is watching."""
-    return client.tracker.statistics().pending
+    return client.tracker_statistics().pending
 
 
 def looks(client: LeonardoClient) -> int:
     """Status requests the tracker has made: per-job polls and listing pages."""
-    stats = client.tracker.statistics()
+    stats = client.tracker_statistics()
     return stats.polls + stats.listing_pages
 
 
@@ -85,7 +85,7 @@ async def test_complete_resolves(client: LeonardoClient) -> None:
     assert generation.id == gid
     assert generation.status is GenerationStatus.COMPLETE
     assert generation.video_url is not None
-    stats = client.tracker.statistics()
+    stats = client.tracker_statistics()
     assert (stats.pending, stats.complete, stats.failed, stats.errors) == (0, 1, 0, 0)
 
 
@@ -97,7 +97,7 @@ async def test_failed_raises_with_generation(client: LeonardoClient, simulator: 
         await client.wait(gid)
     assert info.value.generation.id == gid
     assert info.value.generation.status is GenerationStatus.FAILED
-    assert client.tracker.statistics().failed == 1
+    assert client.tracker_statistics().failed == 1
 
 
 async def test_deadline_raises_wait_timeout(client: LeonardoClient, simulator: Simulator) -> None:
@@ -141,18 +141,18 @@ async def test_wait_timeout_keeps_an_explicitly_tracked_job(
 
 async def test_vanished_after_grace(client: LeonardoClient) -> None:
     """A job the server stops knowing ends with GenerationVanishedError after the grace."""
-    client.tracker.vanish_grace = 0.2
+    client.vanish_grace = 0.2
     [gid] = await submit(client)
     assert await client.delete_generation(gid)
     with anyio.fail_after(DEADLINE), raises_clean(GenerationVanishedError) as info:
         await client.wait(gid)
     assert info.value.generation_id == gid
-    assert client.tracker.statistics().errors == 1
+    assert client.tracker_statistics().errors == 1
 
 
 async def test_vanish_fault(client: LeonardoClient, simulator: Simulator) -> None:
     """A generation that disappears when it finishes is reported vanished, not waited on."""
-    client.tracker.vanish_grace = 0.2
+    client.vanish_grace = 0.2
     simulator.configure(faults={"vanish_rate": 1.0})
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE), raises_clean(GenerationVanishedError):
@@ -268,7 +268,7 @@ async def test_server_errors_on_polls_never_lose_the_job(simulator: Simulator) -
             simulator.configure(faults={"server_error_rate": 0.0})
             generation = await handle
     assert generation.status is GenerationStatus.COMPLETE
-    assert client.tracker.statistics().errors == 0
+    assert client.tracker_statistics().errors == 0
 
 
 @pytest.mark.parametrize("style", ["seconds", "none"])
@@ -306,9 +306,9 @@ async def test_cancelled_wait_stops_polling(client: LeonardoClient, simulator: S
             tg.cancel_scope.cancel()
         await eventually(lambda: pending(client) == 0)
     await anyio.sleep(0.05)  # a look already started may still land
-    polls, seen = client.tracker.statistics().polls, requests_to(simulator, POLL)
+    polls, seen = client.tracker_statistics().polls, requests_to(simulator, POLL)
     await anyio.sleep(0.6)  # three times the longest poll interval
-    assert client.tracker.statistics().polls == polls
+    assert client.tracker_statistics().polls == polls
     assert requests_to(simulator, POLL) == seen
 
 
@@ -372,7 +372,7 @@ async def test_closing_fails_pending_and_leaves_no_task(simulator: Simulator) ->
 
 async def test_as_completed_yields_in_finish_order(client: LeonardoClient) -> None:
     """as_completed yields generations in the order they finish, then ends."""
-    tracker = client.tracker
+    tracker = client
     ids = ["a", "b", "c", "d"]
     slow = PollSchedule(initial=600)
     for gid in ids:
@@ -404,7 +404,7 @@ async def test_as_completed_over_simulated_jobs(
     ids = await submit(client, 8)
     handles = [client.track(gid) for gid in ids]
     with anyio.fail_after(DEADLINE):
-        yielded = [g async for g in client.tracker.as_completed()]
+        yielded = [g async for g in client.as_completed()]
     assert sorted(g.id for g in yielded) == sorted(ids)
     statuses = {g.status for g in yielded}
     assert statuses <= {GenerationStatus.COMPLETE, GenerationStatus.FAILED}
@@ -422,7 +422,7 @@ async def _run_jobs(sim: Simulator, count: int, **options: Any) -> tuple[int, in
             results = [await handle for handle in handles]
         assert [g.id for g in results] == ids
         assert all(g.status is GenerationStatus.COMPLETE for g in results)
-        assert client.tracker.statistics().complete == count
+        assert client.tracker_statistics().complete == count
     return requests_to(sim, POLL), requests_to(sim, LISTING)
 
 
@@ -448,13 +448,13 @@ async def test_a_sighting_before_the_first_look_does_not_put_it_off() -> None:
     config = sim_config(durations=JobDurations.fixed(30.0))
     async with Simulator(config) as sim, make_client(sim) as client:
         late, *quick = await submit(client, 4)
-        job = client.tracker.track(late, schedule=PollSchedule(initial=20.0, max_interval=20.0))
-        first_look = job.due
+        job = client.track(late, schedule=PollSchedule(initial=20.0, max_interval=20.0))
+        first_look = job._due  # the tracker's bookkeeping: read, never patched
         for gid in quick:
             client.track(gid, schedule=PollSchedule(initial=0.01, max_interval=0.05))
-        await eventually(lambda: client.tracker.statistics().listing_pages >= 3)
-        assert job.checks == 0
-        assert job.due == first_look
+        await eventually(lambda: client.tracker_statistics().listing_pages >= 3)
+        assert job.looks == 0
+        assert job._due == first_look
 
 
 @pytest.mark.parametrize(
@@ -482,7 +482,7 @@ async def test_batched_status_survives_odd_listings(changes: dict[str, Any]) -> 
 async def test_progress_callback_gets_snapshots(client: LeonardoClient) -> None:
     """on_progress receives frozen statistics snapshots as jobs finish."""
     snapshots: list[TrackerStatistics] = []
-    client.tracker.on_progress = snapshots.append
+    client.on_progress = snapshots.append
     ids = await submit(client, 2)
     with anyio.fail_after(DEADLINE):
         for gid in ids:

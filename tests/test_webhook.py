@@ -70,7 +70,7 @@ async def client(sim: Simulator) -> AsyncIterator[LeonardoClient]:
 @pytest.fixture
 def receiver(client: LeonardoClient) -> WebhookReceiver:
     """Return a receiver feeding *client*'s tracker, requiring KEY."""
-    return WebhookReceiver(client.tracker, callback_key=KEY)
+    return WebhookReceiver(client, callback_key=KEY)
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ async def test_callbacks_resolve_jobs_without_polling(
         done = [await handle for handle in handles]
     assert [g.status for g in done] == [GenerationStatus.COMPLETE] * 3
     assert all(g.video_url for g in done)
-    tracker = client.tracker.statistics()
+    tracker = client.tracker_statistics()
     assert (tracker.polls, tracker.listing_pages) == (0, 0)
     assert tracker.complete == 3
     stats = receiver.statistics()
@@ -146,7 +146,7 @@ async def test_failed_callback_fails_the_handle(
     with anyio.fail_after(DEADLINE), pytest.raises(GenerationFailedError) as caught:
         await handle
     assert caught.value.generation.id == handle.generation_id
-    assert client.tracker.statistics().polls == 0
+    assert client.tracker_statistics().polls == 0
     assert receiver.statistics().resolved == 1
 
 
@@ -384,7 +384,7 @@ async def test_body_at_the_limit_is_read(
     client: LeonardoClient, url: str, session: aiohttp.ClientSession
 ) -> None:
     """A callback padded to exactly max_body bytes is still accepted."""
-    small = WebhookReceiver(client.tracker, callback_key=KEY, max_body=4096)
+    small = WebhookReceiver(client, callback_key=KEY, max_body=4096)
     async with small.serve() as small_url:
         body = json.dumps(callback("gen-pad")).encode()
         padded = body[:-1] + b" " * (4096 - len(body)) + b"}"
@@ -399,7 +399,7 @@ async def test_untracked_generation_is_200_and_ignored(
     """A callback for a generation nobody tracks is acknowledged with 200 and changes nothing."""
     status, answer = await post(session, url, callback("gen-nobody-tracks"))
     assert (status, answer) == (200, {"resolved": False})
-    assert client.tracker.statistics().complete == 0
+    assert client.tracker_statistics().complete == 0
     stats = receiver.statistics()
     assert (stats.accepted, stats.resolved) == (1, 0)
 
@@ -448,7 +448,7 @@ async def test_handler_mounts_on_the_users_app(
     client: LeonardoClient, session: aiohttp.ClientSession
 ) -> None:
     """``receiver.handler`` works on an application the user runs themselves."""
-    receiver = WebhookReceiver(client.tracker, callback_key=KEY)
+    receiver = WebhookReceiver(client, callback_key=KEY)
     app = web.Application()
     app.router.add_post("/leonardo/webhook", receiver.handler)
     runner = web.AppRunner(app)
@@ -472,7 +472,7 @@ async def test_no_callback_key_accepts_and_warns(
 ) -> None:
     """With callback_key=None any request is accepted, and a warning says so once."""
     with caplog.at_level(logging.WARNING, logger="leonardo_async"):
-        receiver = WebhookReceiver(client.tracker, callback_key=None)
+        receiver = WebhookReceiver(client, callback_key=None)
     assert len([r for r in caplog.records if "no callback key" in r.getMessage()]) == 1
     handle = client.track("gen-open")
     async with receiver.serve() as url:
@@ -489,7 +489,7 @@ async def test_failing_progress_callback_is_not_a_500(
     def broken(_: object) -> None:
         raise RuntimeError("progress bar crashed")
 
-    client.tracker.on_progress = broken
+    client.on_progress = broken
     handle = client.track("gen-progress")
     status, _ = await post(session, url, callback("gen-progress"))
     assert status == 200
@@ -535,7 +535,7 @@ async def test_receiver_repr_hides_the_key(client: LeonardoClient) -> None:
 async def test_bad_settings_are_refused(client: LeonardoClient, kwargs: dict[str, Any]) -> None:
     """An empty callback key or a non-positive max_body is a ValidationError."""
     with pytest.raises(ValidationError):
-        WebhookReceiver(client.tracker, **kwargs)
+        WebhookReceiver(client, **kwargs)
 
 
 # --- property: nothing a caller sends produces a 5xx -----------------------------------------

@@ -42,7 +42,7 @@ async def closed_by_server(stream: SocketStream) -> bool:
 @pytest.fixture
 async def quick(client: LeonardoClient) -> AsyncIterator[tuple[WebhookReceiver, str]]:  # noqa: F811
     """A receiver with a 0.3 s read timeout, serving at most 4 waiting connections."""
-    served = WebhookReceiver(client.tracker, callback_key=KEY, read_timeout=0.3)
+    served = WebhookReceiver(client, callback_key=KEY, read_timeout=0.3)
     async with served.serve(max_connections=4) as url:
         yield served, url
 

@@ -115,7 +115,7 @@ async def apply_findings(client: LeonardoClient, path: Path | None = None) -> No
         return
     statuses = load_findings(path, client.base_url, await client.user_id())
     if statuses.get("listing.video") == NOT_HELD:
-        client.tracker.batched = False
+        client.batched_status = False
         client.listing_shows_videos = False  # its silence never proves a submit failed
     elif statuses.get("listing.video") == HELD:
         client.listing_shows_videos = True

@@ -211,11 +211,11 @@ async def wait_with_progress(tracked: TrackedJob, progress: Progress) -> Generat
     """Await a tracked job, redrawing the progress line with its status and checks."""
     while True:
         seen = tracked.generation
-        progress.update(status=_status(seen), looks=tracked.checks)
+        progress.update(status=_status(seen), looks=tracked.looks)
         with anyio.move_on_after(TICK):
             generation = await tracked
             break
-    progress.update(status=_status(generation), looks=tracked.checks)
+    progress.update(status=_status(generation), looks=tracked.looks)
     return generation
 
 

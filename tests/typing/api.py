@@ -27,7 +27,6 @@ from leonardo_async import (
     ImageSource,
     ImageToVideoRequest,
     ImageType,
-    JobTracker,
     LeonardoClient,
     LeonardoError,
     Limits,
@@ -127,16 +126,15 @@ async def many_videos(client: LeonardoClient, prompts: list[str], frame: FrameRe
             print(retry_after)
             continue
         handles.append(client.track(job.id, deadline=900.0))
-    tracker: JobTracker = client.tracker
-    tracker.on_progress = progress
-    finished: AsyncIterator[Generation] = tracker.as_completed()
+    client.on_progress = progress
+    finished: AsyncIterator[Generation] = client.as_completed()
     async for generation in finished:
         status: GenerationStatus | str = generation.status
         print(generation.id, status)
     for handle in handles:
         if handle.done():
             print(handle.result().id)
-    snapshot: TrackerStatistics = tracker.statistics()
+    snapshot: TrackerStatistics = client.tracker_statistics()
     print(snapshot)
 
 
