@@ -87,9 +87,9 @@ class BatchItem:
         :raises ValidationError: the spec breaks the rules
         """
         spec = VideoSpec(prompt=prompt, **params)
-        for source in (image, end_image):
+        for name, source in (("image", image), ("end_image", end_image)):
             if source is not None:
-                remote_frame(source)  # an image id is checked here, a file when it is read
+                remote_frame(source, name)  # an id is checked here, a file when it is read
         return cls(spec, image, end_image, key, number)
 
     @property
