@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import pytest
 
 from leonardo_async.cli import main
-from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator import JobDurations, SimulatorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 START_FRAME = ROOT / "examples" / "start-frame.png"
@@ -18,16 +15,10 @@ END_FRAME = ROOT / "examples" / "end-frame.png"
 FAST_POLL = ("--poll-initial", "0.05", "--poll-max", "0.2")
 
 
-@asynccontextmanager
-async def simulator_for_cli(
-    monkeypatch: pytest.MonkeyPatch, key: str, job_seconds: float = 0.1
-) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs, with LEONARDO_API_KEY and LEONARDO_BASE_URL set for it."""
-    config = SimulatorConfig(api_key=key, durations=JobDurations.fixed(job_seconds))
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", key)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
-        yield running
+def cli_config(key: str, job_seconds: float = 0.1) -> SimulatorConfig:
+    """A simulator config with short jobs and ``key``, for the shipped fixture
+    ``leonardo_simulator`` (which points LEONARDO_API_KEY and LEONARDO_BASE_URL at it)."""
+    return SimulatorConfig(api_key=key, durations=JobDurations.fixed(job_seconds))
 
 
 async def cli(*argv: str | Path) -> int:

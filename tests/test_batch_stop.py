@@ -8,23 +8,27 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
-from _cli import cli, generate_args, simulator_for_cli
+from _cli import cli, cli_config, generate_args
 from _images import png_bytes
 from test_cli_batch import FAST_POLL, KEY, batch, jobs_of, requests_seen, results
 
-from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    async with simulator_for_cli(monkeypatch, KEY, job_seconds=0.05) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
+    return cli_config(KEY, job_seconds=0.05)
+
+
+@pytest.fixture
+def sim(leonardo_simulator: Simulator) -> Simulator:
+    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
+    return leonardo_simulator
 
 
 @pytest.fixture

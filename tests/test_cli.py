@@ -13,13 +13,12 @@ import socket
 import subprocess
 import sys
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import anyio
 import pytest
-from _cli import END_FRAME, FAST_POLL, START_FRAME, cli, generate_args, simulator_for_cli
+from _cli import END_FRAME, FAST_POLL, START_FRAME, cli, cli_config, generate_args
 from _video import decode, top_level_boxes
 from anyio.abc import ByteReceiveStream
 from hypothesis import given, settings
@@ -30,7 +29,7 @@ from leonardo_async.cli import main
 from leonardo_async.cli._common import Commands
 from leonardo_async.cli._frames import END, START, draw_frame
 from leonardo_async.cli._progress import LogHandler, Progress, format_duration
-from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 #: A distinctive key: it must never be printed or logged.
 KEY = "sk-cli-CANARY-5b2e9d41-never-print"
@@ -38,10 +37,15 @@ DEADLINE = 60.0
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """Yield a simulator with short jobs; LEONARDO_* point at it."""
-    async with simulator_for_cli(monkeypatch, KEY) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
+    return cli_config(KEY)
+
+
+@pytest.fixture
+def sim(leonardo_simulator: Simulator) -> Simulator:
+    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
+    return leonardo_simulator
 
 
 def requests_seen(sim: Simulator) -> int:

@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _cli import FAST_POLL, cli, generate_args, simulator_for_cli
+from _cli import FAST_POLL, cli, cli_config, generate_args
 
-from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 KEY = "sk-jobs-CANARY-7c1d2e3f-never-print"
 SUBMIT = "POST /generations-image-to-video"
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs; LEONARDO_* point at it."""
-    async with simulator_for_cli(monkeypatch, KEY) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
+    return cli_config(KEY)
+
+
+@pytest.fixture
+def sim(leonardo_simulator: Simulator) -> Simulator:
+    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
+    return leonardo_simulator
 
 
 async def left_running(sim: Simulator, out: Path, *extra: str) -> str:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import errno
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from _cli import simulator_for_cli
+from _cli import cli_config
 from _images import png_bytes
 from test_batch import client_for, frame, items_for, run_all
 from test_cli_batch import FAST_POLL, KEY, jobs_of, results
@@ -24,14 +24,19 @@ from leonardo_async import BatchSubmitter, Journal
 from leonardo_async._journal import ItemState
 from leonardo_async._uploads import AtomicFile
 from leonardo_async.cli import main
-from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    async with simulator_for_cli(monkeypatch, KEY, job_seconds=0.05) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
+    return cli_config(KEY, job_seconds=0.05)
+
+
+@pytest.fixture
+def sim(leonardo_simulator: Simulator) -> Simulator:
+    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
+    return leonardo_simulator
 
 
 @pytest.fixture
