@@ -13,7 +13,7 @@ from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, KeyCatcher, T
 from hypothesis import settings
 
 from leonardo_async import LeonardoClient
-from leonardo_async.simulator import Simulator, SimulatorConfig
+from leonardo_async.simulator import Simulator
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,16 +70,10 @@ def key_catcher() -> Iterator[KeyCatcher]:
 
 
 @pytest.fixture
-def leonardo_simulator_config() -> SimulatorConfig:
-    """The canary key, jobs of a tenth of a second and no running limit: what the shipped
-    ``leonardo_simulator`` fixture starts with in these tests (a module may override it)."""
-    return sim_config()
-
-
-@pytest.fixture
-def simulator(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator (LEONARDO_API_KEY and LEONARDO_BASE_URL point at it)."""
-    return leonardo_simulator
+async def simulator() -> AsyncIterator[Simulator]:
+    """A simulator with the canary key, jobs of a tenth of a second and no running limit."""
+    async with Simulator(sim_config()) as sim:
+        yield sim
 
 
 @pytest.fixture
