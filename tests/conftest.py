@@ -6,10 +6,12 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, KeyCatcher, Traffic, sim_config
+from _images import png_bytes
 from hypothesis import settings
 
 from leonardo_async import LeonardoClient
@@ -100,3 +102,19 @@ async def client(
         ) as leo,
     ):
         yield leo
+
+
+@pytest.fixture
+def sim(leonardo_simulator: Simulator) -> Simulator:
+    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it.
+
+    A module sets its simulator with a ``leonardo_simulator_config`` fixture of its own.
+    """
+    return leonardo_simulator
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder with a start frame, start.png."""
+    (tmp_path / "start.png").write_bytes(png_bytes())
+    return tmp_path

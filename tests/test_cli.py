@@ -42,12 +42,6 @@ def leonardo_simulator_config() -> SimulatorConfig:
     return cli_config(KEY)
 
 
-@pytest.fixture
-def sim(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    return leonardo_simulator
-
-
 def requests_seen(sim: Simulator) -> int:
     """Every request the simulator saw, on the API and the storage host."""
     stats = sim.statistics()

@@ -44,13 +44,6 @@ async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
         yield running
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A folder with a start frame, start.png."""
-    (tmp_path / "start.png").write_bytes(png_bytes())
-    return tmp_path
-
-
 async def batch(jobs: Path, out: Path, *extra: str) -> int:
     """Run ``leonardo-async batch`` in a worker thread (it runs its own event loop)."""
     argv = ["batch", str(jobs), "--out", str(out), *FAST_POLL, *extra]

@@ -23,12 +23,6 @@ def leonardo_simulator_config() -> SimulatorConfig:
     return cli_config(KEY)
 
 
-@pytest.fixture
-def sim(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    return leonardo_simulator
-
-
 async def left_running(sim: Simulator, out: Path, *extra: str) -> str:
     """Run a generate whose --timeout passes on a long job; returns the job's id."""
     sim.configure(durations=JobDurations.fixed(600))

@@ -16,7 +16,6 @@ from pathlib import Path
 import anyio
 import pytest
 from _cli import cli_config
-from _images import png_bytes
 from test_batch import client_for, frame, items_for, run_all
 from test_cli_batch import FAST_POLL, KEY, jobs_of, results
 
@@ -31,19 +30,6 @@ from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 def leonardo_simulator_config() -> SimulatorConfig:
     """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
     return cli_config(KEY, job_seconds=0.05)
-
-
-@pytest.fixture
-def sim(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    return leonardo_simulator
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A folder with a start frame, start.png."""
-    (tmp_path / "start.png").write_bytes(png_bytes())
-    return tmp_path
 
 
 @pytest.fixture

@@ -32,19 +32,6 @@ def leonardo_simulator_config() -> SimulatorConfig:
     return cli_config(KEY, job_seconds=0.05)
 
 
-@pytest.fixture
-def sim(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    return leonardo_simulator
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A folder with a start frame, start.png."""
-    (tmp_path / "start.png").write_bytes(png_bytes())
-    return tmp_path
-
-
 def jobs_file(folder: Path, *lines: str, prefix: bytes = b"") -> Path:
     """A batch file of these raw lines (JSON text as written, escapes included)."""
     path = folder / "jobs.jsonl"
