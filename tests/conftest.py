@@ -15,7 +15,9 @@ from _images import png_bytes
 from hypothesis import settings
 
 from leonardo_async import LeonardoClient
-from leonardo_async.simulator import Simulator
+from leonardo_async.simulator import Simulator, SimulatorConfig
+
+pytest_plugins = ("pytester",)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,10 +74,10 @@ def key_catcher() -> Iterator[KeyCatcher]:
 
 
 @pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    """A simulator with the canary key, jobs of a tenth of a second and no running limit."""
-    async with Simulator(sim_config()) as sim:
-        yield sim
+def leonardo_simulator_config() -> SimulatorConfig:
+    """The shipped fixture's simulator, for every test unless its module or marker says
+    otherwise: the canary key, jobs of a tenth of a second and no running limit."""
+    return sim_config()
 
 
 @pytest.fixture
@@ -86,14 +88,14 @@ def traffic() -> Traffic:
 
 @pytest.fixture
 async def client(
-    simulator: Simulator, traffic: Traffic, key_catcher: KeyCatcher
+    sim: Simulator, traffic: Traffic, key_catcher: KeyCatcher
 ) -> AsyncIterator[LeonardoClient]:
     """A client on the simulator with fast polls and retries, its traffic recorded."""
     async with (
         aiohttp.ClientSession(trace_configs=[traffic.trace_config()]) as session,
         LeonardoClient(
             KEY,
-            base_url=simulator.base_url,
+            base_url=sim.base_url,
             limits=NO_LIMITS,
             poll_schedule=FAST,
             retry=QUICK_RETRY,
@@ -106,9 +108,12 @@ async def client(
 
 @pytest.fixture
 def sim(leonardo_simulator: Simulator) -> Simulator:
-    """The shipped fixture's simulator; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it.
+    """The shipped fixture's simulator, by a shorter name; LEONARDO_API_KEY and
+    LEONARDO_BASE_URL point at it.
 
-    A module sets its simulator with a ``leonardo_simulator_config`` fixture of its own.
+    A module sets its simulator with a ``leonardo_simulator_config`` fixture of its own, a
+    test with ``@pytest.mark.leonardo_simulator(...)``; a test that needs another simulator,
+    or one started or stopped mid-test, takes ``leonardo_simulator_factory``.
     """
     return leonardo_simulator
 

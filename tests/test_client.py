@@ -42,7 +42,7 @@ SUBMIT = "POST /generations-image-to-video"
 LISTING = "GET /generations/user/{userId}"
 
 
-async def test_full_lifecycle(client: LeonardoClient, simulator: Simulator, tmp_path: Path) -> None:
+async def test_full_lifecycle(client: LeonardoClient, sim: Simulator, tmp_path: Path) -> None:
     """Upload start and end frames, submit VEO3_1 1080p 8 s, wait, download byte-exact."""
     start_file = tmp_path / "start.png"
     start_file.write_bytes(png_bytes(16, 9))
@@ -64,28 +64,28 @@ async def test_full_lifecycle(client: LeonardoClient, simulator: Simulator, tmp_
     assert video.video_url is not None
     target = tmp_path / "out" / "video.mp4"
     assert await client.download(video, target) == target
-    assert target.read_bytes() == simulator.video_bytes(job.id)
+    assert target.read_bytes() == sim.video_bytes(job.id)
     assert sorted(p.name for p in target.parent.iterdir()) == ["video.mp4"]
-    stats = simulator.statistics()
+    stats = sim.statistics()
     assert stats.generations_created == 1
     assert stats.uploads_completed == 2
     assert stats.storage_auth_headers == 0
-    record = simulator.generation(job.id)
+    record = sim.generation(job.id)
     assert record is not None
 
 
 @pytest.mark.parametrize(
     "image", [png_bytes(), jpeg_bytes(), webp_bytes()], ids=["png", "jpeg", "webp"]
 )
-async def test_upload_formats(client: LeonardoClient, simulator: Simulator, image: bytes) -> None:
+async def test_upload_formats(client: LeonardoClient, sim: Simulator, image: bytes) -> None:
     """PNG, JPEG and WebP frames upload, with the extension taken from their content."""
     uploaded = await client.upload_image(image)
     assert isinstance(uploaded, UploadedImage)
-    assert simulator.statistics().uploads_completed == 1
+    assert sim.statistics().uploads_completed == 1
 
 
 async def test_mislabelled_file_is_uploaded_as_what_it_is(
-    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, tmp_path: Path
 ) -> None:
     """A JPEG saved as .png is uploaded as a jpg, what its content says it is."""
     path = tmp_path / "frame.png"
@@ -94,7 +94,7 @@ async def test_mislabelled_file_is_uploaded_as_what_it_is(
     async with (
         aiohttp.ClientSession() as session,
         session.get(
-            f"{simulator.base_url}/init-image/{uploaded.id}",
+            f"{sim.base_url}/init-image/{uploaded.id}",
             headers={"authorization": f"Bearer {KEY}"},
         ) as response,
     ):
@@ -125,94 +125,90 @@ def bad_inputs(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 async def test_validation_happens_before_any_request(
-    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, tmp_path: Path
 ) -> None:
     """Every invalid call raises ValidationError and sends nothing to API or storage."""
     for bad in bad_inputs(tmp_path):
         call = {"prompt": "a cat", "image": FrameRef("img"), **bad}
         with raises_clean(ValidationError):
             await client.image_to_video(**call)
-        assert total_requests(simulator) == 0, bad
+        assert total_requests(sim) == 0, bad
     assert client.requests_sent == 0
 
 
 async def test_upload_redone_when_url_expired(
-    client: LeonardoClient, simulator: Simulator, traffic: Traffic
+    client: LeonardoClient, sim: Simulator, traffic: Traffic
 ) -> None:
     """An expired presigned URL is replaced by a fresh one and the upload succeeds."""
-    simulator.configure(faults={"upload_expired_rate": 1.0})
+    sim.configure(faults={"upload_expired_rate": 1.0})
     traffic.after(
-        lambda e: simulator.storage_url in e.url and e.method == "POST",
-        reconfigure(simulator, faults={"upload_expired_rate": 0.0}),
+        lambda e: sim.storage_url in e.url and e.method == "POST",
+        reconfigure(sim, faults={"upload_expired_rate": 0.0}),
     )
     await client.upload_image(png_bytes())
-    stats = simulator.statistics()
+    stats = sim.statistics()
     assert (stats.uploads_rejected, stats.uploads_completed) == (1, 1)
-    assert requests_to(simulator, "POST /init-image") == 2
+    assert requests_to(sim, "POST /init-image") == 2
 
 
-async def test_upload_gives_up_after_short_ttl(
-    client: LeonardoClient, simulator: Simulator
-) -> None:
+async def test_upload_gives_up_after_short_ttl(client: LeonardoClient, sim: Simulator) -> None:
     """When every presigned URL is already expired the upload fails with UploadError."""
-    simulator.configure(upload_url_ttl=0.0)
+    sim.configure(upload_url_ttl=0.0)
     with raises_clean(UploadError):
         await client.upload_image(png_bytes())
-    stats = simulator.statistics()
+    stats = sim.statistics()
     assert stats.uploads_completed == 0
-    assert requests_to(simulator, "POST /init-image") >= 2
+    assert requests_to(sim, "POST /init-image") >= 2
     assert stats.storage_auth_headers == 0
 
 
 async def test_a_submit_answer_without_a_price_is_a_success(
-    client: LeonardoClient, simulator: Simulator
+    client: LeonardoClient, sim: Simulator
 ) -> None:
     """``cost`` null or with null members: the job is taken as made, nothing is looked for."""
-    simulator.configure(faults={"null_cost_rate": 1.0})
+    sim.configure(faults={"null_cost_rate": 1.0})
     image = FrameRef(await _image(client))
     jobs = [await client.image_to_video(prompt=f"unpriced {i}", image=image) for i in range(4)]
     assert [job.cost for job in jobs] == [None] * 4
-    assert [job.id for job in jobs] == [g.id for g in simulator.generations]
-    assert simulator.statistics().faults_injected["null_cost"] == 4
-    assert requests_to(simulator, "GET /generations/user/{userId}") == 0
+    assert [job.id for job in jobs] == [g.id for g in sim.generations]
+    assert sim.statistics().faults_injected["null_cost"] == 4
+    assert requests_to(sim, "GET /generations/user/{userId}") == 0
 
 
-async def test_lost_submit_response_is_reconciled(
-    client: LeonardoClient, simulator: Simulator
-) -> None:
+async def test_lost_submit_response_is_reconciled(client: LeonardoClient, sim: Simulator) -> None:
     """A submit whose answer is lost is found in the listing: one generation, its id returned."""
-    simulator.configure(faults={"reset_after_submit_rate": 1.0})
+    sim.configure(faults={"reset_after_submit_rate": 1.0})
     with anyio.fail_after(DEADLINE):
         job = await client.image_to_video(
             prompt="lost answer", image=FrameRef(await _image(client))
         )
-    stats = simulator.statistics()
+    stats = sim.statistics()
     assert stats.generations_created == 1
     assert stats.duplicate_submissions == 0
     assert stats.faults_injected.get("reset_after_submit") == 1
-    [created] = simulator.generations
+    [created] = sim.generations
     assert job.id == created.id
 
 
 async def test_submit_refused_before_arrival_is_resent_once(
-    simulator: Simulator, traffic: Traffic
+    sim: Simulator, traffic: Traffic
 ) -> None:
     """A submit dropped before it was handled is looked for first, then sent once more
     (by a client that knows the listing shows video jobs)."""
-    async with make_client(simulator, traffic, listing_shows_videos=True) as client:
+    async with make_client(sim, traffic, listing_shows_videos=True) as client:
         image = await _image(client)
-        simulator.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
+        sim.configure(faults={"reset_before_rate": 1.0, "routes": [SUBMIT]})
         # a dropped request has no response to hook: switch the fault off at the first look
         traffic.after(
             route("/generations/user/", "GET"),
-            reconfigure(simulator, faults={"reset_before_rate": 0.0}),
+            reconfigure(sim, faults={"reset_before_rate": 0.0}),
         )
         with anyio.fail_after(DEADLINE):
             job = await client.image_to_video(prompt="dropped", image=FrameRef(image))
-    stats = simulator.statistics()
+    stats = sim.statistics()
     assert stats.generations_created == 1
     assert stats.duplicate_submissions == 0
-    assert [g.id for g in simulator.generations] == [job.id]
+    assert [g.id for g in sim.generations] == [job.id]
     submits = traffic.to("/generations-image-to-video", "POST")
     assert len(submits) == 2
     listings = [e for e in traffic.to("/generations/user/") if e.sent_at > submits[0].sent_at]
@@ -220,11 +216,11 @@ async def test_submit_refused_before_arrival_is_resent_once(
     assert listings[0].sent_at < submits[1].sent_at
 
 
-async def test_submit_5xx_is_never_resent_blindly(simulator: Simulator, traffic: Traffic) -> None:
+async def test_submit_5xx_is_never_resent_blindly(sim: Simulator, traffic: Traffic) -> None:
     """A submit answered 5xx is only resent after the listing showed no such job."""
-    async with make_client(simulator, traffic, listing_shows_videos=True) as client:
+    async with make_client(sim, traffic, listing_shows_videos=True) as client:
         image = await _image(client)
-        simulator.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
+        sim.configure(faults={"server_error_rate": 1.0, "routes": [SUBMIT]})
         with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError) as info:
             await client.image_to_video(prompt="always 5xx", image=FrameRef(image))
     assert info.value.__cause__ is not None
@@ -237,30 +233,30 @@ async def test_submit_5xx_is_never_resent_blindly(simulator: Simulator, traffic:
             if before.sent_at < e.sent_at < after.sent_at
         ]
         assert between, "a submit was resent without looking for the first one"
-    assert simulator.statistics().generations_created == 0
+    assert sim.statistics().generations_created == 0
 
 
 async def test_download_retried_after_truncation(
-    client: LeonardoClient, simulator: Simulator, traffic: Traffic, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, traffic: Traffic, tmp_path: Path
 ) -> None:
     """A download cut short is retried, and the file appears only when whole."""
     video = await _finished_video(client)
-    simulator.configure(faults={"cdn_truncate_rate": 1.0})
-    traffic.after(route("/cdn/", "GET"), reconfigure(simulator, faults={"cdn_truncate_rate": 0.0}))
+    sim.configure(faults={"cdn_truncate_rate": 1.0})
+    traffic.after(route("/cdn/", "GET"), reconfigure(sim, faults={"cdn_truncate_rate": 0.0}))
     target = tmp_path / "v.mp4"
     await client.download(video, target)
-    assert target.read_bytes() == simulator.video_bytes(video.id)
-    assert simulator.statistics().faults_injected.get("cdn_truncate") == 1
+    assert target.read_bytes() == sim.video_bytes(video.id)
+    assert sim.statistics().faults_injected.get("cdn_truncate") == 1
     assert len(traffic.to("/cdn/")) == 2
     assert os.listdir(tmp_path) == ["v.mp4"]
 
 
 async def test_download_never_leaves_partial_file(
-    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, tmp_path: Path
 ) -> None:
     """When every attempt is cut short, DownloadError is raised and no file is left behind."""
     video = await _finished_video(client)
-    simulator.configure(faults={"cdn_truncate_rate": 1.0})
+    sim.configure(faults={"cdn_truncate_rate": 1.0})
     target = tmp_path / "v.mp4"
     with anyio.fail_after(DEADLINE), raises_clean(DownloadError):
         await client.download(video, target)
@@ -269,7 +265,7 @@ async def test_download_never_leaves_partial_file(
 
 
 async def test_a_refused_download_carries_its_status_and_is_not_retried(
-    client: LeonardoClient, simulator: Simulator, traffic: Traffic, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, traffic: Traffic, tmp_path: Path
 ) -> None:
     """A CDN 404 (a wrong or expired URL) is a DownloadError with status 404, asked once."""
     video = await _finished_video(client)
@@ -288,11 +284,11 @@ async def test_download_without_video_url(client: LeonardoClient, tmp_path: Path
         await client.download(Generation("g", GenerationStatus.PENDING), tmp_path / "x.mp4")
 
 
-async def test_me_list_and_delete(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_me_list_and_delete(client: LeonardoClient, sim: Simulator) -> None:
     """me() reads the account; list_generations pages; delete_generation removes a job."""
     account = await client.me()
-    assert account.user_id == simulator.user_id
-    assert account.concurrency_slots == simulator.config.concurrency_slots
+    assert account.user_id == sim.user_id
+    assert account.concurrency_slots == sim.config.concurrency_slots
     image = await _image(client)
     ids = []
     for n in range(3):
@@ -318,12 +314,12 @@ async def test_me_list_and_delete(client: LeonardoClient, simulator: Simulator) 
             await client.delete_generation(bad_id)
 
 
-async def test_account_is_cached(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_account_is_cached(client: LeonardoClient, sim: Simulator) -> None:
     """account() asks /me once and remembers it."""
     first = await client.account()
     second = await client.account()
     assert first == second
-    assert requests_to(simulator, "GET /me") == 1
+    assert requests_to(sim, "GET /me") == 1
 
 
 async def test_client_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,11 +334,11 @@ async def test_client_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
         LeonardoClient(KEY, base_url="ftp://example.com")
 
 
-async def test_client_made_outside_a_loop_is_usable(simulator: Simulator) -> None:
+async def test_client_made_outside_a_loop_is_usable(sim: Simulator) -> None:
     """A client built before the event loop ran works inside it (no loop bound at init)."""
-    made = await anyio.to_thread.run_sync(lambda: LeonardoClient(KEY, base_url=simulator.base_url))
+    made = await anyio.to_thread.run_sync(lambda: LeonardoClient(KEY, base_url=sim.base_url))
     async with made:
-        assert (await made.me()).user_id == simulator.user_id
+        assert (await made.me()).user_id == sim.user_id
 
 
 # --- helpers ------------------------------------------------------------------------------

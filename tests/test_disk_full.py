@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from _cli import cli_config
+from _helpers import sim_config
 from test_batch import client_for, frame, items_for, run_all
 from test_cli_batch import FAST_POLL, KEY, jobs_of, results
 
@@ -96,15 +97,16 @@ def test_a_failing_close_does_not_hide_the_callers_error(small_disk: Path) -> No
     assert leftovers(small_disk) == []
 
 
+@pytest.mark.leonardo_simulator(sim_config())  # the client tests' canary key, not this module's
 async def test_downloads_to_a_full_disk_end_recorded_and_resume(
-    simulator: Simulator, tmp_path: Path, small_disk: Path
+    sim: Simulator, tmp_path: Path, small_disk: Path
 ) -> None:
     """Every download fails with ENOSPC: each item ERROR with its job kept; freed, resumed,
     the videos arrive and nothing is submitted again."""
     ballast = fill(small_disk)
     items = items_for(frame(tmp_path), 3)
     path = tmp_path / "journal.sqlite"
-    async with client_for(simulator) as client:
+    async with client_for(sim) as client:
         with Journal(path) as journal:
             async with BatchSubmitter(client, journal=journal, out_dir=small_disk) as batch:
                 first = await run_all(batch, items)
@@ -117,7 +119,7 @@ async def test_downloads_to_a_full_disk_end_recorded_and_resume(
             second = await run_all(batch, items)
     assert {r.status for r in second} == {"COMPLETE"}
     assert {r.generation_id for r in second} == {r.generation_id for r in first}
-    assert simulator.statistics().generations_created == 3
+    assert sim.statistics().generations_created == 3
     assert len([name for name in leftovers(small_disk) if name.endswith(".mp4")]) == 3
 
 

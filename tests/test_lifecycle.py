@@ -47,9 +47,9 @@ async def finished_video(client: LeonardoClient) -> Generation:
 # --- outside async with -----------------------------------------------------------------
 
 
-async def test_waiting_and_tracking_need_an_open_client(simulator: Simulator) -> None:
+async def test_waiting_and_tracking_need_an_open_client(sim: Simulator) -> None:
     """wait() and track() before entering or after closing are a LeonardoError, not RuntimeError."""
-    client = LeonardoClient(KEY, base_url=simulator.base_url)
+    client = LeonardoClient(KEY, base_url=sim.base_url)
     with raises_clean(ClientStateError, match="async with"):
         client.track("g")
     with raises_clean(ClientStateError, match="async with"):
@@ -59,34 +59,34 @@ async def test_waiting_and_tracking_need_an_open_client(simulator: Simulator) ->
     with raises_clean(ClientStateError, match="async with"):
         await client.wait("g", timeout=1)
     assert issubclass(ClientStateError, LeonardoError)
-    assert sent(simulator) == 0
+    assert sent(sim) == 0
 
 
-async def test_requests_after_close_are_refused_and_open_nothing(simulator: Simulator) -> None:
+async def test_requests_after_close_are_refused_and_open_nothing(sim: Simulator) -> None:
     """me() (or any call) after close raises at once and opens no session to leak."""
-    async with make_client(simulator) as client:
+    async with make_client(sim) as client:
         await client.me()
-    before = sent(simulator)
+    before = sent(sim)
     with raises_clean(ClientStateError, match="not open"):
         await client.me()
     with raises_clean(ClientStateError, match="not open"):
         await client.get_generation("g")
-    unopened = LeonardoClient(KEY, base_url=simulator.base_url)
+    unopened = LeonardoClient(KEY, base_url=sim.base_url)
     with raises_clean(ClientStateError, match="not open"):
         await unopened.me()
-    assert sent(simulator) == before
+    assert sent(sim) == before
 
 
-async def test_a_closed_client_can_be_opened_again(simulator: Simulator) -> None:
+async def test_a_closed_client_can_be_opened_again(sim: Simulator) -> None:
     """Closing is not the end of the object: a new ``async with`` works as the first did."""
-    client = LeonardoClient(KEY, base_url=simulator.base_url)
+    client = LeonardoClient(KEY, base_url=sim.base_url)
     for _ in range(2):
         async with client:
-            assert (await client.me()).user_id == simulator.user_id
+            assert (await client.me()).user_id == sim.user_id
 
 
 async def test_entering_twice_is_refused_and_the_first_block_goes_on(
-    simulator: Simulator,
+    sim: Simulator,
 ) -> None:
     """A second ``async with`` on an open client is refused before it changes anything.
 
@@ -94,7 +94,7 @@ async def test_entering_twice_is_refused_and_the_first_block_goes_on(
     them when either block ended.
     """
     with anyio.fail_after(DEADLINE):
-        async with anyio.create_task_group() as tg, make_client(simulator) as client:
+        async with anyio.create_task_group() as tg, make_client(sim) as client:
             with raises_clean(ClientStateError, match="already open"):
                 async with client:
                     pytest.fail("entered twice")
@@ -107,7 +107,7 @@ async def test_entering_twice_is_refused_and_the_first_block_goes_on(
 
 
 async def test_download_refuses_a_directory_or_a_device_and_fetches_nothing(
-    client: LeonardoClient, simulator: Simulator, tmp_path: Path
+    client: LeonardoClient, sim: Simulator, tmp_path: Path
 ) -> None:
     """A download over a directory, a FIFO or a device node (through a symlink) is refused.
 
@@ -122,12 +122,12 @@ async def test_download_refuses_a_directory_or_a_device_and_fetches_nothing(
     os.mkfifo(fifo)
     device = tmp_path / "null"
     device.symlink_to("/dev/null")
-    before = sent(simulator)
+    before = sent(sim)
     for target in (folder, fifo, device):
         with raises_clean(ValidationError, match="path") as info:
             await client.download(video, target)
         assert info.value.field == "path"
-    assert sent(simulator) == before
+    assert sent(sim) == before
     assert folder.is_dir()
     assert fifo.is_fifo()
     assert device.is_symlink()
@@ -168,29 +168,29 @@ def test_a_key_with_a_control_character_or_space_inside_is_refused_unshown(
         assert end not in text
 
 
-async def test_a_key_with_a_trailing_newline_is_used_without_it(simulator: Simulator) -> None:
+async def test_a_key_with_a_trailing_newline_is_used_without_it(sim: Simulator) -> None:
     """Whitespace around the key (a key file's newline) is not part of it."""
-    async with make_client(simulator, api_key=f"  {KEY}\n") as client:
-        assert (await client.me()).user_id == simulator.user_id
+    async with make_client(sim, api_key=f"  {KEY}\n") as client:
+        assert (await client.me()).user_id == sim.user_id
 
 
 # --- the batch's own lifetime -------------------------------------------------------------
 
 
 async def test_a_batch_runs_only_inside_its_async_with_which_owns_its_journal(
-    simulator: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path
 ) -> None:
     """A batch opens a journal given as a path on entry and closes it on exit; outside
     the block nothing runs and nothing is sent."""
     journal = tmp_path / "journal.sqlite"
     items = [BatchItem.create(prompt="p", image=png_bytes())]
-    async with make_client(simulator) as client:
+    async with make_client(sim) as client:
         batch = BatchSubmitter(client, journal=journal)
         with raises_clean(ClientStateError, match="async with"):
             async with batch.stream(items):
                 pytest.fail("ran outside async with")
         assert not journal.exists()
-        assert sent(simulator) == 0
+        assert sent(sim) == 0
         async with batch:
             with raises_clean(ClientStateError, match="already open"):
                 async with batch:
@@ -201,4 +201,4 @@ async def test_a_batch_runs_only_inside_its_async_with_which_owns_its_journal(
             list(batch.journal.entries())
         async with batch:  # a second block reopens the same journal: nothing runs again
             assert (await batch.run(items)).complete == 1
-    assert len(simulator.generations) == 1
+    assert len(sim.generations) == 1

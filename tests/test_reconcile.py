@@ -70,7 +70,7 @@ def test_pick_prefers_the_seed_match_then_the_earliest() -> None:
 
 
 async def test_walking_the_listing_survives_deletions_between_pages(
-    simulator: Simulator, client: LeonardoClient
+    sim: Simulator, client: LeonardoClient
 ) -> None:
     """Deleting generations mid-walk shifts pages up, yet no entry is skipped or repeated."""
     image = await client.upload_image(png_bytes())

@@ -89,9 +89,9 @@ async def test_complete_resolves(client: LeonardoClient) -> None:
     assert (stats.pending, stats.complete, stats.failed, stats.errors) == (0, 1, 0, 0)
 
 
-async def test_failed_raises_with_generation(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_failed_raises_with_generation(client: LeonardoClient, sim: Simulator) -> None:
     """A FAILED job raises GenerationFailedError carrying the generation."""
-    simulator.configure(failure_rate=1.0)
+    sim.configure(failure_rate=1.0)
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE), raises_clean(GenerationFailedError) as info:
         await client.wait(gid)
@@ -100,9 +100,9 @@ async def test_failed_raises_with_generation(client: LeonardoClient, simulator: 
     assert client.tracker_statistics().failed == 1
 
 
-async def test_deadline_raises_wait_timeout(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_deadline_raises_wait_timeout(client: LeonardoClient, sim: Simulator) -> None:
     """A tracked job past its deadline fails with WaitTimeoutError, a TimeoutError too."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     handle = client.track(gid, deadline=0.2)
     with anyio.fail_after(DEADLINE), raises_clean(WaitTimeoutError) as info:
@@ -115,9 +115,9 @@ async def test_deadline_raises_wait_timeout(client: LeonardoClient, simulator: S
     assert handle.done()
 
 
-async def test_wait_timeout(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_wait_timeout(client: LeonardoClient, sim: Simulator) -> None:
     """wait(timeout=...) raises WaitTimeoutError, which ``except TimeoutError`` catches."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE), pytest.raises(TimeoutError) as info:
         await client.wait(gid, timeout=0.2)
@@ -127,10 +127,10 @@ async def test_wait_timeout(client: LeonardoClient, simulator: Simulator) -> Non
 
 
 async def test_wait_timeout_keeps_an_explicitly_tracked_job(
-    client: LeonardoClient, simulator: Simulator
+    client: LeonardoClient, sim: Simulator
 ) -> None:
     """A timed-out wait on a job tracked with track() leaves it tracked."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     handle = client.track(gid)
     with anyio.fail_after(DEADLINE), raises_clean(WaitTimeoutError):
@@ -150,10 +150,10 @@ async def test_vanished_after_grace(client: LeonardoClient) -> None:
     assert client.tracker_statistics().errors == 1
 
 
-async def test_vanish_fault(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_vanish_fault(client: LeonardoClient, sim: Simulator) -> None:
     """A generation that disappears when it finishes is reported vanished, not waited on."""
     client.vanish_grace = 0.2
-    simulator.configure(faults={"vanish_rate": 1.0})
+    sim.configure(faults={"vanish_rate": 1.0})
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE), raises_clean(GenerationVanishedError):
         await client.wait(gid)
@@ -256,67 +256,65 @@ async def test_odd_listing_entries_do_not_stop_the_tracker() -> None:
 # --- transient trouble ----------------------------------------------------------------------
 
 
-async def test_server_errors_on_polls_never_lose_the_job(simulator: Simulator) -> None:
+async def test_server_errors_on_polls_never_lose_the_job(sim: Simulator) -> None:
     """5xx answers to polls only postpone the next look; the job still resolves."""
-    simulator.configure(faults={"server_error_rate": 1.0, "routes": [POLL]})
-    async with make_client(simulator, retry=RetryPolicy(attempts=1)) as client:
+    sim.configure(faults={"server_error_rate": 1.0, "routes": [POLL]})
+    async with make_client(sim, retry=RetryPolicy(attempts=1)) as client:
         [gid] = await submit(client)
         handle = client.track(gid)
         with anyio.fail_after(DEADLINE):
-            await eventually(lambda: requests_to(simulator, POLL) >= 3)
+            await eventually(lambda: requests_to(sim, POLL) >= 3)
             assert not handle.done()
-            simulator.configure(faults={"server_error_rate": 0.0})
+            sim.configure(faults={"server_error_rate": 0.0})
             generation = await handle
     assert generation.status is GenerationStatus.COMPLETE
     assert client.tracker_statistics().errors == 0
 
 
 @pytest.mark.parametrize("style", ["seconds", "none"])
-async def test_429_on_polls_pauses_and_resumes(simulator: Simulator, style: str) -> None:
+async def test_429_on_polls_pauses_and_resumes(sim: Simulator, style: str) -> None:
     """A 429 on a poll, with or without Retry-After, pauses polling; the job still resolves."""
-    simulator.configure(
+    sim.configure(
         retry_after_style=style,
         faults={"rate_limit_storm_rate": 1.0, "rate_limit_storm_length": 1, "routes": [POLL]},
     )
     traffic = Traffic()
     traffic.after(
         route("/generations/", status=429),
-        reconfigure(simulator, faults={"rate_limit_storm_rate": 0.0}),
+        reconfigure(sim, faults={"rate_limit_storm_rate": 0.0}),
     )
-    async with make_client(simulator, traffic, retry=RetryPolicy(attempts=1)) as client:
+    async with make_client(sim, traffic, retry=RetryPolicy(attempts=1)) as client:
         [gid] = await submit(client)
         with anyio.fail_after(DEADLINE):
             generation = await client.wait(gid)
         assert generation.status is GenerationStatus.COMPLETE
         assert client.statistics().rate_limited == 1
-    assert simulator.statistics().rate_limited == 1
+    assert sim.statistics().rate_limited == 1
 
 
 # --- cancellation and shutdown ----------------------------------------------------------------
 
 
-async def test_cancelled_wait_stops_polling(client: LeonardoClient, simulator: Simulator) -> None:
+async def test_cancelled_wait_stops_polling(client: LeonardoClient, sim: Simulator) -> None:
     """Cancelling the only waiter of a job stops its polling."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE):
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.wait, gid)
-            await eventually(lambda: requests_to(simulator, POLL) >= 2)
+            await eventually(lambda: requests_to(sim, POLL) >= 2)
             tg.cancel_scope.cancel()
         await eventually(lambda: pending(client) == 0)
     await anyio.sleep(0.05)  # a look already started may still land
-    polls, seen = client.tracker_statistics().polls, requests_to(simulator, POLL)
+    polls, seen = client.tracker_statistics().polls, requests_to(sim, POLL)
     await anyio.sleep(0.6)  # three times the longest poll interval
     assert client.tracker_statistics().polls == polls
-    assert requests_to(simulator, POLL) == seen
+    assert requests_to(sim, POLL) == seen
 
 
-async def test_all_waiters_cancelled_stops_polling(
-    client: LeonardoClient, simulator: Simulator
-) -> None:
+async def test_all_waiters_cancelled_stops_polling(client: LeonardoClient, sim: Simulator) -> None:
     """When every concurrent wait on a job is cancelled, the job is no longer watched."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     with anyio.fail_after(DEADLINE):
         async with anyio.create_task_group() as tg:
@@ -327,11 +325,9 @@ async def test_all_waiters_cancelled_stops_polling(
         await eventually(lambda: pending(client) == 0)
 
 
-async def test_cancelled_wait_keeps_a_tracked_job(
-    client: LeonardoClient, simulator: Simulator
-) -> None:
+async def test_cancelled_wait_keeps_a_tracked_job(client: LeonardoClient, sim: Simulator) -> None:
     """Cancelling a wait does not stop watching a job someone tracked explicitly."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     [gid] = await submit(client)
     handle = client.track(gid)
     with anyio.fail_after(DEADLINE):
@@ -344,11 +340,11 @@ async def test_cancelled_wait_keeps_a_tracked_job(
     assert not handle.done()
 
 
-async def test_closing_fails_pending_and_leaves_no_task(simulator: Simulator) -> None:
+async def test_closing_fails_pending_and_leaves_no_task(sim: Simulator) -> None:
     """Leaving the client's block fails pending handles with TrackerClosedError, leaking no task."""
-    simulator.configure(durations=JobDurations.fixed(600))
+    sim.configure(durations=JobDurations.fixed(600))
     before = asyncio.all_tasks()
-    async with make_client(simulator) as client:
+    async with make_client(sim) as client:
         ids = await submit(client, 3)
         handles = [client.track(gid) for gid in ids]
         with anyio.fail_after(DEADLINE):
@@ -394,13 +390,9 @@ async def test_as_completed_yields_in_finish_order(client: LeonardoClient) -> No
     assert seen == finish
 
 
-async def test_as_completed_over_simulated_jobs(
-    client: LeonardoClient, simulator: Simulator
-) -> None:
+async def test_as_completed_over_simulated_jobs(client: LeonardoClient, sim: Simulator) -> None:
     """Every tracked job is yielded once, FAILED ones included, and iteration ends."""
-    simulator.configure(
-        failure_rate=0.5, durations=JobDurations(kind="uniform", median=0.3, spread=0.8)
-    )
+    sim.configure(failure_rate=0.5, durations=JobDurations(kind="uniform", median=0.3, spread=0.8))
     ids = await submit(client, 8)
     handles = [client.track(gid) for gid in ids]
     with anyio.fail_after(DEADLINE):
