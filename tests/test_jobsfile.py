@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY, sim_config
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_RETRY
 from _images import png_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -236,7 +236,10 @@ def test_results_round_trip_through_jsonl() -> None:
     assert sum_costs(back) == {"CREDITS": 2140}
 
 
-async def test_fields_under_extra_pass_through_to_the_request_body(folder: Path) -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(0.05))
+async def test_fields_under_extra_pass_through_to_the_request_body(
+    sim: Simulator, folder: Path
+) -> None:
     """Fields under "extra" reach the API body exactly as written; known ones by their names."""
     path = write_jobs(
         folder / "jobs.jsonl",
@@ -251,7 +254,6 @@ async def test_fields_under_extra_pass_through_to_the_request_body(folder: Path)
     (job,) = read_jobs(path)
     assert job.item is not None
     async with (
-        Simulator(sim_config(durations=JobDurations.fixed(0.05))) as sim,
         LeonardoClient(
             KEY, base_url=sim.base_url, limits=NO_LIMITS, poll_schedule=FAST, retry=QUICK_RETRY
         ) as client,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _helpers import FAST, KEY, QUICK_RETRY, sim_config
+from _helpers import FAST, KEY, QUICK_RETRY
 from _images import png_bytes
 
 from leonardo_async import (
@@ -91,7 +91,8 @@ def test_a_plan_counts_items_uploads_and_credits(tmp_path: Path) -> None:
     assert PUBLISHED_SOURCE in the_plan.sources
 
 
-async def test_the_budget_uses_the_price_the_server_charged(tmp_path: Path) -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(0.05), cost_1080p_multiplier=2.0)
+async def test_the_budget_uses_the_price_the_server_charged(sim: Simulator, tmp_path: Path) -> None:
     """Once a 1080p job costs double, the budget counts double: no overspend on the next."""
     start = tmp_path / "start.png"
     start.write_bytes(png_bytes())
@@ -99,9 +100,7 @@ async def test_the_budget_uses_the_price_the_server_charged(tmp_path: Path) -> N
         BatchItem.create(prompt=f"big {i}", image=start, resolution="RESOLUTION_1080")
         for i in range(3)
     ]
-    config = sim_config(durations=JobDurations.fixed(0.05), cost_1080p_multiplier=2.0)
     async with (
-        Simulator(config) as sim,
         LeonardoClient(
             KEY,
             base_url=sim.base_url,

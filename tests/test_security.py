@@ -16,7 +16,6 @@ from _helpers import (
     Traffic,
     assert_no_key,
     make_client,
-    sim_config,
 )
 from _images import png_bytes
 
@@ -44,6 +43,7 @@ from leonardo_async import (
     WaitTimeoutError,
 )
 from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 ONE_TRY = RetryPolicy(attempts=1, base_delay=0.01, max_delay=0.05)
 
@@ -67,9 +67,9 @@ async def test_key_not_in_reprs(client: LeonardoClient) -> None:
             assert_no_key(value)
 
 
-async def _wrong_key(tmp: Path) -> LeonardoError:
+async def _wrong_key(start: SimulatorFactory) -> LeonardoError:
     """The simulator accepts another key, so ours is the one refused."""
-    async with Simulator(sim_config(api_key="sk-the-right-one")) as sim:
+    async with start(api_key="sk-the-right-one") as sim:
         async with make_client(sim) as client:
             with pytest.raises(AuthenticationError) as info:
                 await client.me()
@@ -77,9 +77,12 @@ async def _wrong_key(tmp: Path) -> LeonardoError:
 
 
 async def _faulty(
-    faults: dict[str, Any], action: Callable[[LeonardoClient], Awaitable[Any]], **changes: Any
+    start: SimulatorFactory,
+    faults: dict[str, Any],
+    action: Callable[[LeonardoClient], Awaitable[Any]],
+    **changes: Any,
 ) -> LeonardoError:
-    async with Simulator(sim_config(faults=faults, **changes)) as sim:
+    async with start(faults=faults, **changes) as sim:
         async with make_client(sim, retry=ONE_TRY) as client:
             with pytest.raises(LeonardoError) as info:
                 await action(client)
@@ -120,8 +123,8 @@ async def _wait_ok(client: LeonardoClient) -> Generation:
     return await client.wait(job.id, timeout=DEADLINE)
 
 
-async def _closed(sim_changes: dict[str, Any]) -> LeonardoError:
-    async with Simulator(sim_config(**sim_changes)) as sim:
+async def _closed(start: SimulatorFactory, sim_changes: dict[str, Any]) -> LeonardoError:
+    async with start(**sim_changes) as sim:
         async with make_client(sim) as client:
             job = await client.image_to_video(prompt="p", image=png_bytes())
             handle = client.track(job.id)
@@ -130,8 +133,8 @@ async def _closed(sim_changes: dict[str, Any]) -> LeonardoError:
         return info.value
 
 
-async def _refused() -> LeonardoError:
-    async with Simulator(sim_config()) as sim:
+async def _refused(start: SimulatorFactory) -> LeonardoError:
+    async with start() as sim:
         base_url = sim.base_url
     async with LeonardoClient(KEY, base_url=base_url, retry=ONE_TRY) as client:
         with pytest.raises(TransportError) as info:
@@ -140,28 +143,32 @@ async def _refused() -> LeonardoError:
 
 
 async def test_key_not_in_any_error(
-    tmp_path: Path, key_catcher: KeyCatcher, monkeypatch: pytest.MonkeyPatch
+    leonardo_simulator_factory: SimulatorFactory,
+    tmp_path: Path,
+    key_catcher: KeyCatcher,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every kind of error the client raises is free of the key, and so are DEBUG logs."""
+    start = leonardo_simulator_factory  # a simulator of its own for each kind of error
     submit_only = {"routes": ["POST /generations-image-to-video"]}
     long_jobs = {"durations": JobDurations.fixed(600)}
     with anyio.fail_after(DEADLINE * 3):
         errors: list[LeonardoError] = [
-            await _wrong_key(tmp_path),
-            await _faulty({"server_error_rate": 1.0, "routes": ["GET /me"]}, _me),
-            await _faulty({"rate_limit_storm_rate": 1.0, "routes": ["GET /me"]}, _me),
-            await _faulty({"unexpected_shape_rate": 1.0, "routes": ["GET /me"]}, _me),
-            await _faulty({"server_error_rate": 1.0, **submit_only}, _submit),
-            await _faulty({"reset_before_rate": 1.0, **submit_only}, _submit),
-            await _faulty({}, _submit, upload_url_ttl=0.0),
-            await _faulty({}, _wait, failure_rate=1.0),
-            await _faulty({}, _short_wait, **long_jobs),
-            await _faulty({}, _vanish),
-            await _faulty({"cdn_truncate_rate": 1.0}, lambda c: _download(c, tmp_path)),
-            await _closed(long_jobs),
-            await _refused(),
+            await _wrong_key(start),
+            await _faulty(start, {"server_error_rate": 1.0, "routes": ["GET /me"]}, _me),
+            await _faulty(start, {"rate_limit_storm_rate": 1.0, "routes": ["GET /me"]}, _me),
+            await _faulty(start, {"unexpected_shape_rate": 1.0, "routes": ["GET /me"]}, _me),
+            await _faulty(start, {"server_error_rate": 1.0, **submit_only}, _submit),
+            await _faulty(start, {"reset_before_rate": 1.0, **submit_only}, _submit),
+            await _faulty(start, {}, _submit, upload_url_ttl=0.0),
+            await _faulty(start, {}, _wait, failure_rate=1.0),
+            await _faulty(start, {}, _short_wait, **long_jobs),
+            await _faulty(start, {}, _vanish),
+            await _faulty(start, {"cdn_truncate_rate": 1.0}, lambda c: _download(c, tmp_path)),
+            await _closed(start, long_jobs),
+            await _refused(start),
         ]
-        async with Simulator(sim_config()) as sim:
+        async with start() as sim:
             async with make_client(sim, base_url=sim.base_url + "/x") as client:
                 with pytest.raises(NotFoundError) as not_found:
                     await client.me()
@@ -192,10 +199,10 @@ async def test_key_not_in_any_error(
     assert not key_catcher.leaks()
 
 
-async def test_authorization_never_sent_to_storage(tmp_path: Path) -> None:
+async def test_authorization_never_sent_to_storage(sim: Simulator, tmp_path: Path) -> None:
     """Uploads and downloads go to the storage host with no authorization header."""
     traffic = Traffic()
-    async with Simulator(sim_config()) as sim, make_client(sim, traffic) as client:
+    async with make_client(sim, traffic) as client:
         with anyio.fail_after(DEADLINE):
             end = await client.upload_image(png_bytes())
             job = await client.image_to_video(prompt="p", image=png_bytes(), end_image=end)

@@ -19,7 +19,6 @@ from _helpers import (
     raises_clean,
     reconfigure,
     route,
-    sim_config,
 )
 from _images import png_bytes
 
@@ -34,6 +33,7 @@ from leonardo_async import (
 )
 from leonardo_async._reconcile import LISTING_LAG
 from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 SUBMIT = "POST /generations-image-to-video"
 LISTING = "GET /generations/user/{userId}"
@@ -47,16 +47,21 @@ def _submits(traffic: Traffic) -> int:
     return len(traffic.to("/generations-image-to-video", "POST"))
 
 
-async def test_gateway_errors_lost_answers_and_a_lagging_listing_buy_nothing_twice() -> None:
-    """30 items, submits answered 502/503/504 after the job was made or never answered,
-    a listing two seconds behind: every item gets its own job, none is bought twice."""
-    faults = {
+@pytest.mark.leonardo_simulator(
+    durations=JobDurations.fixed(0.05),
+    listing_lag=2.0,
+    faults={
         "gateway_error_after_submit_rate": 0.3,
         "reset_after_submit_rate": 0.2,
         "routes": [SUBMIT],
-    }
-    config = sim_config(durations=JobDurations.fixed(0.05), listing_lag=2.0, faults=faults)
-    async with Simulator(config) as sim, make_client(sim, listing_lag=LISTING_LAG) as client:
+    },
+)
+async def test_gateway_errors_lost_answers_and_a_lagging_listing_buy_nothing_twice(
+    sim: Simulator,
+) -> None:
+    """30 items, submits answered 502/503/504 after the job was made or never answered,
+    a listing two seconds behind: every item gets its own job, none is bought twice."""
+    async with make_client(sim, listing_lag=LISTING_LAG) as client:
         image = await _image(client)
         jobs: dict[int, str] = {}
 
@@ -78,12 +83,17 @@ async def test_gateway_errors_lost_answers_and_a_lagging_listing_buy_nothing_twi
 @pytest.mark.parametrize(
     "status_fault", ["gateway_error_after_submit_rate", "reset_after_submit_rate"]
 )
-async def test_a_maybe_created_submit_is_found_behind_a_lagging_listing(status_fault: str) -> None:
+async def test_a_maybe_created_submit_is_found_behind_a_lagging_listing(
+    leonardo_simulator_factory: SimulatorFactory, status_fault: str
+) -> None:
     """A 5xx after the job was made, or a lost answer, with the listing 3 s behind: the
     job is found by a later look, and the submit is sent once."""
     traffic = Traffic()
-    config = sim_config(listing_lag=3.0, faults={status_fault: 1.0, "routes": [SUBMIT]})
-    async with Simulator(config) as sim, make_client(sim, traffic, listing_lag=10.0) as client:
+    faults = {status_fault: 1.0, "routes": [SUBMIT]}
+    async with (
+        leonardo_simulator_factory(listing_lag=3.0, faults=faults) as sim,
+        make_client(sim, traffic, listing_lag=10.0) as client,
+    ):
         image = await _image(client)
         with anyio.fail_after(DEADLINE):
             job = await client.image_to_video(prompt="behind the gateway", image=image)
@@ -92,12 +102,12 @@ async def test_a_maybe_created_submit_is_found_behind_a_lagging_listing(status_f
         assert len(traffic.to("/generations/user/")) > 1
 
 
-async def test_a_reconciliation_cut_short_by_its_page_cap_is_uncertain() -> None:
+async def test_a_reconciliation_cut_short_by_its_page_cap_is_uncertain(sim: Simulator) -> None:
     """A listing too deep to read within the page cap decides nothing: no resend.
 
     Oldest first, one entry a page, the new job sits below 25 others: past 20 pages."""
     traffic = Traffic()
-    async with Simulator(sim_config()) as sim, make_client(sim, traffic) as client:
+    async with make_client(sim, traffic) as client:
         image = await _image(client)
         for index in range(25):
             await client.image_to_video(prompt=f"earlier {index}", image=image)
@@ -113,11 +123,11 @@ async def test_a_reconciliation_cut_short_by_its_page_cap_is_uncertain() -> None
         assert sim.statistics().generations_created == 26
 
 
-async def test_a_listing_error_during_reconciliation_is_uncertain() -> None:
+async def test_a_listing_error_during_reconciliation_is_uncertain(sim: Simulator) -> None:
     """A submit answered 5xx whose listing cannot be read is never resent."""
     traffic = Traffic()
     faults: dict[str, Any] = {"server_error_rate": 1.0, "routes": [SUBMIT, LISTING]}
-    async with Simulator(sim_config()) as sim, make_client(sim, traffic) as client:
+    async with make_client(sim, traffic) as client:
         image = await _image(client)
         sim.configure(faults=faults)
         with anyio.fail_after(DEADLINE), raises_clean(SubmitUncertainError, match="listing"):
@@ -126,14 +136,14 @@ async def test_a_listing_error_during_reconciliation_is_uncertain() -> None:
 
 
 @pytest.mark.parametrize("second_answer_lost", [False, True])
-async def test_a_refused_seed_is_dropped_once_and_for_the_key(second_answer_lost: bool) -> None:
+@pytest.mark.leonardo_simulator(reject_seed=True)
+async def test_a_refused_seed_is_dropped_once_and_for_the_key(
+    sim: Simulator, second_answer_lost: bool
+) -> None:
     """A 400 naming seed: sent again without it, and no seed is sent again; a lost answer
     after that is still found (the match needs no seed)."""
     traffic = Traffic()
-    async with (
-        Simulator(sim_config(reject_seed=True)) as sim,
-        make_client(sim, traffic) as client,
-    ):
+    async with make_client(sim, traffic) as client:
         image = await _image(client)
         with anyio.fail_after(DEADLINE):
             first = await client.image_to_video(prompt="seedless one", image=image)
@@ -146,14 +156,14 @@ async def test_a_refused_seed_is_dropped_once_and_for_the_key(second_answer_lost
         assert client.seeds_refused
 
 
-async def test_a_batch_on_a_server_refusing_seeds_journals_none(tmp_path: Path) -> None:
+@pytest.mark.leonardo_simulator(reject_seed=True)
+async def test_a_batch_on_a_server_refusing_seeds_journals_none(
+    sim: Simulator, tmp_path: Path
+) -> None:
     """A batch against a server that refuses seed: each item refused once at most, done
     once, and the journal keeps no seed that was never sent (a resume matches without)."""
     traffic = Traffic()
-    async with (
-        Simulator(sim_config(reject_seed=True)) as sim,
-        make_client(sim, traffic) as client,
-    ):
+    async with make_client(sim, traffic) as client:
         image = await _image(client)
         items = [BatchItem.create(prompt=f"seedless {i}", image=image) for i in range(6)]
         with Journal(tmp_path / "journal.sqlite") as journal:
@@ -178,13 +188,14 @@ async def _stream(batch: BatchSubmitter, items: list[BatchItem]) -> AsyncIterato
 
 @pytest.mark.parametrize("listed_before", [False, True])
 async def test_silence_is_proof_only_from_a_listing_seen_to_show_video_jobs(
+    sim: Simulator,
     listed_before: bool,
 ) -> None:
     """A submit answered 5xx that made nothing: a client that has not yet seen a video job
     in the listing leaves it uncertain (sent once); once the listing has shown one of its
     jobs, the same silence lets it send again."""
     traffic = Traffic()
-    async with Simulator(sim_config()) as sim, make_client(sim, traffic) as client:
+    async with make_client(sim, traffic) as client:
         image = await _image(client)
         if listed_before:
             await client.image_to_video(prompt="shown first", image=image)

@@ -24,7 +24,6 @@ from _helpers import (
     reconfigure,
     requests_to,
     route,
-    sim_config,
 )
 from _images import png_bytes
 from aiohttp import web
@@ -48,6 +47,7 @@ from leonardo_async import (
 )
 from leonardo_async._listing import Listing
 from leonardo_async.simulator import JobDurations, Simulator
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 POLL = "GET /generations/{id}"
 LISTING = "GET /generations/user/{userId}"
@@ -418,12 +418,12 @@ async def _run_jobs(sim: Simulator, count: int, **options: Any) -> tuple[int, in
     return requests_to(sim, POLL), requests_to(sim, LISTING)
 
 
-async def test_batched_status_saves_requests() -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(0.8))
+async def test_batched_status_saves_requests(leonardo_simulator_factory: SimulatorFactory) -> None:
     """With many jobs pending, listing pages replace most per-job GETs."""
-    config = sim_config(durations=JobDurations.fixed(0.8))
-    async with Simulator(config) as sim:
+    async with leonardo_simulator_factory() as sim:
         single_gets, single_pages = await _run_jobs(sim, 12, batched_status=False)
-    async with Simulator(config) as sim:
+    async with leonardo_simulator_factory() as sim:
         batched_gets, batched_pages = await _run_jobs(sim, 12, batched_status=True)
     assert single_pages == 0
     assert batched_pages > 0
@@ -431,14 +431,14 @@ async def test_batched_status_saves_requests() -> None:
     assert batched_gets < single_gets / 4
 
 
-async def test_a_sighting_before_the_first_look_does_not_put_it_off() -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(30.0))
+async def test_a_sighting_before_the_first_look_does_not_put_it_off(sim: Simulator) -> None:
     """Other jobs' listing rounds show a job pending before its first look: the look stays.
 
     The first wait is the job's expected run time; starting it again at each sighting
     would detect the job that much late (a third of the slots idle in a 2 s job batch).
     """
-    config = sim_config(durations=JobDurations.fixed(30.0))
-    async with Simulator(config) as sim, make_client(sim) as client:
+    async with make_client(sim) as client:
         late, *quick = await submit(client, 4)
         job = client.track(late, schedule=PollSchedule(initial=20.0, max_interval=20.0))
         first_look = job._due  # the tracker's bookkeeping: read, never patched
@@ -461,10 +461,12 @@ async def test_a_sighting_before_the_first_look_does_not_put_it_off() -> None:
     ],
     ids=["paginated", "unordered", "oldest-first", "dropping", "no-videos", "utc-suffix"],
 )
-async def test_batched_status_survives_odd_listings(changes: dict[str, Any]) -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations(kind="uniform", median=0.3, spread=0.5))
+async def test_batched_status_survives_odd_listings(
+    leonardo_simulator_factory: SimulatorFactory, changes: dict[str, Any]
+) -> None:
     """Paginated, unordered, or incomplete listings still let every job resolve."""
-    config = sim_config(durations=JobDurations(kind="uniform", median=0.3, spread=0.5), **changes)
-    async with Simulator(config) as sim:
+    async with leonardo_simulator_factory(**changes) as sim:
         gets, pages = await _run_jobs(sim, 10)
     assert gets + pages > 0
     if changes.get("listing_includes_video") is False:
@@ -552,7 +554,10 @@ class _NoSource:
         raise AssertionError
 
 
-async def test_listing_rounds_follow_the_poll_schedule_not_each_jobs_due_time() -> None:
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(1.5))
+async def test_listing_rounds_follow_the_poll_schedule_not_each_jobs_due_time(
+    sim: Simulator,
+) -> None:
     """120 jobs looked at through the listing cost about one round per poll interval.
 
     Each job's looks are jittered; a round also serves the jobs due within half their
@@ -562,9 +567,7 @@ async def test_listing_rounds_follow_the_poll_schedule_not_each_jobs_due_time() 
     fewer rounds, never more.
     """
     schedule = PollSchedule(initial=0.2, max_interval=0.2)
-    config = sim_config(durations=JobDurations.fixed(1.5))
-    async with Simulator(config) as sim:
-        _, pages = await _run_jobs(sim, 120, poll_schedule=schedule)
+    _, pages = await _run_jobs(sim, 120, poll_schedule=schedule)
     looks, elapsed = 0, 0.0
     while elapsed < 1.5 + schedule.max_interval:
         elapsed += schedule.nominal(looks)

@@ -16,7 +16,6 @@ from _helpers import (
     reconfigure,
     requests_to,
     route,
-    sim_config,
 )
 from _images import png_bytes
 
@@ -33,6 +32,7 @@ from leonardo_async import (
     TransportError,
 )
 from leonardo_async.simulator import Simulator
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 ME = "GET /me"
 
@@ -215,10 +215,12 @@ async def test_unknown_route_is_not_found(sim: Simulator) -> None:
     assert sim.statistics().requests.get("(unmatched)") == 1
 
 
-async def test_connection_refused_is_a_transport_error() -> None:
+async def test_connection_refused_is_a_transport_error(
+    leonardo_simulator_factory: SimulatorFactory,
+) -> None:
     """Nothing listening: the request is retried, then TransportError is raised."""
-    async with Simulator(sim_config()) as sim:
-        base_url = sim.base_url
+    async with leonardo_simulator_factory() as stopped:
+        base_url = stopped.base_url
     async with LeonardoClient(KEY, base_url=base_url, retry=QUICK_RETRY) as client:
         with anyio.fail_after(DEADLINE), raises_clean(TransportError) as info:
             await client.me()
