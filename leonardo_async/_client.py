@@ -1,7 +1,9 @@
 """LeonardoClient: one coroutine per endpoint, models in and models out.
 
-The client owns what one API key needs for its lifetime (the aiohttp session, the key's
-limits, the job tracker) and is therefore an async context manager::
+The client owns the parts one API key needs for its lifetime (the connection and its
+session, the key's limits, the listing, the reconciler, the endpoints, the tracker, the
+submitter), makes each with what it depends on, and hands every call to one of them; it
+is therefore an async context manager::
 
     async with LeonardoClient() as client:          # LEONARDO_API_KEY from the environment
         job = await client.image_to_video(prompt="...", image=Path("start.png"))
@@ -15,32 +17,28 @@ generation listing before anything is sent again (see :mod:`._reconcile`).
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import anyio
 
-from ._connection import DEFAULT_BASE_URL, Connection, Timeouts
+from ._connection import Connection, Timeouts, credentials
 from ._endpoints import Endpoints
-from ._errors import (
-    ClientStateError,
-    ValidationError,
-)
+from ._errors import ClientStateError, ValidationError
 from ._http import Transport
-from ._limits import ClientStatistics, KeyLimiter, Limits
+from ._limits import ClientStatistics, KeyLimiter, Limits, SubmitSlot
 from ._listing import Listing
 from ._reconcile import LISTING_LAG, Reconciler
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
-from ._submits import SUBMIT_PATH, Submits
+from ._submits import SUBMIT_PATH, Submitter
 from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
 from ._transfers import Transfers
-from ._uploads import check_target, read_image, remote_frame
+from ._uploads import check_target
 from .models import (
     Account,
     FrameRef,
@@ -56,14 +54,12 @@ from .models import (
 
 __all__ = ["ImageSource", "LeonardoClient"]
 
-logger = logging.getLogger("leonardo_async")
-
 #: What ``image=`` and ``end_image=`` accept: an upload, a frame, an id (``str``), a file
 #: (``os.PathLike``) or its bytes.
 ImageSource = UploadedImage | FrameRef | str | os.PathLike[str] | bytes
 
 
-class LeonardoClient(Submits, Endpoints):
+class LeonardoClient:
     """An async client for Leonardo.AI image-to-video. Use it with ``async with``.
 
     :param api_key: the API key; defaults to ``LEONARDO_API_KEY``
@@ -105,28 +101,15 @@ class LeonardoClient(Submits, Endpoints):
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("LEONARDO_API_KEY")
-        key = key.strip() if isinstance(key, str) else key
-        if not key:
-            raise ValidationError("api_key", "<missing>", "pass api_key= or set LEONARDO_API_KEY")
-        if not key.isprintable() or any(c.isspace() for c in key):
-            # Never shown: it is the secret, and its bad character could be a line break
-            # that would split a header or a log line.
-            raise ValidationError(
-                "api_key",
-                "<not shown>",
-                "one line of visible characters: api_key (or LEONARDO_API_KEY) holds a "
-                "space, a line break or a control character inside it",
-            )
-        url = base_url or os.environ.get("LEONARDO_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            raise ValidationError("base_url", url, "an http:// or https:// URL")
-        self.limits = limits if limits is not None else Limits()
-        self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
-        self._limiter = KeyLimiter(self.limits, account_slots=self._account_slots)
+        key, url = credentials(api_key, base_url)
         if transport is not None and session is not None:
             raise ValidationError("session", "<session>", "no session when a transport is given")
-        self._transport = Connection(
+        self.limits = limits if limits is not None else Limits()
+        self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
+        # Each part is given what it uses. The limiter and the listing ask ``/me`` through
+        # this client's methods, which delegate to the endpoints made below.
+        self._limiter = KeyLimiter(self.limits, account_slots=self._account_slots)
+        self._connection = Connection(
             key,
             url,
             limiter=self._limiter,
@@ -136,34 +119,36 @@ class LeonardoClient(Submits, Endpoints):
             session=session,
             max_connections=max_connections,
         )
-        self._transfers = Transfers(self._transport)
-        self.listing = Listing(self._transport, self.user_id)
+        self._transfers = Transfers(self._connection)
+        self._listing = Listing(self._connection, self.user_id)
         self._reconciler = Reconciler(
-            self.listing,
-            submit_url=self._transport.base_url + SUBMIT_PATH,
+            self._listing,
+            submit_url=self._connection.base_url + SUBMIT_PATH,
             auto_seed=auto_seed,
             listing_lag=listing_lag,
             listing_shows_videos=listing_shows_videos,
         )
-        self.listing.on_generation = self._reconciler.listed
+        self._listing.on_generation = self._reconciler.listed
+        self._endpoints = Endpoints(self._connection, self._listing, self._reconciler)
         self._tracker = JobTracker(
-            self,
+            self._endpoints,
             schedule=self.poll_schedule,
             batched=batched_status,
             polls_in_flight=polls_in_flight,
         )
         self._tracker.on_end = self._limiter.ended
-        self._account: Account | None = None
-        self._account_lock = anyio.Lock()
+        self._submitter = Submitter(
+            self._connection, self._limiter, self._reconciler, self._tracker
+        )
         self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
-        return f"<LeonardoClient {self._transport.base_url}>"
+        return f"<LeonardoClient {self._connection.base_url}>"
 
     @property
     def timeouts(self) -> Timeouts:
         """The client's request timeouts (seconds)."""
-        return self._transport.timeouts
+        return self._connection.timeouts
 
     @property
     def batched_status(self) -> bool:
@@ -216,13 +201,23 @@ class LeonardoClient(Submits, Endpoints):
         self._reconciler.assume_listing(value)
 
     @property
+    def base_url(self) -> str:
+        """The API root this client talks to."""
+        return self._connection.base_url
+
+    @property
+    def seeds_refused(self) -> bool:
+        """Whether the server refused a ``seed`` (no seed is sent from then on)."""
+        return self._reconciler.seeds_refused
+
+    @property
     def requests_sent(self) -> int:
         """HTTP requests sent to the API host so far."""
-        return self._transport.requests_sent
+        return self._connection.requests_sent
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the requests sent, the 429s met and the key's limits in force."""
-        return self._limiter.statistics(self._transport.requests_sent)
+        return self._limiter.statistics(self._connection.requests_sent)
 
     async def in_flight_bound(self) -> int | None:
         """The most generations this client keeps in flight (submitted, not finished),
@@ -235,7 +230,7 @@ class LeonardoClient(Submits, Endpoints):
             # opened inside the caller's scopes and break them when either block ends.
             raise ClientStateError("the client is already open: enter it once")
         async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._transport)
+            await stack.enter_async_context(self._connection)
             await stack.enter_async_context(self._tracker)
             self._stack = stack.pop_all()
         return self
@@ -249,9 +244,20 @@ class LeonardoClient(Submits, Endpoints):
         """Stop tracking and close the session."""
         await self.__aexit__(None, None, None)
 
-    # --- account ------------------------------------------------------------------------
+    async def me(self) -> Account:
+        """The key owner's account: user id, concurrency slots, token balances."""
+        return await self._endpoints.me()
 
-    # --- images -------------------------------------------------------------------------
+    async def account(self) -> Account:
+        """The account, asked of ``/me`` once and then remembered."""
+        return await self._endpoints.account()
+
+    async def user_id(self) -> str:
+        """The key owner's user id (for the generation listing)."""
+        return await self._endpoints.user_id()
+
+    async def _account_slots(self) -> int | None:
+        return await self._endpoints.account_slots()
 
     async def upload_image(
         self, source: str | os.PathLike[str] | bytes, *, name: str = "image"
@@ -267,14 +273,9 @@ class LeonardoClient(Submits, Endpoints):
         """
         return await self._transfers.upload(source, name=name)
 
-    async def _frame(self, source: ImageSource, name: str) -> FrameRef:
-        remote = None if isinstance(source, bytes) else remote_frame(source, name)
-        if remote is not None:
-            return remote
-        assert not isinstance(source, (FrameRef, UploadedImage))  # remote_frame took those
-        return (await self.upload_image(source, name=name)).as_frame()
-
-    # --- generations --------------------------------------------------------------------
+    async def delete_image(self, image_id: str) -> bool:
+        """Delete an uploaded init image; ``True`` if the server had it."""
+        return await self._endpoints.delete_image(image_id)
 
     async def image_to_video(
         self,
@@ -319,14 +320,109 @@ class LeonardoClient(Submits, Endpoints):
             allow_any_model=allow_any_model,
             extra=dict(extra or {}),
         )
-        for name, source in (("image", image), ("end_image", end_image)):
-            if isinstance(source, (bytes, os.PathLike)):
-                read_image(source, name=name)  # fail on bad image data before uploading any
-        start = await self._frame(image, "image")
-        end = None if end_image is None else await self._frame(end_image, "end_image")
+        start, end = await self._transfers.frames(image, end_image)
         return await self.submit(ImageToVideoRequest.of(spec, start, end))
 
-    # --- waiting and downloading -------------------------------------------------------
+    async def submit(
+        self,
+        request: ImageToVideoRequest,
+        *,
+        claimed: Collection[str] = (),
+        retry_refused: bool = True,
+        slot: SubmitSlot | None = None,
+        on_resend: Callable[[], None] | None = None,
+    ) -> GenerationJob:
+        """Submit a validated request, never paying twice for it.
+
+        When the answer is lost (reset, timeout, 502/503/504 or any 5xx, unreadable
+        body) the job may exist: the generation listing is searched for it over the
+        listing-lag window before anything is sent again, and if the listing cannot be
+        read whole the submit stays uncertain. A 400 refusing ``seed`` is sent once more
+        without it (a 400 created nothing).
+
+        Every submit takes one of the key's in-flight slots (``Limits.max_running`` plus
+        the queue allowance) first, and the job keeps it until the tracker sees it end:
+        the job is watched from here on, whether or not the caller waits for it.
+
+        :param claimed: generation ids that belong to other submits and must not be
+            taken for this one (a batch passes the ids it already holds)
+        :param retry_refused: wait out 429s here (after the shared pause); ``False``
+            raises :class:`RateLimitError` at once, for callers that queue again
+        :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
+            releases it if this raises); by default the submit takes its own
+        :param on_resend: called before each send after the first (a lost answer the
+            listing did not show, or a refused seed), so that a journal counts every send
+        :raises SubmitUncertainError: the job could not be found or ruled out
+        """
+        return await self._submitter.submit(
+            request, claimed=claimed, retry_refused=retry_refused, slot=slot, on_resend=on_resend
+        )
+
+    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
+        """``request`` as it will be sent: a random seed added when it has none and
+        ``auto_seed`` is on, and no seed once the server has refused one."""
+        return self._reconciler.with_seed(request)
+
+    async def in_flight_slot(self) -> SubmitSlot:
+        """Wait for one of the key's in-flight slots, for a :meth:`submit` to use (a
+        batch takes it first so that its budget is checked with the slot in hand)."""
+        return await self._limiter.take()
+
+    async def adopt(self, generation_id: str) -> None:
+        """Count a generation submitted earlier (by an earlier run) in the key's
+        in-flight bound until it ends, and watch it."""
+        await self._submitter.adopt(generation_id)
+
+    async def find_submitted(
+        self,
+        request: VideoSpec,
+        *,
+        since: datetime,
+        claimed: Collection[str] = (),
+        failed_at: datetime | None = None,
+    ) -> Generation | None:
+        """Look for the generation a submit of ``request`` at ``since`` may have created.
+
+        :param failed_at: when the submit failed (default: now); the listing is watched
+            until the listing lag has passed since then
+        :raises SubmitUncertainError: the listing could not be read whole
+        """
+        return await self._submitter.find_submitted(
+            request, since=since, claimed=claimed, failed_at=failed_at
+        )
+
+    async def get_generation(self, generation_id: str) -> Generation | None:
+        """The generation with this id, or ``None`` if the server does not know it."""
+        return await self._endpoints.get_generation(generation_id)
+
+    async def list_generations(
+        self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
+    ) -> list[Generation]:
+        """One page of the user's generations (the server decides order and page cap)."""
+        return await self._endpoints.list_generations(user_id=user_id, offset=offset, limit=limit)
+
+    async def raw_listing_page(self, *, offset: int = 0, limit: int = 10) -> list[Any]:
+        """One listing page as the server sent it (decoded JSON, unread): for diagnosing a
+        server's wire format, as ``leonardo-async doctor`` does. To read generations, use
+        :meth:`list_generations` or :meth:`iter_generations`."""
+        page: list[Any] = await self._listing.raw_page(offset=offset, limit=limit)
+        return page
+
+    def iter_generations(
+        self, *, created_after: datetime | None = None, max_pages: int = 20
+    ) -> AsyncIterator[Generation]:
+        """Walk the listing page by page, newest first where the server orders it so.
+
+        Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
+        and a page is ordered newest first, at a page whose last entry is older than
+        ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
+        kind of generation this client does not know) is skipped, not fatal.
+        """
+        return self._endpoints.iter_generations(created_after=created_after, max_pages=max_pages)
+
+    async def delete_generation(self, generation_id: str) -> bool:
+        """Delete a generation; ``True`` if the server had it."""
+        return await self._endpoints.delete_generation(generation_id)
 
     def track(
         self,

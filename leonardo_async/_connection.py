@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -44,6 +45,7 @@ from ._errors import (
     ClientStateError,
     SubmitUncertainError,
     TransportError,
+    ValidationError,
     hasura_error,
 )
 from ._http import (
@@ -59,7 +61,7 @@ from ._limits import KeyLimiter, RequestKind
 from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
 from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
 
-__all__ = ["Connection", "Timeouts"]
+__all__ = ["Connection", "Timeouts", "credentials"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -87,6 +89,33 @@ class Timeouts:
     api: float = attrs.field(default=60.0, validator=_SECONDS)
     upload: float = attrs.field(default=120.0, validator=_SECONDS)
     download_stall: float = attrs.field(default=60.0, validator=_SECONDS)
+
+
+def credentials(api_key: str | None, base_url: str | None) -> tuple[str, str]:
+    """The key and the API root, as given or from ``LEONARDO_API_KEY`` and
+    ``LEONARDO_BASE_URL``: read when a client is made (never at import) and checked
+    before anything is sent.
+
+    :raises ValidationError: no key, a key with spaces or control characters, or a root
+        that is not an http(s) URL
+    """
+    key = api_key if api_key is not None else os.environ.get("LEONARDO_API_KEY")
+    key = key.strip() if isinstance(key, str) else key
+    if not key:
+        raise ValidationError("api_key", "<missing>", "pass api_key= or set LEONARDO_API_KEY")
+    if not key.isprintable() or any(c.isspace() for c in key):
+        # Never shown: it is the secret, and its bad character could be a line break
+        # that would split a header or a log line.
+        raise ValidationError(
+            "api_key",
+            "<not shown>",
+            "one line of visible characters: api_key (or LEONARDO_API_KEY) holds a "
+            "space, a line break or a control character inside it",
+        )
+    url = base_url or os.environ.get("LEONARDO_BASE_URL") or DEFAULT_BASE_URL
+    if not url.startswith(("http://", "https://")):
+        raise ValidationError("base_url", url, "an http:// or https:// URL")
+    return key, url
 
 
 def _origin(url: URL) -> tuple[str, str | None, int | None]:

@@ -2,7 +2,9 @@
 
 Each is one call through the key's connection and one structuring through
 :mod:`._convert`; none has a loop of its own beyond asking ``/me`` again after a garbled
-answer. :class:`Endpoints` is a part of :class:`~._client.LeonardoClient` (a mixin).
+answer. :class:`Endpoints` holds them apart from the client, which delegates to it, so
+that the door stays a door; the tracker reads generations through it too (it is the
+tracker's :class:`~._tracked.StatusSource`).
 """
 
 from __future__ import annotations
@@ -30,17 +32,24 @@ _SHAPE_ATTEMPTS: Final = 3
 
 
 class Endpoints:
-    """The account and generation endpoints (see the module docstring)."""
+    """The account and generation endpoints of one API key (see the module docstring).
 
-    _transport: Connection
-    _reconciler: Reconciler
-    _account: Account | None
-    _account_lock: anyio.Lock
-    listing: Listing
+    :param connection: the key's HTTP
+    :param listing: the generation listing (a page of it is :meth:`list_generations`)
+    :param reconciler: learns from every generation read (the seed policy)
+    """
+
+    def __init__(self, connection: Connection, listing: Listing, reconciler: Reconciler) -> None:
+        self._connection = connection
+        self._reconciler = reconciler
+        #: The key owner's generation listing (the tracker walks it).
+        self.listing = listing
+        self._account: Account | None = None
+        self._account_lock = anyio.Lock()
 
     async def me(self) -> Account:
         """The key owner's account: user id, concurrency slots, token balances."""
-        data = await self._transport.call("GET", "/me")
+        data = await self._connection.call("GET", "/me")
         account = wire.account_from(wire.structure(data, wire.MeEnvelope, "/me"), "/me")
         self._account = account
         return account
@@ -59,7 +68,8 @@ class Endpoints:
             assert self._account is not None
             return self._account
 
-    async def _account_slots(self) -> int | None:
+    async def account_slots(self) -> int | None:
+        """The key's concurrency slots, as ``/me`` reports them (asked once)."""
         return (await self.account()).concurrency_slots
 
     async def user_id(self) -> str:
@@ -69,14 +79,14 @@ class Endpoints:
     async def delete_image(self, image_id: str) -> bool:
         """Delete an uploaded init image; ``True`` if the server had it."""
         path = f"/init-image/{path_segment(image_id)}"
-        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
+        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER)
         envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
         return envelope.delete_init_images_by_pk is not None
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         """The generation with this id, or ``None`` if the server does not know it."""
         path = f"/generations/{path_segment(generation_id)}"
-        data = await self._transport.call("GET", path)
+        data = await self._connection.call("GET", path)
         generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
         if generation is not None:
             self._reconciler.learn(generation)
@@ -108,5 +118,5 @@ class Endpoints:
     async def delete_generation(self, generation_id: str) -> bool:
         """Delete a generation; ``True`` if the server had it."""
         path = f"/generations/{path_segment(generation_id)}"
-        data = await self._transport.call("DELETE", path, kind=RequestKind.OTHER)
+        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER)
         return wire.structure(data, wire.DeletedEnvelope, path).delete_generations_by_pk is not None

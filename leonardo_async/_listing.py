@@ -36,7 +36,7 @@ from . import _convert as wire
 from ._errors import APIError, ResponseShapeError, ValidationError
 from .models import Generation, GenerationStatus
 
-__all__ = ["CLOCK_SKEW", "Listing", "ListingEntry", "Walk", "path_segment"]
+__all__ = ["CLOCK_SKEW", "Listing", "ListingEntry", "Walk", "path_segment", "read_entry"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -257,7 +257,7 @@ class Listing:
 
         :raises ResponseShapeError: the entry cannot be read
         """
-        generation = wire.structure(raw, Generation, source)
+        generation = read_entry(raw, source)
         if self.on_generation is not None:
             self.on_generation(generation)
         return generation
@@ -276,6 +276,14 @@ def _ends_before(entries: list[ListingEntry], moment: datetime) -> bool:
     if len(stamps) < 2 or any(a < b for a, b in itertools.pairwise(stamps)):
         return False
     return stamps[-1] < moment
+
+
+def read_entry(raw: Any, source: str) -> Generation:
+    """One raw listing entry read whole, as every reader of the listing reads it.
+
+    :raises ResponseShapeError: the entry cannot be read
+    """
+    return wire.structure(raw, Generation, source)
 
 
 def path_segment(value: str) -> str:

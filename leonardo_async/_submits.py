@@ -6,7 +6,9 @@ listing over the listing-lag window before anything is sent again (:mod:`._recon
 decides what counts as the same job, and when a seed may be sent). The job then holds its
 slot until the tracker sees it end.
 
-:class:`Submits` is a part of :class:`~._client.LeonardoClient` (a mixin).
+:class:`Submitter` is the one place these four meet (the key's connection, its limiter,
+the reconciler and the tracker), so that no step of a paid request is spread over the
+client; :class:`~._client.LeonardoClient` owns one and hands it its collaborators.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ._reconcile import Reconciler
 from ._tracker import JobTracker
 from .models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 
-__all__ = ["SUBMIT_PATH", "Submits"]
+__all__ = ["SUBMIT_PATH", "Submitter"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -32,28 +34,26 @@ SUBMIT_PATH: Final = "/generations-image-to-video"
 _SUBMIT_ATTEMPTS: Final = 3
 
 
-class Submits:
-    """The client's submit path (see the module docstring)."""
+class Submitter:
+    """The never-pay-twice submit of one API key (see the module docstring).
 
-    _transport: Connection
-    _limiter: KeyLimiter
-    _reconciler: Reconciler
-    _tracker: JobTracker
+    :param connection: the key's HTTP (pacing, retries, error mapping)
+    :param limiter: the key's limits; every submit holds one of its in-flight slots
+    :param reconciler: finds a lost submit's job and owns the seed policy
+    :param tracker: watches each submitted job, so that its end frees its slot
+    """
 
-    @property
-    def base_url(self) -> str:
-        """The API root this client talks to."""
-        return self._transport.base_url
-
-    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
-        """``request`` as it will be sent: a random seed added when it has none and
-        ``auto_seed`` is on, and no seed once the server has refused one."""
-        return self._reconciler.with_seed(request)
-
-    @property
-    def seeds_refused(self) -> bool:
-        """Whether the server refused a ``seed`` (no seed is sent from then on)."""
-        return self._reconciler.seeds_refused
+    def __init__(
+        self,
+        connection: Connection,
+        limiter: KeyLimiter,
+        reconciler: Reconciler,
+        tracker: JobTracker,
+    ) -> None:
+        self._connection = connection
+        self._limiter = limiter
+        self._reconciler = reconciler
+        self._tracker = tracker
 
     async def submit(
         self,
@@ -64,28 +64,8 @@ class Submits:
         slot: SubmitSlot | None = None,
         on_resend: Callable[[], None] | None = None,
     ) -> GenerationJob:
-        """Submit a validated request, never paying twice for it.
-
-        When the answer is lost (reset, timeout, 502/503/504 or any 5xx, unreadable
-        body) the job may exist: the generation listing is searched for it over the
-        listing-lag window before anything is sent again, and if the listing cannot be
-        read whole the submit stays uncertain. A 400 refusing ``seed`` is sent once more
-        without it (a 400 created nothing).
-
-        Every submit takes one of the key's in-flight slots (``Limits.max_running`` plus
-        the queue allowance) first, and the job keeps it until the tracker sees it end:
-        the job is watched from here on, whether or not the caller waits for it.
-
-        :param claimed: generation ids that belong to other submits and must not be
-            taken for this one (a batch passes the ids it already holds)
-        :param retry_refused: wait out 429s here (after the shared pause); ``False``
-            raises :class:`RateLimitError` at once, for callers that queue again
-        :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
-            releases it if this raises); by default the submit takes its own
-        :param on_resend: called before each send after the first (a lost answer the
-            listing did not show, or a refused seed), so that a journal counts every send
-        :raises SubmitUncertainError: the job could not be found or ruled out
-        """
+        """Submit ``request`` once, holding a slot until the job ends
+        (:meth:`LeonardoClient.submit <._client.LeonardoClient.submit>` says how)."""
         if slot is None:
             async with self._limiter.submitting() as own:
                 return await self.submit(
@@ -102,14 +82,8 @@ class Submits:
         self._watch(job.id)
         return job
 
-    async def in_flight_slot(self) -> SubmitSlot:
-        """Wait for one of the key's in-flight slots, for a :meth:`submit` to use (a
-        batch takes it first so that its budget is checked with the slot in hand)."""
-        return await self._limiter.take()
-
     async def adopt(self, generation_id: str) -> None:
-        """Count a generation submitted earlier (by an earlier run) in the key's
-        in-flight bound until it ends, and watch it."""
+        """Count an earlier run's generation in the in-flight bound until it ends."""
         await self._limiter.adopt(generation_id)
         self._watch(generation_id)
 
@@ -126,7 +100,7 @@ class Submits:
         retry_refused: bool,
         on_resend: Callable[[], None] | None,
     ) -> GenerationJob:
-        request = self.with_seed(request)
+        request = self._reconciler.with_seed(request)
         last: SubmitUncertainError | None = None
         for send in range(_SUBMIT_ATTEMPTS):
             if send and on_resend is not None:
@@ -139,7 +113,7 @@ class Submits:
             except APIError as exc:
                 if not self._reconciler.refused_seed(request, exc):
                     raise
-                request = self.with_seed(request)
+                request = self._reconciler.with_seed(request)
                 continue
             else:
                 self._reconciler.submitted(job.id, request)
@@ -159,7 +133,7 @@ class Submits:
     ) -> GenerationJob:
         """One submit; any answer that does not name the job is uncertain."""
         try:
-            data = await self._transport.call(
+            data = await self._connection.call(
                 "POST",
                 SUBMIT_PATH,
                 body=wire.dumps_request(request),
@@ -173,7 +147,10 @@ class Submits:
             ) from None
         if envelope.motion_video_generation_job is None:
             raise SubmitUncertainError(
-                "POST", self.base_url + SUBMIT_PATH, "the answer held no job", answered=True
+                "POST",
+                self._connection.base_url + SUBMIT_PATH,
+                "the answer held no job",
+                answered=True,
             )
         return envelope.motion_video_generation_job
 
@@ -185,12 +162,8 @@ class Submits:
         claimed: Collection[str] = (),
         failed_at: datetime | None = None,
     ) -> Generation | None:
-        """Look for the generation a submit of ``request`` at ``since`` may have created.
-
-        :param failed_at: when the submit failed (default: now); the listing is watched
-            until the listing lag has passed since then
-        :raises SubmitUncertainError: the listing could not be read whole
-        """
+        """The generation a submit of ``request`` at ``since`` may have created (see
+        :meth:`LeonardoClient.find_submitted <._client.LeonardoClient.find_submitted>`)."""
         settled_by = self._reconciler.settled(failed_at or datetime.now(timezone.utc))
         return await self._reconciler.find(
             request, since=since, settled_by=settled_by, claimed=claimed

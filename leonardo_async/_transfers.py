@@ -5,7 +5,8 @@ the download to a CDN, both without the key, and each has its own way to fail an
 retried. An upload whose presigned form is refused (or has expired) asks for a fresh one;
 a download cut short is fetched again, and a refusal by status (a 4xx: the URL is wrong or
 has expired) is not. The file side of both (sniffing images, atomic files) is
-:mod:`._uploads`.
+:mod:`._uploads`. A request's frames are resolved here too (:meth:`Transfers.frames`): an
+id or an earlier upload is sent as it is, a local file is uploaded first.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from ._errors import DownloadError, ResponseShapeError, TransportError, UploadEr
 from ._http import MaybeSentError
 from ._limits import RequestKind
 from ._retry import backoff_delay
-from ._uploads import AtomicFile, read_image
-from .models import Generation, UploadedImage
+from ._uploads import AtomicFile, FrameSource, read_image, remote_frame
+from .models import FrameRef, Generation, UploadedImage
 
 __all__ = ["Transfers"]
 
@@ -74,6 +75,31 @@ class Transfers:
                 problem = f"HTTP {response.status}: {response.body[:200]!r}"
             logger.info("upload attempt %d failed (%s); asking for a new URL", attempt, problem)
         raise UploadError(f"upload of {image.filename} failed: {problem}")
+
+    async def frames(
+        self, image: FrameSource | bytes, end_image: FrameSource | bytes | None
+    ) -> tuple[FrameRef, FrameRef | None]:
+        """The start and end frames as the server knows them, uploading local files.
+
+        Both local files are read and checked before either is uploaded, so a bad end
+        frame costs no upload of the start frame.
+
+        :raises ValidationError: a file is unreadable or not an image, or a ``str`` looks
+            like a path
+        """
+        for name, source in (("image", image), ("end_image", end_image)):
+            if isinstance(source, (bytes, os.PathLike)):
+                read_image(source, name=name)
+        start = await self._frame(image, "image")
+        end = None if end_image is None else await self._frame(end_image, "end_image")
+        return start, end
+
+    async def _frame(self, source: FrameSource | bytes, name: str) -> FrameRef:
+        remote = None if isinstance(source, bytes) else remote_frame(source, name)
+        if remote is not None:
+            return remote
+        assert not isinstance(source, (FrameRef, UploadedImage))  # remote_frame took those
+        return (await self.upload(source, name=name)).as_frame()
 
     async def download(self, source: Generation | str, path: str | os.PathLike[str]) -> Path:
         """Download a finished video to ``path`` whole, or leave nothing there.

@@ -5,9 +5,10 @@ whether it held, did not hold, or could not be told here. The statements tagged 
 in the wire notes are assumptions the client is built to survive either way; the
 findings say which way this server goes, so a user can act on it (see the README) and
 the CLI can adapt (see :mod:`._findings`). The checks use only the client's public
-methods; what they need from the HTTP itself (the server's ``Date``, a 429's headers,
-a refused submit's text) they read from the :class:`~._transcript.Transcript` of the
-client's session.
+methods (the listing's raw pages through the one meant for diagnosis,
+``raw_listing_page``); what they need from the HTTP itself (the server's ``Date``, a
+429's headers, a refused submit's text) they read from the
+:class:`~._transcript.Transcript` of the client's session.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any, Final
 import attrs
 
 from .._client import LeonardoClient
+from .._convert import parse_timestamp
 from .._errors import LeonardoError, ResponseShapeError
-from .._listing import CLOCK_SKEW
+from .._listing import CLOCK_SKEW, read_entry
 from ..models import Account
 from ._frames import draw_frame, png_bytes
 from ._transcript import Exchange, Transcript
@@ -118,7 +120,7 @@ def check_account(account: Account) -> Finding:
 async def check_listing(client: LeonardoClient) -> list[Finding]:
     """Read the first listing page and judge readability, timestamps, order, video, size."""
     try:
-        page = await client.listing.raw_page(offset=0, limit=PAGE)
+        page = await client.raw_listing_page(offset=0, limit=PAGE)
     except LeonardoError as exc:
         why = f"the listing could not be read: {exc}"
         return [
@@ -128,7 +130,7 @@ async def check_listing(client: LeonardoClient) -> list[Finding]:
     generations, unreadable = [], []
     for index, raw in enumerate(page):
         try:
-            generations.append(client.listing.read_generation(raw, f"listing entry {index}"))
+            generations.append(read_entry(raw, f"listing entry {index}"))
         except ResponseShapeError as exc:
             unreadable.append(str(exc))
     found = [
@@ -139,7 +141,7 @@ async def check_listing(client: LeonardoClient) -> list[Finding]:
             if unreadable
             else f"{len(page)} entries on the first page, all readable",
         ),
-        check_timestamps(client, page),
+        check_timestamps(page),
     ]
     stamps = [g.created_at for g in generations if g.created_at is not None]
     if len(stamps) < 2:
@@ -170,14 +172,14 @@ async def check_listing(client: LeonardoClient) -> list[Finding]:
     return found
 
 
-def check_timestamps(client: LeonardoClient, page: list[Any]) -> Finding:
+def check_timestamps(page: list[Any]) -> Finding:
     """Whether the client reads every ``createdAt`` string of a listing page."""
     texts = [
         raw["createdAt"]
         for raw in page
         if isinstance(raw, dict) and isinstance(raw.get("createdAt"), str)
     ]
-    failed = [text for text in texts if not _parses(client, text)]
+    failed = [text for text in texts if not _parses(text)]
     if not texts:
         return finding("timestamps", Status.UNKNOWN, "no createdAt in the listing")
     if failed:
@@ -189,13 +191,13 @@ def check_timestamps(client: LeonardoClient, page: list[Any]) -> Finding:
     return finding("timestamps", Status.HELD, f"{len(texts)} read, e.g. {texts[0]!r}")
 
 
-def _parses(client: LeonardoClient, text: str) -> bool:
+def _parses(text: str) -> bool:
     """Whether the client's own reader turns ``text`` into a time."""
-    probe = {"id": "timestamp-probe", "status": "PENDING", "createdAt": text}
     try:
-        return client.listing.read_generation(probe, "createdAt").created_at is not None
-    except ResponseShapeError:
+        parse_timestamp(text)
+    except ValueError:
         return False
+    return True
 
 
 async def _page_size(client: LeonardoClient, got: int) -> Finding:
@@ -205,7 +207,7 @@ async def _page_size(client: LeonardoClient, got: int) -> Finding:
     if got == 0:
         return finding("listing.page", Status.UNKNOWN, "the listing is empty")
     try:
-        more = await client.listing.raw_page(offset=got, limit=PAGE)
+        more = await client.raw_listing_page(offset=got, limit=PAGE)
     except LeonardoError as exc:
         return finding("listing.page", Status.UNKNOWN, f"the next page failed: {exc}")
     if more:
