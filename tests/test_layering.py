@@ -178,3 +178,43 @@ def test_simulator_is_independent() -> None:
     """The simulator imports nothing of leonardo_async outside itself."""
     for path in (PACKAGE / "simulator").rglob("*.py"):
         assert imported_units(path) <= {"simulator"}, path
+
+
+#: Folders that use the client only as its users do, through its public surface.
+CLIENT_USERS = [PACKAGE / "cli", PACKAGE.parent / "benchmarks"]
+#: Known reads, each with its reason. ``benchmarks/limits.py`` logs the rate gates' inner
+#: state around each 429, which ``client.statistics()`` deliberately leaves out.
+KNOWN_PRIVATE_READS = {("benchmarks/limits.py", "client._limiter")}
+
+
+def private_client_reads(path: Path) -> list[str]:
+    """Each ``client._name`` (or ``self.client._name``) in ``path``: a read of a client's
+    private part."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+            continue
+        owner = node.value
+        name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", "")
+        if not node.attr.startswith("__") and name.lower().endswith("client"):
+            found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for folder in CLIENT_USERS for p in sorted(folder.rglob("*.py"))],
+    ids=lambda p: str(p.relative_to(PACKAGE.parent)),
+)
+def test_cli_and_benchmarks_read_no_private_part_of_the_client(path: Path) -> None:
+    """The CLI and the benchmarks use the client's public surface, not its private parts."""
+    where = path.relative_to(PACKAGE.parent).as_posix()
+    reads = [r for r in private_client_reads(path) if (where, r) not in KNOWN_PRIVATE_READS]
+    assert not reads, f"{where} reads {reads}: use (or add) a public method"
+
+
+def test_the_private_read_check_sees_a_read(tmp_path: Path) -> None:
+    """The check above finds ``client._x`` and ``self.client._y``, not ``self._x``."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("client._listing\nself.client._tracker\nself._x\nclient.__class__\n")
+    assert sorted(private_client_reads(sample)) == ["client._listing", "self.client._tracker"]
