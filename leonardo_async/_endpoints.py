@@ -101,13 +101,9 @@ class Endpoints:
     async def iter_generations(
         self, *, created_after: datetime | None = None, max_pages: int = 20
     ) -> AsyncIterator[Generation]:
-        """Walk the listing page by page, newest first where the server orders it so.
-
-        Stops at an empty page, after ``max_pages``, or, when ``created_after`` is given
-        and a page is ordered newest first, at a page whose last entry is older than
-        ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
-        kind of generation this client does not know) is skipped, not fatal.
-        """
+        """The listing's generations, page by page (as
+        :meth:`LeonardoClient.iter_generations <._client.LeonardoClient.iter_generations>`
+        says); an unreadable entry is skipped."""
         async for page in self.listing.walk(newer_than=created_after, max_pages=max_pages):
             for entry in page:
                 try:
