@@ -283,6 +283,7 @@ async def test_dry_run_prints_the_plan_and_sends_nothing(
     assert "items:            3 to run (1 bad lines)" in printed
     assert "frames to upload: 2" in printed
     assert f"estimated cost:   {2140 + 1070 + 535} CREDITS" in printed
+    assert re.search(r"^estimate source:  \S", printed, re.MULTILINE)  # says where from
     assert "nothing was submitted" in printed
     assert requests_seen(sim) == 0
     assert not out.exists()
@@ -292,7 +293,7 @@ async def test_max_credits_stops_submitting_and_a_resume_finishes(
     sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--max-credits leaves the rest unsubmitted (exit 1); a dry run then prices only those;
-    --resume without it completes them."""
+    --resume without it completes them, and a dry run after that has nothing to price."""
     jobs = jobs_of(folder, 4)
     out = folder / "out"
     assert await batch(jobs, out, "--max-credits", "4500", "--concurrency", "2") == 1
@@ -311,6 +312,12 @@ async def test_max_credits_stops_submitting_and_a_resume_finishes(
     assert sim.statistics().generations_created == 4
     assert sim.statistics().duplicate_submissions == 0
     assert_videos_exact(sim, out, lines)
+    capsys.readouterr()
+    assert await batch(jobs, out, "--resume", "--dry-run") == 0  # nothing left to price
+    printed = capsys.readouterr().out
+    assert "items:            0 to run (0 bad lines)" in printed
+    assert "estimated cost:   nothing: no item is left to pay for" in printed
+    assert "estimate source:" not in printed  # not a label with nothing after it
 
 
 async def test_no_download_leaves_videos_on_the_cdn(

@@ -266,7 +266,10 @@ def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int
         print(f"estimated cost:   {amount:f} {unit}", file=stream)
     if the_plan.unpriced:
         print(f"not priced:       {the_plan.unpriced} item(s) of unknown models", file=stream)
-    print(f"estimate source:  {'; '.join(the_plan.sources)}", file=stream)
+    if the_plan.sources:
+        print(f"estimate source:  {'; '.join(the_plan.sources)}", file=stream)
+    elif not the_plan.items:
+        print("estimated cost:   nothing: no item is left to pay for", file=stream)
     print("dry run: nothing was submitted", file=stream)
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
