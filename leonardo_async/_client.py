@@ -201,6 +201,17 @@ class LeonardoClient:
         self._reconciler.assume_listing(value)
 
     @property
+    def server_queues(self) -> bool | None:
+        """Whether the server queues submits past the key's slots (learnt from the first
+        submit past them, or set); ``None`` until known. Set ``False`` to hold the
+        in-flight bound at the slots, as ``Limits(max_queued=0)`` would."""
+        return self._limiter.server_queues
+
+    @server_queues.setter
+    def server_queues(self, value: bool) -> None:
+        self._limiter.assume_queueing(value)
+
+    @property
     def base_url(self) -> str:
         """The API root this client talks to."""
         return self._connection.base_url

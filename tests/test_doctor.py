@@ -191,7 +191,8 @@ async def test_capped_listing_pages_are_not_held(sim: Simulator, tmp_path: Path)
 
 
 async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_path: Path) -> None:
-    """Refuse at the slots: queue not held; a 429 without Retry-After says so too."""
+    """Refuse at the slots: queue not held, and the stored finding holds the account's next
+    client at its slots (no probe past them); a 429 without Retry-After says so too."""
     sim.configure(durations=PROBE_JOB, refuse_at_concurrency=True, retry_after_style="none")
     code, document = await doctor(sim, tmp_path, spend(probe=True))
     found = statuses(document)
@@ -199,6 +200,13 @@ async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_
     assert found["over_limit"] == "held"
     assert found["job.finishes"] == "held"
     assert len(sim.generations) == 2  # the third submit was refused
+    async with LeonardoClient(KEY, base_url=sim.base_url) as client:
+        slots = (await client.me()).concurrency_slots
+        await apply_findings(client, tmp_path / "findings.json")
+        assert client.server_queues is False
+        assert await client.in_flight_bound() == slots  # no probe past the slots
+    async with LeonardoClient(KEY, base_url=sim.base_url) as client:
+        assert await client.in_flight_bound() == slots + 1  # without it: one probe
 
 
 async def test_a_refused_seed_is_not_held_and_the_job_still_runs(

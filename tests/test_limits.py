@@ -525,6 +525,29 @@ async def test_no_queue_allowance_stays_at_the_slots(clock: FakeClock) -> None:
         slots.release(token)
 
 
+async def test_a_server_known_not_to_queue_is_never_probed(clock: FakeClock) -> None:
+    """Told the server refuses past its slots, the bound holds at them with no probe, told
+    before the slots are made or after; told it queues, the allowance opens at once."""
+    before = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
+    before.assume_queueing(False)
+    assert before.server_queues is False
+    assert (await before.in_flight_slots()).total == 2
+    after = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
+    assert (await after.in_flight_slots()).total == 3  # the slots and one probe
+    after.assume_queueing(False)
+    assert (after.statistics(0).in_flight_bound, after.statistics(0).server_queues) == (2, False)
+    slots = InFlightSlots(2, max_queued=3, clock=clock)
+    slots.assume_queueing(True)
+    assert (slots.queues, slots.total) == (True, 5)
+    own = InFlightSlots(2, max_queued=0, clock=clock)
+    own.assume_queueing(True)  # no allowance asked for: nothing to open
+    assert (own.queues, own.total) == (False, 2)
+
+
+async def _slots(count: int) -> int:
+    return count
+
+
 async def test_a_concurrency_refusal_lowers_the_in_flight_bound(clock: FakeClock) -> None:
     """A submit refused for concurrency bounds running to what runs; a bare 429 does not."""
     limiter = limiter_on(clock, Limits(None, None, max_running=8))

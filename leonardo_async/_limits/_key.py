@@ -119,6 +119,7 @@ class KeyLimiter:
         self._slots: InFlightSlots | None = None
         self._slots_lock = anyio.Lock()
         self._held: dict[str, object] = {}
+        self._assumed_queues: bool | None = None
         self.rate_limited = 0
 
     @property
@@ -138,7 +139,22 @@ class KeyLimiter:
                         tuning=self.tuning,
                         clock=self._clock,
                     )
+                    if self._assumed_queues is not None:
+                        self._slots.assume_queueing(self._assumed_queues)
         return self._slots
+
+    @property
+    def server_queues(self) -> bool | None:
+        """Whether the server queues submits past the slots: learnt, assumed, or not
+        known yet (``None``)."""
+        return self._assumed_queues if self._slots is None else self._slots.queues
+
+    def assume_queueing(self, queues: bool) -> None:
+        """Take it as known whether the server queues submits past its slots, now or
+        when the slots are made (see :meth:`InFlightSlots.assume_queueing`)."""
+        self._assumed_queues = queues
+        if self._slots is not None:
+            self._slots.assume_queueing(queues)
 
     async def _running_bound(self) -> int | None:
         bound = self.limits.max_running
@@ -235,5 +251,5 @@ class KeyLimiter:
             running_limit=None if slots is None else slots.limit,
             in_flight_bound=None if slots is None else slots.total,
             in_flight=len(self._held),
-            server_queues=None if slots is None else slots.queues,
+            server_queues=self.server_queues,
         )

@@ -159,6 +159,17 @@ class InFlightSlots:
             self._probe = None
             self._probe_answered.set()
 
+    def assume_queueing(self, queues: bool) -> None:
+        """Take it as known whether the server queues submits past its slots (as
+        ``doctor`` finds), instead of learning it from a probe: ``False`` holds the bound
+        at the slots from now on, ``True`` opens the queue allowance at once (each new
+        high is still probed one submit at a time)."""
+        if self._limiter is None or (queues and not self._max_queued):
+            return  # no bound, or no allowance to open
+        self.queues = queues
+        self._allowance = self._max_queued if queues else 0
+        self._resize()
+
     def on_submitted(self) -> None:
         """A submit was accepted: long after the last refusal, regrow the bound."""
         if self._limiter is None or self._slots is None:

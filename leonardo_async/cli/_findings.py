@@ -3,12 +3,14 @@
 ``doctor`` stores how each statement fared in ``findings.json`` under the user's cache
 directory (``$XDG_CACHE_HOME/leonardo-async``, else ``~/.cache/leonardo-async``), keyed
 by API base URL and user id, never by key. Commands that track jobs call
-:func:`apply_findings` on their client, and two findings change its behaviour. Whether
+:func:`apply_findings` on their client, and three findings change its behaviour. Whether
 the listing shows video generations sets the tracker's batched status (a listing that
 shows none would cost a page per round for nothing) and how far the client trusts the
 listing's silence about a lost submit; a seed the server refuses or does not keep turns
-the random seed off (it would cost a refused submit per run, or match nothing). The rest
-are for the user to act on (README, "First contact: doctor").
+the random seed off (it would cost a refused submit per run, or match nothing); a server
+that refuses submits past the slots holds the in-flight bound at the slots
+(``max_queued=0``: no refused probe per run). The rest are for the user to act on
+(README, "First contact: doctor").
 """
 
 from __future__ import annotations
@@ -121,3 +123,5 @@ async def apply_findings(client: LeonardoClient, path: Path | None = None) -> No
         client.listing_shows_videos = True
     if statuses.get("seed") == NOT_HELD:  # refused or not kept: a seed buys nothing
         client.auto_seed = False
+    if statuses.get("queue") == NOT_HELD:  # refused past the slots: never probe it again
+        client.server_queues = False
