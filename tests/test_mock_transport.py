@@ -307,3 +307,23 @@ async def test_a_string_is_an_id_even_when_such_a_file_exists(
     submit = next(r for r in api.requests if r.method == "POST")
     assert submit.json["imageId"] == "img-0"
     assert api.seen["POST /init-image"] == 0
+
+
+async def test_a_raw_listing_page_is_the_servers_entries_unread() -> None:
+    """``raw_listing_page`` gives the entries as sent (unknown keys, odd values and all),
+    for the doctor to judge; a bad offset is refused before any request."""
+    odd = [{"id": "g-1", "status": "SOMETHING_NEW", "createdAt": "yesterday", "extra": [1]}]
+
+    def handler(request: Request) -> Response:
+        if request.url.endswith("/me"):
+            user = {"user": {"id": "u-1", "username": "tester"}, "apiConcurrencySlots": 3}
+            return Response.json(200, {"user_details": [user]})
+        assert request.params == {"offset": 5, "limit": 50}
+        return Response.json(200, {"generations": odd})
+
+    async with client_on(handler) as client:
+        assert await client.raw_listing_page(offset=5, limit=50) == odd
+        sent = client.requests_sent
+        with pytest.raises(ValidationError, match="offset"):
+            await client.raw_listing_page(offset=-1)
+        assert client.requests_sent == sent
