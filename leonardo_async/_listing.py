@@ -12,7 +12,10 @@ here once:
   generation deleted while we walk (which shifts later ones up) cannot hide one between
   pages; entries seen twice are given once;
 * the stop: a listing ordered newest first can stop at the page whose last entry is older
-  than the moment of interest, less :data:`CLOCK_SKEW` for a server clock behind ours;
+  than the moment of interest, less :data:`CLOCK_SKEW` for a server clock behind ours; any
+  walk stops at the listing's end: an empty page, or a page shorter than an earlier one of
+  the walk holding only entries already read (jobs made while we walk push the last
+  entries back under our offset; chasing them would read a page per new job);
 * the entries: each is read through the wire converter into a small
   :class:`ListingEntry` (id, status, creation time); the whole generation is read only when
   asked for, since most entries a tracker reads are jobs still pending.
@@ -126,7 +129,7 @@ class Walk:
     async def _walk(self) -> AsyncIterator[list[ListingEntry]]:
         offset, seen = 0, set[str]()
         listing = self._listing
-        repeated = expected = 0
+        repeated = expected = fullest = 0
         # Jobs created while we walk push the listing down under our offsets: what a page
         # repeats beyond the overlap asked for is such a shift, and earns the walk that
         # many more entries' worth of pages (at most twice its cap in all), so that its
@@ -139,13 +142,35 @@ class Walk:
             if not page.raw_count:
                 self.complete = True
                 return
+            # A page shorter than an earlier one of this walk is the listing's last: the
+            # server would have filled it had it more entries below our offset.
+            last = page.raw_count < min(fullest, listing.limit)
+            fullest = max(fullest, page.raw_count)
             fresh = [entry for entry in page.entries if entry.id not in seen]
             seen.update(entry.id for entry in fresh)
             repeated += max(0, len(page.entries) - len(fresh) - expected)
             expected = page.raw_count - page.step
+            logger.debug(
+                "listing page %d: offset=%d limit=%d entries=%d new=%d repeated=%d, %s .. %s",
+                self.pages,
+                offset,
+                listing.limit,
+                page.raw_count,
+                len(fresh),
+                repeated,
+                _stamp(page.entries, 0),
+                _stamp(page.entries, -1),
+            )
             offset += page.step
             yield fresh
             if self._newer_than is not None and _ends_before(page.entries, self._newer_than):
+                self.complete = True
+                return
+            if last and not fresh:
+                # The end of the listing, holding only entries already read: jobs created
+                # meanwhile pushed them down under our offset. Every entry the listing held
+                # when the walk began has been read (new ones arrive above, not below), so
+                # reading on would only chase the listing's growth one page at a time.
                 self.complete = True
                 return
 
@@ -284,6 +309,12 @@ def read_entry(raw: Any, source: str) -> Generation:
     :raises ResponseShapeError: the entry cannot be read
     """
     return wire.structure(raw, Generation, source)
+
+
+def _stamp(entries: list[ListingEntry], index: int) -> str:
+    """An entry's creation time for the DEBUG log ("-" when there is none)."""
+    created = entries[index].created_at if entries else None
+    return "-" if created is None else created.isoformat()
 
 
 def path_segment(value: str) -> str:

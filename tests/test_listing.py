@@ -22,9 +22,13 @@ class MemoryListing:
 
     :param cap: the most entries a page holds, whatever is asked
     :param refuse_above: a ``limit`` above this is a 400
+    :param grow: entries created at the top after each page is answered (jobs made while
+        a walk reads), dated ``NOW``
     """
 
-    def __init__(self, count: int, *, cap: int = 1000, refuse_above: int | None = None) -> None:
+    def __init__(
+        self, count: int, *, cap: int = 1000, refuse_above: int | None = None, grow: int = 0
+    ) -> None:
         self.entries: list[dict[str, Any]] = [
             {
                 "id": f"g{i}",
@@ -36,6 +40,7 @@ class MemoryListing:
         ]
         self.cap = cap
         self.refuse_above = refuse_above
+        self.grow = grow
         self.asked: list[tuple[int, int]] = []
 
     async def call(
@@ -48,7 +53,12 @@ class MemoryListing:
         self.asked.append((offset, limit))
         if self.refuse_above is not None and limit > self.refuse_above:
             raise APIError(400, method, path, error="limit too large")
-        return {"generations": self.entries[offset : offset + min(limit, self.cap)]}
+        page = self.entries[offset : offset + min(limit, self.cap)]
+        self.entries[:0] = [
+            {"id": f"new{len(self.asked)}-{i}", "status": "PENDING", "createdAt": NOW.isoformat()}
+            for i in range(self.grow)
+        ]
+        return {"generations": page}
 
 
 async def _user() -> str:
@@ -126,17 +136,7 @@ async def test_reconciliation_with_an_unreadable_listing_is_uncertain() -> None:
 async def test_a_walk_keeps_going_when_new_entries_push_the_listing_down() -> None:
     """Entries added at the top while a walk reads push older ones under its offsets; the
     walk reads that many more entries before it calls itself cut short."""
-    server = MemoryListing(300)
-    original = server.call
-
-    async def growing(method: str, path: str, **options: Any) -> Any:
-        answer = await original(method, path, **options)
-        server.entries[:0] = [
-            {"id": f"new{len(server.asked)}-{i}", "status": "PENDING"} for i in range(20)
-        ]
-        return answer
-
-    server.call = growing  # type: ignore[method-assign]
+    server = MemoryListing(300, grow=20)
     ids, _ = await _walk_ids(Listing(server, _user), max_pages=7)
     assert {f"g{i}" for i in range(300)} <= set(ids)
     assert len(ids) == len(set(ids))
@@ -162,3 +162,53 @@ async def test_a_job_differing_only_by_seed_is_a_doubt_until_seeds_are_known(
             await reconciler.find(request, since=NOW, settled_by=NOW)
     else:
         assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
+
+
+async def test_a_walk_at_the_end_of_a_growing_listing_stops_there() -> None:
+    """Jobs made while a walk reads push the listing's last entries back under its offset:
+    a page shorter than the first, holding only entries already read, is the end (the
+    walk read everything the listing held when it began), not a reason to chase the
+    growth page after page until the cap calls the walk cut short."""
+    server = MemoryListing(45, grow=1)  # fewer than a page; a new job per request
+    listing = Listing(server, _user)
+    ids, complete = await _walk_ids(listing, newer_than=NOW - timedelta(hours=1), max_pages=20)
+    assert complete
+    assert {f"g{i}" for i in range(45)} <= set(ids)
+    assert len(server.asked) == 2
+
+
+async def test_a_lost_submit_is_ruled_out_while_the_listing_grows() -> None:
+    """The chaos run's lost submit: every listed job is inside the look's window and a
+    new one is made per request; the look reads the listing to its end and finds no job
+    (before, it chased the growth past its 20 pages: "uncertain", the item left ERROR)."""
+    server = MemoryListing(45, grow=1)
+    for entry in server.entries:
+        entry["createdAt"] = NOW.isoformat()
+    reconciler = Reconciler(
+        Listing(server, _user), submit_url="http://x/submit", listing_shows_videos=True
+    )
+    request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
+    assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    count=st.integers(0, 150),
+    cap=st.integers(1, 60),
+    grow=st.integers(0, 60),
+    overlap=st.booleans(),
+)
+async def test_a_complete_walk_read_every_entry_however_the_listing_grows(
+    count: int, cap: int, grow: int, overlap: bool
+) -> None:
+    """The money promise's half in the walk: one that calls itself complete has read every
+    entry the listing held when it began, whatever the server's page cap and however many
+    jobs are made between two pages (a short page that is a capped page is never taken
+    for the listing's end)."""
+    server = MemoryListing(count, cap=cap, grow=grow)
+    ids, complete = await _walk_ids(Listing(server, _user), max_pages=20, overlap=overlap)
+    if complete:
+        assert {f"g{i}" for i in range(count)} <= set(ids)
+    assert len(ids) == len(set(ids))
+    if grow == 0 and count <= 10 * min(cap, PAGE_SIZE):
+        assert complete
