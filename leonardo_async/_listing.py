@@ -6,8 +6,8 @@ was lost created a job. Both need the same things done the same way, so they are
 here once:
 
 * the page size: 50 asked for; a server that refuses that (400/422) gets the documented
-  default of 10 from then on, and a server that answers full pages shorter than asked has
-  its cap learnt (the tracker sizes its walks by it);
+  default of 10 from then on, and a server whose page shorter than asked is followed by
+  entries not read before has its cap learnt (the tracker sizes its walks by it);
 * the overlap: each page after the first repeats a few entries of the one before, so a
   generation deleted while we walk (which shifts later ones up) cannot hide one between
   pages; entries seen twice are given once;
@@ -129,7 +129,7 @@ class Walk:
     async def _walk(self) -> AsyncIterator[list[ListingEntry]]:
         offset, seen = 0, set[str]()
         listing = self._listing
-        repeated = expected = fullest = 0
+        repeated = expected = fullest = short = 0
         # Jobs created while we walk push the listing down under our offsets: what a page
         # repeats beyond the overlap asked for is such a shift, and earns the walk that
         # many more entries' worth of pages (at most twice its cap in all), so that its
@@ -148,6 +148,12 @@ class Walk:
             fullest = max(fullest, page.raw_count)
             fresh = [entry for entry in page.entries if entry.id not in seen]
             seen.update(entry.id for entry in fresh)
+            if short and fresh:
+                # Entries below a page shorter than asked: the server caps its pages. (Only
+                # new ones tell: at a growing listing's end, the page after a short one
+                # holds entries pushed down from it, which says nothing of a cap.)
+                listing.learn_cap(short)
+            short = page.raw_count if page.raw_count < listing.limit else 0
             repeated += max(0, len(page.entries) - len(fresh) - expected)
             expected = page.raw_count - page.step
             logger.debug(
@@ -173,6 +179,7 @@ class Walk:
                 # reading on would only chase the listing's growth one page at a time.
                 self.complete = True
                 return
+        logger.debug("listing walk cut short by its cap: %d pages, offset %d", self.pages, offset)
 
 
 @attrs.frozen
@@ -209,8 +216,6 @@ class Listing:
         self.limit = PAGE_SIZE
         #: The entries a full page holds, as far as the server has shown.
         self.page_size = PAGE_SIZE
-        #: The last page read, if shorter than asked: its size and the overlap it left.
-        self._short_page: tuple[int, int] | None = None
 
     def pages_for(self, depth: int) -> int:
         """Pages a walk reads to reach the entry ``depth`` places below the newest."""
@@ -273,8 +278,6 @@ class Listing:
             entries.append(ListingEntry(head, item, source, self))
         count = len(raw)
         repeat = PAGE_OVERLAP if overlap and count > 2 * PAGE_OVERLAP else 0
-        self._learn_cap(offset == 0, count)
-        self._short_page = (count, repeat) if 0 < count < self.limit else None
         return Page(entries, count, count - repeat)
 
     def read_generation(self, raw: Any, source: str) -> Generation:
@@ -287,12 +290,10 @@ class Listing:
             self.on_generation(generation)
         return generation
 
-    def _learn_cap(self, first: bool, count: int) -> None:
-        """A page shorter than asked, followed by new entries: the server caps pages."""
-        if self._short_page is not None and not first:
-            short, overlap = self._short_page
-            if count > overlap:
-                self.page_size = min(self.page_size, short)
+    def learn_cap(self, short: int) -> None:
+        """A page of ``short`` entries, fewer than asked, was followed by entries not read
+        before: the server caps pages at that size."""
+        self.page_size = min(self.page_size, short)
 
 
 def _ends_before(entries: list[ListingEntry], moment: datetime) -> bool:

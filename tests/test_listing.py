@@ -164,17 +164,22 @@ async def test_a_job_differing_only_by_seed_is_a_doubt_until_seeds_are_known(
         assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
 
 
-async def test_a_walk_at_the_end_of_a_growing_listing_stops_there() -> None:
+@pytest.mark.parametrize("overlap", [True, False])
+async def test_a_walk_at_the_end_of_a_growing_listing_stops_there(overlap: bool) -> None:
     """Jobs made while a walk reads push the listing's last entries back under its offset:
     a page shorter than the first, holding only entries already read, is the end (the
     walk read everything the listing held when it began), not a reason to chase the
-    growth page after page until the cap calls the walk cut short."""
+    growth page after page until the cap calls the walk cut short; nor is it a sign that
+    the server caps its pages at the short page's size."""
     server = MemoryListing(45, grow=1)  # fewer than a page; a new job per request
     listing = Listing(server, _user)
-    ids, complete = await _walk_ids(listing, newer_than=NOW - timedelta(hours=1), max_pages=20)
+    ids, complete = await _walk_ids(
+        listing, newer_than=NOW - timedelta(hours=1), max_pages=20, overlap=overlap
+    )
     assert complete
     assert {f"g{i}" for i in range(45)} <= set(ids)
     assert len(server.asked) == 2
+    assert listing.page_size == PAGE_SIZE
 
 
 async def test_a_lost_submit_is_ruled_out_while_the_listing_grows() -> None:
