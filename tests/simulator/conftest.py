@@ -1,4 +1,4 @@
-"""Fixtures for the simulator tests: a running simulator with short jobs, and a client."""
+"""Fixtures for the simulator tests: the shipped simulator with short jobs, and a client."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from ._support import Api
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """Yield a simulator whose jobs finish after a twentieth of a second."""
-    async with Simulator(SimulatorConfig(durations=JobDurations.fixed(0.05))) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """The simulator the tests here get as ``sim``: documented behaviour, and jobs that
+    finish after a twentieth of a second."""
+    return SimulatorConfig(durations=JobDurations.fixed(0.05))
 
 
 @pytest.fixture

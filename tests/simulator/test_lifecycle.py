@@ -12,6 +12,7 @@ import pytest
 
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 from leonardo_async.simulator._wire import stamp
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 from ._support import PNG, Api, eventually
 
@@ -244,10 +245,12 @@ async def test_pytest_plugin_fixture(leonardo_simulator: Simulator) -> None:
 
 
 @pytest.mark.parametrize("suffix", ["", "Z", "+00:00"])
-async def test_created_at_format(suffix: str, session: aiohttp.ClientSession) -> None:
+async def test_created_at_format(
+    leonardo_simulator_factory: SimulatorFactory, suffix: str, session: aiohttp.ClientSession
+) -> None:
     """``createdAt`` has milliseconds and the configured zone suffix."""
     config = SimulatorConfig(created_at_suffix=suffix, timestamp_style="milliseconds")
-    async with Simulator(config) as sim:
+    async with leonardo_simulator_factory(config) as sim:
         api = Api(sim, session)
         gid = await api.submit_ok(await api.uploaded_image())
         created = (await api.generation(gid))["createdAt"]
@@ -280,11 +283,13 @@ async def test_created_at_is_trimmed_by_default(api: Api) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,5}[1-9])?", created), created
 
 
-async def test_seeded_runs_repeat(session: aiohttp.ClientSession) -> None:
+async def test_seeded_runs_repeat(
+    leonardo_simulator_factory: SimulatorFactory, session: aiohttp.ClientSession
+) -> None:
     """Two simulators with the same seed hand out the same ids and seeds."""
     seen = []
     for _ in range(2):
-        async with Simulator(SimulatorConfig(seed=7)) as sim:
+        async with leonardo_simulator_factory(SimulatorConfig(seed=7)) as sim:
             api = Api(sim, session)
             gid = await api.submit_ok(await api.uploaded_image())
             seen.append((gid, (await api.generation(gid))["seed"]))

@@ -11,6 +11,7 @@ import pytest
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 from leonardo_async.simulator._core import Core
 from leonardo_async.simulator._limits import Limiter, SlidingWindow, retry_after_headers
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 from ._support import Api, text_request
 
@@ -49,14 +50,14 @@ def test_fractional_rate() -> None:
     assert limiter.admit_request("k", 1.2, config) is None
 
 
-async def test_no_retry_after_by_default(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(requests_per_minute=1))
+async def test_no_retry_after_by_default(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """Leonardo documents no Retry-After: by default a 429 carries none."""
-    async with Simulator(SimulatorConfig(requests_per_minute=1)) as sim:
-        api = Api(sim, session)
-        assert (await api.call("GET", "/me")).status == 200
-        refused = await api.call("GET", "/me")
-        assert refused.status == 429
-        assert "Retry-After" not in refused.headers
+    api = Api(sim, session)
+    assert (await api.call("GET", "/me")).status == 200
+    refused = await api.call("GET", "/me")
+    assert refused.status == 429
+    assert "Retry-After" not in refused.headers
 
 
 def test_retry_after_styles() -> None:
@@ -70,10 +71,12 @@ def test_retry_after_styles() -> None:
 
 
 @pytest.mark.parametrize("style", ["seconds", "http-date", "none"])
-async def test_requests_per_minute(style: str, session: aiohttp.ClientSession) -> None:
+async def test_requests_per_minute(
+    leonardo_simulator_factory: SimulatorFactory, style: str, session: aiohttp.ClientSession
+) -> None:
     """Over ``requests_per_minute`` the API answers 429 with Retry-After in the chosen style."""
     config = SimulatorConfig(requests_per_minute=3, retry_after_style=style)  # type: ignore[arg-type]
-    async with Simulator(config) as sim:
+    async with leonardo_simulator_factory(config) as sim:
         api = Api(sim, session)
         for _ in range(3):
             assert (await api.call("GET", "/me")).status == 200
@@ -95,108 +98,109 @@ async def test_requests_per_minute(style: str, session: aiohttp.ClientSession) -
         assert stats.responses[429] == 1
 
 
-async def test_requests_per_second_slow_rate(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(
+    SimulatorConfig(requests_per_second=0.05, retry_after_style="seconds")
+)
+async def test_requests_per_second_slow_rate(
+    sim: Simulator, session: aiohttp.ClientSession
+) -> None:
     """A rate below one a second allows one request per 1/rate seconds."""
-    async with Simulator(
-        SimulatorConfig(requests_per_second=0.05, retry_after_style="seconds")
-    ) as sim:
-        api = Api(sim, session)
-        assert (await api.call("GET", "/me")).status == 200
-        refused = await api.call("GET", "/me")
-        assert refused.status == 429
-        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+    api = Api(sim, session)
+    assert (await api.call("GET", "/me")).status == 200
+    refused = await api.call("GET", "/me")
+    assert refused.status == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 20
 
 
-async def test_limits_are_per_key(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(requests_per_minute=1, extra_api_keys=("k2",)))
+async def test_limits_are_per_key(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """Each key has its own window."""
-    config = SimulatorConfig(requests_per_minute=1, extra_api_keys=("k2",))
-    async with Simulator(config) as sim:
-        api = Api(sim, session)
-        assert (await api.call("GET", "/me")).status == 200
-        assert (await api.call("GET", "/me")).status == 429
-        other = {"authorization": "Bearer k2"}
-        assert (await api.call("GET", "/me", auth=False, headers=other)).status == 200
+    api = Api(sim, session)
+    assert (await api.call("GET", "/me")).status == 200
+    assert (await api.call("GET", "/me")).status == 429
+    other = {"authorization": "Bearer k2"}
+    assert (await api.call("GET", "/me", auth=False, headers=other)).status == 200
 
 
-async def test_submits_per_minute(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(submits_per_minute=1, retry_after_style="seconds"))
+async def test_submits_per_minute(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """The submit window refuses submits but not other calls."""
-    async with Simulator(SimulatorConfig(submits_per_minute=1, retry_after_style="seconds")) as sim:
-        api = Api(sim, session)
-        image = await api.uploaded_image()
-        await api.submit_ok(image)
-        refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED"})
-        assert refused.status == 429
-        assert "Retry-After" in refused.headers
-        assert (await api.call("GET", "/me")).status == 200
-        assert sim.statistics().generations_created == 1
+    api = Api(sim, session)
+    image = await api.uploaded_image()
+    await api.submit_ok(image)
+    refused = await api.submit({"prompt": "p", "imageId": image, "imageType": "UPLOADED"})
+    assert refused.status == 429
+    assert "Retry-After" in refused.headers
+    assert (await api.call("GET", "/me")).status == 200
+    assert sim.statistics().generations_created == 1
 
 
-async def test_max_running_refusing(session: aiohttp.ClientSession) -> None:
-    """Refusing at concurrency, a key with ``max_running`` jobs running gets 429 until one
-    ends (or is deleted)."""
-    config = SimulatorConfig(
+@pytest.mark.leonardo_simulator(
+    SimulatorConfig(
         max_running=2, refuse_at_concurrency=True, durations=LONG, retry_after_style="seconds"
     )
-    async with Simulator(config) as sim:
-        api = Api(sim, session)
-        image = await api.uploaded_image()
-        first = await api.submit_ok(image)
-        await api.submit_ok(image)
-        refused = await api.submit(
-            {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
-        )
-        assert refused.status == 429
-        assert refused.json["code"] == "rate-limit-exceeded"
-        assert int(refused.headers["Retry-After"]) >= 1
-        assert "concurrency" in refused.json["error"]
-        stats = sim.statistics()
-        assert (stats.peak_running, stats.running_now, stats.generations_created) == (2, 2, 2)
-        assert (stats.peak_queued, stats.peak_attempted, stats.refused_in_flight) == (0, 3, 1)
-        await api.call("DELETE", f"/generations/{first}")
-        await api.submit_ok(image)
-        me = (await api.call("GET", "/me")).json["user_details"][0]
-        assert me["apiConcurrencySlots"] == 10
+)
+async def test_max_running_refusing(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    """Refusing at concurrency, a key with ``max_running`` jobs running gets 429 until one
+    ends (or is deleted)."""
+    api = Api(sim, session)
+    image = await api.uploaded_image()
+    first = await api.submit_ok(image)
+    await api.submit_ok(image)
+    refused = await api.submit(
+        {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
+    )
+    assert refused.status == 429
+    assert refused.json["code"] == "rate-limit-exceeded"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "concurrency" in refused.json["error"]
+    stats = sim.statistics()
+    assert (stats.peak_running, stats.running_now, stats.generations_created) == (2, 2, 2)
+    assert (stats.peak_queued, stats.peak_attempted, stats.refused_in_flight) == (0, 3, 1)
+    await api.call("DELETE", f"/generations/{first}")
+    await api.submit_ok(image)
+    me = (await api.call("GET", "/me")).json["user_details"][0]
+    assert me["apiConcurrencySlots"] == 10
 
 
-async def test_balance(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(api_subscription_tokens=1000, api_paid_tokens=100))
+async def test_balance(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """A submit costing more than the balance is a 402; paid tokens are spent after plan ones."""
-    config = SimulatorConfig(api_subscription_tokens=1000, api_paid_tokens=100)
-    async with Simulator(config) as sim:
-        api = Api(sim, session)
-        image = await api.uploaded_image()
-        await api.submit_ok(image, duration=4)  # 1070 credits
-        me = (await api.call("GET", "/me")).json["user_details"][0]
-        assert (me["apiSubscriptionTokens"], me["apiPaidTokens"]) == (0, 30)
-        refused = await api.submit(
-            {
-                "prompt": "p",
-                "imageId": image,
-                "imageType": "UPLOADED",
-                "model": "VEO3_1",
-                "duration": 4,
-            }
-        )
-        assert refused.status == 402
-        assert refused.json["code"] == "insufficient-credits"
-        sim.configure(api_subscription_tokens=5000)
-        await api.submit_ok(image, duration=4)
+    api = Api(sim, session)
+    image = await api.uploaded_image()
+    await api.submit_ok(image, duration=4)  # 1070 credits
+    me = (await api.call("GET", "/me")).json["user_details"][0]
+    assert (me["apiSubscriptionTokens"], me["apiPaidTokens"]) == (0, 30)
+    refused = await api.submit(
+        {
+            "prompt": "p",
+            "imageId": image,
+            "imageType": "UPLOADED",
+            "model": "VEO3_1",
+            "duration": 4,
+        }
+    )
+    assert refused.status == 402
+    assert refused.json["code"] == "insufficient-credits"
+    sim.configure(api_subscription_tokens=5000)
+    await api.submit_ok(image, duration=4)
 
 
-async def test_1080p_multiplier(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(cost_1080p_multiplier=1.5))
+async def test_1080p_multiplier(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """``cost_1080p_multiplier`` prices 1080p."""
-    async with Simulator(SimulatorConfig(cost_1080p_multiplier=1.5)) as sim:
-        api = Api(sim, session)
-        reply = await api.submit(
-            {
-                "prompt": "p",
-                "imageId": await api.uploaded_image(),
-                "imageType": "UPLOADED",
-                "model": "VEO3_1",
-                "duration": 4,
-                "resolution": "RESOLUTION_1080",
-            }
-        )
-        assert reply.json["motionVideoGenerationJob"]["cost"]["amount"] == "1605"
+    api = Api(sim, session)
+    reply = await api.submit(
+        {
+            "prompt": "p",
+            "imageId": await api.uploaded_image(),
+            "imageType": "UPLOADED",
+            "model": "VEO3_1",
+            "duration": 4,
+            "resolution": "RESOLUTION_1080",
+        }
+    )
+    assert reply.json["motionVideoGenerationJob"]["cost"]["amount"] == "1605"
 
 
 async def test_duplicates_ignore_the_seed(api: Api, sim: Simulator) -> None:
@@ -208,26 +212,25 @@ async def test_duplicates_ignore_the_seed(api: Api, sim: Simulator) -> None:
     assert sim.statistics().duplicate_submissions == 1
 
 
-async def test_submits_past_the_slots_queue(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(max_running=2, queue_depth=2, durations=LONG))
+async def test_submits_past_the_slots_queue(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """By default a submit with every slot busy is accepted and waits ``PENDING``; only a
     full queue answers 429."""
-    config = SimulatorConfig(max_running=2, queue_depth=2, durations=LONG)
-    async with Simulator(config) as sim:
-        api = Api(sim, session)
-        image = await api.uploaded_image()
-        ids = [await api.submit_ok(image) for _ in range(4)]
-        refused = await api.submit(
-            {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
-        )
-        assert refused.status == 429
-        assert "queue" in refused.json["error"]
-        for gid in ids:
-            row = (await api.call("GET", f"/generations/{gid}")).json["generations_by_pk"]
-            assert row["status"] == "PENDING"
-        stats = sim.statistics()
-        assert (stats.peak_running, stats.peak_queued, stats.running_now) == (2, 2, 2)
-        assert (stats.generations_created, stats.refused_in_flight) == (4, 1)
-        assert stats.peak_attempted == 5
+    api = Api(sim, session)
+    image = await api.uploaded_image()
+    ids = [await api.submit_ok(image) for _ in range(4)]
+    refused = await api.submit(
+        {"prompt": "p", "imageId": image, "imageType": "UPLOADED", "model": "VEO3_1"}
+    )
+    assert refused.status == 429
+    assert "queue" in refused.json["error"]
+    for gid in ids:
+        row = (await api.call("GET", f"/generations/{gid}")).json["generations_by_pk"]
+        assert row["status"] == "PENDING"
+    stats = sim.statistics()
+    assert (stats.peak_running, stats.peak_queued, stats.running_now) == (2, 2, 2)
+    assert (stats.generations_created, stats.refused_in_flight) == (4, 1)
+    assert stats.peak_attempted == 5
 
 
 def test_queued_jobs_start_as_slots_free() -> None:

@@ -60,6 +60,7 @@ async def test_connections_refused_while_down(api: Api, sim: Simulator) -> None:
 async def test_fixed_ports(session: aiohttp.ClientSession) -> None:
     """Ports given in the config are used."""
     api_port, storage_port = _free_port(), _free_port()
+    # The Simulator class's own port handling and double start, so it is made here.
     async with Simulator(SimulatorConfig(api_port=api_port, storage_port=storage_port)) as sim:
         assert sim.base_url == f"http://127.0.0.1:{api_port}/api/rest/v1"
         assert sim.storage_url == f"http://127.0.0.1:{storage_port}"

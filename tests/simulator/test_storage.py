@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
 from leonardo_async.simulator import Simulator, SimulatorConfig
 
@@ -86,25 +87,25 @@ async def test_form_encoding_is_required(api: Api) -> None:
     assert reply.status == 412
 
 
-async def test_expired_policy(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(upload_url_ttl=0.0))
+async def test_expired_policy(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """Past ``upload_url_ttl`` the upload answers "Policy expired."."""
-    async with Simulator(SimulatorConfig(upload_url_ttl=0.0)) as sim:
-        api = Api(sim, session)
-        upload = await api.new_init_image()
-        reply = await api.post_form(upload)
-        assert reply.status == 403
-        assert b"Policy expired." in reply.body
+    api = Api(sim, session)
+    upload = await api.new_init_image()
+    reply = await api.post_form(upload)
+    assert reply.status == 403
+    assert b"Policy expired." in reply.body
 
 
-async def test_size_cap(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(max_upload_bytes=100))
+async def test_size_cap(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """Files over ``max_upload_bytes`` are refused with EntityTooLarge."""
-    async with Simulator(SimulatorConfig(max_upload_bytes=100)) as sim:
-        api = Api(sim, session)
-        upload = await api.new_init_image()
-        reply = await api.post_form(upload, file=b"x" * 101)
-        assert reply.status == 400
-        assert b"EntityTooLarge" in reply.body
-        assert (await api.post_form(upload, file=b"x" * 100)).status == 204
+    api = Api(sim, session)
+    upload = await api.new_init_image()
+    reply = await api.post_form(upload, file=b"x" * 101)
+    assert reply.status == 400
+    assert b"EntityTooLarge" in reply.body
+    assert (await api.post_form(upload, file=b"x" * 100)).status == 204
 
 
 async def test_upload_can_be_repeated(api: Api, sim: Simulator) -> None:

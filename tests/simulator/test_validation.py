@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leonardo_async.simulator import Simulator, SimulatorConfig
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 from ._support import Api
 
@@ -93,10 +94,13 @@ def _fill(value: Any, image: str) -> Any:
 
 
 @pytest.fixture
-async def roomy(session: aiohttp.ClientSession) -> Any:
+async def roomy(
+    leonardo_simulator_factory: SimulatorFactory, session: aiohttp.ClientSession
+) -> Any:
     """Yield (api, uploaded image id) on a simulator with no concurrency limit that ignores
     undeclared keys (the bodies drawn carry one at times)."""
-    async with Simulator(SimulatorConfig(max_running=None, strict_variables=False)) as sim:
+    config = SimulatorConfig(max_running=None, strict_variables=False)
+    async with leonardo_simulator_factory(config) as sim:
         api = Api(sim, session)
         yield api, await api.uploaded_image()
 
@@ -318,12 +322,12 @@ async def test_header_and_scheme_case_do_not_matter(api: Api) -> None:
     assert (await api.call("GET", "/me", auth=False, headers=headers)).status == 200
 
 
-async def test_extra_keys_are_accepted(session: aiohttp.ClientSession) -> None:
+@pytest.mark.leonardo_simulator(SimulatorConfig(extra_api_keys=("second-key",)))
+async def test_extra_keys_are_accepted(sim: Simulator, session: aiohttp.ClientSession) -> None:
     """``extra_api_keys`` are accepted too."""
-    async with Simulator(SimulatorConfig(extra_api_keys=("second-key",))) as sim:
-        api = Api(sim, session)
-        headers = {"authorization": "Bearer second-key"}
-        assert (await api.call("GET", "/me", auth=False, headers=headers)).status == 200
+    api = Api(sim, session)
+    headers = {"authorization": "Bearer second-key"}
+    assert (await api.call("GET", "/me", auth=False, headers=headers)).status == 200
 
 
 async def test_unknown_routes_and_methods(api: Api) -> None:
