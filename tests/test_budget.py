@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
-from test_cli_batch import batch, jobs_of, results, sim  # noqa: F401
+from test_cli_batch import batch, jobs_of, leonardo_simulator_config, results  # noqa: F401
 
 from leonardo_async._budget import Budget
 from leonardo_async._errors import OverBudgetError
@@ -90,7 +90,7 @@ def test_an_answer_without_a_cost_under_a_dollar_budget_stops_it() -> None:
 
 
 async def test_max_cost_in_dollars_stops_a_dollar_account(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
 ) -> None:
     """--max-cost 5 DOLLARS on a pay-as-you-go account: 2 of 6 jobs at $2.14 bought."""
@@ -105,7 +105,7 @@ async def test_max_cost_in_dollars_stops_a_dollar_account(
 
 
 async def test_max_credits_on_a_dollar_account_refuses_instead_of_not_counting(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
 ) -> None:
     """--max-credits never stops counting: after the first dollar charge, refusals say why."""
@@ -130,7 +130,7 @@ async def test_max_credits_on_a_dollar_account_refuses_instead_of_not_counting(
     ],
 )
 async def test_bad_budgets_are_usage_errors(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
     args: tuple[str, ...],

@@ -14,7 +14,6 @@ import signal
 import string
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,9 @@ NAME = re.compile(r"^\d{5}-[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]+\.mp4$")
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs; LEONARDO_API_KEY and LEONARDO_BASE_URL point at it."""
-    config = SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.05), seed=11)
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
+    return SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.05), seed=11)
 
 
 async def batch(jobs: Path, out: Path, *extra: str) -> int:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -31,23 +30,25 @@ from leonardo_async.cli._frames import START, frame_png
 from leonardo_async.cli._spend import SpendOptions
 from leonardo_async.cli._transcript import Transcript, redact_json, redact_url
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 #: Long enough that the first job still runs while the queue probe submits past the slots.
 PROBE_JOB = JobDurations.fixed(3.0)
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Simulator]:
-    """A simulator with two slots (queueing behind them, as documented) and short jobs;
-    LEONARDO_* and the cache point at it."""
-    config = SimulatorConfig(
+def leonardo_simulator_config() -> SimulatorConfig:
+    """The shipped fixture's simulator here: two slots (queueing behind them, as
+    documented) and short jobs."""
+    return SimulatorConfig(
         api_key=KEY, durations=JobDurations.fixed(0.2), concurrency_slots=2, max_running=2
     )
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
-        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-        yield running
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test's findings cache is its own, so no test reads what another found."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 def spend(*, probe: bool = False, listing_wait: float = 5.0) -> SpendOptions:
@@ -141,7 +142,7 @@ async def test_a_declined_probe_spends_one_job(sim: Simulator, tmp_path: Path) -
 
 
 async def test_a_listing_without_videos_is_not_held_and_tracking_goes_per_job(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, leonardo_simulator_factory: SimulatorFactory, tmp_path: Path
 ) -> None:
     """Listing hides video jobs: listing.video not held, exit 1, and the stored finding
     turns batched status off for the next client of that account (only of that one)."""
@@ -156,7 +157,7 @@ async def test_a_listing_without_videos_is_not_held_and_tracking_goes_per_job(
         await apply_findings(client, stored)
         assert client.batched_status is False
         assert client.listing_shows_videos is False
-    async with Simulator(SimulatorConfig(api_key=KEY)) as other:
+    async with leonardo_simulator_factory(SimulatorConfig(api_key=KEY)) as other:
         async with LeonardoClient(KEY, base_url=other.base_url) as client:
             await apply_findings(client, stored)
             assert client.batched_status is True

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import attrs
 import pytest
-from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, sim_config
+from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY
 from _images import png_bytes
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,6 +36,9 @@ from leonardo_async import (
 )
 from leonardo_async._journal import ItemState, JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
+
+#: The resume tests' simulator: twentieth-of-a-second jobs.
+pytestmark = pytest.mark.leonardo_simulator(durations=JobDurations.fixed(0.05))
 
 SUBMIT = "POST /generations-image-to-video"
 LISTING = "GET /generations/user/{userId}"
@@ -224,13 +227,6 @@ def _changes(entry: JournalEntry) -> dict[str, Any]:
 
 
 # --- resuming against the simulator ------------------------------------------------------
-
-
-@pytest.fixture
-async def sim() -> Any:
-    """A simulator with twentieth-of-a-second jobs."""
-    async with Simulator(sim_config(durations=JobDurations.fixed(0.05))) as running:
-        yield running
 
 
 async def uploaded_item(client: LeonardoClient, tmp_path: Path, prompt: str) -> BatchItem:

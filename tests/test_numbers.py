@@ -13,7 +13,7 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli_batch import batch, jobs_of, requests_seen, sim  # noqa: F401
+from test_cli_batch import batch, jobs_of, leonardo_simulator_config, requests_seen  # noqa: F401
 
 from leonardo_async import Limits, PollSchedule, RetryPolicy, Timeouts, ValidationError
 from leonardo_async.simulator import Simulator
@@ -134,7 +134,7 @@ def test_every_numeric_field_is_covered() -> None:
     ],
 )
 async def test_bad_numeric_options_exit_2_before_anything_is_sent(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
     flag: str,

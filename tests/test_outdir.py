@@ -17,14 +17,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from test_cli_batch import batch, jobs_of, requests_seen, results, sim  # noqa: F401
+from test_cli_batch import batch, jobs_of, leonardo_simulator_config, requests_seen, results  # noqa: F401
 
 from leonardo_async import Journal
 from leonardo_async.simulator import JobDurations, Simulator
 
 
 async def refused(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     capsys: pytest.CaptureFixture[str],
     jobs: Path,
     out: Path,
@@ -39,7 +39,7 @@ async def refused(
 
 
 async def test_a_second_run_on_a_held_folder_exits_2_naming_the_holder(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -64,7 +64,7 @@ def _cli(jobs: Path, out: Path) -> list[str]:
 async def test_two_resume_runs_started_together_buy_nothing_twice(
     tmp_path: Path,
     folder: Path,
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
 ) -> None:
     """Two --resume processes at once: one works the batch, the other exits 2 at once."""
     jobs = jobs_of(folder, 12)
@@ -119,7 +119,7 @@ def _without_wal(out: Path) -> None:
 
 @pytest.mark.parametrize("lose", [_delete, _truncate, _without_wal])
 async def test_resume_without_its_journal_refuses_and_buys_nothing(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
     lose: Callable[[Path], None],
@@ -134,7 +134,7 @@ async def test_resume_without_its_journal_refuses_and_buys_nothing(
 
 
 async def test_a_fresh_run_over_paid_work_refuses_without_force(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -150,7 +150,7 @@ async def test_a_fresh_run_over_paid_work_refuses_without_force(
 
 
 async def test_results_without_generations_are_not_paid_work(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
 ) -> None:
     """A folder whose only run had nothing but bad lines can be used again."""
@@ -163,7 +163,7 @@ async def test_results_without_generations_are_not_paid_work(
 
 
 async def test_a_clean_exit_leaves_the_whole_journal_in_its_file(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
 ) -> None:
     """After a run, journal.sqlite alone (no -wal) holds every item: it can be copied."""
@@ -202,7 +202,7 @@ def _bad_page(path: Path) -> None:
 
 @pytest.mark.parametrize("damage", [_garbage, _cut, _bad_page])
 async def test_a_damaged_journal_exits_2_and_sends_nothing(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
     damage: Callable[[Path], None],
@@ -218,7 +218,7 @@ async def test_a_damaged_journal_exits_2_and_sends_nothing(
 
 
 async def test_results_that_cannot_be_written_are_an_error(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -233,7 +233,7 @@ async def test_results_that_cannot_be_written_are_an_error(
 
 
 async def test_stale_part_files_are_swept_at_start(
-    sim: Simulator,  # noqa: F811
+    sim: Simulator,
     folder: Path,
 ) -> None:
     """Hidden .part files a killed run left are removed; nothing else is."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -35,15 +34,11 @@ HOSTILE = '</p><script>window.pwned=1</script><img src=x onerror="window.pwned=2
 
 
 @pytest.fixture
-async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    """A simulator with short jobs, a third of them failing; LEONARDO_* point at it."""
-    config = SimulatorConfig(
+def leonardo_simulator_config() -> SimulatorConfig:
+    """The shipped fixture's simulator here: short jobs, a third of them failing."""
+    return SimulatorConfig(
         api_key=KEY, durations=JobDurations.fixed(0.05), seed=5, failure_rate=0.3
     )
-    async with Simulator(config) as running:
-        monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-        monkeypatch.setenv("LEONARDO_BASE_URL", running.base_url)
-        yield running
 
 
 def _jobs(folder: Path) -> Path:

@@ -53,11 +53,9 @@ def callback(generation_id: str, status: str = "COMPLETE", **fields: Any) -> dic
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """Yield a simulator whose jobs take a second and whose callbacks carry KEY."""
-    config = SimulatorConfig(durations=JobDurations.fixed(1.0), webhook_key=KEY)
-    async with Simulator(config) as running:
-        yield running
+def leonardo_simulator_config() -> SimulatorConfig:
+    """The shipped fixture's simulator here: jobs take a second, callbacks carry KEY."""
+    return SimulatorConfig(durations=JobDurations.fixed(1.0), webhook_key=KEY)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 from anyio.abc import SocketStream
-from test_webhook import KEY, client, session, sim  # noqa: F401
+from test_webhook import KEY, client, leonardo_simulator_config, session  # noqa: F401
 from yarl import URL
 
 from leonardo_async import LeonardoClient, WebhookReceiver
