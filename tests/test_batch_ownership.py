@@ -12,11 +12,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _helpers import KEY, sim_config
+from _helpers import KEY
 from test_batch import client_for, frame, items_for, run_all
 
 from leonardo_async import BatchSubmitter, JournalMismatchError
 from leonardo_async.simulator import Simulator
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 UPLOAD = "POST /init-image"
 
@@ -61,13 +62,15 @@ async def test_a_journal_of_another_account_is_refused(sim: Simulator, tmp_path:
     assert sim.statistics().requests[UPLOAD] == 2
 
 
-async def test_a_journal_of_another_server_is_refused(sim: Simulator, tmp_path: Path) -> None:
+async def test_a_journal_of_another_server_is_refused(
+    sim: Simulator, leonardo_simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
     """Another base URL (another simulator): refused before anything is submitted."""
     image = frame(tmp_path)
     path = tmp_path / "journal.sqlite"
     async with client_for(sim) as client, BatchSubmitter(client, journal=path) as batch:
         await run_all(batch, items_for(image, 1))
-    async with Simulator(sim_config()) as other, client_for(other) as client:
+    async with leonardo_simulator_factory() as other, client_for(other) as client:
         with pytest.raises(JournalMismatchError, match=f"at {sim.base_url}"):
             async with BatchSubmitter(client, journal=path) as batch:
                 await run_all(batch, items_for(image, 2))

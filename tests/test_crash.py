@@ -31,6 +31,12 @@ KILLS = 3
 SEEDS = [7, 1234]
 
 
+@pytest.fixture
+def leonardo_simulator_config(seed: int) -> SimulatorConfig:
+    """The shipped fixture's simulator: this module's key, the test's seed, jobs of 0.4 s."""
+    return SimulatorConfig(api_key=KEY, seed=seed, durations=JobDurations.fixed(0.4))
+
+
 def write_batch(folder: Path) -> Path:
     """A batch file of forty lines over three frames (prompts distinct)."""
     for n in range(3):
@@ -97,51 +103,49 @@ async def run_cli(
 
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_sigkill_at_random_points_then_resume_completes_each_line_once(
-    tmp_path: Path, seed: int
+    sim: Simulator, tmp_path: Path, seed: int
 ) -> None:
     """Killed 3+ times, resumed until exit 0: each line COMPLETE once, nothing paid twice."""
     rng = random.Random(seed)
     jobs = write_batch(tmp_path)
     out = tmp_path / "out"
-    config = SimulatorConfig(api_key=KEY, seed=seed, durations=JobDurations.fixed(0.4))
-    async with Simulator(config) as sim:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
-        env |= {"LEONARDO_API_KEY": KEY, "LEONARDO_BASE_URL": sim.base_url}
-        kills, runs = 0, 0
-        while kills < KILLS:
-            runs += 1
-            log = tmp_path / f"run-{runs}.log"
-            code = await run_cli(
-                command(jobs, out, resume=runs > 1), env, log, kill_after=rng.uniform(0.05, 1.5)
-            )
-            if code is None:
-                kills += 1
-            else:  # finished before the kill came: start another batch to kill
-                assert code == 0, log.read_text()
-                pytest.fail(f"the batch finished before kill {kills + 1}; make it longer")
-        for _ in range(3):
-            runs += 1
-            log = tmp_path / f"run-{runs}.log"
-            code = await run_cli(command(jobs, out, resume=True), env, log, kill_after=None)
-            if code == 0:
-                break
-        assert code == 0, log.read_text()
-        assert KEY not in log.read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEONARDO_")}
+    env |= {"LEONARDO_API_KEY": KEY, "LEONARDO_BASE_URL": sim.base_url}
+    kills, runs = 0, 0
+    while kills < KILLS:
+        runs += 1
+        log = tmp_path / f"run-{runs}.log"
+        code = await run_cli(
+            command(jobs, out, resume=runs > 1), env, log, kill_after=rng.uniform(0.05, 1.5)
+        )
+        if code is None:
+            kills += 1
+        else:  # finished before the kill came: start another batch to kill
+            assert code == 0, log.read_text()
+            pytest.fail(f"the batch finished before kill {kills + 1}; make it longer")
+    for _ in range(3):
+        runs += 1
+        log = tmp_path / f"run-{runs}.log"
+        code = await run_cli(command(jobs, out, resume=True), env, log, kill_after=None)
+        if code == 0:
+            break
+    assert code == 0, log.read_text()
+    assert KEY not in log.read_text()
 
-        lines = results(out)
-        assert [line["line"] for line in lines] == list(range(1, LINES + 1))
-        assert all(line["status"] == "COMPLETE" for line in lines), lines
-        ids = [line["generation_id"] for line in lines]
-        assert len(set(ids)) == LINES
-        stats = sim.statistics()
-        assert stats.duplicate_submissions == 0
-        assert stats.generations_created == LINES
-        assert {g.id for g in sim.generations} == set(ids)
-        mp4s, parts = listing(out)
-        videos = [Path(line["video"]) for line in lines]
-        assert mp4s == {video.name for video in videos}
-        for line, video in zip(lines, videos, strict=True):
-            assert video.parent == out
-            assert video.read_bytes() == sim.video_bytes(line["generation_id"])
-        # A killed download leaves a hidden .part file, never a video under a real name.
-        assert all(part.startswith(".") for part in parts)
+    lines = results(out)
+    assert [line["line"] for line in lines] == list(range(1, LINES + 1))
+    assert all(line["status"] == "COMPLETE" for line in lines), lines
+    ids = [line["generation_id"] for line in lines]
+    assert len(set(ids)) == LINES
+    stats = sim.statistics()
+    assert stats.duplicate_submissions == 0
+    assert stats.generations_created == LINES
+    assert {g.id for g in sim.generations} == set(ids)
+    mp4s, parts = listing(out)
+    videos = [Path(line["video"]) for line in lines]
+    assert mp4s == {video.name for video in videos}
+    for line, video in zip(lines, videos, strict=True):
+        assert video.parent == out
+        assert video.read_bytes() == sim.video_bytes(line["generation_id"])
+    # A killed download leaves a hidden .part file, never a video under a real name.
+    assert all(part.startswith(".") for part in parts)
