@@ -34,6 +34,7 @@ from leonardo_async import (
 )
 from leonardo_async._journal import ItemState
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator, SimulatorConfig
+from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 
 ITEMS = 200
 FRAMES = 10
@@ -206,7 +207,7 @@ async def run(batch: BatchSubmitter, items: list[BatchItem], sim: Simulator) -> 
 
 @pytest.mark.parametrize("seed", [20240601])
 async def test_every_fault_at_once_loses_nothing_and_pays_nothing_twice(
-    tmp_path: Path, seed: int
+    leonardo_simulator_factory: SimulatorFactory, tmp_path: Path, seed: int
 ) -> None:
     """All faults and a restart: one end per item, nothing paid twice, whole MP4s, then resume."""
     items = make_items(tmp_path)
@@ -224,7 +225,7 @@ async def test_every_fault_at_once_loses_nothing_and_pays_nothing_twice(
     )
     with Journal(tmp_path / "journal.sqlite") as journal:
         async with (
-            Simulator(config) as sim,
+            leonardo_simulator_factory(config) as sim,
             LeonardoClient(
                 KEY,
                 base_url=sim.base_url,
