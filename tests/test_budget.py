@@ -11,13 +11,15 @@ from pathlib import Path
 import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
-from test_cli_batch import batch, jobs_of, leonardo_simulator_config, results  # noqa: F401
+from test_cli_batch import ON_BATCH_SIMULATOR, batch, jobs_of, results
 
 from leonardo_async._budget import Budget
 from leonardo_async._errors import OverBudgetError
 from leonardo_async._pricing import CostEstimator
 from leonardo_async.models import Cost, FrameRef, ImageToVideoRequest
 from leonardo_async.simulator import Simulator
+
+pytestmark = ON_BATCH_SIMULATOR
 
 REQUEST = ImageToVideoRequest(prompt="a cat", image=FrameRef("img-1"), duration=4)
 

@@ -33,10 +33,12 @@ SUBMIT = "POST /generations-image-to-video"
 NAME = re.compile(r"^\d{5}-[a-z0-9]+(-[a-z0-9]+)*-[a-z0-9]+\.mp4$")
 
 
-@pytest.fixture
-def leonardo_simulator_config() -> SimulatorConfig:
-    """Short jobs and this module's key, for the shipped ``leonardo_simulator`` fixture."""
-    return SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.05), seed=11)
+#: The simulator of the batch command's tests (here and in the modules that import this
+#: mark): short jobs and this module's key.
+ON_BATCH_SIMULATOR = pytest.mark.leonardo_simulator(
+    SimulatorConfig(api_key=KEY, durations=JobDurations.fixed(0.05), seed=11)
+)
+pytestmark = ON_BATCH_SIMULATOR
 
 
 async def batch(jobs: Path, out: Path, *extra: str) -> int:

@@ -13,10 +13,12 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli_batch import batch, jobs_of, leonardo_simulator_config, requests_seen  # noqa: F401
+from test_cli_batch import ON_BATCH_SIMULATOR, batch, jobs_of, requests_seen
 
 from leonardo_async import Limits, PollSchedule, RetryPolicy, Timeouts, ValidationError
 from leonardo_async.simulator import Simulator
+
+pytestmark = ON_BATCH_SIMULATOR
 
 #: Values no setting accepts.
 HOSTILE = [math.nan, math.inf, -math.inf, -1.0, 0.0, 1e-300, -1e-300, 1e300]

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from test_cli_batch import batch, jobs_of, leonardo_simulator_config, requests_seen, results  # noqa: F401
+from test_cli_batch import ON_BATCH_SIMULATOR, batch, jobs_of, requests_seen, results
 
 from leonardo_async import Journal
 from leonardo_async.simulator import JobDurations, Simulator
+
+pytestmark = ON_BATCH_SIMULATOR
 
 
 async def refused(
