@@ -69,7 +69,7 @@ class SimulatorFactory:
         return Simulator(config_from_mapping(knobs, base=config or self.config))
 
 
-def marked_config(base: SimulatorConfig, item: pytest.Item) -> SimulatorConfig:
+def _marked_config(base: SimulatorConfig, item: pytest.Item) -> SimulatorConfig:
     """``base`` with the item's ``leonardo_simulator`` markers applied, farthest first."""
     config = base
     for mark in reversed(list(item.iter_markers(MARKER))):
@@ -93,7 +93,7 @@ def leonardo_simulator_factory(
     leonardo_simulator_config: SimulatorConfig, request: pytest.FixtureRequest
 ) -> SimulatorFactory:
     """Make simulators with this test's config (its markers applied) and further knobs."""
-    return SimulatorFactory(marked_config(leonardo_simulator_config, request.node))
+    return SimulatorFactory(_marked_config(leonardo_simulator_config, request.node))
 
 
 @pytest.fixture
