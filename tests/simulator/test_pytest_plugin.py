@@ -4,6 +4,9 @@ config, and the environment points at the simulator only while its test runs."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
 #: A user's test module: a module-wide marker, one test's marker over it, the factory.
@@ -69,3 +72,36 @@ def test_marker_fixture_and_factory_in_a_users_suite(
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*takes at most one positional SimulatorConfig*"])
+
+
+#: Tests that make a Simulator by hand, and why: what they test is the class itself.
+MADE_BY_HAND = {
+    ("test_server.py", "test_fixed_ports"): "the class's own port handling and double start",
+}
+
+
+def simulators_made(tree: ast.AST, where: str = "<module>") -> set[str]:
+    """The functions (by name) in ``tree`` that call ``Simulator(...)``."""
+    found = set()
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found |= simulators_made(node, node.name)
+            continue
+        if isinstance(node, ast.Call):
+            called = node.func
+            name = called.id if isinstance(called, ast.Name) else getattr(called, "attr", "")
+            if name == "Simulator":
+                found.add(where)
+        found |= simulators_made(node, where)
+    return found
+
+
+def test_the_projects_tests_get_their_simulators_from_the_plugin() -> None:
+    """Apart from MADE_BY_HAND, no test constructs ``Simulator(...)``: one way, the plugin's."""
+    tests = Path(__file__).resolve().parents[1]
+    found = {
+        (path.name, function)
+        for path in tests.rglob("*.py")
+        for function in simulators_made(ast.parse(path.read_text(encoding="utf-8")))
+    }
+    assert found == set(MADE_BY_HAND)
