@@ -177,7 +177,7 @@ class ItemPipeline:
                 return entry, None
         else:  # a job from an earlier run: it runs, so it holds a slot
             token = await self._take_slot(key=False)
-            await self.client.adopt(entry.generation_id)
+            await self.client.submitter.adopt(entry.generation_id)
         try:
             outcome = await self._track(entry)
         finally:
@@ -193,7 +193,7 @@ class ItemPipeline:
         request = attrs.evolve(item.spec, seed=entry.seed)
         # The listing is watched until its lag has passed since the submit began (one
         # look, for a submit long past).
-        found = await self.client.find_submitted(
+        found = await self.client.submitter.find_submitted(
             request, since=since, claimed=self._claimed(), failed_at=since
         )
         if found is None:
@@ -238,7 +238,7 @@ class ItemPipeline:
             job was created)
         """
         seed = entry.seed if entry.seed is not None else request.seed
-        request = self.client.with_seed(attrs.evolve(request, seed=seed))
+        request = self.client.submitter.with_seed(attrs.evolve(request, seed=seed))
         for attempt in range(1, SUBMIT_REFUSALS + 1):
             token = await self._take_slot()
             try:
@@ -263,7 +263,7 @@ class ItemPipeline:
                 entry = self.journal.update(entry, attempts=entry.attempts + 1)
 
             try:
-                job = await self.client.submit(
+                job = await self.client.submitter.submit(
                     request,
                     claimed=self._claimed(),
                     retry_refused=False,
@@ -303,7 +303,7 @@ class ItemPipeline:
             if self.own_submits is not None and key:
                 await self.own_submits.acquire()
             if key:
-                held.key = await self.client.in_flight_slot()
+                held.key = await self.client.submitter.take_slot()
         except BaseException:
             self._give_slot(held)
             raise

@@ -18,7 +18,7 @@ generation listing before anything is sent again (see :mod:`._reconcile`).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ from ._connection import Connection, Timeouts, credentials
 from ._endpoints import Endpoints
 from ._errors import ClientStateError, ValidationError
 from ._http import Transport
-from ._limits import ClientStatistics, KeyLimiter, Limits, SubmitSlot
+from ._limits import ClientStatistics, KeyLimiter, Limits
 from ._listing import Listing
 from ._reconcile import LISTING_LAG, Reconciler
 from ._retry import RetryPolicy
@@ -230,6 +230,14 @@ class LeonardoClient:
         """A snapshot of the requests sent, the 429s met and the key's limits in force."""
         return self._limiter.statistics(self._connection.requests_sent)
 
+    @property
+    def submitter(self) -> Submitter:
+        """The never-pay-twice submit in the steps a resumable batch runner writes to its
+        journal before taking each (take a slot, fix the seed, submit with the ids it
+        holds, find a lost submit's job, adopt an earlier run's): see :class:`Submitter`.
+        :meth:`submit` is all a caller without a journal needs."""
+        return self._submitter
+
     async def in_flight_bound(self) -> int | None:
         """The most generations this client keeps in flight (submitted, not finished),
         asking ``/me`` for the key's slots if the limits say ``"account"``."""
@@ -335,13 +343,7 @@ class LeonardoClient:
         return await self.submit(ImageToVideoRequest.of(spec, start, end))
 
     async def submit(
-        self,
-        request: ImageToVideoRequest,
-        *,
-        claimed: Collection[str] = (),
-        retry_refused: bool = True,
-        slot: SubmitSlot | None = None,
-        on_resend: Callable[[], None] | None = None,
+        self, request: ImageToVideoRequest, *, retry_refused: bool = True
     ) -> GenerationJob:
         """Submit a validated request, never paying twice for it.
 
@@ -353,54 +355,14 @@ class LeonardoClient:
 
         Every submit takes one of the key's in-flight slots (``Limits.max_running`` plus
         the queue allowance) first, and the job keeps it until the tracker sees it end:
-        the job is watched from here on, whether or not the caller waits for it.
+        the job is watched from here on, whether or not the caller waits for it. The
+        steps a resumable batch journals one by one are :attr:`submitter`'s.
 
-        :param claimed: generation ids that belong to other submits and must not be
-            taken for this one (a batch passes the ids it already holds)
         :param retry_refused: wait out 429s here (after the shared pause); ``False``
             raises :class:`RateLimitError` at once, for callers that queue again
-        :param slot: a slot already taken with :meth:`in_flight_slot` (the caller
-            releases it if this raises); by default the submit takes its own
-        :param on_resend: called before each send after the first (a lost answer the
-            listing did not show, or a refused seed), so that a journal counts every send
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
-        return await self._submitter.submit(
-            request, claimed=claimed, retry_refused=retry_refused, slot=slot, on_resend=on_resend
-        )
-
-    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
-        """``request`` as it will be sent: a random seed added when it has none and
-        ``auto_seed`` is on, and no seed once the server has refused one."""
-        return self._reconciler.with_seed(request)
-
-    async def in_flight_slot(self) -> SubmitSlot:
-        """Wait for one of the key's in-flight slots, for a :meth:`submit` to use (a
-        batch takes it first so that its budget is checked with the slot in hand)."""
-        return await self._limiter.take()
-
-    async def adopt(self, generation_id: str) -> None:
-        """Count a generation submitted earlier (by an earlier run) in the key's
-        in-flight bound until it ends, and watch it."""
-        await self._submitter.adopt(generation_id)
-
-    async def find_submitted(
-        self,
-        request: VideoSpec,
-        *,
-        since: datetime,
-        claimed: Collection[str] = (),
-        failed_at: datetime | None = None,
-    ) -> Generation | None:
-        """Look for the generation a submit of ``request`` at ``since`` may have created.
-
-        :param failed_at: when the submit failed (default: now); the listing is watched
-            until the listing lag has passed since then
-        :raises SubmitUncertainError: the listing could not be read whole
-        """
-        return await self._submitter.find_submitted(
-            request, since=since, claimed=claimed, failed_at=failed_at
-        )
+        return await self._submitter.submit(request, retry_refused=retry_refused)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         """The generation with this id, or ``None`` if the server does not know it."""

@@ -8,7 +8,10 @@ slot until the tracker sees it end.
 
 :class:`Submitter` is the one place these four meet (the key's connection, its limiter,
 the reconciler and the tracker), so that no step of a paid request is spread over the
-client; :class:`~._client.LeonardoClient` owns one and hands it its collaborators.
+client. :attr:`LeonardoClient.submitter <._client.LeonardoClient.submitter>` is the public
+face of it for a resumable batch runner, which must write each step to its journal before
+the step is taken: take a slot, fix the seed, submit, and on a later run find the job a
+lost submit made or adopt the one it recorded.
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ _SUBMIT_ATTEMPTS: Final = 3
 
 
 class Submitter:
-    """The never-pay-twice submit of one API key (see the module docstring).
+    """The never-pay-twice submit of one API key, in the steps a batch runner journals.
+
+    :meth:`LeonardoClient.submit <._client.LeonardoClient.submit>` is all a caller with
+    no journal needs. A runner that must survive ``kill -9`` without paying twice writes
+    each step down before taking it, so it needs the steps apart: :meth:`take_slot`
+    (to check a budget with the slot in hand), :meth:`with_seed` (the seed to journal, so
+    that a resumed run can match its job), :meth:`submit` with the slot and the ids
+    already claimed, then :meth:`find_submitted` for a submit the last run did not see
+    answered and :meth:`adopt` for a job it did.
 
     :param connection: the key's HTTP (pacing, retries, error mapping)
     :param limiter: the key's limits; every submit holds one of its in-flight slots
@@ -55,6 +66,17 @@ class Submitter:
         self._reconciler = reconciler
         self._tracker = tracker
 
+    async def take_slot(self) -> SubmitSlot:
+        """Wait for one of the key's in-flight slots (``Limits.max_running`` plus the
+        queue allowance), for a :meth:`submit` to use; ``release()`` it if no submit
+        follows. A batch takes it first so that its budget is checked with it in hand."""
+        return await self._limiter.take()
+
+    def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
+        """``request`` as it will be sent: a random seed added when it has none and
+        ``auto_seed`` is on, and no seed once the server has refused one."""
+        return self._reconciler.with_seed(request)
+
     async def submit(
         self,
         request: ImageToVideoRequest,
@@ -64,8 +86,20 @@ class Submitter:
         slot: SubmitSlot | None = None,
         on_resend: Callable[[], None] | None = None,
     ) -> GenerationJob:
-        """Submit ``request`` once, holding a slot until the job ends
-        (:meth:`LeonardoClient.submit <._client.LeonardoClient.submit>` says how)."""
+        """Submit ``request``, never paying twice for it, as
+        :meth:`LeonardoClient.submit <._client.LeonardoClient.submit>` does; the job
+        holds its slot until the tracker sees it end.
+
+        :param claimed: generation ids that belong to other submits and must not be
+            taken for this one (a batch passes the ids it already holds)
+        :param retry_refused: wait out 429s here (after the shared pause); ``False``
+            raises :class:`RateLimitError` at once, for callers that queue again
+        :param slot: a slot from :meth:`take_slot` (the caller releases it if this
+            raises); by default the submit takes its own
+        :param on_resend: called before each send after the first (a lost answer the
+            listing did not show, or a refused seed), so that a journal counts every send
+        :raises SubmitUncertainError: the job could not be found or ruled out
+        """
         if slot is None:
             async with self._limiter.submitting() as own:
                 return await self.submit(
@@ -83,7 +117,8 @@ class Submitter:
         return job
 
     async def adopt(self, generation_id: str) -> None:
-        """Count an earlier run's generation in the in-flight bound until it ends."""
+        """Count a generation submitted earlier (by an earlier run) in the key's
+        in-flight bound until it ends, and watch it."""
         await self._limiter.adopt(generation_id)
         self._watch(generation_id)
 
@@ -162,8 +197,13 @@ class Submitter:
         claimed: Collection[str] = (),
         failed_at: datetime | None = None,
     ) -> Generation | None:
-        """The generation a submit of ``request`` at ``since`` may have created (see
-        :meth:`LeonardoClient.find_submitted <._client.LeonardoClient.find_submitted>`)."""
+        """Look for the generation a submit of ``request`` at ``since`` may have created.
+
+        :param claimed: generation ids that belong to other submits
+        :param failed_at: when the submit failed (default: now); the listing is watched
+            until the listing lag has passed since then
+        :raises SubmitUncertainError: the listing could not be read whole
+        """
         settled_by = self._reconciler.settled(failed_at or datetime.now(timezone.utc))
         return await self._reconciler.find(
             request, since=since, settled_by=settled_by, claimed=claimed

@@ -35,7 +35,9 @@ from leonardo_async import (
     BatchSubmitter,
     FrameRef,
     GenerationFailedError,
+    ImageToVideoRequest,
     LeonardoClient,
+    Limits,
     MockTransport,
     NotFoundError,
     Request,
@@ -43,6 +45,7 @@ from leonardo_async import (
     SubmitUncertainError,
     TransportError,
     ValidationError,
+    VideoSpec,
 )
 from leonardo_async._http import MaybeSentError, NotSentError
 
@@ -202,6 +205,43 @@ async def test_a_lost_submit_is_found_in_the_listing_not_sent_again() -> None:
         job = await client.image_to_video(prompt="waves", image="img-0")
     assert api.seen["POST /generations-image-to-video"] == 1
     assert job.id in api.jobs
+
+
+async def test_a_runner_takes_each_step_of_a_submit_through_client_submitter() -> None:
+    """``client.submitter`` gives a journaling runner the steps apart: the seed it writes
+    down is the one sent, the slot it took is the one its job keeps (a lost answer found in
+    the listing, not sent again), a claimed id is not taken for another submit, and an
+    earlier run's job is adopted into the key's bound."""
+    api = FakeAPI(looks=10_000)  # the jobs stay pending, so they keep their slots
+    cut = [True]
+    resends: list[None] = []
+
+    def handler(request: Request) -> Response:
+        answer = api.handle(request)
+        if request.method == "POST" and cut[0]:
+            cut[0] = False
+            raise MaybeSentError("the server closed the connection")
+        return answer
+
+    limits = Limits(requests_per_minute=None, submits_per_minute=None, max_running=3)
+    async with client_on(handler, limits=limits, listing_shows_videos=True) as client:
+        runner = client.submitter
+        spec = VideoSpec(prompt="waves")
+        request = runner.with_seed(ImageToVideoRequest.of(spec, FrameRef("img-0")))
+        assert request.seed is not None
+        since = datetime.now(timezone.utc)
+        slot = await runner.take_slot()
+        job = await runner.submit(request, slot=slot, on_resend=lambda: resends.append(None))
+        assert (api.seen["POST /generations-image-to-video"], resends) == (1, [])
+        assert api.bodies[job.id]["seed"] == request.seed
+        assert client.statistics().in_flight == 1
+        found = await runner.find_submitted(request, since=since)
+        assert found is not None
+        assert found.id == job.id
+        assert await runner.find_submitted(request, since=since, claimed={job.id}) is None
+        api.jobs["gen-earlier"], api.bodies["gen-earlier"] = 0, {"prompt": "earlier"}
+        await runner.adopt("gen-earlier")
+        assert client.statistics().in_flight == 2
 
 
 async def test_a_garbled_submit_answer_is_uncertain_when_the_listing_cannot_rule_it_out() -> None:

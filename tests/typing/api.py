@@ -7,6 +7,7 @@ breaks this file first.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -136,6 +137,29 @@ async def many_videos(client: LeonardoClient, prompts: list[str], frame: FrameRe
             print(handle.result().id)
     snapshot: TrackerStatistics = client.tracker_statistics()
     print(snapshot)
+
+
+async def journaled(client: LeonardoClient, request: ImageToVideoRequest, held: set[str]) -> str:
+    """A resumable runner's steps, each written down before it is taken."""
+    runner = client.submitter
+    seeded: ImageToVideoRequest = runner.with_seed(request)
+    slot = await runner.take_slot()
+    sends: list[None] = []
+    try:
+        job: GenerationJob = await runner.submit(
+            seeded,
+            claimed=held,
+            retry_refused=False,
+            slot=slot,
+            on_resend=lambda: sends.append(None),
+        )
+    except SubmitUncertainError:
+        slot.release()
+        since = datetime.now(timezone.utc)
+        found: Generation | None = await runner.find_submitted(seeded, since=since, claimed=held)
+        return "" if found is None else found.id
+    await runner.adopt(job.id)
+    return job.id
 
 
 async def listing(client: LeonardoClient) -> list[str]:
