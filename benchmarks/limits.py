@@ -320,7 +320,7 @@ async def drive(sc: Scenario, sim: SimProcess, image_id: str) -> Drive:
         sim.api_key, base_url=sim.base_url, limits=sc.limits, poll_schedule=sc.schedule
     ) as client:
         # The decision log needs the gates' inner state, which statistics() leaves out.
-        _log_decisions(client._limiter, run.events)
+        _log_decisions(client._parts.limiter, run.events)
         sent = client.statistics().requests_sent
         async with BatchSubmitter(client, out_dir=None) as batch, anyio.create_task_group() as tg:
             tg.start_soon(_sample_client, client, run.samples)

@@ -2,8 +2,8 @@
 
 The client owns the parts one API key needs for its lifetime (the connection and its
 session, the key's limits, the listing, the reconciler, the endpoints, the tracker, the
-submitter), makes each with what it depends on, and hands every call to one of them; it
-is therefore an async context manager::
+submitter: :mod:`._parts` makes each with what it depends on) and hands every call to
+one of them; it is therefore an async context manager::
 
     async with LeonardoClient() as client:          # LEONARDO_API_KEY from the environment
         job = await client.image_to_video(prompt="...", image=Path("start.png"))
@@ -19,26 +19,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from ._connection import Connection, Timeouts, credentials
-from ._endpoints import Endpoints
-from ._errors import ClientStateError, ValidationError
+from ._connection import Timeouts, credentials
 from ._http import Transport
-from ._limits import ClientStatistics, KeyLimiter, Limits
-from ._listing import Listing
-from ._reconcile import LISTING_LAG, Reconciler
+from ._limits import ClientStatistics, Limits
+from ._parts import build
+from ._reconcile import LISTING_LAG
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
-from ._submits import SUBMIT_PATH, Submitter
-from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
-from ._transfers import Transfers
-from ._uploads import check_target
+from ._submits import Submitter
+from ._tracker import ProgressCallback, TrackedJob, TrackerStatistics
 from .models import (
     Account,
     FrameRef,
@@ -102,133 +97,112 @@ class LeonardoClient:
         max_connections: int = 100,
     ) -> None:
         key, url = credentials(api_key, base_url)
-        if transport is not None and session is not None:
-            raise ValidationError("session", "<session>", "no session when a transport is given")
         self.limits = limits if limits is not None else Limits()
         self.poll_schedule = poll_schedule if poll_schedule is not None else PollSchedule()
-        # Each part is given what it uses. The limiter and the listing ask ``/me`` through
-        # this client's methods, which delegate to the endpoints made below.
-        self._limiter = KeyLimiter(self.limits, account_slots=self._account_slots)
-        self._connection = Connection(
+        self._parts = build(
             key,
             url,
-            limiter=self._limiter,
+            limits=self.limits,
+            poll_schedule=self.poll_schedule,
             retry=retry if retry is not None else RetryPolicy(),
             timeouts=timeouts if timeouts is not None else Timeouts(),
+            batched_status=batched_status,
+            auto_seed=auto_seed,
+            listing_lag=listing_lag,
+            listing_shows_videos=listing_shows_videos,
+            polls_in_flight=polls_in_flight,
             transport=transport,
             session=session,
             max_connections=max_connections,
         )
-        self._transfers = Transfers(self._connection)
-        self._listing = Listing(self._connection, self.user_id)
-        self._reconciler = Reconciler(
-            self._listing,
-            submit_url=self._connection.base_url + SUBMIT_PATH,
-            auto_seed=auto_seed,
-            listing_lag=listing_lag,
-            listing_shows_videos=listing_shows_videos,
-        )
-        self._listing.on_generation = self._reconciler.listed
-        self._endpoints = Endpoints(self._connection, self._listing, self._reconciler)
-        self._tracker = JobTracker(
-            self._endpoints,
-            schedule=self.poll_schedule,
-            batched=batched_status,
-            polls_in_flight=polls_in_flight,
-        )
-        self._tracker.on_end = self._limiter.ended
-        self._submitter = Submitter(
-            self._connection, self._limiter, self._reconciler, self._tracker
-        )
-        self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
-        return f"<LeonardoClient {self._connection.base_url}>"
+        return f"<LeonardoClient {self._parts.connection.base_url}>"
 
     @property
     def timeouts(self) -> Timeouts:
         """The client's request timeouts (seconds)."""
-        return self._connection.timeouts
+        return self._parts.connection.timeouts
 
     @property
     def batched_status(self) -> bool:
         """Whether many running jobs are checked with one listing page (settable)."""
-        return self._tracker.batched
+        return self._parts.tracker.batched
 
     @batched_status.setter
     def batched_status(self, value: bool) -> None:
-        self._tracker.batched = value
+        self._parts.tracker.batched = value
 
     @property
     def vanish_grace(self) -> float:
         """Seconds a tracked job may be unknown to the server before it is an error."""
-        return self._tracker.vanish_grace
+        return self._parts.tracker.vanish_grace
 
     @vanish_grace.setter
     def vanish_grace(self, value: float) -> None:
-        self._tracker.vanish_grace = value
+        self._parts.tracker.vanish_grace = value
 
     @property
     def on_progress(self) -> ProgressCallback | None:
         """Called with a :class:`TrackerStatistics` after each change in tracking."""
-        return self._tracker.on_progress
+        return self._parts.tracker.on_progress
 
     @on_progress.setter
     def on_progress(self, value: ProgressCallback | None) -> None:
-        self._tracker.on_progress = value
+        self._parts.tracker.on_progress = value
 
     def tracker_statistics(self) -> TrackerStatistics:
         """A snapshot of the jobs being watched and the looks spent on them."""
-        return self._tracker.statistics()
+        return self._parts.tracker.statistics()
 
     @property
     def auto_seed(self) -> bool:
         """Whether a random seed is sent when the caller gives none."""
-        return self._reconciler.auto_seed
+        return self._parts.reconciler.auto_seed
 
     @auto_seed.setter
     def auto_seed(self, value: bool) -> None:
-        self._reconciler.auto_seed = value
+        self._parts.reconciler.auto_seed = value
 
     @property
     def listing_shows_videos(self) -> bool:
         """Whether the listing is known to show video jobs, so that a lost submit it does
         not show after the lag window may be sent again (learnt, or set)."""
-        return self._reconciler.listing_shows_videos
+        return self._parts.reconciler.listing_shows_videos
 
     @listing_shows_videos.setter
     def listing_shows_videos(self, value: bool) -> None:
-        self._reconciler.assume_listing(value)
+        self._parts.reconciler.assume_listing(value)
 
     @property
     def server_queues(self) -> bool | None:
         """Whether the server queues submits past the key's slots (learnt from the first
         submit past them, or set); ``None`` until known. Set ``False`` to hold the
         in-flight bound at the slots, as ``Limits(max_queued=0)`` would."""
-        return self._limiter.server_queues
+        return self._parts.limiter.server_queues
 
     @server_queues.setter
     def server_queues(self, value: bool) -> None:
-        self._limiter.assume_queueing(value)
+        self._parts.limiter.assume_queueing(value)
 
     @property
     def base_url(self) -> str:
         """The API root this client talks to."""
-        return self._connection.base_url
+        return self._parts.connection.base_url
 
     @property
     def seeds_refused(self) -> bool:
         """Whether the server refused a ``seed`` (no seed is sent from then on)."""
-        return self._reconciler.seeds_refused
+        return self._parts.reconciler.seeds_refused
 
     @property
     def requests_sent(self) -> int:
         """HTTP requests sent to the API host so far."""
-        return self._connection.requests_sent
+        return self._parts.connection.requests_sent
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the requests sent, the 429s met and the key's limits in force."""
-        return self._limiter.statistics(self._connection.requests_sent)
+        return self._parts.limiter.statistics(self._parts.connection.requests_sent)
 
     @property
     def submitter(self) -> Submitter:
@@ -236,28 +210,19 @@ class LeonardoClient:
         journal before taking each (take a slot, fix the seed, submit with the ids it
         holds, find a lost submit's job, adopt an earlier run's): see :class:`Submitter`.
         :meth:`submit` is all a caller without a journal needs."""
-        return self._submitter
+        return self._parts.submitter
 
     async def in_flight_bound(self) -> int | None:
         """The most generations this client keeps in flight (submitted, not finished),
         asking ``/me`` for the key's slots if the limits say ``"account"``."""
-        return (await self._limiter.in_flight_slots()).total
+        return (await self._parts.limiter.in_flight_slots()).total
 
     async def __aenter__(self) -> LeonardoClient:
-        if self._stack is not None:
-            # Refused before anything changes: a second tracker task group would be
-            # opened inside the caller's scopes and break them when either block ends.
-            raise ClientStateError("the client is already open: enter it once")
-        async with AsyncExitStack() as stack:
-            await stack.enter_async_context(self._connection)
-            await stack.enter_async_context(self._tracker)
-            self._stack = stack.pop_all()
+        await self._parts.open()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.__aexit__(*exc_info)
+        await self._parts.close(*exc_info)
 
     async def aclose(self) -> None:
         """Stop tracking and close the session."""
@@ -265,18 +230,15 @@ class LeonardoClient:
 
     async def me(self) -> Account:
         """The key owner's account: user id, concurrency slots, token balances."""
-        return await self._endpoints.me()
+        return await self._parts.endpoints.me()
 
     async def account(self) -> Account:
         """The account, asked of ``/me`` once and then remembered."""
-        return await self._endpoints.account()
+        return await self._parts.endpoints.account()
 
     async def user_id(self) -> str:
         """The key owner's user id (for the generation listing)."""
-        return await self._endpoints.user_id()
-
-    async def _account_slots(self) -> int | None:
-        return await self._endpoints.account_slots()
+        return await self._parts.endpoints.user_id()
 
     async def upload_image(
         self, source: str | os.PathLike[str] | bytes, *, name: str = "image"
@@ -290,11 +252,11 @@ class LeonardoClient:
         :raises ValidationError: the file is unreadable or not such an image
         :raises UploadError: the upload failed even with fresh URLs
         """
-        return await self._transfers.upload(source, name=name)
+        return await self._parts.transfers.upload(source, name=name)
 
     async def delete_image(self, image_id: str) -> bool:
         """Delete an uploaded init image; ``True`` if the server had it."""
-        return await self._endpoints.delete_image(image_id)
+        return await self._parts.endpoints.delete_image(image_id)
 
     async def image_to_video(
         self,
@@ -339,7 +301,7 @@ class LeonardoClient:
             allow_any_model=allow_any_model,
             extra=dict(extra or {}),
         )
-        start, end = await self._transfers.frames(image, end_image)
+        start, end = await self._parts.transfers.frames(image, end_image)
         return await self.submit(ImageToVideoRequest.of(spec, start, end))
 
     async def submit(
@@ -362,24 +324,25 @@ class LeonardoClient:
             raises :class:`RateLimitError` at once, for callers that queue again
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
-        return await self._submitter.submit(request, retry_refused=retry_refused)
+        return await self._parts.submitter.submit(request, retry_refused=retry_refused)
 
     async def get_generation(self, generation_id: str) -> Generation | None:
         """The generation with this id, or ``None`` if the server does not know it."""
-        return await self._endpoints.get_generation(generation_id)
+        return await self._parts.endpoints.get_generation(generation_id)
 
     async def list_generations(
         self, *, user_id: str | None = None, offset: int = 0, limit: int = 10
     ) -> list[Generation]:
         """One page of the user's generations (the server decides order and page cap)."""
-        return await self._endpoints.list_generations(user_id=user_id, offset=offset, limit=limit)
+        return await self._parts.endpoints.list_generations(
+            user_id=user_id, offset=offset, limit=limit
+        )
 
     async def raw_listing_page(self, *, offset: int = 0, limit: int = 10) -> list[Any]:
         """One listing page as the server sent it (decoded JSON, unread): for diagnosing a
         server's wire format, as ``leonardo-async doctor`` does. To read generations, use
         :meth:`list_generations` or :meth:`iter_generations`."""
-        page: list[Any] = await self._listing.raw_page(offset=offset, limit=limit)
-        return page
+        return await self._parts.listing.raw_page(offset=offset, limit=limit)
 
     def iter_generations(
         self, *, created_after: datetime | None = None, max_pages: int = 20
@@ -391,11 +354,13 @@ class LeonardoClient:
         ``created_after`` (less a clock-skew margin). An entry that cannot be read (a
         kind of generation this client does not know) is skipped, not fatal.
         """
-        return self._endpoints.iter_generations(created_after=created_after, max_pages=max_pages)
+        return self._parts.endpoints.iter_generations(
+            created_after=created_after, max_pages=max_pages
+        )
 
     async def delete_generation(self, generation_id: str) -> bool:
         """Delete a generation; ``True`` if the server had it."""
-        return await self._endpoints.delete_generation(generation_id)
+        return await self._parts.endpoints.delete_generation(generation_id)
 
     def track(
         self,
@@ -405,16 +370,16 @@ class LeonardoClient:
         schedule: PollSchedule | None = None,
     ) -> TrackedJob:
         """Start watching a generation; await the returned handle for the result."""
-        return self._tracker.track(generation_id, deadline=deadline, schedule=schedule)
+        return self._parts.tracker.track(generation_id, deadline=deadline, schedule=schedule)
 
     def as_completed(self) -> AsyncIterator[Generation]:
         """The tracked generations as they finish (a failed one too), until none is left."""
-        return self._tracker.as_completed()
+        return self._parts.tracker.as_completed()
 
     def notify(self, generation: Generation) -> bool:
         """Feed news of a generation heard of elsewhere (a webhook); ``True`` if it ended
         a tracked job."""
-        return self._tracker.notify(generation)
+        return self._parts.tracker.notify(generation)
 
     async def wait(
         self,
@@ -429,7 +394,7 @@ class LeonardoClient:
         :raises GenerationFailedError: the job ended ``FAILED``
         :raises WaitTimeoutError: ``timeout`` passed first
         """
-        return await self._tracker.wait(generation_id, timeout=timeout, schedule=schedule)
+        return await self._parts.tracker.wait(generation_id, timeout=timeout, schedule=schedule)
 
     async def download(self, source: Generation | str, path: str | os.PathLike[str]) -> Path:
         """Download a finished video to ``path``; returns the path.
@@ -441,5 +406,4 @@ class LeonardoClient:
         :raises ValidationError: ``path`` is a directory, a device or another non-file
         :raises DownloadError: the video could not be fetched whole
         """
-        check_target(Path(path))  # before anything is fetched
-        return await self._transfers.download(source, path)
+        return await self._parts.transfers.download(source, path)

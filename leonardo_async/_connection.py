@@ -148,6 +148,8 @@ class Connection:
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
     ) -> None:
+        if transport is not None and session is not None:
+            raise ValidationError("session", "<session>", "no session when a transport is given")
         self._base = base_url.rstrip("/")
         self._base_origin = _origin(URL(self._base))
         self._secret = api_key

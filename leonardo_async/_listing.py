@@ -236,7 +236,7 @@ class Listing:
         """
         return Walk(self, newer_than, max_pages, overlap)
 
-    async def raw_page(self, *, offset: int, limit: int, user_id: str | None = None) -> Any:
+    async def raw_page(self, *, offset: int, limit: int, user_id: str | None = None) -> list[Any]:
         """One page's decoded ``generations`` list, exactly as asked (``list_generations``)."""
         if offset < 0 or limit < 1:
             raise ValidationError("offset/limit", (offset, limit), "offset >= 0 and limit >= 1")

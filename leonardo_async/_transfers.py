@@ -25,7 +25,7 @@ from ._errors import DownloadError, ResponseShapeError, TransportError, UploadEr
 from ._http import MaybeSentError
 from ._limits import RequestKind
 from ._retry import backoff_delay
-from ._uploads import AtomicFile, FrameSource, read_image, remote_frame
+from ._uploads import AtomicFile, FrameSource, check_target, read_image, remote_frame
 from .models import FrameRef, Generation, UploadedImage
 
 __all__ = ["Transfers"]
@@ -104,13 +104,15 @@ class Transfers:
     async def download(self, source: Generation | str, path: str | os.PathLike[str]) -> Path:
         """Download a finished video to ``path`` whole, or leave nothing there.
 
+        :raises ValidationError: ``path`` is a directory, a device or another non-file
         :raises DownloadError: the video could not be fetched whole (``status`` is the
             HTTP status when the CDN refused it)
         """
+        target = Path(path)
+        check_target(target)  # before anything is fetched
         url = source.video_url if isinstance(source, Generation) else source
         if not url:
             raise DownloadError(f"generation {getattr(source, 'id', '?')} has no video URL")
-        target = Path(path)
         problem = ""
         status: int | None = None
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
