@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -189,9 +190,8 @@ async def test_a_refused_connection_is_retried_for_reads_and_named_when_it_persi
     assert "/generations/g-1" in str(info.value)
 
 
-async def test_a_lost_submit_is_found_in_the_listing_not_sent_again() -> None:
-    """A submit cut off after it arrived is looked up in the listing, never paid twice."""
-    api = FakeAPI(looks=1)
+def first_submit_cut(api: FakeAPI) -> Callable[[Request], Response]:
+    """``api``, but the first submit's connection is closed after the job is made."""
     cut = [True]
 
     def handler(request: Request) -> Response:
@@ -201,6 +201,13 @@ async def test_a_lost_submit_is_found_in_the_listing_not_sent_again() -> None:
             raise MaybeSentError("the server closed the connection")
         return answer
 
+    return handler
+
+
+async def test_a_lost_submit_is_found_in_the_listing_not_sent_again() -> None:
+    """A submit cut off after it arrived is looked up in the listing, never paid twice."""
+    api = FakeAPI(looks=1)
+    handler = first_submit_cut(api)
     async with client_on(handler, listing_shows_videos=True) as client:
         job = await client.image_to_video(prompt="waves", image="img-0")
     assert api.seen["POST /generations-image-to-video"] == 1
@@ -213,16 +220,8 @@ async def test_a_runner_takes_each_step_of_a_submit_through_client_submitter() -
     the listing, not sent again), a claimed id is not taken for another submit, and an
     earlier run's job is adopted into the key's bound."""
     api = FakeAPI(looks=10_000)  # the jobs stay pending, so they keep their slots
-    cut = [True]
+    handler = first_submit_cut(api)
     resends: list[None] = []
-
-    def handler(request: Request) -> Response:
-        answer = api.handle(request)
-        if request.method == "POST" and cut[0]:
-            cut[0] = False
-            raise MaybeSentError("the server closed the connection")
-        return answer
-
     limits = Limits(requests_per_minute=None, submits_per_minute=None, max_running=3)
     async with client_on(handler, limits=limits, listing_shows_videos=True) as client:
         runner = client.submitter
