@@ -8,10 +8,11 @@ jobs are due at once, one page of ``GET /generations/user/{userId}`` reports man
 Every look goes through the client's key limiter, so polling shares the request budget
 with submits and pauses with everyone else on a 429.
 
-The tracker needs only a :class:`StatusSource` (the client is one), which keeps it
-independent of HTTP and lets the client own it. This module is the schedule (a heap of
-due looks), the waiters and the outcomes; the ways of looking are :mod:`._looks`, the
-handle a waiter holds :mod:`._tracked`.
+The tracker needs only a :class:`StatusSource` (the client's
+:class:`~._endpoints.Endpoints` is one), which keeps it independent of HTTP and lets the
+client own it. This module is the schedule (a heap of due looks), the waiters and the
+outcomes; the ways of looking are :mod:`._looks`, the handle a waiter holds
+:mod:`._tracked`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ EARLY_NEWS_KEPT: Final = 4096
 class JobTracker(Looks):
     """Watches many generations at once. Owned by a client; enter it with ``async with``.
 
-    :param source: where generations are looked up (a :class:`LeonardoClient`)
+    :param source: where generations are looked up (the client's
+        :class:`~._endpoints.Endpoints`)
     :param schedule: default poll schedule for tracked jobs
     :param batched: use listing pages to check many jobs per request
     :param polls_in_flight: cap on per-job status requests in flight
