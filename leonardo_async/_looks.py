@@ -7,15 +7,18 @@ show fall back to their own ``GET /generations/{id}``. Rounds are used while the
 more pages than there are pending jobs, and pause after a round that showed none of its
 jobs (the listing may not show video jobs at all).
 
-:class:`Looks` is a part of :class:`~._tracker.JobTracker` (a mixin), kept apart so that
-the scheduler and the ways of looking can be read one at a time.
+:class:`Lookout` is the tracker's collaborator for this: the scheduler hands it the jobs
+that are due, and it reports what it saw to the :class:`~._watchlist.Watchlist` the two
+share. It starts its tasks only through the ``spawn`` it is given, so that the tracker
+alone decides when work stops being started.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -29,9 +32,9 @@ from ._errors import (
 )
 from ._listing import ListingEntry
 from ._tracked import StatusSource, TrackedJob
-from .models import Generation
+from ._watchlist import Watchlist
 
-__all__ = ["Looks"]
+__all__ = ["Lookout", "Spawn"]
 
 logger = logging.getLogger("leonardo_async")
 
@@ -44,43 +47,81 @@ SWEEP_AHEAD: Final = 0.5
 LISTING_BACKOFF: Final = 60.0
 
 
-class Looks:
-    """The tracker's ways of looking at due jobs (see the module docstring)."""
+class Spawn(Protocol):
+    """Starts ``work`` in the tracker's task group; ``False`` (nothing started) once closing."""
 
-    _source: StatusSource
-    _jobs: dict[str, TrackedJob]
-    _tracked: int
-    _backlog: list[TrackedJob]
-    _sweeping: bool
-    _listing_paused_until: float
-    _polls: int
-    _pages: int
-    _closing: bool
-    _max_workers: int
-    _workers: int
-    _idle_workers: int
-    _poll_send: MemoryObjectSendStream[TrackedJob] | None
-    _poll_receive: MemoryObjectReceiveStream[TrackedJob] | None
-    batched: bool
+    def __call__(self, work: Callable[..., Coroutine[Any, Any, None]], /, *args: Any) -> bool: ...
 
-    if TYPE_CHECKING:  # the scheduler's side, in JobTracker
 
-        def _spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool: ...
-        def _push(self, job: TrackedJob, due: float) -> None: ...
-        def _reschedule(self, job: TrackedJob, *, grow: bool = True) -> None: ...
-        def _observe(self, job: TrackedJob, generation: Generation, *, scheduled: bool) -> None: ...
-        def _missing(self, job: TrackedJob) -> None: ...
-        def _end(
-            self, job: TrackedJob, generation: Generation | None, error: LeonardoError | None
-        ) -> None: ...
-        def _progress(self) -> None: ...
+class Lookout:
+    """The ways of looking at due jobs (see the module docstring).
 
-    def _dispatch(self, due: list[TrackedJob]) -> None:
+    :param source: where generations are looked up
+    :param watchlist: the jobs watched, shared with the scheduler; what a look sees goes here
+    :param spawn: how the lookout starts its tasks (a sweep, a poll worker)
+    :param progress: called after a round of looks, for the tracker's progress callback
+    :param batched: use listing pages to check many jobs per request
+    :param polls_in_flight: cap on per-job status requests in flight
+    """
+
+    def __init__(
+        self,
+        source: StatusSource,
+        watchlist: Watchlist,
+        *,
+        spawn: Spawn,
+        progress: Callable[[], None],
+        batched: bool,
+        polls_in_flight: int,
+    ) -> None:
+        self._source = source
+        self._watchlist = watchlist
+        self._spawn = spawn
+        self._progress = progress
+        self.batched = batched
+        #: Per-job status requests and listing pages read so far.
+        self.polls = self.pages = 0
+        self._max_workers = polls_in_flight
+        self._workers = self._idle_workers = 0
+        # The poll queue belongs to a running tracker: made by open(), closed by close().
+        self._poll_send: MemoryObjectSendStream[TrackedJob] | None = None
+        self._poll_receive: MemoryObjectReceiveStream[TrackedJob] | None = None
+        self._stopped = True
+        self._backlog: list[TrackedJob] = []
+        self._sweeping = False
+        self._listing_paused_until = 0.0
+
+    # --- lifecycle (the tracker's) ------------------------------------------------------
+
+    def open(self) -> None:
+        """Make the poll queue, for a tracker that starts running."""
+        self._poll_send, self._poll_receive = anyio.create_memory_object_stream[TrackedJob](
+            math.inf
+        )
+        self._workers = self._idle_workers = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Queue no more polls: the tracker is closing."""
+        self._stopped = True
+
+    def close(self) -> None:
+        """Close the poll queue, once the tracker's tasks are gone."""
+        self._stopped = True
+        for stream in (self._poll_send, self._poll_receive):
+            if stream is not None:
+                stream.close()
+        self._poll_send = self._poll_receive = None
+
+    # --- looking ------------------------------------------------------------------------
+
+    def dispatch(self, due: list[TrackedJob]) -> None:
+        """Look at the jobs the scheduler found due: by a listing round, or one by one."""
         use_listing = (
             self.batched
-            and len(self._jobs) >= BATCH_MIN_PENDING
+            and len(self._watchlist.jobs) >= BATCH_MIN_PENDING
             and anyio.current_time() >= self._listing_paused_until
-            and self._pages_to_reach(due) <= len(self._jobs)
+            and self._pages_to_reach(due) <= len(self._watchlist.jobs)
         )
         if use_listing and self._sweeping:
             self._backlog.extend(due)
@@ -96,7 +137,7 @@ class Looks:
         together and the next round serves them all again."""
         now = anyio.current_time()
         taken = []
-        for job in self._jobs.values():
+        for job in self._watchlist.jobs.values():
             if job._polling or job.done():
                 continue
             if job._due <= now + SWEEP_AHEAD * job._schedule.nominal(job._checks):
@@ -112,7 +153,7 @@ class Looks:
         than there are pending jobs; past that (a few old jobs behind many finished
         ones), per-job looks are cheaper.
         """
-        depth = self._tracked - min(job._order for job in due)
+        depth = self._watchlist.tracked - min(job._order for job in due)
         return self._source.listing.pages_for(depth)
 
     def _queue_poll(self, job: TrackedJob) -> None:
@@ -121,7 +162,7 @@ class Looks:
         A fixed pool, not a task per look: ten thousand due jobs wait in the queue as
         references, not as ten thousand tasks.
         """
-        if self._poll_send is None or self._closing:
+        if self._poll_send is None or self._stopped:
             return
         self._poll_send.send_nowait(job)
         if (
@@ -144,24 +185,20 @@ class Looks:
     async def _poll(self, job: TrackedJob) -> None:
         """One ``GET /generations/{id}``; transient failures just move to the next look."""
         try:
-            self._polls += 1
+            self.polls += 1
             generation = await self._source.get_generation(job.generation_id)
         except (TransportError, ServerError, RateLimitError, ResponseShapeError) as exc:
             logger.info("status of %s not read (%s); will look again", job.generation_id, exc)
-            self._reschedule(job)
+            self._watchlist.reschedule(job)
             return
         except LeonardoError as exc:  # 401, 404, an id the client refuses: this job ends
-            self._end(job, None, exc)
+            self._watchlist.end(job, None, exc)
             return
         if generation is None:
-            self._missing(job)
+            self._watchlist.missing(job)
         else:
-            self._observe(job, generation, scheduled=True)
+            self._watchlist.observe(job, generation, scheduled=True)
         self._progress()
-
-    def _awaited(self, job: TrackedJob) -> bool:
-        """Whether ``job`` is still tracked and unfinished (so still worth a look)."""
-        return not job.done() and self._jobs.get(job.generation_id) is job
 
     async def _sweep(self, due: list[TrackedJob]) -> None:
         """Look at many jobs through listing pages; fall back per job for the unseen."""
@@ -170,7 +207,9 @@ class Looks:
                 # A page may finish a job that waits in the backlog or is still due (it
                 # shows every tracked job it lists): such a job needs no look and must
                 # not count as one the listing failed to show.
-                unseen = [job for job in await self._scan_listing(due) if self._awaited(job)]
+                unseen = [
+                    job for job in await self._scan_listing(due) if self._watchlist.awaited(job)
+                ]
                 if len(unseen) >= BATCH_MIN_PENDING and len(unseen) == len(due):
                     self._listing_paused_until = anyio.current_time() + LISTING_BACKOFF
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
@@ -178,10 +217,10 @@ class Looks:
                 for job in unseen:
                     if job._due > now:  # only nearly due: its own look is still to come
                         job._polling = False
-                        self._push(job, job._due)
+                        self._watchlist.push(job, job._due)
                     else:
                         self._queue_poll(job)
-                due = [job for job in self._backlog if self._awaited(job)]
+                due = [job for job in self._backlog if self._watchlist.awaited(job)]
                 self._backlog = []
                 self._progress()
         finally:
@@ -206,13 +245,13 @@ class Looks:
         except LeonardoError as exc:
             logger.info("listing page not read (%s)", exc)
         finally:
-            self._pages += walk.pages
+            self.pages += walk.pages
         return list(remaining.values())
 
     def _read_page(self, page: list[ListingEntry], remaining: dict[str, TrackedJob]) -> None:
         """Apply one listing page to the jobs it shows."""
         for entry in page:
-            job = self._jobs.get(entry.id)
+            job = self._watchlist.jobs.get(entry.id)
             if job is None or job.done():
                 continue
             scheduled = remaining.pop(job.generation_id, None) is not None
@@ -223,13 +262,13 @@ class Looks:
                     # its own interval makes the next round serve them all together.
                     # Only a job's own due look grows its interval, so sightings that
                     # other jobs' rounds bring do not stretch its schedule.
-                    self._reschedule(job, grow=scheduled)
+                    self._watchlist.reschedule(job, grow=scheduled)
                 continue
             try:
                 generation = entry.generation()
             except ResponseShapeError as exc:
                 logger.info("listing entry for %s unreadable (%s)", job.generation_id, exc)
                 if scheduled:
-                    self._reschedule(job)
+                    self._watchlist.reschedule(job)
                 continue
-            self._observe(job, generation, scheduled=scheduled)
+            self._watchlist.observe(job, generation, scheduled=scheduled)

@@ -57,8 +57,9 @@ class TrackedJob:
     """A handle on one tracked generation. ``await`` it for the finished generation.
 
     What a waiter reads: :attr:`generation_id`, :attr:`generation` (the last state seen),
-    :attr:`looks`, :meth:`done` and :meth:`result`. The rest (due time, interval, deadline)
-    is the tracker's bookkeeping, kept on the handle and private to it.
+    :attr:`looks`, :attr:`next_look`, :meth:`done` and :meth:`result`. The rest (interval,
+    deadline, listing depth) is the tracker's bookkeeping, kept on the handle and private
+    to the tracker's parts (:mod:`._watchlist`, :mod:`._looks`, :mod:`._tracker`).
 
     :raises GenerationFailedError: (on await) the job ended ``FAILED``
     :raises WaitTimeoutError: (on await) its deadline passed
@@ -127,6 +128,13 @@ class TrackedJob:
     def looks(self) -> int:
         """Scheduled looks at this job so far (sightings on listing pages aside)."""
         return self._checks
+
+    @property
+    def next_look(self) -> float:
+        """When the tracker next looks at this job, on anyio's clock
+        (:func:`anyio.current_time`); ``math.inf`` once it is done. Read-only: a progress
+        display may show it, and a sighting on another job's listing page may move it."""
+        return self._due
 
     def done(self) -> bool:
         """Whether the job reached an end (finished, failed, vanished or timed out)."""

@@ -10,52 +10,41 @@ with submits and pauses with everyone else on a 429.
 
 The tracker needs only a :class:`StatusSource` (the client's
 :class:`~._endpoints.Endpoints` is one), which keeps it independent of HTTP and lets the
-client own it. This module is the schedule (a heap of due looks), the waiters and the
-outcomes; the ways of looking are :mod:`._looks`, the handle a waiter holds
-:mod:`._tracked`.
+client own it. This module is the tracker's lifecycle, its scheduler loop and its
+waiters. It is built from two collaborators that share one
+:class:`~._watchlist.Watchlist` (the jobs, their due looks, their outcomes): the scheduler
+here takes due jobs off it, and a :class:`~._looks.Lookout` looks at them. The handle a
+waiter holds is :mod:`._tracked`.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
-import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
-from ._errors import (
-    ClientStateError,
-    GenerationFailedError,
-    GenerationVanishedError,
-    LeonardoError,
-    TrackerClosedError,
-    WaitTimeoutError,
-)
-from ._looks import Looks
+from ._errors import ClientStateError, WaitTimeoutError
+from ._looks import Lookout
 from ._schedule import PollSchedule
 from ._tracked import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
-from .models import Generation, GenerationStatus
+from ._watchlist import Watchlist
+from .models import Generation
 
 __all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
 
 logger = logging.getLogger("leonardo_async")
 
-#: Due times this close together are served by the same round.
-COALESCE: Final = 0.01
-#: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
-MISSING_URL_LOOKS: Final = 3
 #: Finished generations heard of (by webhook) before they were tracked, kept this many.
 EARLY_NEWS_KEPT: Final = 4096
 
 
-class JobTracker(Looks):
+class JobTracker:
     """Watches many generations at once. Owned by a client; enter it with ``async with``.
 
     :param source: where generations are looked up (the client's
@@ -78,44 +67,50 @@ class JobTracker(Looks):
         vanish_grace: float = 30.0,
         on_progress: ProgressCallback | None = None,
     ) -> None:
-        self._source = source
         self.schedule = schedule if schedule is not None else PollSchedule()
-        self.batched = batched
-        self.vanish_grace = vanish_grace
         self.on_progress = on_progress
         #: Told the id of each job the tracker stops watching (ended, timed out, dropped).
         self.on_end: Callable[[str], None] | None = None
-        self._max_workers = polls_in_flight
-        self._workers = self._idle_workers = 0
-        # The poll queue belongs to a running tracker: made on enter, closed on exit.
-        self._poll_send: MemoryObjectSendStream[TrackedJob] | None = None
-        self._poll_receive: MemoryObjectReceiveStream[TrackedJob] | None = None
-        self._tracked = 0  # jobs ever tracked
-        self._jobs: dict[str, TrackedJob] = {}
-        self._heap: list[tuple[float, int, TrackedJob]] = []
-        self._seq = itertools.count()
-        self._wake = anyio.Event()
+        self._watchlist = Watchlist(vanish_grace=vanish_grace, ended=self._job_ended)
+        self._lookout = Lookout(
+            source,
+            self._watchlist,
+            spawn=self._spawn,
+            progress=self._progress,
+            batched=batched,
+            polls_in_flight=polls_in_flight,
+        )
         self._tg: TaskGroup | None = None
         #: Set when closing begins: from then on no look is started (see ``_spawn``).
         self._closing = False
         self._running = False
         self._listeners: set[MemoryObjectSendStream[Generation | None]] = set()
-        self._backlog: list[TrackedJob] = []
-        self._sweeping = False
-        self._listing_paused_until = 0.0
-        self._unknown_statuses: set[str] = set()
         self._early: OrderedDict[str, Generation] = OrderedDict()
-        self._complete = self._failed = self._errors = self._polls = self._pages = 0
+
+    @property
+    def batched(self) -> bool:
+        """Whether listing pages are used to check many jobs per request (settable)."""
+        return self._lookout.batched
+
+    @batched.setter
+    def batched(self, value: bool) -> None:
+        self._lookout.batched = value
+
+    @property
+    def vanish_grace(self) -> float:
+        """Seconds a job may be unknown to the server before it is an error (settable)."""
+        return self._watchlist.vanish_grace
+
+    @vanish_grace.setter
+    def vanish_grace(self, value: float) -> None:
+        self._watchlist.vanish_grace = value
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> JobTracker:
         if self._tg is not None:
             raise ClientStateError("the tracker is already running: enter its client once")
-        self._poll_send, self._poll_receive = anyio.create_memory_object_stream[TrackedJob](
-            math.inf
-        )
-        self._workers = self._idle_workers = 0
+        self._lookout.open()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         return self
@@ -137,20 +132,15 @@ class JobTracker(Looks):
             return
         self._closing = True
         self._running = False
+        self._lookout.stop()
         tg.cancel_scope.cancel()
         try:
             await tg.__aexit__(None, None, None)
         finally:
             self._tg = None
             self._closing = False
-            for stream in (self._poll_send, self._poll_receive):
-                if stream is not None:
-                    stream.close()
-            self._poll_send = self._poll_receive = None
-            for job in list(self._jobs.values()):
-                job._finish(None, TrackerClosedError(job.generation_id))
-            self._jobs.clear()
-            self._heap.clear()
+            self._lookout.close()
+            self._watchlist.close()
             self._notify_listeners(None)
 
     # --- public API ---------------------------------------------------------------------
@@ -177,7 +167,7 @@ class JobTracker(Looks):
                 "the tracker is not running: use the client inside 'async with LeonardoClient()'"
             )
         now = anyio.current_time()
-        job = self._jobs.get(generation_id)
+        job = self._watchlist.jobs.get(generation_id)
         if job is not None:
             job._untrack_when_abandoned = False
             if job._background and not background:
@@ -194,13 +184,10 @@ class JobTracker(Looks):
         )
         job._timeout = deadline
         job._background = background
-        job._order = self._tracked
-        self._tracked += 1
-        self._jobs[generation_id] = job
-        self._push(job, now + job._schedule.delay(0, random.random()))
+        self._watchlist.add(job)
         early = self._early.pop(generation_id, None)
         if early is not None:
-            self._observe(job, early, scheduled=False)
+            self._watchlist.observe(job, early, scheduled=False)
         if not self._running:
             self._running = self._spawn(self._run)
         return job
@@ -213,7 +200,7 @@ class JobTracker(Looks):
         schedule: PollSchedule | None = None,
     ) -> Generation:
         """Track a generation and wait for it; stop polling if the wait is abandoned."""
-        job = self._jobs.get(generation_id)
+        job = self._watchlist.jobs.get(generation_id)
         if job is None:  # watched for this wait (and any that join it) only
             job = self.track(generation_id, schedule=schedule)
             job._untrack_when_abandoned = True
@@ -229,13 +216,9 @@ class JobTracker(Looks):
 
     def untrack(self, generation_id: str) -> None:
         """Stop watching a generation; its handle stays pending forever."""
-        if self._jobs.pop(generation_id, None) is not None:
+        if self._watchlist.drop(generation_id):
             self._ended(generation_id)
             self._notify_listeners(None)
-
-    def _ended(self, generation_id: str) -> None:
-        if self.on_end is not None:
-            self.on_end(generation_id)
 
     def notify(self, generation: Generation) -> bool:
         """Feed news of a generation from outside (a webhook); ``True`` if it ended a job.
@@ -244,14 +227,14 @@ class JobTracker(Looks):
         callback can overtake the submitter's ``track()`` call, and the job should not
         then wait for its first poll.
         """
-        job = self._jobs.get(generation.id)
+        job = self._watchlist.jobs.get(generation.id)
         if job is None:
             if generation.is_finished:
                 self._early[generation.id] = generation
                 while len(self._early) > EARLY_NEWS_KEPT:
                     self._early.popitem(last=False)
             return False
-        self._observe(job, generation, scheduled=False)
+        self._watchlist.observe(job, generation, scheduled=False)
         return job.done()
 
     async def as_completed(self) -> AsyncIterator[Generation]:
@@ -264,7 +247,7 @@ class JobTracker(Looks):
         send, receive = anyio.create_memory_object_stream[Generation | None](math.inf)
         self._listeners.add(send)
         try:
-            while self._jobs or receive.statistics().current_buffer_used:
+            while self._watchlist.jobs or receive.statistics().current_buffer_used:
                 item = await receive.receive()
                 if item is not None:
                     yield item
@@ -275,40 +258,17 @@ class JobTracker(Looks):
 
     def statistics(self) -> TrackerStatistics:
         """A snapshot of what the tracker holds and has done."""
+        watchlist = self._watchlist
         return TrackerStatistics(
-            pending=len(self._jobs),
-            complete=self._complete,
-            failed=self._failed,
-            errors=self._errors,
-            polls=self._polls,
-            listing_pages=self._pages,
+            pending=len(watchlist.jobs),
+            complete=watchlist.complete,
+            failed=watchlist.failed,
+            errors=watchlist.errors,
+            polls=self._lookout.polls,
+            listing_pages=self._lookout.pages,
         )
 
     # --- scheduling ---------------------------------------------------------------------
-
-    def _push(self, job: TrackedJob, due: float) -> None:
-        if job._deadline is not None:
-            due = min(due, job._deadline)
-        job._due = due
-        heapq.heappush(self._heap, (due, next(self._seq), job))
-        if self._heap[0][2] is job:
-            self._wake.set()
-
-    def _reschedule(self, job: TrackedJob, *, grow: bool = True) -> None:
-        """Schedule the next look; ``grow=False`` (a sighting) keeps the interval where it is.
-
-        A sighting before a job's first look leaves that look where it was: the first
-        wait is the expected run time, and starting it again from the sighting would
-        put the look that much later than the job's likely end.
-        """
-        job._polling = False
-        if job.done() or self._jobs.get(job.generation_id) is not job:
-            return
-        if grow:
-            job._checks += 1
-        elif job._checks == 0:
-            return
-        self._push(job, anyio.current_time() + job._schedule.delay(job._checks, random.random()))
 
     def _spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
         """Start ``work`` in the tracker's task group, unless the tracker is closing.
@@ -324,83 +284,21 @@ class JobTracker(Looks):
 
     async def _run(self) -> None:
         while not self._closing:
-            due = self._take_due()
+            due = self._watchlist.take_due()
             if due:
-                self._dispatch(due)
+                self._lookout.dispatch(due)
                 continue
-            delay = self._heap[0][0] - anyio.current_time() if self._heap else math.inf
-            self._wake = anyio.Event()
-            with anyio.move_on_after(delay):
-                await self._wake.wait()
-
-    def _take_due(self) -> list[TrackedJob]:
-        now = anyio.current_time()
-        due: list[TrackedJob] = []
-        heap = self._heap
-        while heap and heap[0][0] <= now + COALESCE:
-            when, _, job = heapq.heappop(heap)
-            if job._due != when or job._polling or self._jobs.get(job.generation_id) is not job:
-                continue  # stale entry: rescheduled, being looked at, or gone
-            if job._deadline is not None and job._deadline <= now:
-                self._end(job, None, WaitTimeoutError(job.generation_id, job._timeout or 0.0))
-                continue
-            job._polling = True
-            due.append(job)
-        return due
+            await self._watchlist.sleep_until_due()
 
     # --- outcomes -----------------------------------------------------------------------
 
-    def _observe(self, job: TrackedJob, generation: Generation, *, scheduled: bool) -> None:
-        """Apply a fresh view of a job: finish it, or schedule its next look."""
-        if job.done():
-            return
-        job.generation = generation
-        job._missing_since = None
-        status = generation.status
-        if status == GenerationStatus.COMPLETE:
-            if generation.video_url is None and job._no_url_looks < MISSING_URL_LOOKS:
-                job._no_url_looks += 1
-            else:
-                self._end(job, generation, None)
-                return
-        elif status == GenerationStatus.FAILED:
-            self._end(job, generation, GenerationFailedError(generation))
-            return
-        elif status != GenerationStatus.PENDING and status not in self._unknown_statuses:
-            self._unknown_statuses.add(str(status))
-            logger.warning("unknown generation status %r; treating it as not finished", status)
-        if scheduled:
-            self._reschedule(job)
+    def _ended(self, generation_id: str) -> None:
+        if self.on_end is not None:
+            self.on_end(generation_id)
 
-    def _missing(self, job: TrackedJob) -> None:
-        now = anyio.current_time()
-        if job._missing_since is None:
-            job._missing_since = now
-        if now - job._missing_since >= self.vanish_grace:
-            self._end(job, None, GenerationVanishedError(job.generation_id))
-        else:
-            self._reschedule(job)
-
-    def _end(
-        self, job: TrackedJob, generation: Generation | None, error: LeonardoError | None
-    ) -> None:
-        job._polling = False
-        job._finish(generation, error)
-        if self._jobs.get(job.generation_id) is job:
-            del self._jobs[job.generation_id]
+    def _job_ended(self, job: TrackedJob, finished: Generation | None) -> None:
+        """The watchlist's hook: a job ended (and left the list)."""
         self._ended(job.generation_id)
-        if error is None:
-            self._complete += 1
-        elif isinstance(error, GenerationFailedError):
-            self._failed += 1
-        else:
-            self._errors += 1
-            # A deadline is the caller's own choice, and the caller gets the error: no warning.
-            log = logger.info if isinstance(error, WaitTimeoutError) else logger.warning
-            log("generation %s: %s", job.generation_id, error)
-        finished = (
-            job.generation if error is None or isinstance(error, GenerationFailedError) else None
-        )
         self._notify_listeners(finished)
         self._progress()
 

@@ -35,6 +35,7 @@ LAYERS = [
     "_listing",
     "_reconcile",
     "_tracked",
+    "_watchlist",
     "_looks",
     "_tracker",
     "_endpoints",

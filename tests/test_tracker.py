@@ -441,12 +441,12 @@ async def test_a_sighting_before_the_first_look_does_not_put_it_off(sim: Simulat
     async with make_client(sim) as client:
         late, *quick = await submit(client, 4)
         job = client.track(late, schedule=PollSchedule(initial=20.0, max_interval=20.0))
-        first_look = job._due  # the tracker's bookkeeping: read, never patched
+        first_look = job.next_look
         for gid in quick:
             client.track(gid, schedule=PollSchedule(initial=0.01, max_interval=0.05))
         await eventually(lambda: client.tracker_statistics().listing_pages >= 3)
         assert job.looks == 0
-        assert job._due == first_look
+        assert job.next_look == first_look
 
 
 @pytest.mark.parametrize(
