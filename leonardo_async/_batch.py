@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -31,6 +30,8 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._batch_item import ItemPipeline
+from ._batch_slots import BatchSlots
+from ._batch_tally import BatchTally
 from ._batch_uploads import FrameUploads
 from ._budget import Budget
 from ._client import LeonardoClient
@@ -41,16 +42,9 @@ from ._errors import (
     LeonardoError,
     ValidationError,
 )
-from ._items import (
-    BatchItem,
-    BatchPlan,
-    BatchResult,
-    BatchStatistics,
-    BatchSummary,
-    plan,
-)
+from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary, plan
 from ._journal import Journal
-from ._limits import Limits, RateGate
+from ._limits import Limits
 from ._pricing import CostEstimator
 from ._schedule import PollSchedule
 from ._validate import MAX_SECONDS, number, positive_amount
@@ -140,16 +134,9 @@ class BatchSubmitter:
         self._pipeline: ItemPipeline | None = None
         #: Failed generations of items resubmitted by ``retry_failed`` in this run.
         self._retired: set[str] = set()
-        self._counts = dict.fromkeys(
-            ("queued", "uploading", "submitting", "running", "downloading"), 0
-        )
-        self._ended = dict.fromkeys(("COMPLETE", "FAILED", "ERROR"), 0)
-        self._total: int | None = None
-        self._started = time.monotonic()
-        self._requests_at_start = 0
+        self._tally = BatchTally(client, self._budget)
         self._failures: list[LeonardoError] = []
         self._work = anyio.CancelScope()
-        self._own_bound: int | None = None
         self._window: float | None = None
 
     async def __aenter__(self) -> BatchSubmitter:
@@ -230,9 +217,9 @@ class BatchSubmitter:
                 "use the batch inside `async with BatchSubmitter(...) as batch:`, which "
                 "opens its journal and closes it however the batch ends"
             )
-        self._total = None
+        self._tally.total = None
         if isinstance(items, (list, tuple)):
-            self._total = len(items)
+            self._tally.total = len(items)
             self.check(items)
         await self._prepare()
         send, receive = anyio.create_memory_object_stream[BatchResult](math.inf)
@@ -254,54 +241,23 @@ class BatchSubmitter:
 
     def statistics(self) -> BatchStatistics:
         """A snapshot of the batch now."""
-        return BatchStatistics(
-            total=self._total,
-            queued=self._counts["queued"],
-            uploading=self._counts["uploading"],
-            submitting=self._counts["submitting"],
-            running=self._counts["running"],
-            downloading=self._counts["downloading"],
-            complete=self._ended["COMPLETE"],
-            failed=self._ended["FAILED"],
-            errors=self._ended["ERROR"],
-            credits=dict(self._budget.spent),
-            elapsed=time.monotonic() - self._started,
-            running_limit=self._own_bound or self.client.statistics().running_limit,
-        )
+        return self._tally.statistics()
 
     def summary(self) -> BatchSummary:
         """Counts, credits and time so far."""
-        stats = self.statistics()
-        return BatchSummary(
-            total=stats.done,
-            complete=stats.complete,
-            failed=stats.failed,
-            errors=stats.errors,
-            credits=stats.credits,
-            elapsed=stats.elapsed,
-            requests=self.client.requests_sent - self._requests_at_start,
-        )
+        return self._tally.summary()
 
     async def _prepare(self) -> None:
-        self._started = time.monotonic()
-        self._requests_at_start = self.client.requests_sent
+        self._tally.start()
         # The batch's own bounds nest inside the key's (never replace them): two batches
         # on one client share the key's slots, and what the key learned stays learned.
-        own = self.limits
-        self._own_bound = own_slots = own_submits = None
-        if own is not None and isinstance(own.max_running, int):
-            self._own_bound = own.max_running
-            own_slots = anyio.CapacityLimiter(own.max_running + own.queue_allowance)
-        if own is not None and own.submits_per_minute is not None:
-            own_submits = RateGate(own.submits_per_minute, burst=1)
-        self._window = (
-            own_slots.total_tokens if own_slots is not None else await self.client.in_flight_bound()
-        )
+        slots = BatchSlots(self.client, self.limits)
+        self._tally.own_bound = slots.bound
+        self._window = await slots.window()
         # The journal is this account's at this server from now on (or refused as another's).
         account = await self.client.account()
         self.journal.claim(account.user_id, self.client.base_url, force=self.force)
-        # Each run counts from the journal afresh (a second run must not count twice).
-        self._ended.update(dict.fromkeys(self._ended, 0))
+        self._tally.restart_results()
         assert self._frames is not None  # made on entry, as the journal
         self._pipeline = ItemPipeline(
             client=self.client,
@@ -309,8 +265,8 @@ class BatchSubmitter:
             frames=self._frames,
             budget=self._budget,
             downloads=self._downloads,
-            counts=self._counts,
-            ended=self._ended,
+            slots=slots,
+            tally=self._tally,
             retired=self._retired,
             on_change=self._progress,
             stop=self._stop,
@@ -318,8 +274,6 @@ class BatchSubmitter:
             schedule=self.schedule,
             wait_timeout=self.wait_timeout,
             retry_failed=self.retry_failed,
-            own_slots=own_slots,
-            own_submits=own_submits,
         )
         self._budget.spent = {}
         for entry in self.journal.entries():
@@ -365,12 +319,12 @@ class BatchSubmitter:
                         await send.send(pipeline.finish(entry, item, None))
                         continue
                     await window.acquire()
-                    self._counts["queued"] += 1
+                    self._tally.steps["queued"] += 1
                     tg.start_soon(pipeline.run, item, entry, send, window)
             except JournalWriteError as exc:
                 self._stop(exc)
-            if self._total is None:
-                self._total = index
+            if self._tally.total is None:
+                self._tally.total = index
 
     def _stop(self, exc: JournalWriteError) -> None:
         """End the batch: the journal cannot record what would happen next."""

@@ -5,7 +5,7 @@ runs. Every step is written to the journal before it is taken, so a run killed a
 point resumes from the last row: an item whose submit may have reached the server is
 looked up in the listing (with its journaled seed) before it is sent again. A running
 slot is held from just before the submit until the tracker sees the job end; the
-batch's own bound (when it has one) nests inside the key's.
+batch's own bound (when it has one) nests inside the key's (:mod:`._batch_slots`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
@@ -21,6 +20,9 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._batch_results import duplicate_result, result_of, video_path
+from ._batch_slots import BatchSlots, Held
+from ._batch_tally import BatchTally
 from ._batch_uploads import FrameUploads
 from ._budget import Budget
 from ._client import LeonardoClient
@@ -34,11 +36,10 @@ from ._errors import (
     RateLimitError,
     SubmitUncertainError,
 )
-from ._items import BatchItem, BatchResult, ResultStatus, video_name
+from ._items import BatchItem, BatchResult, video_name
 from ._journal import ItemState, Journal, JournalEntry
-from ._limits import RateGate, SubmitSlot
 from ._schedule import PollSchedule
-from .models import Cost, Generation, GenerationJob, ImageToVideoRequest
+from .models import Generation, GenerationJob, ImageToVideoRequest
 
 __all__ = ["ItemPipeline"]
 
@@ -47,21 +48,8 @@ logger = logging.getLogger("leonardo_async")
 #: 429s on one submit before its item gives up (each waits out the key's shared pause).
 SUBMIT_REFUSALS: Final = 20
 
-_STATUS: Final[dict[ItemState, ResultStatus]] = {
-    ItemState.COMPLETE: "COMPLETE",
-    ItemState.FAILED: "FAILED",
-}
-
-
-@attrs.define(eq=False)
-class _Held:
-    """The slots one item holds: the batch's own, and the key's for its submit."""
-
-    key: SubmitSlot | None = None
-
-
 #: What a submit refused for a stale cached upload returns instead of the slots it held.
-_STALE_FRAMES: Final = _Held()
+_STALE_FRAMES: Final = Held()
 
 
 @attrs.define(eq=False)
@@ -73,14 +61,12 @@ class ItemPipeline:
     :param frames: the run's uploads, each distinct file once
     :param budget: the batch's spending and limit
     :param downloads: downloads in flight at once
-    :param counts: items per step now (queued, uploading, submitting, running,
-        downloading), which the submitter's statistics read
-    :param ended: items per result status in this run
+    :param slots: the batch's own bounds, inside the key's
+    :param tally: items per step now and per result status in this run, which the
+        submitter's statistics read
     :param retired: failed generations of items resubmitted by ``retry_failed``
-    :param on_change: called after each change of ``counts`` or ``ended``
+    :param on_change: called after each change of the tally
     :param stop: ends the whole batch (the journal cannot be written)
-    :param own_slots: the batch's own running bound, inside the key's
-    :param own_submits: the batch's own submit rate, inside the key's
     """
 
     client: LeonardoClient
@@ -88,8 +74,8 @@ class ItemPipeline:
     frames: FrameUploads
     budget: Budget
     downloads: anyio.CapacityLimiter
-    counts: dict[str, int]
-    ended: dict[str, int]
+    slots: BatchSlots
+    tally: BatchTally
     retired: set[str]
     on_change: Callable[[], None]
     stop: Callable[[JournalWriteError], None]
@@ -97,13 +83,11 @@ class ItemPipeline:
     schedule: PollSchedule | None = None
     wait_timeout: float | None = None
     retry_failed: bool = False
-    own_slots: anyio.CapacityLimiter | None = None
-    own_submits: RateGate | None = None
 
     def should_work(self, entry: JournalEntry) -> bool:
         """Whether a journaled item needs work in this run (see the journal's table)."""
         if entry.state is ItemState.COMPLETE:
-            video = self._video(entry)
+            video = video_path(entry, self.out_dir)
             return self.out_dir is not None and (video is None or not video.is_file())
         if entry.state is ItemState.FAILED:
             return self.retry_failed
@@ -116,7 +100,7 @@ class ItemPipeline:
         send: MemoryObjectSendStream[BatchResult],
         window: anyio.Semaphore,
     ) -> None:
-        self.counts["queued"] -= 1
+        self.tally.steps["queued"] -= 1
         generation: Generation | None = None
         try:
             try:
@@ -176,12 +160,12 @@ class ItemPipeline:
             if token is None:
                 return entry, None
         else:  # a job from an earlier run: it runs, so it holds a slot
-            token = await self._take_slot(key=False)
+            token = await self.slots.take(key=False)
             await self.client.submitter.adopt(entry.generation_id)
         try:
             outcome = await self._track(entry)
         finally:
-            self._give_slot(token)
+            self.slots.give(token)
         if isinstance(outcome, GenerationFailedError):
             entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
             return entry, outcome.generation
@@ -209,7 +193,7 @@ class ItemPipeline:
         uploading = bool(item.local_frames)
         if uploading:
             self.journal.update(entry, state=ItemState.UPLOADING)
-            self.counts["uploading"] += 1
+            self.tally.steps["uploading"] += 1
         try:
             start = await self.frames.frame(item.image, "image")
             end = (
@@ -218,12 +202,12 @@ class ItemPipeline:
                 else await self.frames.frame(item.end_image, "end_image")
             )
         finally:
-            self.counts["uploading"] -= int(uploading)
+            self.tally.steps["uploading"] -= int(uploading)
         return ImageToVideoRequest.of(item.spec, start, end)
 
     async def _submit(
         self, request: ImageToVideoRequest, entry: JournalEntry, *, stale_frames: bool = False
-    ) -> tuple[JournalEntry, _Held | None]:
+    ) -> tuple[JournalEntry, Held | None]:
         """Submit with the journaled seed; record the job before anything else happens.
 
         Refusals (429: nothing was created) are waited out a bounded number of times.
@@ -240,11 +224,11 @@ class ItemPipeline:
         seed = entry.seed if entry.seed is not None else request.seed
         request = self.client.submitter.with_seed(attrs.evolve(request, seed=seed))
         for attempt in range(1, SUBMIT_REFUSALS + 1):
-            token = await self._take_slot()
+            token = await self.slots.take()
             try:
                 reservation = await self.budget.reserve(request)
             except BaseException as exc:
-                self._give_slot(token)
+                self.slots.give(token)
                 if isinstance(exc, OverBudgetError):
                     return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
                 raise
@@ -256,7 +240,7 @@ class ItemPipeline:
                 attempts=entry.attempts + 1,
                 error=None,
             )
-            self.counts["submitting"] += 1
+            self.tally.steps["submitting"] += 1
 
             def resending() -> None:  # the journal counts every send, the client's too
                 nonlocal entry
@@ -271,7 +255,7 @@ class ItemPipeline:
                     on_resend=resending,
                 )
             except BaseException as exc:
-                self._give_slot(token)
+                self.slots.give(token)
                 if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
                     continue  # the key's shared pause holds everyone; queue again
                 if isinstance(exc, SubmitUncertainError):
@@ -290,31 +274,9 @@ class ItemPipeline:
                 raise
             finally:
                 self.budget.release(reservation)
-                self.counts["submitting"] -= 1
+                self.tally.steps["submitting"] -= 1
             return self._submitted(request, entry, job), token
         raise AssertionError("unreachable: the last refusal returns")
-
-    async def _take_slot(self, *, key: bool = True) -> _Held:
-        """A slot of the batch's own bound, then one of the key's (nested inside it)."""
-        held = _Held()
-        if self.own_slots is not None:
-            await self.own_slots.acquire_on_behalf_of(held)
-        try:
-            if self.own_submits is not None and key:
-                await self.own_submits.acquire()
-            if key:
-                held.key = await self.client.submitter.take_slot()
-        except BaseException:
-            self._give_slot(held)
-            raise
-        return held
-
-    def _give_slot(self, held: _Held) -> None:
-        """Give back the batch's slot, and the key's unless its job holds it."""
-        if held.key is not None:
-            held.key.release()
-        if self.own_slots is not None:
-            self.own_slots.release_on_behalf_of(held)
 
     def _submitted(
         self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
@@ -337,7 +299,7 @@ class ItemPipeline:
     async def _track(self, entry: JournalEntry) -> Generation | GenerationFailedError:
         """Wait for the job; a failed job is returned, not raised (it is a result)."""
         assert entry.generation_id is not None
-        self.counts["running"] += 1
+        self.tally.steps["running"] += 1
         self.on_change()
         try:
             handle = self.client.track(
@@ -347,7 +309,7 @@ class ItemPipeline:
         except GenerationFailedError as exc:
             return exc
         finally:
-            self.counts["running"] -= 1
+            self.tally.steps["running"] -= 1
 
     async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
         if self.out_dir is None:  # the video stays on the CDN: keep its URL for the results
@@ -355,7 +317,7 @@ class ItemPipeline:
                 entry, state=ItemState.COMPLETE, video=generation.video_url, error=None
             )
         target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
-        self.counts["downloading"] += 1
+        self.tally.steps["downloading"] += 1
         try:
             async with self.downloads:
                 await self.client.download(generation, target)
@@ -365,53 +327,20 @@ class ItemPipeline:
             error = f"download to {target} failed: {exc.strerror or exc}"
             return self.journal.update(entry, state=ItemState.ERROR, error=error)
         finally:
-            self.counts["downloading"] -= 1
+            self.tally.steps["downloading"] -= 1
         return self.journal.update(entry, state=ItemState.COMPLETE, video=target.name, error=None)
 
     def finish(
         self, entry: JournalEntry, item: BatchItem, generation: Generation | None
     ) -> BatchResult:
-        status = _STATUS.get(entry.state, "ERROR")
-        self.ended[status] += 1
-        self.on_change()
-        cost = (
-            None
-            if entry.cost_amount is None or entry.cost_unit is None
-            else Cost(Decimal(entry.cost_amount), entry.cost_unit)
-        )
-        return BatchResult(
-            key=entry.key,
-            index=entry.index,
-            status=status,
-            prompt=item.spec.prompt,
-            generation_id=entry.generation_id,
-            video=self._video(entry),
-            video_url=(
-                generation.video_url
-                if generation is not None
-                else (entry.video if self.out_dir is None else None)
-            ),
-            cost=cost,
-            error=entry.error,
-            retryable=status == "ERROR",
-            generation=generation,
-        )
-
-    def _video(self, entry: JournalEntry) -> Path | None:
-        """Where the item's video is: the journal keeps its name within ``out_dir``, so a
-        resume from another working directory (or of a moved folder) still finds it."""
-        if entry.video is None or self.out_dir is None:  # without out_dir: the CDN URL
-            return None
-        return self.out_dir / Path(entry.video).name
+        """The item's result from its last journal row, counted."""
+        return self._counted(result_of(entry, item, generation, self.out_dir))
 
     def duplicate(self, key: str, index: int, item: BatchItem) -> BatchResult:
         """The result of an item whose key an earlier item of this batch already has."""
-        self.ended["ERROR"] += 1
+        return self._counted(duplicate_result(key, index, item))
+
+    def _counted(self, result: BatchResult) -> BatchResult:
+        self.tally.ended[result.status] += 1
         self.on_change()
-        return BatchResult(
-            key=key,
-            index=index,
-            status="ERROR",
-            prompt=item.spec.prompt,
-            error=f"not submitted: duplicate key {key!r} (keys must be unique in a batch)",
-        )
+        return result
