@@ -53,8 +53,9 @@ What is measured (the simulator's view, so client bookkeeping cannot flatter it)
 * 429s: the simulator's ``rate_limited``, as a fraction of all API requests it saw.
 
 The client's limiter decisions at each 429 (the gate's rate and learned limit before and
-after, the pause chosen, the rate measured at refusal) are logged with ``--trace``; their
-count and the final rates are in the JSON.
+after, the pause chosen, the rate measured at refusal), which the client logs at DEBUG on
+``leonardo_async.limits``, are collected by a logging handler and printed with
+``--trace``; their count and the final rates are in the JSON.
 
 Usage::
 
@@ -72,10 +73,12 @@ import argparse
 import bisect
 import itertools
 import json
+import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import anyio
@@ -91,7 +94,6 @@ from leonardo_async import (
     Limits,
     PollSchedule,
 )
-from leonardo_async._limits import KeyLimiter, RateGate, RequestKind
 from leonardo_async._limits._config import DEFAULT_MAX_QUEUED
 
 PROMPT = "a lighthouse at dusk, waves rolling in, slow dolly forward"
@@ -247,41 +249,31 @@ class Drive:
     client_requests: int = 0
 
 
-def _gate(gate: RateGate) -> dict[str, float | None]:
-    return {"rate": gate.rate, "learned": gate.learned}
+class _Decisions(logging.Handler):
+    """Collects the client's limiter decision at each 429 (``record.decision``)."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        super().__init__(logging.DEBUG)
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        decision = getattr(record, "decision", None)
+        if decision is not None:
+            self.events.append({"t": time.monotonic(), **decision})
 
 
-def _log_decisions(limiter: KeyLimiter, events: list[dict[str, Any]]) -> None:
-    """Record the limiter's state around each 429 it is told about (wraps the instance)."""
-    original = limiter.on_rate_limited
-
-    def state() -> dict[str, Any]:
-        return {
-            name: {**_gate(gate), "measured": gate.measured_rate(), "binding": gate.binding}
-            for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))
-        }
-
-    def logged(kind: RequestKind, retry_after: float | None, **details: Any) -> float:
-        before = state()
-        pause = original(kind, retry_after, **details)
-        after = {
-            name: _gate(gate)
-            for name, gate in (("submits", limiter.submits), ("requests", limiter.requests))
-        }
-        events.append(
-            {
-                "t": time.monotonic(),
-                "kind": kind.value,
-                "retry_after": retry_after,
-                "pause": round(pause, 3),
-                "before": before,
-                "after": after,
-                "in_flight_bound": limiter.statistics(0).in_flight_bound,
-            }
-        )
-        return pause
-
-    limiter.on_rate_limited = logged  # type: ignore[method-assign]
+@contextmanager
+def _logged_decisions(events: list[dict[str, Any]]) -> Iterator[None]:
+    """The ``leonardo_async.limits`` logger at DEBUG, into ``events``, for the block."""
+    logger = logging.getLogger("leonardo_async.limits")
+    handler, level = _Decisions(events), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 async def _sample_client(client: LeonardoClient, out: list[dict[str, Any]]) -> None:
@@ -316,20 +308,22 @@ async def drive(sc: Scenario, sim: SimProcess, image_id: str) -> Drive:
     items = [
         BatchItem.create(prompt=f"{PROMPT} #{i}", image=FrameRef(image_id)) for i in range(sc.items)
     ]
-    async with LeonardoClient(
-        sim.api_key, base_url=sim.base_url, limits=sc.limits, poll_schedule=sc.schedule
-    ) as client:
-        # The decision log needs the gates' inner state, which statistics() leaves out.
-        _log_decisions(client._parts.limiter, run.events)
-        sent = client.statistics().requests_sent
-        async with BatchSubmitter(client, out_dir=None) as batch, anyio.create_task_group() as tg:
-            tg.start_soon(_sample_client, client, run.samples)
-            tg.start_soon(_sample_server, sim, run.server)
-            run.started = started = time.monotonic()
-            summary_ = await batch.run(items)
-            run.wall_s = time.monotonic() - started
-            tg.cancel_scope.cancel()
-        run.client_requests = client.statistics().requests_sent - sent
+    with _logged_decisions(run.events):
+        async with LeonardoClient(
+            sim.api_key, base_url=sim.base_url, limits=sc.limits, poll_schedule=sc.schedule
+        ) as client:
+            sent = client.statistics().requests_sent
+            async with (
+                BatchSubmitter(client, out_dir=None) as batch,
+                anyio.create_task_group() as tg,
+            ):
+                tg.start_soon(_sample_client, client, run.samples)
+                tg.start_soon(_sample_server, sim, run.server)
+                run.started = started = time.monotonic()
+                summary_ = await batch.run(items)
+                run.wall_s = time.monotonic() - started
+                tg.cancel_scope.cancel()
+            run.client_requests = client.statistics().requests_sent - sent
     run.results = {
         "complete": summary_.complete,
         "failed": summary_.failed,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -282,6 +283,26 @@ async def test_key_limiter_429_pauses_grow_and_reset(clock: FakeClock) -> None:
     assert limiter.rate_limited == 3
     limiter.on_success(RequestKind.READ)
     assert limiter.on_rate_limited(RequestKind.READ, None) == TUNING.pause_base
+
+
+async def test_each_429_decision_is_logged_at_debug(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The limiter's decision at a 429 goes to ``leonardo_async.limits`` at DEBUG, with the
+    gates before and after and the pause, on the record (the limits benchmark reads it)."""
+    limiter = limiter_on(clock, Limits(requests_per_minute=600, submits_per_minute=60))
+    limiter.on_rate_limited(RequestKind.READ, None)  # not logged: DEBUG is off
+    with caplog.at_level(logging.DEBUG, logger="leonardo_async.limits"):
+        pause = limiter.on_rate_limited(RequestKind.SUBMIT, 3.0)
+    [record] = [r for r in caplog.records if r.name == "leonardo_async.limits"]
+    decision = record.decision
+    assert decision["kind"] == "submit"
+    assert decision["retry_after"] == 3.0
+    assert decision["pause"] == round(pause, 3)
+    assert set(decision["before"]) == set(decision["after"]) == {"submits", "requests"}
+    assert set(decision["before"]["submits"]) == {"rate", "learned", "measured", "binding"}
+    assert decision["after"]["submits"]["rate"] == limiter.submits.rate
+    assert decision["after"]["requests"]["rate"] == limiter.requests.rate
 
 
 async def test_submit_held_at_request_gate_counts_when_it_leaves(clock: FakeClock) -> None:

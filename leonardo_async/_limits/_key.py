@@ -2,14 +2,21 @@
 
 One per client; the tracker's polls, single submits and batches share it, which is what
 keeps polling from starving submissions, and all of them from tripping the server.
+
+Its decision at each 429 is logged at DEBUG on the ``leonardo_async.limits`` logger: the
+two rate gates before and after, the pause chosen, the in-flight bound. The record's
+``decision`` attribute holds them as a dict, for a handler that collects them (the
+limits benchmark does); :meth:`KeyLimiter.statistics` is the snapshot between 429s.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import attrs
@@ -20,6 +27,9 @@ from ._policy import RefusalPolicy
 from ._slots import InFlightSlots
 
 __all__ = ["ClientStatistics", "KeyLimiter", "RequestKind", "SubmitSlot"]
+
+#: The limiter's decision at each 429, at DEBUG (see the module docstring).
+decisions = logging.getLogger("leonardo_async.limits")
 
 
 class RequestKind(enum.Enum):
@@ -230,7 +240,8 @@ class KeyLimiter:
         See :meth:`RefusalPolicy.on_rate_limited` for which limit comes down.
         """
         self.rate_limited += 1
-        return self._policy.on_rate_limited(
+        before = self._gates(measured=True) if decisions.isEnabledFor(logging.DEBUG) else None
+        pause = self._policy.on_rate_limited(
             submit=kind is RequestKind.SUBMIT,
             retry_after=retry_after,
             reason=reason,
@@ -238,6 +249,31 @@ class KeyLimiter:
             submits=self.submits,
             slots=self._slots,
         )
+        if before is not None:
+            decision = {
+                "kind": kind.value,
+                "retry_after": retry_after,
+                "pause": round(pause, 3),
+                "before": before,
+                "after": self._gates(measured=False),
+                "in_flight_bound": None if self._slots is None else self._slots.total,
+            }
+            decisions.debug(
+                "429 on a %s request: pausing %.3f s",
+                kind.value,
+                pause,
+                extra={"decision": decision},
+            )
+        return pause
+
+    def _gates(self, *, measured: bool) -> dict[str, dict[str, Any]]:
+        """The rate gates' state for the decision log; ``measured`` adds the rate the
+        server took before refusing and whether the gate was holding senders back."""
+        return {
+            name: {"rate": gate.rate, "learned": gate.learned}
+            | ({"measured": gate.measured_rate(), "binding": gate.binding} if measured else {})
+            for name, gate in (("submits", self.submits), ("requests", self.requests))
+        }
 
     def statistics(self, requests_sent: int) -> ClientStatistics:
         """A snapshot of the limits in force, with the client's request count."""
