@@ -17,6 +17,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from leonardo_async import Limits
 from leonardo_async._limits import (
@@ -587,6 +589,114 @@ async def test_a_concurrency_refusal_lowers_the_in_flight_bound(clock: FakeClock
     for gid in held:
         limiter.ended(gid)
     assert limiter.statistics(0).in_flight == 0
+
+
+async def limiter_with_jobs(
+    clock: FakeClock, proven: int, running: int, requests_per_minute: float | None = None
+) -> KeyLimiter:
+    """A limiter bounded at 8 whose server accepted ``proven`` jobs at once, of which
+    ``running`` are still running, with one more submit holding a slot (the one refused)."""
+    limiter = limiter_on(clock, Limits(requests_per_minute, None, max_running=8))
+    for index in range(proven):
+        (await limiter.take()).keep(f"job-{index}")
+    for index in range(running, proven):
+        limiter.ended(f"job-{index}")
+    await limiter.take()
+    slots = limiter.slots
+    assert slots is not None
+    assert (slots.proven, slots.running, slots.total) == (proven, running, 8)
+    return limiter
+
+
+async def refuse(
+    limiter: KeyLimiter, clock: FakeClock, kind: RequestKind, reason: str | None = None
+) -> None:
+    """A 429 without Retry-After, then the clock past its pause and the refusal episode."""
+    pause = limiter.on_rate_limited(kind, None, reason=reason)
+    await clock.advance(pause + TUNING.slots_episode)
+
+
+async def test_a_storm_below_the_proven_high_keeps_the_in_flight_bound(clock: FakeClock) -> None:
+    """Submit 429s without concurrency text while fewer jobs run than the server has
+    accepted at once are a rate (or a storm): the submit rate comes down and pauses, the
+    in-flight bound stays."""
+    limiter = await limiter_with_jobs(clock, proven=3, running=1)
+    assert limiter.statistics(0).submit_rate is None
+    for _ in range(3):
+        await refuse(limiter, clock, RequestKind.SUBMIT, "rate limit exceeded (storm)")
+    stats = limiter.statistics(0)
+    assert (stats.in_flight_bound, stats.running_limit) == (8, 8)
+    assert stats.submit_rate is not None  # charged to the submit rate instead
+    limiter.on_rate_limited(RequestKind.SUBMIT, None)
+    assert not await passes(limiter.before, RequestKind.SUBMIT)  # and every sender pauses
+    assert limiter.statistics(0).in_flight_bound == 8
+
+
+refusals = st.lists(
+    st.tuples(
+        st.sampled_from([RequestKind.SUBMIT, RequestKind.READ]),
+        st.none() | st.floats(0, 5),  # Retry-After
+        st.sampled_from([None, "rate limit exceeded (storm)", "Too Many Requests"]),
+        st.floats(0, 90),  # seconds to the next refusal
+    ),
+    max_size=12,
+)
+
+
+# No target phase: nothing here calls target(), and the phase's lazy import of
+# hypothesis's optimiser, compiled while this test's garbage is collected, trips
+# a CPython 3.11.7 bug ("SystemError: AST constructor recursion depth mismatch").
+@settings(max_examples=60, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(proven=st.integers(2, 7), data=st.data(), run=refusals)
+async def test_no_text_less_run_of_refusals_below_the_high_lowers_the_bound(
+    proven: int, data: st.DataObject, run: list[tuple[RequestKind, float | None, str | None, float]]
+) -> None:
+    """Whatever text-less 429s come, in whatever order and spacing, while fewer jobs run
+    than the server has accepted at once, the in-flight bound stays where it was."""
+    clock = FakeClock()
+    running = data.draw(st.integers(0, proven - 1), label="running")
+    limiter = await limiter_with_jobs(clock, proven, running, requests_per_minute=600)
+    for kind, retry_after, reason, wait in run:
+        limiter.on_rate_limited(kind, retry_after, reason=reason)
+        await clock.advance(wait)
+        assert limiter.statistics(0).in_flight_bound == 8
+
+
+async def test_a_refused_read_ends_a_run_of_submit_refusals(clock: FakeClock) -> None:
+    """At the proven high, a read refused between two submit refusals says the run is
+    about the request rate: the pair is counted again from the next submit refusal."""
+    limiter = await limiter_with_jobs(clock, proven=2, running=2, requests_per_minute=600)
+    await refuse(limiter, clock, RequestKind.SUBMIT)
+    await send(limiter.requests, clock, 20)  # polls at 10 a second, then one is refused
+    await refuse(limiter, clock, RequestKind.READ)
+    await refuse(limiter, clock, RequestKind.SUBMIT)
+    assert not limiter.requests.binding  # the submits are not charged to the request rate
+    assert limiter.statistics(0).in_flight_bound == 8
+    await refuse(limiter, clock, RequestKind.SUBMIT)  # two in a row now, at the high
+    assert limiter.statistics(0).in_flight_bound == 2
+
+
+@pytest.mark.parametrize(
+    ("proven", "running", "reasons", "bound"),
+    [
+        (2, 2, [None, None], 2),  # text-less, at the high: two in a row lower it
+        (0, 0, [None, None], 1),  # nothing accepted yet: at the high too
+        (3, 1, ["Concurrency limit reached"], 1),  # the text says so: anywhere
+        (4, 2, ["too many jobs running"], 2),
+    ],
+)
+async def test_refusals_that_can_be_concurrency_lower_the_in_flight_bound(
+    clock: FakeClock, proven: int, running: int, reasons: list[str | None], bound: int
+) -> None:
+    """Text-less submit refusals at the proven high, and ones whose text names
+    concurrency wherever they come, bound running to what runs."""
+    limiter = await limiter_with_jobs(clock, proven, running)
+    for reason in reasons[:-1]:
+        await refuse(limiter, clock, RequestKind.SUBMIT, reason)
+        assert limiter.statistics(0).in_flight_bound == 8
+    await refuse(limiter, clock, RequestKind.SUBMIT, reasons[-1])
+    stats = limiter.statistics(0)
+    assert (stats.in_flight_bound, stats.running_limit) == (bound, bound)
 
 
 async def test_the_account_bound_is_asked_for_once_on_first_use(clock: FakeClock) -> None:

@@ -1,8 +1,9 @@
 """Whose fault a 429 is: which of a key's limits a refusal is charged to, and the pause.
 
 A 429 does not say which limit it was. The policy decides from what the limiter sees
-(the error text, which gate is binding, refusals in a row) which gate or bound to lower,
-and how long every sender pauses.
+(the error text, which gate is binding, refusals in a row, what runs against what the
+server has accepted at once) which gate or bound to lower, and how long every sender
+pauses.
 """
 
 from __future__ import annotations
@@ -72,9 +73,28 @@ class RefusalPolicy:
         three limits. If the request gate's rate is what holds requests back
         (:attr:`RateGate.binding`), the request limit is the likely one, and the request
         rate comes down (the submit rate too if its gate binds as well). Otherwise the
-        submit rate comes down (a submit limit must not slow the polls down), and two such
-        refusals in a row mean the in-flight limit is lower than we thought, so the
-        in-flight bound comes down too.
+        submit rate comes down (a submit limit must not slow the polls down).
+
+        The in-flight limit is the third, and a 429 without such text (the real API's
+        text is not documented) is charged to it only on evidence that can be about
+        concurrency: two such submit refusals in a row, each while what runs is at the
+        most the server has accepted at once (:attr:`InFlightSlots.at_proven_high`).
+        Below that high the server has shown that it runs more, and its count of our
+        jobs is at most ours, so the refusal is about a rate (or a storm): it stays
+        charged to the submit rate, already lowered and paused. (Counting the submits
+        still unanswered as if accepted would be exact, but a storm that refuses a few
+        submits sent together would then collapse the bound to the one job running; the
+        cost of not counting them is that a real concurrency refusal that overtakes
+        another submit's acceptance is charged to the rate once, and the next counts.)
+        Any other refusal in the run ends the pair: a refused read (a concurrency limit
+        refuses only submits, a storm or a request limit refuses reads too), a submit
+        below the high, or one charged to the request rate.
+
+        Another client on the same key holds slots we do not count, so its jobs can
+        make the server refuse ours below our high. Text-less, those refusals then
+        cost pauses (doubling while they last) and a lowered submit rate, forgotten a
+        minute after the last one, but never a collapsed bound; with concurrency text
+        they lower the bound as above.
         """
         self._in_a_row += 1
         requests_bind, submits_bind = requests.binding, submits.binding
@@ -91,14 +111,18 @@ class RefusalPolicy:
         if concurrency:
             if slots is not None:
                 slots.on_refused()
-        elif submit and not requests_bind:
+            return pause
+        if submit and not requests_bind:
             if lower:
                 submits.lower()
-            self._submit_refusals += 1
-            if self._submit_refusals >= 2 and slots is not None:
-                slots.on_refused()
         elif lower:  # a read, or a submit while the request gate binds
             requests.lower()
             if submit and submits_bind:
                 submits.lower()
+        if submit and not requests_bind and slots is not None and slots.at_proven_high:
+            self._submit_refusals += 1
+            if self._submit_refusals >= 2:
+                slots.on_refused()
+        else:  # a refusal that cannot be about concurrency ends the pair
+            self._submit_refusals = 0
         return pause

@@ -41,7 +41,11 @@ class InFlightSlots:
 
     **Refusals.** When the server refuses a submit for concurrency, its count of jobs in
     flight is at most ours (we see jobs end late), so the bound comes down to what we
-    count in flight, and one further at each refusal at the bound. A refusal past the
+    count in flight, and one further at each refusal at the bound. A refusal whose text
+    does not say so is charged here only while what runs is at :attr:`proven` (see
+    :attr:`at_proven_high`): below it, the server has shown it runs more, and lowering
+    the bound to what runs would let one 429 storm leave a batch running one job at a
+    time for a minute or more. A refusal past the
     slots on a server that queues is a full queue: it lowers the allowance only. Without
     refusals for ``slots_forget`` seconds, the bound grows back one per
     ``slots_recover_after`` accepted submits, each new level probed as above.
@@ -113,6 +117,14 @@ class InFlightSlots:
     def proven(self) -> int:
         """The most generations the server has accepted in flight at once."""
         return self._proven
+
+    @property
+    def at_proven_high(self) -> bool:
+        """Whether what runs is at :attr:`proven`: only then can a submit's refusal be
+        the server's concurrency limit (when no other client uses the key), since it
+        has run that many of our jobs at once and its count of ours is at most
+        :attr:`running`."""
+        return len(self._running) >= self._proven
 
     async def acquire(self) -> object:
         """Take a slot for a submit; returns the token to give back to :meth:`release`.
