@@ -644,8 +644,8 @@ refusals = st.lists(
 
 
 # No target phase: nothing here calls target(), and the phase's lazy import of
-# hypothesis's optimiser, compiled while this test's garbage is collected, trips
-# a CPython 3.11.7 bug ("SystemError: AST constructor recursion depth mismatch").
+# hypothesis's optimiser (rewritten by pytest mid-test) at times tripped a CPython 3.11.7
+# bug here ("SystemError: AST constructor recursion depth mismatch").
 @settings(max_examples=60, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
 @given(proven=st.integers(2, 7), data=st.data(), run=refusals)
 async def test_no_text_less_run_of_refusals_below_the_high_lowers_the_bound(
