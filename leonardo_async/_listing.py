@@ -156,17 +156,18 @@ class Walk:
             short = page.raw_count if page.raw_count < listing.limit else 0
             repeated += max(0, len(page.entries) - len(fresh) - expected)
             expected = page.raw_count - page.step
-            logger.debug(
-                "listing page %d: offset=%d limit=%d entries=%d new=%d repeated=%d, %s .. %s",
-                self.pages,
-                offset,
-                listing.limit,
-                page.raw_count,
-                len(fresh),
-                repeated,
-                _stamp(page.entries, 0),
-                _stamp(page.entries, -1),
-            )
+            if logger.isEnabledFor(logging.DEBUG):  # a tracker reads thousands of pages
+                logger.debug(
+                    "listing page %d: offset=%d limit=%d entries=%d new=%d repeated=%d, %s .. %s",
+                    self.pages,
+                    offset,
+                    listing.limit,
+                    page.raw_count,
+                    len(fresh),
+                    repeated,
+                    _stamp(page.entries, 0),
+                    _stamp(page.entries, -1),
+                )
             offset += page.step
             yield fresh
             if self._newer_than is not None and _ends_before(page.entries, self._newer_than):
