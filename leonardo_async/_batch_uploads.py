@@ -17,8 +17,8 @@ import anyio
 
 from ._client import LeonardoClient
 from ._errors import APIError, TransportError, UploadError
+from ._files import FrameSource, read_image, remote_frame
 from ._journal import Journal
-from ._uploads import FrameSource, read_image, remote_frame
 from .models import FrameRef, ImageToVideoRequest
 
 __all__ = ["FrameUploads"]

@@ -1,7 +1,7 @@
 """The client's one-request endpoints: the account, and generations read or deleted.
 
 Each is one call through the key's connection and one structuring through
-:mod:`._convert`; none has a loop of its own beyond asking ``/me`` again after a garbled
+:mod:`._wire._convert`; none has a loop of its own beyond asking ``/me`` again after a garbled
 answer. :class:`Endpoints` holds them apart from the client, which delegates to it, so
 that the door stays a door; the tracker reads generations through it too (it is the
 tracker's :class:`~._tracked.StatusSource`).
@@ -16,7 +16,7 @@ from typing import Final
 
 import anyio
 
-from . import _convert as wire
+from . import _wire as wire
 from ._connection import Connection
 from ._errors import ResponseShapeError
 from ._limits import RequestKind

@@ -17,9 +17,9 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from . import _convert as wire
+from . import _wire as wire
+from ._files import FrameSource, remote_frame
 from ._pricing import CostEstimator
-from ._uploads import FrameSource, remote_frame
 from .models import Cost, FrameRef, Generation, UploadedImage, VideoSpec
 
 __all__ = [

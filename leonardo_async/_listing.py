@@ -35,7 +35,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from . import _convert as wire
+from . import _wire as wire
 from ._errors import APIError, ResponseShapeError, ValidationError
 from .models import Generation, GenerationStatus
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 from typing import Final
 
-from . import _convert as wire
+from . import _wire as wire
 from ._connection import Connection
 from ._errors import APIError, ResponseShapeError, SubmitUncertainError
 from ._limits import KeyLimiter, RequestKind, SubmitSlot

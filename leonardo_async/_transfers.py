@@ -5,7 +5,7 @@ the download to a CDN, both without the key, and each has its own way to fail an
 retried. An upload whose presigned form is refused (or has expired) asks for a fresh one;
 a download cut short is fetched again, and a refusal by status (a 4xx: the URL is wrong or
 has expired) is not. The file side of both (sniffing images, atomic files) is
-:mod:`._uploads`. A request's frames are resolved here too (:meth:`Transfers.frames`): an
+:mod:`._files`. A request's frames are resolved here too (:meth:`Transfers.frames`): an
 id or an earlier upload is sent as it is, a local file is uploaded first.
 """
 
@@ -19,13 +19,13 @@ from typing import Final
 
 import anyio
 
-from . import _convert as wire
+from . import _wire as wire
 from ._connection import Connection
 from ._errors import DownloadError, ResponseShapeError, TransportError, UploadError
+from ._files import AtomicFile, FrameSource, check_target, read_image, remote_frame
 from ._http import MaybeSentError
 from ._limits import RequestKind
 from ._retry import backoff_delay
-from ._uploads import AtomicFile, FrameSource, check_target, read_image, remote_frame
 from .models import FrameRef, Generation, UploadedImage
 
 __all__ = ["Transfers"]

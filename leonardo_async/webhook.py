@@ -51,7 +51,7 @@ import attrs
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import _convert as wire
+from . import _wire as wire
 from ._client import LeonardoClient
 from ._errors import ResponseShapeError, ValidationError
 from ._tracker import JobTracker

@@ -24,7 +24,7 @@ from leonardo_async import (
     ResponseShapeError,
     ValidationError,
 )
-from leonardo_async import _convert as wire
+from leonardo_async import _wire as wire
 
 GENERATION_KEYS = {
     "id",

@@ -21,10 +21,19 @@ PUBLIC_MODULES = sorted(
     for info in pkgutil.iter_modules(leonardo_async.__path__)
     if not info.name.startswith("_") and info.name not in ("cli", "simulator")
 )
+#: The private modules, and the modules of the private packages (``_wire._convert``).
 PRIVATE_MODULES = sorted(
-    info.name
-    for info in pkgutil.iter_modules(leonardo_async.__path__)
-    if info.name.startswith("_") and info.name != "__main__"
+    [
+        info.name
+        for info in pkgutil.iter_modules(leonardo_async.__path__)
+        if info.name.startswith("_") and info.name != "__main__"
+    ]
+    + [
+        f"{info.name}.{inner.name}"
+        for info in pkgutil.iter_modules(leonardo_async.__path__)
+        if info.ispkg and info.name.startswith("_")
+        for inner in pkgutil.iter_modules([os.path.join(leonardo_async.__path__[0], info.name)])
+    ]
 )
 
 

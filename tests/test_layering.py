@@ -23,12 +23,11 @@ LAYERS = [
     "_errors",
     "_validate",
     "models",
-    "_envelopes",
-    "_convert",
+    "_wire",
     "_retry",
     "_limits",
     "_schedule",
-    "_uploads",
+    "_files",
     "_http",
     "_connection",
     "_transfers",
@@ -150,25 +149,58 @@ def test_imports_only_from_above(path: Path) -> None:
         assert LAYERS.index(imported) < level, f"{unit} imports {imported}, which is below it"
 
 
-#: The limits package, top to bottom: each part imports only parts above it.
-LIMITS_LAYERS = ["_config", "_gate", "_slots", "_policy", "_key"]
+#: Each package's modules, top to bottom: a module imports only modules above it in its
+#: package (and, as LAYERS says, units above the package).
+PACKAGE_LAYERS = {
+    "_wire": ["_envelopes", "_convert"],
+    "_limits": ["_config", "_gate", "_slots", "_policy", "_key"],
+}
 
 
-@pytest.mark.parametrize("part", LIMITS_LAYERS)
-def test_limits_parts_import_only_from_above(part: str) -> None:
-    """Within ``_limits``, the config, gate, slots, policy and key limiter stack one way."""
-    tree = ast.parse((PACKAGE / "_limits" / f"{part}.py").read_text(encoding="utf-8"))
-    level = LIMITS_LAYERS.index(part)
+def sibling_imports(path: Path) -> set[str]:
+    """The modules of its own package that ``path`` imports at run time."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
     for node in _runtime_nodes(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            assert node.module in LIMITS_LAYERS, f"{part} imports unplaced {node.module}"
-            assert LIMITS_LAYERS.index(node.module) < level, f"{part} imports {node.module}"
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+    return found
 
 
-def test_every_limits_part_has_a_layer() -> None:
-    """Each module of ``_limits`` is placed in its layer order."""
-    parts = {p.stem for p in (PACKAGE / "_limits").glob("*.py")} - {"__init__"}
-    assert parts == set(LIMITS_LAYERS)
+@pytest.mark.parametrize(
+    ("package", "module"),
+    [(package, module) for package, modules in PACKAGE_LAYERS.items() for module in modules],
+)
+def test_package_modules_import_only_from_above(package: str, module: str) -> None:
+    """Within a package, the modules stack one way (``_limits``: config, gate, slots,
+    policy, key limiter)."""
+    order = PACKAGE_LAYERS[package]
+    for imported in sibling_imports(PACKAGE / package / f"{module}.py"):
+        assert imported in order, f"{package}.{module} imports unplaced {imported}"
+        assert order.index(imported) < order.index(module), f"{module} imports {imported}"
+
+
+def test_every_package_module_has_a_layer() -> None:
+    """Each module of each package (cli and the simulator apart) is placed in its order."""
+    packages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")} - {"cli", "simulator"}
+    assert packages == set(PACKAGE_LAYERS)
+    for package, order in PACKAGE_LAYERS.items():
+        modules = {p.stem for p in (PACKAGE / package).glob("*.py")} - {"__init__"}
+        assert modules == set(order), package
+
+
+def test_the_sibling_check_sees_an_import(tmp_path: Path) -> None:
+    """The order check sees ``from ._a import x`` and ``from . import _b``, not a parent's
+    module or an import under ``if TYPE_CHECKING:``."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from ._a import x\nfrom . import _b\nfrom .._c import y\n"
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._d import z\n"
+    )
+    assert sibling_imports(sample) == {"_a", "_b"}
 
 
 def test_nothing_imports_cli() -> None:

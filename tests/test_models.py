@@ -22,7 +22,7 @@ from leonardo_async import (
     ValidationError,
     VideoSpec,
 )
-from leonardo_async._convert import dumps_request
+from leonardo_async._wire import dumps_request
 from leonardo_async.models import MAX_SEED
 
 START = FrameRef("start-frame")

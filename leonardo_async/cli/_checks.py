@@ -21,9 +21,9 @@ from typing import Any, Final
 import attrs
 
 from .._client import LeonardoClient
-from .._convert import parse_timestamp
 from .._errors import LeonardoError, ResponseShapeError
 from .._listing import CLOCK_SKEW, read_entry
+from .._wire import parse_timestamp
 from ..models import Account
 from ._frames import draw_frame, png_bytes
 from ._transcript import Exchange, Transcript

@@ -26,8 +26,8 @@ from .._errors import (
     WaitTimeoutError,
 )
 from .._fields import JobSpec
+from .._files import is_local_image, read_image
 from .._schedule import PollSchedule
-from .._uploads import is_local_image, read_image
 from ..models import Generation, GenerationJob
 from ._common import (
     EXIT_API_ERROR,

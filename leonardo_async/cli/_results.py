@@ -13,6 +13,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from .._files import AtomicFile
 from .._items import BatchResult
 from .._jobsfile import (
     CATEGORIES,
@@ -23,7 +24,6 @@ from .._jobsfile import (
     write_results,
 )
 from .._journal import Journal
-from .._uploads import AtomicFile
 from ._outdir import RESULTS
 
 __all__ = ["money", "result_lines", "save_results", "spent", "summary_line"]

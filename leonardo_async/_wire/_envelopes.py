@@ -12,8 +12,8 @@ import json
 
 import attrs
 
-from ._errors import ResponseShapeError
-from .models import Account, Generation, GenerationJob
+from .._errors import ResponseShapeError
+from ..models import Account, Generation, GenerationJob
 
 __all__ = [
     "CallbackEvent",

@@ -4,8 +4,9 @@ Models use Python names; Leonardo uses camelCase with a few Hasura snake_case en
 (``generations_by_pk``) and odd spellings (``motionMP4URL``, ``generationId``). The
 renames live in :data:`_WIRE_NAMES` and a camelCase rule, applied by a hook factory, so
 no model and no caller ever builds or picks apart a dict by hand. The shapes of whole
-response bodies are in :mod:`._envelopes` (re-exported here, so callers name one module
-for the wire); this module is the converter that reads and writes them.
+response bodies are in :mod:`._envelopes` (re-exported with this module's functions by
+the package, so callers name one module for the wire); this module is the converter that
+reads and writes them.
 
 Reading is lenient wherever the job can go on and strict only where it cannot. The fields
 a caller needs to proceed have no default (a generation's ``id`` and ``status``, a submit's
@@ -38,47 +39,14 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._envelopes import (  # re-exported: callers name one module for the wire
-    CallbackEvent as CallbackEvent,
-)
-from ._envelopes import (
-    DeletedEnvelope as DeletedEnvelope,
-)
-from ._envelopes import (
-    DeletedImageEnvelope as DeletedImageEnvelope,
-)
-from ._envelopes import (
-    GenerationCallback as GenerationCallback,
-)
-from ._envelopes import (
-    GenerationEnvelope as GenerationEnvelope,
-)
-from ._envelopes import (
-    GenerationListEnvelope as GenerationListEnvelope,
-)
-from ._envelopes import (
-    MeEnvelope as MeEnvelope,
-)
-from ._envelopes import (
-    SubmitEnvelope as SubmitEnvelope,
-)
-from ._envelopes import (
-    UploadEnvelope as UploadEnvelope,
-)
-from ._envelopes import (
-    UploadTarget as UploadTarget,
-)
-from ._envelopes import (
-    account_from as account_from,
-)
-from ._errors import ResponseShapeError
-from .models import (
+from .._errors import ResponseShapeError
+from ..models import (
     GeneratedImage,
     GenerationStatus,
     ImageToVideoRequest,
     VideoSpec,
 )
-from .models import Generation as Generation
+from ..models import Generation as Generation
 
 T = TypeVar("T")
 
