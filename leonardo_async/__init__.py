@@ -11,7 +11,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._batch import BatchSubmitter
 from ._client import ImageSource, LeonardoClient
-from ._connection import Timeouts
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -36,7 +35,6 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._http import MockTransport, Request, Response, Transport
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
 
 # The batch file's reader stays public: it is how Python code runs the JSONL files the
@@ -49,6 +47,7 @@ from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
+from ._transport import MockTransport, Request, Response, Timeouts, Transport
 from .models import (
     Account,
     Cost,

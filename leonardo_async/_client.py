@@ -25,8 +25,6 @@ from typing import Any
 
 import aiohttp
 
-from ._connection import Timeouts, credentials
-from ._http import Transport
 from ._limits import ClientStatistics, Limits
 from ._parts import build
 from ._reconcile import LISTING_LAG
@@ -34,6 +32,7 @@ from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._submits import Submitter
 from ._tracker import ProgressCallback, TrackedJob, TrackerStatistics
+from ._transport import Timeouts, Transport, credentials
 from .models import (
     Account,
     FrameRef,

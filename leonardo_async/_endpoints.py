@@ -17,11 +17,11 @@ from typing import Final
 import anyio
 
 from . import _wire as wire
-from ._connection import Connection
 from ._errors import ResponseShapeError
 from ._limits import RequestKind
 from ._listing import Listing, path_segment
 from ._reconcile import Reconciler
+from ._transport import Connection
 from .models import Account, Generation
 
 __all__ = ["Endpoints"]

@@ -28,7 +28,7 @@ decide what to do next::
     ├── JournalDamagedError                the journal file cannot be read as a journal
     └── JournalWriteError                  the journal could not record a step (disk full ...)
 
-A :class:`~._http.Transport` tells the connection how an exchange failed with two
+A :class:`~._transport._base.Transport` tells the connection how an exchange failed with two
 ``OSError`` signals, which the connection turns into the errors above (they never reach
 a caller)::
 

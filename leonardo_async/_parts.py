@@ -35,10 +35,8 @@ from typing import Any
 import aiohttp
 import attrs
 
-from ._connection import Connection, Timeouts
 from ._endpoints import Endpoints
 from ._errors import ClientStateError
-from ._http import Transport
 from ._limits import KeyLimiter, Limits
 from ._listing import Listing
 from ._reconcile import Reconciler
@@ -46,7 +44,7 @@ from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._submits import SUBMIT_PATH, Submitter
 from ._tracker import JobTracker
-from ._transfers import Transfers
+from ._transport import Connection, Timeouts, Transfers, Transport
 
 __all__ = ["Parts", "build"]
 

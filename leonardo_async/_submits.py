@@ -22,11 +22,11 @@ from datetime import datetime, timezone
 from typing import Final
 
 from . import _wire as wire
-from ._connection import Connection
 from ._errors import APIError, ResponseShapeError, SubmitUncertainError
 from ._limits import KeyLimiter, RequestKind, SubmitSlot
 from ._reconcile import Reconciler
 from ._tracker import JobTracker
+from ._transport import Connection
 from .models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 
 __all__ = ["SUBMIT_PATH", "Submitter"]

@@ -28,9 +28,7 @@ LAYERS = [
     "_limits",
     "_schedule",
     "_files",
-    "_http",
-    "_connection",
-    "_transfers",
+    "_transport",
     "_listing",
     "_reconcile",
     "_tracked",
@@ -154,6 +152,7 @@ def test_imports_only_from_above(path: Path) -> None:
 PACKAGE_LAYERS = {
     "_wire": ["_envelopes", "_convert"],
     "_limits": ["_config", "_gate", "_slots", "_policy", "_key"],
+    "_transport": ["_base", "_mock", "_aiohttp", "_connection", "_transfers"],
 }
 
 

@@ -48,7 +48,7 @@ from leonardo_async import (
     ValidationError,
     VideoSpec,
 )
-from leonardo_async._http import MaybeSentError, NotSentError
+from leonardo_async._errors import MaybeSentError, NotSentError
 
 BASE = "https://api.test/v1"
 CDN = "https://cdn.test"

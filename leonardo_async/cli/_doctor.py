@@ -26,9 +26,9 @@ import attrs
 
 from .. import __version__
 from .._client import LeonardoClient
-from .._connection import DEFAULT_BASE_URL
 from .._errors import AuthenticationError, LeonardoError, ValidationError
 from .._limits import Limits
+from .._transport import DEFAULT_BASE_URL
 from ..models import Account
 from ._checks import (
     STATEMENTS,

@@ -1,7 +1,7 @@
 """The connection of one API key: timeouts, auth, limits, retries, error mapping.
 
 The connection speaks JSON dicts, never models, so that the client above it is about
-endpoints and the connection about HTTP; the bytes go through a :class:`~._http.Transport`
+endpoints and the connection about HTTP; the bytes go through a :class:`~._base.Transport`
 (aiohttp's by default, an in-memory one in unit tests). Three kinds of traffic leave here
 and are kept apart on purpose:
 
@@ -39,7 +39,7 @@ import anyio
 import attrs
 from yarl import URL
 
-from ._errors import (
+from .._errors import (
     APIError,
     AuthenticationError,
     ClientStateError,
@@ -48,18 +48,11 @@ from ._errors import (
     ValidationError,
     hasura_error,
 )
-from ._http import (
-    AiohttpTransport,
-    Form,
-    MaybeSentError,
-    NotSentError,
-    Request,
-    Response,
-    Transport,
-)
-from ._limits import KeyLimiter, RequestKind
-from ._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
-from ._validate import MAX_SECONDS, MIN_SECONDS, in_range
+from .._limits import KeyLimiter, RequestKind
+from .._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
+from .._validate import MAX_SECONDS, MIN_SECONDS, in_range
+from ._aiohttp import AiohttpTransport
+from ._base import Form, MaybeSentError, NotSentError, Request, Response, Transport
 
 __all__ = ["Connection", "Timeouts", "credentials"]
 

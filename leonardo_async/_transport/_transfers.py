@@ -19,14 +19,14 @@ from typing import Final
 
 import anyio
 
-from . import _wire as wire
+from .. import _wire as wire
+from .._errors import DownloadError, ResponseShapeError, TransportError, UploadError
+from .._files import AtomicFile, FrameSource, check_target, read_image, remote_frame
+from .._limits import RequestKind
+from .._retry import backoff_delay
+from ..models import FrameRef, Generation, UploadedImage
+from ._base import MaybeSentError
 from ._connection import Connection
-from ._errors import DownloadError, ResponseShapeError, TransportError, UploadError
-from ._files import AtomicFile, FrameSource, check_target, read_image, remote_frame
-from ._http import MaybeSentError
-from ._limits import RequestKind
-from ._retry import backoff_delay
-from .models import FrameRef, Generation, UploadedImage
 
 __all__ = ["Transfers"]
 

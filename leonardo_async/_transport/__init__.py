@@ -1,0 +1,33 @@
+"""How bytes leave and come back: the transport seam, and the key's connection over it.
+
+Everything above this package speaks :class:`Request` and :class:`Response`; only
+:mod:`._aiohttp` knows aiohttp. Top to bottom:
+
+* :mod:`._base`: :class:`Request`, :class:`Response`, the :class:`Transport` protocol, and
+  the two failures below HTTP a transport raises (not sent, maybe sent);
+* :mod:`._mock`: :class:`MockTransport`, a function in place of a server, for unit tests;
+* :mod:`._aiohttp`: :class:`~._aiohttp.AiohttpTransport`, the default, one aiohttp session;
+* :mod:`._connection`: :class:`Connection`, one API key's timeouts, auth, limits, retries
+  and error mapping, and :class:`Timeouts`;
+* :mod:`._transfers`: :class:`Transfers`, the presigned upload and the CDN download,
+  each with its own retries.
+"""
+
+from __future__ import annotations
+
+from ._base import Request, Response, Transport
+from ._connection import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # for the doctor's report
+from ._connection import Connection, Timeouts, credentials
+from ._mock import MockTransport
+from ._transfers import Transfers
+
+__all__ = [
+    "Connection",
+    "MockTransport",
+    "Request",
+    "Response",
+    "Timeouts",
+    "Transfers",
+    "Transport",
+    "credentials",
+]
