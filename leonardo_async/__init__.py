@@ -46,7 +46,7 @@ from ._journal import Journal
 from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
-from ._tracker import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
+from ._tracking import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
 from ._transport import MockTransport, Request, Response, Timeouts, Transport
 from .models import (
     Account,

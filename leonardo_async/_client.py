@@ -12,7 +12,7 @@ one of them; it is therefore an async context manager::
 
 The environment is read when a client is made, never at import. Submits are safe to
 repeat from the caller's point of view: a submit whose answer is lost is looked up in the
-generation listing before anything is sent again (see :mod:`._reconcile`).
+generation listing before anything is sent again (see :mod:`._listing._reconciler`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any
 import aiohttp
 
 from ._limits import ClientStatistics, Limits
+from ._listing import LISTING_LAG
 from ._parts import build
-from ._reconcile import LISTING_LAG
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._submits import Submitter
-from ._tracker import ProgressCallback, TrackedJob, TrackerStatistics
+from ._tracking import ProgressCallback, TrackedJob, TrackerStatistics
 from ._transport import Timeouts, Transport, credentials
 from .models import (
     Account,

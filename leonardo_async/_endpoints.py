@@ -4,7 +4,7 @@ Each is one call through the key's connection and one structuring through
 :mod:`._wire._convert`; none has a loop of its own beyond asking ``/me`` again after a garbled
 answer. :class:`Endpoints` holds them apart from the client, which delegates to it, so
 that the door stays a door; the tracker reads generations through it too (it is the
-tracker's :class:`~._tracked.StatusSource`).
+tracker's :class:`~._tracking._job.StatusSource`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import anyio
 from . import _wire as wire
 from ._errors import ResponseShapeError
 from ._limits import RequestKind
-from ._listing import Listing, path_segment
-from ._reconcile import Reconciler
+from ._listing import Listing, Reconciler, path_segment
 from ._transport import Connection
 from .models import Account, Generation
 

@@ -38,12 +38,11 @@ import attrs
 from ._endpoints import Endpoints
 from ._errors import ClientStateError
 from ._limits import KeyLimiter, Limits
-from ._listing import Listing
-from ._reconcile import Reconciler
+from ._listing import Listing, Reconciler
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
 from ._submits import SUBMIT_PATH, Submitter
-from ._tracker import JobTracker
+from ._tracking import JobTracker
 from ._transport import Connection, Timeouts, Transfers, Transport
 
 __all__ = ["Parts", "build"]

@@ -2,7 +2,7 @@
 
 A submit takes one of the key's in-flight slots, sends the request once and, when the
 answer is lost (reset, timeout, 5xx, unreadable body), looks for the job in the generation
-listing over the listing-lag window before anything is sent again (:mod:`._reconcile`
+listing over the listing-lag window before anything is sent again (:mod:`._listing._reconciler`
 decides what counts as the same job, and when a seed may be sent). The job then holds its
 slot until the tracker sees it end.
 
@@ -24,8 +24,8 @@ from typing import Final
 from . import _wire as wire
 from ._errors import APIError, ResponseShapeError, SubmitUncertainError
 from ._limits import KeyLimiter, RequestKind, SubmitSlot
-from ._reconcile import Reconciler
-from ._tracker import JobTracker
+from ._listing import Reconciler
+from ._tracking import JobTracker
 from ._transport import Connection
 from .models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 

@@ -54,7 +54,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from . import _wire as wire
 from ._client import LeonardoClient
 from ._errors import ResponseShapeError, ValidationError
-from ._tracker import JobTracker
+from ._tracking import JobTracker
 from ._validate import MAX_SECONDS, MIN_SECONDS, number
 from .models import Generation
 

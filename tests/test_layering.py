@@ -30,11 +30,7 @@ LAYERS = [
     "_files",
     "_transport",
     "_listing",
-    "_reconcile",
-    "_tracked",
-    "_watchlist",
-    "_looks",
-    "_tracker",
+    "_tracking",
     "_endpoints",
     "_submits",
     "_parts",
@@ -153,6 +149,8 @@ PACKAGE_LAYERS = {
     "_wire": ["_envelopes", "_convert"],
     "_limits": ["_config", "_gate", "_slots", "_policy", "_key"],
     "_transport": ["_base", "_mock", "_aiohttp", "_connection", "_transfers"],
+    "_listing": ["_pages", "_reconciler"],
+    "_tracking": ["_job", "_watchlist", "_lookout", "_tracker"],
 }
 
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import APIError, FrameRef, ImageToVideoRequest, SubmitUncertainError
-from leonardo_async._listing import CLOCK_SKEW, PAGE_SIZE, SAFE_PAGE_SIZE, Listing
-from leonardo_async._reconcile import Reconciler
+from leonardo_async._listing import Reconciler
+from leonardo_async._listing._pages import CLOCK_SKEW, PAGE_SIZE, SAFE_PAGE_SIZE, Listing
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -11,7 +11,7 @@ from _images import png_bytes
 
 from leonardo_async import FrameRef, ImageToVideoRequest, LeonardoClient
 from leonardo_async._listing import Listing
-from leonardo_async._reconcile import Reconciler, is_candidate, pick
+from leonardo_async._listing._reconciler import Reconciler, is_candidate, pick
 from leonardo_async.models import Generation, GenerationStatus
 from leonardo_async.simulator import Simulator
 

@@ -31,7 +31,7 @@ from leonardo_async import (
     LeonardoClient,
     SubmitUncertainError,
 )
-from leonardo_async._reconcile import LISTING_LAG
+from leonardo_async._listing import LISTING_LAG
 from leonardo_async.simulator import JobDurations, Simulator
 from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 

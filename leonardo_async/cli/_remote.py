@@ -31,7 +31,7 @@ from .._errors import (
     WaitTimeoutError,
 )
 from .._schedule import PollSchedule
-from .._tracker import TrackedJob
+from .._tracking import TrackedJob
 from ..models import Generation, GenerationJob
 from ._common import EXIT_API_ERROR, EXIT_BAD_INPUT, EXIT_FAILED, report, report_invalid
 from ._findings import apply_findings

@@ -34,9 +34,9 @@ from typing import Final
 import anyio
 import attrs
 
-from ._errors import APIError, LeonardoError, ResponseShapeError, SubmitUncertainError
-from ._listing import CLOCK_SKEW, Listing
-from .models import MAX_SEED, Generation, ImageToVideoRequest, VideoSpec
+from .._errors import APIError, LeonardoError, ResponseShapeError, SubmitUncertainError
+from ..models import MAX_SEED, Generation, ImageToVideoRequest, VideoSpec
+from ._pages import CLOCK_SKEW, Listing
 
 __all__ = ["LISTING_LAG", "Reconciler", "is_candidate", "pick"]
 

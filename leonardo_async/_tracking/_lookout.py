@@ -23,15 +23,15 @@ from typing import Any, Final, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import (
+from .._errors import (
     LeonardoError,
     RateLimitError,
     ResponseShapeError,
     ServerError,
     TransportError,
 )
-from ._listing import ListingEntry
-from ._tracked import StatusSource, TrackedJob
+from .._listing import ListingEntry
+from ._job import StatusSource, TrackedJob
 from ._watchlist import Watchlist
 
 __all__ = ["Lookout", "Spawn"]

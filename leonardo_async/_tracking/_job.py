@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 import attrs
 
-from ._errors import LeonardoError
-from ._listing import Listing
-from ._schedule import PollSchedule
-from .models import Generation
+from .._errors import LeonardoError
+from .._listing import Listing
+from .._schedule import PollSchedule
+from ..models import Generation
 
 if TYPE_CHECKING:
     from ._tracker import JobTracker
@@ -59,7 +59,7 @@ class TrackedJob:
     What a waiter reads: :attr:`generation_id`, :attr:`generation` (the last state seen),
     :attr:`looks`, :attr:`next_look`, :meth:`done` and :meth:`result`. The rest (interval,
     deadline, listing depth) is the tracker's bookkeeping, kept on the handle and private
-    to the tracker's parts (:mod:`._watchlist`, :mod:`._looks`, :mod:`._tracker`).
+    to the tracker's parts (:mod:`._watchlist`, :mod:`._lookout`, :mod:`._tracker`).
 
     :raises GenerationFailedError: (on await) the job ended ``FAILED``
     :raises WaitTimeoutError: (on await) its deadline passed

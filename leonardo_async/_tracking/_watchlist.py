@@ -2,7 +2,7 @@
 
 :class:`Watchlist` is the tracker's book. It holds the watched jobs, a heap of their due
 looks and the counts of how they ended. The scheduler (:mod:`._tracker`) takes due jobs
-off it; the ways of looking (:mod:`._looks`) report what they saw back to it: a fresh
+off it; the ways of looking (:mod:`._lookout`) report what they saw back to it: a fresh
 state (:meth:`Watchlist.observe`), a job the server did not know
 (:meth:`Watchlist.missing`), a failed look (:meth:`Watchlist.reschedule`). Both sides
 see the same book and neither sees the other.
@@ -20,15 +20,15 @@ from typing import Final
 
 import anyio
 
-from ._errors import (
+from .._errors import (
     GenerationFailedError,
     GenerationVanishedError,
     LeonardoError,
     TrackerClosedError,
     WaitTimeoutError,
 )
-from ._tracked import TrackedJob
-from .models import Generation, GenerationStatus
+from ..models import Generation, GenerationStatus
+from ._job import TrackedJob
 
 __all__ = ["EndHook", "Watchlist"]
 

@@ -13,8 +13,8 @@ The tracker needs only a :class:`StatusSource` (the client's
 client own it. This module is the tracker's lifecycle, its scheduler loop and its
 waiters. It is built from two collaborators that share one
 :class:`~._watchlist.Watchlist` (the jobs, their due looks, their outcomes): the scheduler
-here takes due jobs off it, and a :class:`~._looks.Lookout` looks at them. The handle a
-waiter holds is :mod:`._tracked`.
+here takes due jobs off it, and a :class:`~._lookout.Lookout` looks at them. The handle a
+waiter holds is :mod:`._job`.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._errors import ClientStateError, WaitTimeoutError
-from ._looks import Lookout
-from ._schedule import PollSchedule
-from ._tracked import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
+from .._errors import ClientStateError, WaitTimeoutError
+from .._schedule import PollSchedule
+from ..models import Generation
+from ._job import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
+from ._lookout import Lookout
 from ._watchlist import Watchlist
-from .models import Generation
 
 __all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
 

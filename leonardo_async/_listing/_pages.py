@@ -35,9 +35,9 @@ from typing import Any, Final, Protocol
 
 import attrs
 
-from . import _wire as wire
-from ._errors import APIError, ResponseShapeError, ValidationError
-from .models import Generation, GenerationStatus
+from .. import _wire as wire
+from .._errors import APIError, ResponseShapeError, ValidationError
+from ..models import Generation, GenerationStatus
 
 __all__ = ["CLOCK_SKEW", "Listing", "ListingEntry", "Walk", "path_segment", "read_entry"]
 

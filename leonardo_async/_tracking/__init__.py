@@ -1,0 +1,19 @@
+"""The job tracker: many generations watched at once, from one scheduler task.
+
+Top to bottom:
+
+* :mod:`._job`: :class:`TrackedJob`, what a waiter holds, the :class:`StatusSource` the
+  tracker reads through, and :class:`TrackerStatistics`;
+* :mod:`._watchlist`: :class:`~._watchlist.Watchlist`, the tracker's book of watched jobs,
+  when each is next due and what a look's outcome does to it;
+* :mod:`._lookout`: :class:`~._lookout.Lookout`, how the jobs are looked at (per-job polls
+  from a worker pool, and listing rounds);
+* :mod:`._tracker`: :class:`JobTracker`, the scheduler over the two, and its public calls.
+"""
+
+from __future__ import annotations
+
+from ._job import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
+from ._tracker import JobTracker
+
+__all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
