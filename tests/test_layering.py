@@ -31,9 +31,6 @@ LAYERS = [
     "_transport",
     "_listing",
     "_tracking",
-    "_endpoints",
-    "_submits",
-    "_parts",
     "_client",
     "_pricing",
     "_budget",
@@ -151,6 +148,7 @@ PACKAGE_LAYERS = {
     "_transport": ["_base", "_mock", "_aiohttp", "_connection", "_transfers"],
     "_listing": ["_pages", "_reconciler"],
     "_tracking": ["_job", "_watchlist", "_lookout", "_tracker"],
+    "_client": ["_endpoints", "_submitter", "_parts", "_client"],
 }
 
 

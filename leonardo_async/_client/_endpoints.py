@@ -16,12 +16,12 @@ from typing import Final
 
 import anyio
 
-from . import _wire as wire
-from ._errors import ResponseShapeError
-from ._limits import RequestKind
-from ._listing import Listing, Reconciler, path_segment
-from ._transport import Connection
-from .models import Account, Generation
+from .. import _wire as wire
+from .._errors import ResponseShapeError
+from .._limits import RequestKind
+from .._listing import Listing, Reconciler, path_segment
+from .._transport import Connection
+from ..models import Account, Generation
 
 __all__ = ["Endpoints"]
 

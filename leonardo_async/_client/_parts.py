@@ -35,15 +35,15 @@ from typing import Any
 import aiohttp
 import attrs
 
+from .._errors import ClientStateError
+from .._limits import KeyLimiter, Limits
+from .._listing import Listing, Reconciler
+from .._retry import RetryPolicy
+from .._schedule import PollSchedule
+from .._tracking import JobTracker
+from .._transport import Connection, Timeouts, Transfers, Transport
 from ._endpoints import Endpoints
-from ._errors import ClientStateError
-from ._limits import KeyLimiter, Limits
-from ._listing import Listing, Reconciler
-from ._retry import RetryPolicy
-from ._schedule import PollSchedule
-from ._submits import SUBMIT_PATH, Submitter
-from ._tracking import JobTracker
-from ._transport import Connection, Timeouts, Transfers, Transport
+from ._submitter import SUBMIT_PATH, Submitter
 
 __all__ = ["Parts", "build"]
 

@@ -21,13 +21,13 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 from typing import Final
 
-from . import _wire as wire
-from ._errors import APIError, ResponseShapeError, SubmitUncertainError
-from ._limits import KeyLimiter, RequestKind, SubmitSlot
-from ._listing import Reconciler
-from ._tracking import JobTracker
-from ._transport import Connection
-from .models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
+from .. import _wire as wire
+from .._errors import APIError, ResponseShapeError, SubmitUncertainError
+from .._limits import KeyLimiter, RequestKind, SubmitSlot
+from .._listing import Reconciler
+from .._tracking import JobTracker
+from .._transport import Connection
+from ..models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 
 __all__ = ["SUBMIT_PATH", "Submitter"]
 

@@ -25,15 +25,13 @@ from typing import Any
 
 import aiohttp
 
-from ._limits import ClientStatistics, Limits
-from ._listing import LISTING_LAG
-from ._parts import build
-from ._retry import RetryPolicy
-from ._schedule import PollSchedule
-from ._submits import Submitter
-from ._tracking import ProgressCallback, TrackedJob, TrackerStatistics
-from ._transport import Timeouts, Transport, credentials
-from .models import (
+from .._limits import ClientStatistics, Limits
+from .._listing import LISTING_LAG
+from .._retry import RetryPolicy
+from .._schedule import PollSchedule
+from .._tracking import ProgressCallback, TrackedJob, TrackerStatistics
+from .._transport import Timeouts, Transport, credentials
+from ..models import (
     Account,
     FrameRef,
     Generation,
@@ -45,6 +43,8 @@ from .models import (
     UploadedImage,
     VideoSpec,
 )
+from ._parts import build
+from ._submitter import Submitter
 
 __all__ = ["ImageSource", "LeonardoClient"]
 
