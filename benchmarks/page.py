@@ -20,8 +20,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from leonardo_async._items import BatchResult
-from leonardo_async._jobsfile import JobLine, read_jobs
+from leonardo_async._batch import BatchResult, JobLine, read_jobs
 from leonardo_async.cli._frames import START, frame_png
 from leonardo_async.cli._report import BatchPage
 from leonardo_async.models import Cost

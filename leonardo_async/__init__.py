@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._batch import BatchSubmitter
+# The batch file's reader stays public: it is how Python code runs the JSONL files the
+# ``batch`` command reads (same fields, same checks; examples/batch_from_jsonl.py), and a
+# JobLine is what it returns. BatchPlan stays as what BatchSubmitter.plan() returns. The
+# journal's item states, entries and the results file's lines are the batch's own business.
+from ._batch import (
+    BatchItem,
+    BatchPlan,
+    BatchResult,
+    BatchStatistics,
+    BatchSubmitter,
+    BatchSummary,
+    JobLine,
+    Journal,
+    read_jobs,
+)
 from ._client import ImageSource, LeonardoClient
 from ._errors import (
     APIError,
@@ -35,14 +49,6 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary
-
-# The batch file's reader stays public: it is how Python code runs the JSONL files the
-# ``batch`` command reads (same fields, same checks; examples/batch_from_jsonl.py), and a
-# JobLine is what it returns. BatchPlan stays as what BatchSubmitter.plan() returns. The
-# journal's item states, entries and the results file's lines are the batch's own business.
-from ._jobsfile import JobLine, read_jobs
-from ._journal import Journal
 from ._limits import ClientStatistics, Limits
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule

@@ -13,9 +13,9 @@ import pytest
 from anyio import wait_all_tasks_blocked
 from test_cli_batch import ON_BATCH_SIMULATOR, batch, jobs_of, results
 
-from leonardo_async._budget import Budget
+from leonardo_async._batch._budget import Budget
+from leonardo_async._batch._pricing import CostEstimator
 from leonardo_async._errors import OverBudgetError
-from leonardo_async._pricing import CostEstimator
 from leonardo_async.models import Cost, FrameRef, ImageToVideoRequest
 from leonardo_async.simulator import Simulator
 

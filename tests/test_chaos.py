@@ -32,7 +32,7 @@ from leonardo_async import (
     RetryPolicy,
     Timeouts,
 )
-from leonardo_async._journal import ItemState
+from leonardo_async._batch import ItemState
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator, SimulatorConfig
 from leonardo_async.simulator.pytest_plugin import SimulatorFactory
 

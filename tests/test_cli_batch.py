@@ -23,7 +23,7 @@ from _images import png_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leonardo_async._items import video_name
+from leonardo_async._batch._items import video_name
 from leonardo_async.cli import main
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 

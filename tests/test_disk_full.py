@@ -21,8 +21,8 @@ from test_batch import client_for, frame, items_for, run_all
 from test_cli_batch import FAST_POLL, KEY, jobs_of, results
 
 from leonardo_async import BatchSubmitter, Journal
+from leonardo_async._batch import ItemState
 from leonardo_async._files import AtomicFile
-from leonardo_async._journal import ItemState
 from leonardo_async.cli import main
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import BatchResult, BatchSubmitter, Cost, LeonardoClient, ValidationError
-from leonardo_async._fields import FIELDS, check_names
-from leonardo_async._jobsfile import (
+from leonardo_async._batch._fields import FIELDS, check_names
+from leonardo_async._batch._jobs_file import (
     MAX_PROMPT_CHARS,
     ResultLine,
     input_digest,

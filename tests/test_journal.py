@@ -34,7 +34,7 @@ from leonardo_async import (
     LeonardoClient,
     UploadedImage,
 )
-from leonardo_async._journal import ItemState, JournalEntry
+from leonardo_async._batch._journal import ItemState, JournalEntry
 from leonardo_async.simulator import FaultConfig, JobDurations, Simulator
 
 #: The resume tests' simulator: twentieth-of-a-second jobs.

@@ -19,8 +19,8 @@ from leonardo_async import (
     LeonardoClient,
     Limits,
 )
-from leonardo_async._items import plan
-from leonardo_async._pricing import OBSERVED_SOURCE, PUBLISHED_SOURCE, CostEstimator
+from leonardo_async._batch import plan
+from leonardo_async._batch._pricing import OBSERVED_SOURCE, PUBLISHED_SOURCE, CostEstimator
 from leonardo_async.simulator import JobDurations, Simulator
 
 FRAME = FrameRef("an-image")

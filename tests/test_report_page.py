@@ -21,8 +21,7 @@ import pytest
 from _browser import chromium
 from _images import png_bytes
 
-from leonardo_async._items import BatchResult
-from leonardo_async._jobsfile import read_jobs
+from leonardo_async._batch import BatchResult, read_jobs
 from leonardo_async.cli import main
 from leonardo_async.cli._report import INDEX, MIN_INTERVAL, BatchPage, _web_url
 from leonardo_async.models import Cost

@@ -24,7 +24,19 @@ from typing import TextIO
 
 import anyio
 
-from .._batch import BatchSubmitter
+from .._batch import (
+    BatchItem,
+    BatchResult,
+    BatchStatistics,
+    BatchSubmitter,
+    ItemState,
+    JobLine,
+    Journal,
+    ResultLine,
+    input_digest,
+    plan,
+    read_jobs,
+)
 from .._client import LeonardoClient
 from .._errors import (
     JournalBusyError,
@@ -33,14 +45,6 @@ from .._errors import (
     LeonardoError,
     ValidationError,
 )
-from .._items import BatchItem, BatchResult, BatchStatistics, plan
-from .._jobsfile import (
-    JobLine,
-    ResultLine,
-    input_digest,
-    read_jobs,
-)
-from .._journal import ItemState, Journal
 from .._limits import Limits
 from .._schedule import PollSchedule
 from .._validate import MAX_SECONDS, number, positive_amount

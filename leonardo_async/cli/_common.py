@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Final, TextIO
 
+from .._batch import FIELDS
 from .._errors import ValidationError
-from .._fields import FIELDS
 from ._progress import LogHandler
 
 __all__ = [

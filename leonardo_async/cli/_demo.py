@@ -15,7 +15,7 @@ from typing import Final
 
 import anyio
 
-from .._fields import JobSpec
+from .._batch import JobSpec
 from .._schedule import PollSchedule
 from ..simulator import JobDurations, Simulator, SimulatorConfig
 from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report

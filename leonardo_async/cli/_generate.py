@@ -18,6 +18,7 @@ from typing import Final, TextIO
 import anyio
 import attrs
 
+from .._batch import JobSpec
 from .._client import LeonardoClient
 from .._errors import (
     GenerationFailedError,
@@ -25,7 +26,6 @@ from .._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from .._fields import JobSpec
 from .._files import is_local_image, read_image
 from .._schedule import PollSchedule
 from ..models import Generation, GenerationJob

@@ -24,9 +24,8 @@ import re
 from pathlib import Path
 from typing import Final
 
+from .._batch import Journal, input_digest
 from .._errors import JournalMismatchError
-from .._jobsfile import input_digest
-from .._journal import Journal
 
 __all__ = ["JOURNAL", "RESULTS", "open_journal", "sweep_parts"]
 

@@ -36,9 +36,8 @@ from html import escape
 from pathlib import Path
 from typing import Final
 
-from .._files import AtomicFile
-from .._items import BatchItem, BatchResult, FrameSource, remote_frame
-from .._jobsfile import JobLine, result_line
+from .._batch import BatchItem, BatchResult, JobLine, result_line
+from .._files import AtomicFile, FrameSource, remote_frame
 
 __all__ = ["INDEX", "MIN_INTERVAL", "BatchPage", "render_page"]
 

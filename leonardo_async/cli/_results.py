@@ -13,17 +13,17 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from .._files import AtomicFile
-from .._items import BatchResult
-from .._jobsfile import (
+from .._batch import (
     CATEGORIES,
+    BatchResult,
     JobLine,
+    Journal,
     ResultLine,
     result_line,
     unfinished_line,
     write_results,
 )
-from .._journal import Journal
+from .._files import AtomicFile
 from ._outdir import RESULTS
 
 __all__ = ["money", "result_lines", "save_results", "spent", "summary_line"]

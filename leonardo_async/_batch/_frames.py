@@ -15,11 +15,11 @@ import os
 
 import anyio
 
-from ._client import LeonardoClient
-from ._errors import APIError, TransportError, UploadError
-from ._files import FrameSource, read_image, remote_frame
+from .._client import LeonardoClient
+from .._errors import APIError, TransportError, UploadError
+from .._files import FrameSource, read_image, remote_frame
+from ..models import FrameRef, ImageToVideoRequest
 from ._journal import Journal
-from .models import FrameRef, ImageToVideoRequest
 
 __all__ = ["FrameUploads"]
 

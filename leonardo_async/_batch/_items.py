@@ -1,6 +1,6 @@
 """What a batch is made of and what it gives back: items, results, statistics, plans.
 
-Kept apart from the machinery in :mod:`._batch` so that the CLI, the journal and users
+Kept apart from the machinery in :mod:`._submitter` so that the CLI, the journal and users
 can build and read these without pulling in the scheduler.
 """
 
@@ -17,10 +17,10 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from . import _wire as wire
-from ._files import FrameSource, remote_frame
+from .. import _wire as wire
+from .._files import FrameSource, remote_frame
+from ..models import Cost, FrameRef, Generation, UploadedImage, VideoSpec
 from ._pricing import CostEstimator
-from .models import Cost, FrameRef, Generation, UploadedImage, VideoSpec
 
 __all__ = [
     "BatchItem",

@@ -18,9 +18,9 @@ from decimal import Decimal
 import anyio
 import attrs
 
-from ._errors import OverBudgetError
+from .._errors import OverBudgetError
+from ..models import Cost, VideoSpec
 from ._pricing import CostEstimator
-from .models import Cost, VideoSpec
 
 __all__ = ["Budget", "Reservation"]
 

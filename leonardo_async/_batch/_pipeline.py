@@ -1,11 +1,11 @@
 """One batch item's way from its journal row to its result: upload, submit, track, download.
 
-:class:`ItemPipeline` is what each of a :class:`~._batch.BatchSubmitter`'s item tasks
+:class:`ItemPipeline` is what each of a :class:`~._submitter.BatchSubmitter`'s item tasks
 runs. Every step is written to the journal before it is taken, so a run killed at any
 point resumes from the last row: an item whose submit may have reached the server is
 looked up in the listing (with its journaled seed) before it is sent again. A running
 slot is held from just before the submit until the tracker sees the job end; the
-batch's own bound (when it has one) nests inside the key's (:mod:`._batch_slots`).
+batch's own bound (when it has one) nests inside the key's (:mod:`._slots`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,8 @@ import anyio
 import attrs
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._batch_results import duplicate_result, result_of, video_path
-from ._batch_slots import BatchSlots, Held
-from ._batch_tally import BatchTally
-from ._batch_uploads import FrameUploads
-from ._budget import Budget
-from ._client import LeonardoClient
-from ._errors import (
+from .._client import LeonardoClient
+from .._errors import (
     APIError,
     DownloadError,
     GenerationFailedError,
@@ -36,10 +31,15 @@ from ._errors import (
     RateLimitError,
     SubmitUncertainError,
 )
+from .._schedule import PollSchedule
+from ..models import Generation, GenerationJob, ImageToVideoRequest
+from ._budget import Budget
+from ._frames import FrameUploads
 from ._items import BatchItem, BatchResult, video_name
 from ._journal import ItemState, Journal, JournalEntry
-from ._schedule import PollSchedule
-from .models import Generation, GenerationJob, ImageToVideoRequest
+from ._results import duplicate_result, result_of, video_path
+from ._slots import BatchSlots, Held
+from ._tally import BatchTally
 
 __all__ = ["ItemPipeline"]
 

@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from .models import Cost, Model, VideoSpec
+from ..models import Cost, Model, VideoSpec
 
 __all__ = ["CostEstimator", "Estimate"]
 

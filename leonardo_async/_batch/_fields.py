@@ -24,8 +24,8 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from ._errors import ValidationError
-from .models import Model, Orientation, Resolution, VideoSpec
+from .._errors import ValidationError
+from ..models import Model, Orientation, Resolution, VideoSpec
 
 __all__ = [
     "FIELDS",

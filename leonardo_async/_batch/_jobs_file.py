@@ -28,12 +28,12 @@ from typing import IO, Any, Final
 import attrs
 import cattrs
 
-from ._errors import LeonardoError, ValidationError
+from .._errors import LeonardoError, ValidationError
+from .._files import is_local_image, read_image
+from .._validate import is_text
+from .._wire import STRICT_HOOKS
 from ._fields import JobSpec, check_names, readable_errors
-from ._files import is_local_image, read_image
 from ._items import BatchItem, BatchResult
-from ._validate import is_text
-from ._wire import STRICT_HOOKS
 
 __all__ = [
     "CATEGORIES",

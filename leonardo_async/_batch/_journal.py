@@ -46,7 +46,7 @@ from typing import Any, Final
 import attrs
 import cattrs
 
-from ._errors import (
+from .._errors import (
     JournalBusyError,
     JournalDamagedError,
     JournalMismatchError,

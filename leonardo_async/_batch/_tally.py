@@ -1,7 +1,7 @@
 """What one batch run has done so far: items per step, results per status, time, requests.
 
-:class:`BatchTally` is counted into by each item's pipeline (:mod:`._batch_item`) and
-read by :class:`~._batch.BatchSubmitter` for its statistics, its progress callback and
+:class:`BatchTally` is counted into by each item's pipeline (:mod:`._pipeline`) and
+read by :class:`~._submitter.BatchSubmitter` for its statistics, its progress callback and
 its summary. It is one place for the counts, so that a snapshot never mixes two runs.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Final
 
+from .._client import LeonardoClient
 from ._budget import Budget
-from ._client import LeonardoClient
 from ._items import BatchStatistics, BatchSummary, ResultStatus
 
 __all__ = ["BatchTally"]

@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
+from ..models import Cost, Generation
 from ._items import BatchItem, BatchResult, ResultStatus
 from ._journal import ItemState, JournalEntry
-from .models import Cost, Generation
 
 __all__ = ["duplicate_result", "result_of", "video_path"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import anyio
 import attrs
 
-from ._client import LeonardoClient
-from ._limits import Limits, RateGate, SubmitSlot
+from .._client import LeonardoClient
+from .._limits import Limits, RateGate, SubmitSlot
 
 __all__ = ["BatchSlots", "Held"]
 

@@ -29,26 +29,26 @@ from typing import Final
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._batch_item import ItemPipeline
-from ._batch_slots import BatchSlots
-from ._batch_tally import BatchTally
-from ._batch_uploads import FrameUploads
-from ._budget import Budget
-from ._client import LeonardoClient
-from ._errors import (
+from .._client import LeonardoClient
+from .._errors import (
     ClientStateError,
     JournalMismatchError,
     JournalWriteError,
     LeonardoError,
     ValidationError,
 )
+from .._limits import Limits
+from .._schedule import PollSchedule
+from .._validate import MAX_SECONDS, number, positive_amount
+from ..models import Cost
+from ._budget import Budget
+from ._frames import FrameUploads
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary, plan
 from ._journal import Journal
-from ._limits import Limits
+from ._pipeline import ItemPipeline
 from ._pricing import CostEstimator
-from ._schedule import PollSchedule
-from ._validate import MAX_SECONDS, number, positive_amount
-from .models import Cost
+from ._slots import BatchSlots
+from ._tally import BatchTally
 
 __all__ = ["BatchSubmitter"]
 
