@@ -1,6 +1,6 @@
 """Value types in Python names: what users build, and what the API answers.
 
-Nothing here knows the wire format (that is :mod:`leonardo_async._convert`) or does I/O.
+Nothing here knows the wire format (that is :mod:`leonardo_async._wire`) or does I/O.
 The one piece of behaviour is :class:`ImageToVideoRequest`'s validation of the Veo 3.1
 rules from Leonardo's guide, because a request that cannot succeed should fail on the
 caller's line, before it costs a round trip or credits.

@@ -1,9 +1,11 @@
 """Data flows one way through the package: an AST check of who imports whom.
 
-The order is the one in the design notes: a module may import only modules listed above
-it. ``__init__`` and ``__main__`` are exempt, nothing imports ``cli``, and the simulator
-imports nothing of the package outside itself. Imports under ``if TYPE_CHECKING:`` are
-not run and so do not count (``_errors`` names ``Generation`` in an annotation).
+The order is the one in the design notes, in two levels: a unit (a top-level module or a
+package) may import only units listed above it, and inside a package a module may import
+only the package's modules listed above it. ``__init__`` and ``__main__`` are exempt,
+nothing imports ``cli``, and the simulator imports nothing of the package outside itself.
+Imports under ``if TYPE_CHECKING:`` are not run and so do not count (``_errors`` names
+``Generation`` in an annotation).
 """
 
 from __future__ import annotations
@@ -18,15 +20,16 @@ import leonardo_async
 
 PACKAGE = Path(leonardo_async.__file__).parent
 
-#: Top to bottom. A new module must be placed here, below everything it imports.
+#: Top to bottom. A new top-level module or package must be placed here, below
+#: everything it imports.
 LAYERS = [
     "_errors",
     "_validate",
     "models",
     "_wire",
     "_retry",
-    "_limits",
     "_schedule",
+    "_limits",
     "_files",
     "_transport",
     "_listing",
@@ -103,7 +106,7 @@ def package_files() -> list[Path]:
 
 
 def test_every_module_has_a_layer() -> None:
-    """Each module of the package is placed in the layer order (or is exempt)."""
+    """Each top-level module and package is placed in the layer order (or is exempt)."""
     units = {_top(p) for p in package_files()} - EXEMPT - {"simulator"}
     unplaced = sorted(units - set(LAYERS))
     assert not unplaced, f"add {unplaced} to LAYERS in tests/test_layering.py"

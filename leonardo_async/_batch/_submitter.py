@@ -1,7 +1,7 @@
 """BatchSubmitter: many image-to-video jobs, as fast as the key allows, never paid twice.
 
 Each item goes upload -> submit -> track -> download, on its own task, and every step is
-written to the :class:`~leonardo_async._journal.Journal` before it is taken. What bounds
+written to the :class:`~leonardo_async._batch._journal.Journal` before it is taken. What bounds
 the fan-out is what Leonardo counts: generations running at once (a slot is held from
 just before the submit until the tracker sees the job end, not while an HTTP request is
 in flight), submits per minute and requests per minute (the client's key limiter, which

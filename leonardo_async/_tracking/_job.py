@@ -27,7 +27,8 @@ __all__ = ["ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"
 
 
 class StatusSource(Protocol):
-    """Where the tracker learns about generations (the client's :class:`~._endpoints.Endpoints`)."""
+    """Where the tracker learns about generations (the client's
+    :class:`~._client._endpoints.Endpoints`)."""
 
     async def get_generation(self, generation_id: str) -> Generation | None: ...
 

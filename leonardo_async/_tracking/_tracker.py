@@ -9,7 +9,7 @@ Every look goes through the client's key limiter, so polling shares the request 
 with submits and pauses with everyone else on a 429.
 
 The tracker needs only a :class:`StatusSource` (the client's
-:class:`~._endpoints.Endpoints` is one), which keeps it independent of HTTP and lets the
+:class:`~._client._endpoints.Endpoints` is one), which keeps it independent of HTTP and lets the
 client own it. This module is the tracker's lifecycle, its scheduler loop and its
 waiters. It is built from two collaborators that share one
 :class:`~._watchlist.Watchlist` (the jobs, their due looks, their outcomes): the scheduler
@@ -48,7 +48,7 @@ class JobTracker:
     """Watches many generations at once. Owned by a client; enter it with ``async with``.
 
     :param source: where generations are looked up (the client's
-        :class:`~._endpoints.Endpoints`)
+        :class:`~._client._endpoints.Endpoints`)
     :param schedule: default poll schedule for tracked jobs
     :param batched: use listing pages to check many jobs per request
     :param polls_in_flight: cap on per-job status requests in flight

@@ -31,7 +31,7 @@ __all__ = ["JOURNAL", "RESULTS", "open_journal", "sweep_parts"]
 
 JOURNAL: Final = "journal.sqlite"
 RESULTS: Final = "results.jsonl"
-#: What :class:`~leonardo_async._uploads.AtomicFile` and the results writer leave when killed.
+#: What :class:`~leonardo_async._files.AtomicFile` and the results writer leave when killed.
 _PART: Final = re.compile(r"^\..+\.part$")
 
 
