@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -48,12 +49,13 @@ def requests_seen(sim: Simulator) -> int:
     return sum(stats.requests.values()) + sum(stats.storage_requests.values())
 
 
-def closed_port_url() -> str:
-    """A loopback base URL nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/rest/v1"
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    """A loopback base URL nothing listens on, for the test's whole length: the port
+    stays bound (never listening) so a server another test starts cannot take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/api/rest/v1"
 
 
 # --- generate ---------------------------------------------------------------------------
@@ -190,7 +192,7 @@ def test_any_duration_but_4_6_8_exits_2(duration: int) -> None:
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err):
         patch.setenv("LEONARDO_API_KEY", KEY)
-        patch.setenv("LEONARDO_BASE_URL", closed_port_url())
+        patch.setenv("LEONARDO_BASE_URL", "http://127.0.0.1:1/api/rest/v1")  # never opened
         code = main(
             [str(a) for a in generate_args(Path("unused.mp4"), "--duration", str(duration))]
         )
@@ -211,11 +213,14 @@ async def test_a_failed_generation_exits_1(
 
 
 async def test_an_unreachable_base_url_exits_3(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    closed_port_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """When nothing answers at LEONARDO_BASE_URL, generate exits 3 with the error."""
     monkeypatch.setenv("LEONARDO_API_KEY", KEY)
-    monkeypatch.setenv("LEONARDO_BASE_URL", closed_port_url())
+    monkeypatch.setenv("LEONARDO_BASE_URL", closed_port_url)
     assert await cli(*generate_args(tmp_path / "video.mp4")) == 3
     err = capsys.readouterr().err
     assert "Cannot connect" in err or "connect" in err.lower()
