@@ -572,3 +572,16 @@ async def test_video_files_are_numbered_by_input_line(sim: Simulator, folder: Pa
     assert after[4] == names[4]
     assert after[3].startswith("00003-three-")
     assert sim.statistics().generations_created == 3
+
+
+async def test_listing_lag_sets_the_window_and_a_negative_one_exits_2(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--listing-lag widens the window a lost submit is looked for in; a negative one is
+    refused before anything is sent, naming the flag."""
+    jobs = write_jobs(folder / "jobs.jsonl", {"prompt": "lagged", "image": "start.png"})
+    assert await batch(jobs, folder / "refused", "--listing-lag", "-1") == 2
+    assert "--listing-lag" in capsys.readouterr().err
+    assert sim.statistics().requests == {}
+    assert await batch(jobs, folder / "out", "--listing-lag", "45") == 0
+    assert [line["status"] for line in results(folder / "out")] == ["COMPLETE"]

@@ -352,3 +352,30 @@ async def _finished_video(client: LeonardoClient) -> Generation:
     with anyio.fail_after(DEADLINE):
         job = await client.image_to_video(prompt="a video", image=FrameRef(await _image(client)))
         return await client.wait(job.id)
+
+
+async def test_a_lost_submit_is_found_on_a_server_clock_90_s_behind(
+    sim: Simulator, traffic: Traffic
+) -> None:
+    """The server's clock 90 s behind ours (past the 60 s margin assumed before any
+    evidence): the offset learnt from the answers' Date headers lets the lost submit's job
+    match, so it is found, not paid for again, by a client that takes the listing's
+    silence as proof."""
+    sim.configure(clock_offset=-90.0)
+    async with make_client(sim, traffic, listing_shows_videos=True) as client:
+        image = FrameRef(await _image(client))
+        offset = client.statistics().server_clock_offset
+        assert offset is not None
+        assert -92.0 <= offset <= -88.0
+        sim.configure(faults={"reset_after_submit_rate": 1.0, "routes": [SUBMIT]})
+        traffic.after(
+            route("/generations/user/", "GET"),
+            reconfigure(sim, faults={"reset_after_submit_rate": 0.0}),
+        )
+        with anyio.fail_after(DEADLINE):
+            job = await client.image_to_video(prompt="ninety behind", image=image)
+    stats = sim.statistics()
+    assert stats.faults_injected.get("reset_after_submit") == 1
+    assert stats.generations_created == 1
+    assert stats.duplicate_submissions == 0
+    assert [g.id for g in sim.generations] == [job.id]

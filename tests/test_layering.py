@@ -137,7 +137,7 @@ def test_imports_only_from_above(path: Path) -> None:
 PACKAGE_LAYERS = {
     "_wire": ["_envelopes", "_convert"],
     "_limits": ["_config", "_gate", "_slots", "_policy", "_key"],
-    "_transport": ["_base", "_mock", "_aiohttp", "_connection", "_transfers"],
+    "_transport": ["_base", "_mock", "_aiohttp", "_clock", "_connection", "_transfers"],
     "_listing": ["_pages", "_reconciler"],
     "_tracking": ["_job", "_watchlist", "_lookout", "_tracker"],
     "_client": ["_endpoints", "_submitter", "_parts", "_client"],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 
 from .._limits import ClientStatistics, Limits
 from .._listing import LISTING_LAG
@@ -201,7 +202,12 @@ class LeonardoClient:
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the requests sent, the 429s met and the key's limits in force."""
-        return self._parts.limiter.statistics(self._parts.connection.requests_sent)
+        parts = self._parts
+        return attrs.evolve(
+            parts.limiter.statistics(parts.connection.requests_sent),
+            server_clock_offset=parts.connection.clock.offset,
+            listing_lag=parts.reconciler.listing_lag,
+        )
 
     @property
     def submitter(self) -> Submitter:

@@ -41,7 +41,7 @@ from .._listing import Listing, Reconciler
 from .._retry import RetryPolicy
 from .._schedule import PollSchedule
 from .._tracking import JobTracker
-from .._transport import Connection, Timeouts, Transfers, Transport
+from .._transport import Connection, ServerClock, Timeouts, Transfers, Transport
 from ._endpoints import Endpoints
 from ._submitter import SUBMIT_PATH, Submitter
 
@@ -112,6 +112,7 @@ def build(
         return await endpoints.user_id()
 
     limiter = KeyLimiter(limits, account_slots=account_slots)
+    clock = ServerClock()
     connection = Connection(
         key,
         base_url,
@@ -121,6 +122,7 @@ def build(
         transport=transport,
         session=session,
         max_connections=max_connections,
+        clock=clock,
     )
     transfers = Transfers(connection)
     listing = Listing(connection, user_id)
@@ -130,6 +132,7 @@ def build(
         auto_seed=auto_seed,
         listing_lag=listing_lag,
         listing_shows_videos=listing_shows_videos,
+        clock=clock,
     )
     listing.on_generation = reconciler.listed
     endpoints = Endpoints(connection, listing, reconciler)

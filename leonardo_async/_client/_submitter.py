@@ -151,7 +151,8 @@ class Submitter:
                 request = self._reconciler.with_seed(request)
                 continue
             else:
-                self._reconciler.submitted(job.id, request)
+                answered = datetime.now(timezone.utc)
+                self._reconciler.submitted(job.id, request, sent=since, answered=answered)
                 return job
             logger.warning(
                 "submit answer lost (%s); looking for the job before resending", last.cause

@@ -58,6 +58,11 @@ class ClientStatistics:
     :param in_flight: generations submitted and not yet seen to finish
     :param server_queues: whether a submit past the slots was accepted (``True``),
         refused (``False``), or not tried yet (``None``)
+    :param server_clock_offset: seconds the server's clock runs ahead of ours (negative:
+        behind), learnt from its ``Date`` headers and our jobs' ``createdAt``; ``None``
+        before any answer
+    :param listing_lag: seconds the listing is given to show a job before a lost submit
+        is ruled out
     """
 
     requests_sent: int
@@ -69,6 +74,8 @@ class ClientStatistics:
     in_flight_bound: int | None
     in_flight: int
     server_queues: bool | None
+    server_clock_offset: float | None = None
+    listing_lag: float | None = None
 
 
 class SubmitSlot:

@@ -114,11 +114,16 @@ class Walk:
     """
 
     def __init__(
-        self, listing: Listing, newer_than: datetime | None, max_pages: int, overlap: bool
+        self,
+        listing: Listing,
+        newer_than: datetime | None,
+        max_pages: int,
+        overlap: bool,
+        skew: timedelta = CLOCK_SKEW,
     ) -> None:
         self._listing = listing
         self._overlap = overlap
-        self._newer_than = None if newer_than is None else newer_than - CLOCK_SKEW
+        self._newer_than = None if newer_than is None else newer_than - skew
         self._max_pages = max_pages
         self.complete = False
         self.pages = 0
@@ -226,16 +231,23 @@ class Listing:
         return 1 + math.ceil((depth - self.page_size) / step)
 
     def walk(
-        self, *, newer_than: datetime | None = None, max_pages: int = 20, overlap: bool = True
+        self,
+        *,
+        newer_than: datetime | None = None,
+        max_pages: int = 20,
+        overlap: bool = True,
+        skew: timedelta = CLOCK_SKEW,
     ) -> Walk:
         """A walk from the newest entry down, stopping as the module docstring says.
 
         :param newer_than: what the reader looks for was created after this (an aware
-            datetime); a newest-first listing stops below it
+            datetime); a newest-first listing stops below it, less ``skew``
+        :param skew: how far behind ours the server's clock may be (the learnt margin of
+            :class:`~.._transport.ServerClock`, or a fixed 60 s)
         :param max_pages: the most pages to read; a walk that needs more is incomplete
         :param overlap: start each page a few entries before the last one ended
         """
-        return Walk(self, newer_than, max_pages, overlap)
+        return Walk(self, newer_than, max_pages, overlap, skew)
 
     async def raw_page(self, *, offset: int, limit: int, user_id: str | None = None) -> list[Any]:
         """One page's decoded ``generations`` list, exactly as asked (``list_generations``)."""

@@ -4,9 +4,11 @@ There is no idempotency key on ``POST /generations-image-to-video``: when its an
 lost (a reset, a timeout, a 502/503/504 from a gateway that may have passed the request
 on, a 200 we cannot read), the only way to know whether the job exists (and is being
 billed) is to look for it in ``GET /generations/user/{userId}``. A listed generation is
-ours when it has our prompt, our size, was created no earlier than our submit (less a
-margin for clock skew), has our seed when the server keeps the seeds it is sent, and is
-not already claimed by another of our submits.
+ours when it has our prompt, our size, was created no earlier than our submit (on the
+server's clock: the offset :class:`~.._transport.ServerClock` learns from ``Date`` headers
+and from our own jobs' ``createdAt``, or 60 s either way before any evidence), has our
+seed when the server keeps the seeds it is sent, and is not already claimed by another of
+our submits.
 
 The listing may show a new job late (an eventually consistent read). So "not there" means
 something only after the listing has had time to catch up: :class:`Reconciler` looks at
@@ -35,6 +37,7 @@ import anyio
 import attrs
 
 from .._errors import APIError, LeonardoError, ResponseShapeError, SubmitUncertainError
+from .._transport import ServerClock
 from ..models import MAX_SEED, Generation, ImageToVideoRequest, VideoSpec
 from ._pages import CLOCK_SKEW, Listing
 
@@ -50,6 +53,8 @@ LISTING_LAG: Final = 20.0
 FIRST_PAUSE: Final = 1.0
 #: The most listing pages one look reads (1,000 entries newer than the submit, less skew).
 MAX_PAGES: Final = 20
+#: Our own answered submits remembered for their ``createdAt`` (the oldest go first).
+_MADE_KEPT: Final = 256
 
 
 def is_candidate(
@@ -59,10 +64,13 @@ def is_candidate(
     since: datetime,
     exclude: Collection[str] = (),
     trust_seed: bool = True,
+    earliest: datetime | None = None,
 ) -> bool:
     """Whether ``generation`` may be the one ``request`` created, submitted at ``since``.
 
     :param since: when the submit started (an aware datetime)
+    :param earliest: the earliest server timestamp the job can carry (default: ``since``
+        less 60 s, for a server clock nothing is known of)
     :param exclude: generation ids already known to belong to other submits
     :param trust_seed: the server keeps the seeds it is sent, so a different seed rules
         a generation out
@@ -73,7 +81,8 @@ def is_candidate(
         return False
     if request.height is not None and generation.image_height not in (None, request.height):
         return False
-    if generation.created_at is not None and generation.created_at < since - CLOCK_SKEW:
+    floor = since - CLOCK_SKEW if earliest is None else earliest
+    if generation.created_at is not None and generation.created_at < floor:
         return False
     return not (
         trust_seed
@@ -110,6 +119,7 @@ class Reconciler:
     :param listing_lag: seconds the listing may take to show a new job
     :param listing_shows_videos: whether the listing is known to show video jobs
         (``None``: learn it from the listing; ``False``: never take its silence as proof)
+    :param clock: the server's clock offset, learnt (also from our own jobs here)
     """
 
     def __init__(
@@ -120,8 +130,13 @@ class Reconciler:
         auto_seed: bool = True,
         listing_lag: float = LISTING_LAG,
         listing_shows_videos: bool | None = None,
+        clock: ServerClock | None = None,
     ) -> None:
         self._listing = listing
+        self.clock = ServerClock() if clock is None else clock
+        #: Our own jobs whose submit was answered: when it was sent and answered (our
+        #: clock), to bound the server's clock by their ``createdAt``.
+        self._made: dict[str, tuple[datetime, datetime]] = {}
         self._submit_url = submit_url
         self.auto_seed = auto_seed
         self.listing_lag = listing_lag
@@ -156,9 +171,21 @@ class Reconciler:
         self._sent_seeds.clear()
         return True
 
-    def submitted(self, generation_id: str, request: ImageToVideoRequest) -> None:
-        """Remember a job we made: its seed (does the server keep it?) and its id (does the
-        listing show our jobs?)."""
+    def submitted(
+        self,
+        generation_id: str,
+        request: ImageToVideoRequest,
+        *,
+        sent: datetime | None = None,
+        answered: datetime | None = None,
+    ) -> None:
+        """Remember a job we made: its seed (does the server keep it?), its id (does the
+        listing show our jobs?) and, given ``sent`` and ``answered``, when it was made
+        (what does its ``createdAt`` say of the server's clock?)."""
+        if sent is not None and answered is not None:
+            if len(self._made) >= _MADE_KEPT:
+                del self._made[next(iter(self._made))]
+            self._made[generation_id] = (sent, answered)
         if self.server_keeps_seeds is None and request.seed is not None:
             self._sent_seeds[generation_id] = request.seed
         if self._learn_listing and not self.listing_shows_videos:
@@ -183,7 +210,12 @@ class Reconciler:
             self._ours.clear()
 
     def learn(self, generation: Generation) -> None:
-        """Learn from one of our own jobs whether the server keeps the seeds it is sent."""
+        """Learn from one of our own jobs whether the server keeps the seeds it is sent,
+        and where its clock stands."""
+        made = self._made.pop(generation.id, None)
+        if made is not None and generation.created_at is not None:
+            self.clock.observe(generation.created_at, sent=made[0], received=made[1])
+            logger.debug("server clock: %r", self.clock)
         if not self._sent_seeds:
             return
         sent = self._sent_seeds.pop(generation.id, None)
@@ -256,7 +288,8 @@ class Reconciler:
         trust_seed = self.trust_seed
         candidates = []
         other_seed = None
-        walk = self._listing.walk(newer_than=since, max_pages=MAX_PAGES)
+        earliest = self.clock.earliest(since)
+        walk = self._listing.walk(newer_than=since, max_pages=MAX_PAGES, skew=since - earliest)
         try:
             async for page in walk:
                 for entry in page:
@@ -265,7 +298,7 @@ class Reconciler:
                     ):
                         self._shows_videos()
                     if entry.id in claimed or (
-                        entry.created_at is not None and entry.created_at < since - CLOCK_SKEW
+                        entry.created_at is not None and entry.created_at < earliest
                     ):
                         continue
                     try:
@@ -274,11 +307,21 @@ class Reconciler:
                         logger.info("listing entry %s unreadable (%s)", entry.id, exc)
                         continue
                     if is_candidate(
-                        generation, request, since=since, exclude=claimed, trust_seed=trust_seed
+                        generation,
+                        request,
+                        since=since,
+                        exclude=claimed,
+                        trust_seed=trust_seed,
+                        earliest=earliest,
                     ):
                         candidates.append(generation)
                     elif trust_seed and is_candidate(
-                        generation, request, since=since, exclude=claimed, trust_seed=False
+                        generation,
+                        request,
+                        since=since,
+                        exclude=claimed,
+                        trust_seed=False,
+                        earliest=earliest,
                     ):
                         other_seed = generation
         except LeonardoError as exc:  # undecided: resending could pay twice

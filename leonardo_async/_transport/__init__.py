@@ -7,6 +7,7 @@ Everything above this package speaks :class:`Request` and :class:`Response`; onl
   the two failures below HTTP a transport raises (not sent, maybe sent);
 * :mod:`._mock`: :class:`MockTransport`, a function in place of a server, for unit tests;
 * :mod:`._aiohttp`: :class:`~._aiohttp.AiohttpTransport`, the default, one aiohttp session;
+* :mod:`._clock`: :class:`ServerClock`, the server's clock offset learnt from its answers;
 * :mod:`._connection`: :class:`Connection`, one API key's timeouts, auth, limits, retries
   and error mapping, and :class:`Timeouts`;
 * :mod:`._transfers`: :class:`Transfers`, the presigned upload and the CDN download,
@@ -16,6 +17,7 @@ Everything above this package speaks :class:`Request` and :class:`Response`; onl
 from __future__ import annotations
 
 from ._base import Request, Response, Transport
+from ._clock import ServerClock
 from ._connection import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # for the doctor's report
 from ._connection import Connection, Timeouts, credentials
 from ._mock import MockTransport
@@ -26,6 +28,7 @@ __all__ = [
     "MockTransport",
     "Request",
     "Response",
+    "ServerClock",
     "Timeouts",
     "Transfers",
     "Transport",

@@ -32,6 +32,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from typing import Any, Final
 
 import aiohttp
@@ -53,6 +54,7 @@ from .._retry import Failure, RetryPolicy, parse_retry_after, retry_delay
 from .._validate import MAX_SECONDS, MIN_SECONDS, in_range
 from ._aiohttp import AiohttpTransport
 from ._base import Form, MaybeSentError, NotSentError, Request, Response, Transport
+from ._clock import ServerClock
 
 __all__ = ["Connection", "Timeouts", "credentials"]
 
@@ -127,6 +129,7 @@ class Connection:
     :param session: for the default transport: an aiohttp session to use instead of one
         of our own (its owner closes it)
     :param max_connections: for the default transport: cap on simultaneous connections
+    :param clock: learns the server's clock offset from each answer's ``Date`` header
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Connection:
         transport: Transport | None = None,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = 100,
+        clock: ServerClock | None = None,
     ) -> None:
         if transport is not None and session is not None:
             raise ValidationError("session", "<session>", "no session when a transport is given")
@@ -159,6 +163,7 @@ class Connection:
         #: Between ``__aenter__`` and ``aclose``: the only time a request may be sent.
         self._open = False
         self.requests_sent = 0
+        self.clock = ServerClock() if clock is None else clock
 
     def __repr__(self) -> str:
         return f"<Connection {self._base}>"
@@ -233,6 +238,7 @@ class Connection:
             failure: Failure
             try:
                 self.requests_sent += 1
+                sent_at = datetime.now(timezone.utc)
                 resp = await self._send(
                     Request(
                         method,
@@ -245,6 +251,11 @@ class Connection:
                     )
                 )
                 status = resp.status
+                self.clock.observe_date(
+                    _header(resp.headers, "date"),
+                    sent=sent_at,
+                    received=datetime.now(timezone.utc),
+                )
                 raw = self._scrub(resp.body)
                 retry_after = parse_retry_after(_header(resp.headers, "retry-after"))
             except NotSentError as exc:

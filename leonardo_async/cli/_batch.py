@@ -46,6 +46,7 @@ from .._errors import (
     ValidationError,
 )
 from .._limits import Limits
+from .._listing import LISTING_LAG
 from .._schedule import PollSchedule
 from .._validate import MAX_SECONDS, number, positive_amount
 from ..models import Cost
@@ -148,6 +149,13 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--timeout", type=float, help="seconds one job may run before it is left for --resume"
     )
+    parser.add_argument(
+        "--listing-lag",
+        type=float,
+        metavar="SECONDS",
+        help=f"seconds the generation listing may take to show a new job, before a lost "
+        f"submit is ruled out and sent again (default {LISTING_LAG:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,10 +186,17 @@ def run(args: argparse.Namespace) -> int:
 class _Options:
     """The parsed numeric options, checked before anything is sent."""
 
-    def __init__(self, limits: Limits, schedule: PollSchedule | None, budget: Cost | None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        schedule: PollSchedule | None,
+        budget: Cost | None,
+        listing_lag: float = LISTING_LAG,
+    ) -> None:
         self.limits = limits
         self.schedule = schedule
         self.budget = budget
+        self.listing_lag = listing_lag
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Options:
@@ -189,6 +204,7 @@ class _Options:
         for flag, value in (("--poll-initial", args.poll_initial), ("--poll-max", args.poll_max)):
             number(flag, value, 0.001, MAX_SECONDS, allow_none=True)
         number("--timeout", args.timeout, 0.001, MAX_SECONDS, allow_none=True)
+        number("--listing-lag", args.listing_lag, 0.0, MAX_SECONDS, allow_none=True)
         try:
             limits = Limits(
                 requests_per_minute=2000.0 if args.rpm is None else args.rpm,
@@ -212,7 +228,8 @@ class _Options:
                 initial=default.initial if args.poll_initial is None else args.poll_initial,
                 max_interval=default.max_interval if args.poll_max is None else args.poll_max,
             )
-        return cls(limits, schedule, _budget(args))
+        lag = LISTING_LAG if args.listing_lag is None else args.listing_lag
+        return cls(limits, schedule, _budget(args), lag)
 
 
 def _budget(args: argparse.Namespace) -> Cost | None:
@@ -300,7 +317,11 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
     lines: list[ResultLine] = []
     with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
         try:
-            client = LeonardoClient(limits=options.limits, poll_schedule=options.schedule)
+            client = LeonardoClient(
+                limits=options.limits,
+                poll_schedule=options.schedule,
+                listing_lag=options.listing_lag,
+            )
         except ValidationError as exc:
             return report_invalid(exc)
         batch = BatchSubmitter(
