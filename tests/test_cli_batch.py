@@ -585,3 +585,22 @@ async def test_listing_lag_sets_the_window_and_a_negative_one_exits_2(
     assert sim.statistics().requests == {}
     assert await batch(jobs, folder / "out", "--listing-lag", "45") == 0
     assert [line["status"] for line in results(folder / "out")] == ["COMPLETE"]
+
+
+async def test_a_lost_submit_the_listing_has_not_shown_is_maybe_submitted(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The submit made the job but its answer was lost, and the listing shows it too late:
+    the line is 'maybe_submitted' (perhaps paid), never 'error_before_submit', and it is
+    not sent again."""
+    sim.configure(
+        listing_lag=3600.0,
+        faults={"reset_after_submit_rate": 1.0, "routes": [SUBMIT]},
+    )
+    jobs = write_jobs(folder / "jobs.jsonl", {"prompt": "lost", "image": "start.png"})
+    assert await batch(jobs, folder / "out", "--listing-lag", "0.2") == 1
+    [line] = results(folder / "out")
+    assert line["category"] == "maybe_submitted"
+    assert line["generation_id"] is None
+    assert sim.statistics().generations_created == 1
+    assert "1 maybe submitted" in capsys.readouterr().out

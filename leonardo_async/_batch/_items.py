@@ -122,6 +122,8 @@ class BatchResult:
     :param retryable: resuming the batch would try this item again without risk of paying
         twice (nothing was created, or the job exists and only waiting or downloading
         is left)
+    :param uncertain: the submit may have reached the server and made a job the listing
+        has not shown yet (paid, perhaps): a resume looks for it before sending again
     """
 
     key: str
@@ -135,6 +137,7 @@ class BatchResult:
     video_url: str | None = attrs.field(default=None, eq=False)
     error: str | None = None
     retryable: bool = False
+    uncertain: bool = False
     generation: Generation | None = attrs.field(default=None, repr=False, eq=False)
 
 

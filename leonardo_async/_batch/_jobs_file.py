@@ -98,6 +98,8 @@ CATEGORIES: Final = (
     "complete",  # the video was made (and downloaded, unless --no-download)
     "failed",  # the server's job ended FAILED
     "error_before_submit",  # nothing was submitted (an upload or a refused submit)
+    "maybe_submitted",  # the submit's answer was lost and the listing has not shown its
+    # job yet: perhaps made and paid; --resume looks for it before sending again
     "error_after_submit",  # the job exists (and is paid for); waiting or downloading failed
     "skipped_budget",  # not submitted: it would have passed --max-credits/--max-cost
     "bad_line",  # the line itself is wrong; nothing was sent for it
@@ -265,6 +267,8 @@ def _category(result: BatchResult) -> str:
         return "failed"
     if result.generation_id is not None:
         return "error_after_submit"
+    if result.uncertain:
+        return "maybe_submitted"
     if (result.error or "").startswith(_BUDGET_SKIP):
         return "skipped_budget"
     return "error_before_submit"

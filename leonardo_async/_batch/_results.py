@@ -56,6 +56,7 @@ def result_of(
         cost=cost,
         error=entry.error,
         retryable=status == "ERROR",
+        uncertain=entry.uncertain and entry.generation_id is None,
         generation=generation,
     )
 
