@@ -604,3 +604,31 @@ async def test_a_lost_submit_the_listing_has_not_shown_is_maybe_submitted(
     assert line["generation_id"] is None
     assert sim.statistics().generations_created == 1
     assert "1 maybe submitted" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"null_cost_rate": 1.0},
+        {"gateway_error_after_submit_rate": 1.0, "routes": [SUBMIT]},
+    ],
+    ids=["null cost", "504 after create"],
+)
+async def test_a_paid_job_whose_answer_named_no_cost_is_counted(
+    sim: Simulator, folder: Path, capsys: pytest.CaptureFixture[str], faults: dict[str, Any]
+) -> None:
+    """A job answered with a null cost, or found in the listing after a 504: its cost is
+    the estimate, marked as such, and the summary's credits are what the server charged."""
+    sim.configure(faults=faults)
+    jobs = write_jobs(
+        folder / "jobs.jsonl",
+        {"prompt": "first", "image": "start.png"},
+        {"prompt": "second", "image": "start.png"},
+    )
+    assert await batch(jobs, folder / "out", "--listing-lag", "0.5") == 0
+    lines = results(folder / "out")
+    assert [line["cost_estimated"] for line in lines] == [True, True]
+    charged = sim.statistics().credits_spent
+    assert sum(int(line["cost"]) for line in lines) == charged
+    assert f"credits this run {charged}" in capsys.readouterr().out
+    assert sim.statistics().generations_created == 2

@@ -225,6 +225,7 @@ def test_results_round_trip_through_jsonl() -> None:
         "prompt": "héllo",
         "category": "complete",
         "video_url": None,
+        "cost_estimated": False,
     }
     assert records[1]["status"] == "ERROR"
     assert records[1]["category"] == "bad_line"

@@ -530,3 +530,30 @@ async def test_a_job_given_up_by_wait_timeout_is_tracked_on_resume(
     assert resumed["0"].status == "COMPLETE"
     assert resumed["0"].generation_id == result.generation_id
     assert submits(sim) == 1
+
+
+def test_a_journal_made_before_cost_estimated_opens_and_keeps_its_rows(tmp_path: Path) -> None:
+    """An items table without the cost_estimated column (an earlier release's journal)
+    gains it on open; its rows read back with costs as answered."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        CREATE TABLE items (
+            key TEXT PRIMARY KEY, "index" INTEGER NOT NULL, state TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, seed INTEGER, generation_id TEXT,
+            submit_started TEXT, cost_amount TEXT, cost_unit TEXT, video TEXT,
+            error TEXT, uncertain INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO items (key, "index", state, fingerprint, generation_id, cost_amount,
+            cost_unit) VALUES ('1', 0, 'submitted', 'f', 'g1', '2140', 'CREDITS');
+        """
+    )
+    db.commit()
+    db.close()
+    with Journal(path) as journal:
+        entry = journal.entry("1")
+    assert entry is not None
+    assert (entry.generation_id, entry.cost_amount, entry.cost_estimated) == ("g1", "2140", False)

@@ -122,6 +122,7 @@ class BatchResult:
     :param retryable: resuming the batch would try this item again without risk of paying
         twice (nothing was created, or the job exists and only waiting or downloading
         is left)
+    :param cost_estimated: ``cost`` is an estimate: the answer named none
     :param uncertain: the submit may have reached the server and made a job the listing
         has not shown yet (paid, perhaps): a resume looks for it before sending again
     """
@@ -138,6 +139,7 @@ class BatchResult:
     error: str | None = None
     retryable: bool = False
     uncertain: bool = False
+    cost_estimated: bool = False
     generation: Generation | None = attrs.field(default=None, repr=False, eq=False)
 
 

@@ -79,6 +79,8 @@ class ResultLine:
     :param video: the downloaded file; ``video_url`` is the CDN's URL, when known
     :param cost: what the submit said the job costs, as the server stated it (``FAILED``
         jobs included: whether Leonardo charges them is not documented)
+    :param cost_estimated: the answer named no cost (lost, a 504, a null ``cost``): ``cost``
+        is the estimate for the same kind of job, counted in the totals all the same
     """
 
     line: int
@@ -91,6 +93,7 @@ class ResultLine:
     prompt: str | None = None
     category: str = "bad_line"
     video_url: str | None = None
+    cost_estimated: bool = False
 
 
 #: What became of an input line, in the order summaries list them.
@@ -257,6 +260,7 @@ def result_line(line: int, result: BatchResult | None, error: str | None = None)
         prompt=result.prompt,
         category=_category(result),
         video_url=result.video_url,
+        cost_estimated=result.cost_estimated,
     )
 
 

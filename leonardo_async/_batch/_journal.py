@@ -94,6 +94,8 @@ class JournalEntry:
     :param video: the downloaded MP4's file name within the batch's output folder
     :param attempts: submits sent for the item in all runs, the client's resends of a
         lost submit the listing did not show included
+    :param cost_estimated: the answer named no cost (lost, 504, a null ``cost``), so the
+        cost is the estimate for the same kind of job: counted, never left out
     """
 
     key: str
@@ -109,6 +111,7 @@ class JournalEntry:
     error: str | None = None
     uncertain: bool = False
     attempts: int = 0
+    cost_estimated: bool = False
 
 
 _COLUMNS: Final = tuple(a.name for a in attrs.fields(JournalEntry))
@@ -169,6 +172,9 @@ class Journal:
             CREATE TABLE IF NOT EXISTS uploads (digest TEXT PRIMARY KEY, image_id TEXT NOT NULL);
             """
         )
+        columns = {str(row[1]) for row in db.execute('PRAGMA table_info("items")')}
+        if "cost_estimated" not in columns:  # a journal an earlier release made
+            db.execute('ALTER TABLE "items" ADD COLUMN cost_estimated INTEGER NOT NULL DEFAULT 0')
 
     def __repr__(self) -> str:
         return f"<Journal {self.path}>"

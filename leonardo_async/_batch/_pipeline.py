@@ -281,15 +281,18 @@ class ItemPipeline:
     def _submitted(
         self, request: ImageToVideoRequest, entry: JournalEntry, job: GenerationJob
     ) -> JournalEntry:
-        self.budget.charged(request, job.cost)
+        # An answer without a cost (found after a lost answer or a 504, a null cost) is
+        # still a paid job: the estimate is counted, and written down as one.
+        counted = self.budget.charged(request, job.cost)
         return self.journal.update(
             entry,
             state=ItemState.SUBMITTED,
             generation_id=job.id,
             # A refused seed was dropped and the submit sent again without it.
             seed=None if self.client.seeds_refused else request.seed,
-            cost_amount=None if job.cost is None else str(job.cost.amount),
-            cost_unit=None if job.cost is None else job.cost.unit,
+            cost_amount=None if counted is None else str(counted.amount),
+            cost_unit=None if counted is None else counted.unit,
+            cost_estimated=job.cost is None and counted is not None,
         )
 
     def _claimed(self) -> set[str]:

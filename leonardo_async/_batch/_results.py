@@ -57,6 +57,7 @@ def result_of(
         error=entry.error,
         retryable=status == "ERROR",
         uncertain=entry.uncertain and entry.generation_id is None,
+        cost_estimated=entry.cost_estimated,
         generation=generation,
     )
 
