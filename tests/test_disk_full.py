@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +21,11 @@ from _helpers import sim_config
 from test_batch import client_for, frame, items_for, run_all
 from test_cli_batch import FAST_POLL, KEY, jobs_of, results
 
-from leonardo_async import BatchSubmitter, Journal
+from leonardo_async import BatchSubmitter, Journal, JournalWriteError
 from leonardo_async._batch import ItemState
 from leonardo_async._files import AtomicFile
 from leonardo_async.cli import main
+from leonardo_async.cli._batch import _stopped_by_signal
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
 
 
@@ -159,3 +161,13 @@ async def test_a_journal_that_cannot_be_written_ends_the_run_with_exit_3(
     stats = sim.statistics()
     assert stats.duplicate_submissions == 0
     assert stats.generations_created == 3
+
+
+async def test_the_signal_watch_passes_the_batchs_own_error_through_unwrapped() -> None:
+    """On the main thread the batch runs inside the signal watch's task group; a journal
+    that cannot be written still reaches the CLI's handler as itself (exit 3, no
+    traceback), not wrapped in an exception group."""
+    assert threading.current_thread() is threading.main_thread()
+    with pytest.raises(JournalWriteError, match="cannot be written"):
+        async with _stopped_by_signal([]):
+            raise JournalWriteError("journal cannot be written: disk full")

@@ -399,10 +399,19 @@ async def _stopped_by_signal(received: list[int]) -> AsyncIterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch, (signal.SIGTERM, signal.SIGINT), received, tg.cancel_scope)
-        yield
-        tg.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch, (signal.SIGTERM, signal.SIGINT), received, tg.cancel_scope)
+            yield
+            tg.cancel_scope.cancel()
+    except Exception as exc:
+        # The block's own error comes out as itself, not in the task group's exception
+        # group, so that the handlers around it (a journal that cannot be written: exit
+        # 3) see it as they do off the main thread, and no traceback is printed.
+        inner = getattr(exc, "exceptions", None)
+        if isinstance(inner, tuple) and len(inner) == 1 and isinstance(inner[0], Exception):
+            raise inner[0] from None
+        raise
 
 
 async def _watch(
