@@ -632,3 +632,29 @@ async def test_a_paid_job_whose_answer_named_no_cost_is_counted(
     assert sum(int(line["cost"]) for line in lines) == charged
     assert f"credits this run {charged}" in capsys.readouterr().out
     assert sim.statistics().generations_created == 2
+
+
+async def test_a_line_inserted_at_the_top_is_the_only_one_made_on_resume(
+    sim: Simulator, folder: Path
+) -> None:
+    """Lines are named by their content, not their place: after a finished batch, a line
+    inserted at the top, the rest reversed and one edited, ``--resume --force`` makes the
+    new and the edited lines only, and every results line holds its own prompt's video."""
+    lines = [{"prompt": f"scene {n}", "image": "start.png"} for n in range(4)]
+    jobs = write_jobs(folder / "jobs.jsonl", *lines)
+    out = folder / "out"
+    assert await batch(jobs, out) == 0
+    assert sim.statistics().generations_created == 4
+    edited = [
+        {"prompt": "a new first scene", "image": "start.png"},
+        *reversed(lines[1:]),
+        {"prompt": "scene 0, edited", "image": "start.png"},
+    ]
+    write_jobs(jobs, *edited)
+    assert await batch(jobs, out, "--resume", "--force") == 0
+    assert sim.statistics().generations_created == 6
+    assert sim.statistics().duplicate_submissions == 0
+    prompts = {g.id: g.body["prompt"] for g in sim.generations}
+    after = results(out)
+    assert [line["prompt"] for line in after] == [line["prompt"] for line in edited]
+    assert all(prompts[line["generation_id"]] == line["prompt"] for line in after)

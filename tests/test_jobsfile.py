@@ -103,10 +103,27 @@ def test_blank_lines_and_comments_keep_line_numbers(folder: Path) -> None:
         {"prompt": "third line", "image": "start.png"},
         "   ",
     )
-    (job,) = read_jobs(path)
+    (job,) = read_jobs(path, keys="line")
     assert job.line == 3
     assert job.item is not None
     assert job.item.key == "3"
+    (by_content,) = read_jobs(path)
+    assert by_content.line == 3
+    assert by_content.item is not None
+    assert by_content.item.key == f"{by_content.item.fingerprint()[:16]}#1"
+
+
+def test_lines_are_named_by_content_and_copies_by_their_turn(folder: Path) -> None:
+    """The same request twice is two items (#1, #2) wherever they stand; moving a line
+    keeps its name."""
+    one = {"prompt": "same", "image": "start.png"}
+    other = {"prompt": "other", "image": "start.png"}
+    first = read_jobs(write_jobs(folder / "a.jsonl", one, other, one))
+    moved = read_jobs(write_jobs(folder / "b.jsonl", other, one, one))
+    keys = [job.item.key for job in first if job.item is not None]
+    assert keys[0].endswith("#1")
+    assert keys[2] == keys[0][:-1] + "2"
+    assert sorted(keys) == sorted(job.item.key for job in moved if job.item is not None)
 
 
 def test_relative_frames_resolve_against_the_files_folder(
@@ -138,7 +155,7 @@ def test_a_key_used_twice_is_an_error_on_the_second_line(folder: Path) -> None:
         {"prompt": "c", "image": "start.png", "key": "1"},  # the first line's default key
         {"prompt": "d", "image": "start.png"},
     )
-    jobs = read_jobs(path)
+    jobs = read_jobs(path, keys="line")
     assert [job.item is not None for job in jobs] == [True, False, True, True]
     assert jobs[1].error == "line 2: key 'shot-1' is also on line 1"
     assert jobs[2].item is not None
@@ -152,9 +169,10 @@ def test_a_line_key_equal_to_another_lines_number_is_refused(folder: Path) -> No
         {"prompt": "a", "image": "start.png", "key": "2"},
         {"prompt": "b", "image": "start.png"},
     )
-    jobs = read_jobs(path)
+    jobs = read_jobs(path, keys="line")
     assert jobs[0].item is not None
     assert jobs[1].error == "line 2: key '2' is also on line 1"
+    assert all(job.item is not None for job in read_jobs(path))  # named by content
 
 
 def test_an_unreadable_file_is_a_validation_error(tmp_path: Path) -> None:

@@ -214,8 +214,10 @@ def test_the_page_shows_progress_and_is_rewritten_at_most_every_interval(
     assert [c["data-status"] for c in _Cards(first).cards] == ["PENDING"] * 4
     assert 'http-equiv="refresh"' in first
     for job in jobs[:3]:
+        assert job.item is not None
+        key = str(job.item.key)
         cost = Cost(Decimal(1070), "CREDITS")
-        results[str(job.line)] = BatchResult(str(job.line), job.line, "COMPLETE", "p", cost=cost)
+        results[key] = BatchResult(key, job.line, "COMPLETE", "p", cost=cost)
         page.changed()
     assert page.writes == 1  # no time passed: nothing rewritten
     clock.now += MIN_INTERVAL

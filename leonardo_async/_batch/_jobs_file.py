@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
 import attrs
 import cattrs
@@ -57,6 +58,10 @@ _BOM: Final = b"\xef\xbb\xbf"
 _specs = cattrs.Converter(forbid_extra_keys=False)
 for _kind, _hook in STRICT_HOOKS.items():
     _specs.register_structure_hook(_kind, _hook)
+
+
+#: What names a line without a ``key`` in the journal (see :func:`read_jobs`).
+KeyScheme = Literal["content", "line"]
 
 
 @attrs.frozen
@@ -117,9 +122,14 @@ def input_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def read_jobs(path: Path) -> list[JobLine]:
+def read_jobs(path: Path, *, keys: KeyScheme = "content") -> list[JobLine]:
     """Read a JSONL batch file; blank lines and ``#`` comments are skipped.
 
+    :param keys: what names a line without a ``key`` of its own in the journal: its
+        ``"content"`` (a hash of what it asks for, and which of the lines asking for the
+        same it is: ``<hash>#2``), so that inserting, removing, reordering or editing lines
+        never gives one line's journal row to another; or its ``"line"`` number, as the
+        journals of earlier releases have them
     :raises ValidationError: the file itself cannot be read
     """
     try:
@@ -128,13 +138,22 @@ def read_jobs(path: Path) -> list[JobLine]:
         raise ValidationError("jobs file", str(path), f"a readable file ({exc.strerror})") from None
     base = path.resolve().parent
     frames: dict[str, str | None] = {}
-    keys: dict[str, int] = {}
+    taken: dict[str, int] = {}
+    copies: Counter[str] = Counter()
     jobs = []
     for number, raw in enumerate(raw_lines, start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith(b"#"):
             continue
-        jobs.append(_checked(_parse_line(number, stripped, base), frames, keys))
+        job = _parse_line(number, stripped, base)
+        if job.item is not None and job.item.key is None:
+            key = str(number)
+            if keys == "content":
+                fingerprint = job.item.fingerprint()
+                copies[fingerprint] += 1
+                key = f"{fingerprint[:16]}#{copies[fingerprint]}"
+            job = JobLine(job.line, attrs.evolve(job.item, key=key), None)
+        jobs.append(_checked(job, frames, taken))
     return jobs
 
 
@@ -222,7 +241,7 @@ def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
     return BatchItem.create(
         image=_frame(spec.image, base),
         end_image=None if spec.end_image is None else _frame(spec.end_image, base),
-        key=spec.key or str(number),
+        key=spec.key,
         number=number,
         **spec.request_options(),
     )

@@ -262,6 +262,8 @@ def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchI
     with journal:
         if journal.meta("input") != input_digest(args.jobs):
             report(f"note: the journal in {args.out} was written for another input file")
+        if journal.meta("keys") != "content":  # an earlier release's journal
+            items = [job.item for job in read_jobs(args.jobs, keys="line") if job.item]
         paid = {ItemState.COMPLETE, ItemState.SUBMITTED}
         if not args.retry_failed:
             paid.add(ItemState.FAILED)
@@ -308,6 +310,8 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
         report(str(exc))
         return EXIT_BAD_INPUT
     sweep_parts(args.out)
+    if journal.meta("keys") != "content":  # an earlier release's journal: lines by number
+        jobs = read_jobs(args.jobs, keys="line")
     items = [job.item for job in jobs if job.item is not None]
     results: dict[str, BatchResult] = {}
     stopped_by: list[int] = []

@@ -46,6 +46,8 @@ def open_journal(args: argparse.Namespace) -> Journal:
     journal = Journal(out / JOURNAL)
     try:
         _check(journal, args)
+        if journal.is_empty():  # journals of earlier releases name lines by number
+            journal.set_meta("keys", "content")
         journal.set_meta("input", input_digest(args.jobs))
         journal.set_meta("input_path", str(args.jobs.resolve()))
     except BaseException:
