@@ -654,3 +654,12 @@ def test_the_committed_frames_are_the_drawn_ones(path: Path, t: float) -> None:
     assert len(png) < 100_000
     assert png[16:24] == (1280).to_bytes(4, "big") + (720).to_bytes(4, "big")
     assert _pixels(png) == b"".join(b"\x00" + row for row in draw_frame(t))
+
+
+@pytest.mark.parametrize("flag", ["--port", "--storage-port"])
+def test_sim_refuses_a_port_out_of_range(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port past 65535 is bad input (exit 2) in one line, not an OverflowError traceback."""
+    assert main(["sim", flag, "99999"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} must be 0-65535" in err
+    assert "Traceback" not in err

@@ -98,6 +98,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
     :raises ValueError: naming the bad knob or the unreadable ``--config``
     """
+    for flag, port in (("--port", args.port), ("--storage-port", args.storage_port)):
+        # Checked here: the socket layer's OverflowError would escape as a traceback.
+        if not 0 <= port <= _MAX_PORT:
+            raise ValueError(f"{flag} must be 0-{_MAX_PORT}, not {port}")
     changes: dict[str, Any] = {}
     if args.config:
         text = args.config
@@ -132,6 +136,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
             given.append("--job-seconds")
         raise ValueError(f"{'/'.join(given)}: {message}" if given else message) from None
 
+
+#: The highest TCP port number.
+_MAX_PORT: Final = 65535
 
 #: The flags that set a knob: knob -> (argparse dest, flag), to name the flag in errors.
 _FLAGS: Final = {
