@@ -31,6 +31,7 @@ from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSum
 from ._jobs_file import CATEGORIES as CATEGORIES  # for the CLI's summary line
 from ._jobs_file import (
     JobLine,
+    KeyScheme,
     ResultLine,
     input_digest,
     read_jobs,
@@ -52,6 +53,7 @@ __all__ = [
     "JobLine",
     "JobSpec",
     "Journal",
+    "KeyScheme",
     "ResultLine",
     "input_digest",
     "plan",

@@ -39,6 +39,7 @@ from ._items import BatchItem, BatchResult
 __all__ = [
     "CATEGORIES",
     "JobLine",
+    "KeyScheme",
     "ResultLine",
     "input_digest",
     "read_jobs",

@@ -60,7 +60,7 @@ from ._common import (
     report_invalid,
 )
 from ._findings import apply_findings
-from ._outdir import JOURNAL, RESULTS, open_journal, sweep_parts
+from ._outdir import JOURNAL, RESULTS, key_scheme, open_journal, sweep_parts
 from ._progress import Progress
 from ._report import BatchPage
 from ._results import money, result_lines, save_results, spent, summary_line
@@ -262,7 +262,7 @@ def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchI
     with journal:
         if journal.meta("input") != input_digest(args.jobs):
             report(f"note: the journal in {args.out} was written for another input file")
-        if journal.meta("keys") != "content":  # an earlier release's journal
+        if key_scheme(journal) == "line":
             items = [job.item for job in read_jobs(args.jobs, keys="line") if job.item]
         paid = {ItemState.COMPLETE, ItemState.SUBMITTED}
         if not args.retry_failed:
@@ -310,7 +310,7 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
         report(str(exc))
         return EXIT_BAD_INPUT
     sweep_parts(args.out)
-    if journal.meta("keys") != "content":  # an earlier release's journal: lines by number
+    if key_scheme(journal) == "line":
         jobs = read_jobs(args.jobs, keys="line")
     items = [job.item for job in jobs if job.item is not None]
     results: dict[str, BatchResult] = {}

@@ -24,10 +24,10 @@ import re
 from pathlib import Path
 from typing import Final
 
-from .._batch import Journal, input_digest
+from .._batch import Journal, KeyScheme, input_digest
 from .._errors import JournalMismatchError
 
-__all__ = ["JOURNAL", "RESULTS", "open_journal", "sweep_parts"]
+__all__ = ["JOURNAL", "RESULTS", "key_scheme", "open_journal", "sweep_parts"]
 
 JOURNAL: Final = "journal.sqlite"
 RESULTS: Final = "results.jsonl"
@@ -54,6 +54,11 @@ def open_journal(args: argparse.Namespace) -> Journal:
         journal.close()
         raise
     return journal
+
+
+def key_scheme(journal: Journal) -> KeyScheme:
+    """How the journal names lines: by content, or (made by an earlier release) by number."""
+    return "content" if journal.meta("keys") == "content" else "line"
 
 
 def _check(journal: Journal, args: argparse.Namespace) -> None:
