@@ -6,7 +6,7 @@ on, a 200 we cannot read), the only way to know whether the job exists (and is b
 billed) is to look for it in ``GET /generations/user/{userId}``. A listed generation is
 ours when it has our prompt, our size, was created no earlier than our submit (on the
 server's clock: the offset :class:`~.._transport.ServerClock` learns from ``Date`` headers
-and from our own jobs' ``createdAt``, or 60 s either way before any evidence), has our
+and from our own jobs' ``createdAt``, less 60 s before any evidence), has our
 seed when the server keeps the seeds it is sent, and is not already claimed by another of
 our submits.
 

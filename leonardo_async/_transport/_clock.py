@@ -36,6 +36,8 @@ class ServerClock:
         self.low: float | None = None
         self.high: float | None = None
         self.samples = 0
+        #: The last ``Date`` header read, parsed: under load many answers share a second.
+        self._date: tuple[str, datetime | None] = ("", None)
 
     def __repr__(self) -> str:
         return f"<ServerClock offset in [{self.low}, {self.high}] s from {self.samples} samples>"
@@ -55,13 +57,15 @@ class ServerClock:
         """Learn from an answer's ``Date`` header (whole seconds; ignored if unreadable)."""
         if not header:
             return
-        try:
-            date = parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return
-        if date.tzinfo is None:
-            return
-        self.observe(date, sent=sent - timedelta(seconds=1), received=received)
+        if header != self._date[0]:
+            try:
+                parsed: datetime | None = parsedate_to_datetime(header)
+            except (TypeError, ValueError):
+                parsed = None
+            self._date = (header, None if parsed is None or parsed.tzinfo is None else parsed)
+        date = self._date[1]
+        if date is not None:
+            self.observe(date, sent=sent - timedelta(seconds=1), received=received)
 
     @property
     def offset(self) -> float | None:
