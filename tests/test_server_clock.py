@@ -57,11 +57,20 @@ def test_before_any_evidence_the_margin_is_a_minute() -> None:
     assert clock.earliest(T0) == T0 - UNKNOWN_SKEW
 
 
-def test_a_stepped_server_clock_starts_the_bounds_again() -> None:
-    """Samples that cannot both be true (the server's clock was set) keep the newest."""
+def test_samples_that_disagree_widen_the_bounds_to_hold_both() -> None:
+    """A Date from a gateway 90 s ahead of the database's createdAt (or a stepped clock):
+    the bounds hold both samples, so a job stamped by the slower clock still matches."""
     clock = ServerClock()
     clock.observe(T0 - timedelta(seconds=90), sent=T0, received=T0 + timedelta(seconds=1))
     clock.observe(T0 + timedelta(seconds=10), sent=T0, received=T0 + timedelta(seconds=1))
-    assert clock.low == 9.0
+    assert clock.low == -91.0
     assert clock.high == 10.0
-    assert clock.earliest(T0) == T0 + timedelta(seconds=9) - SLACK
+    assert clock.earliest(T0) == T0 - timedelta(seconds=91) - SLACK
+
+
+def test_a_learnt_offset_never_narrows_the_margin_assumed_without_one() -> None:
+    """A server clock in step with ours (or ahead) keeps the 60 s margin: a Date header
+    from a gateway says nothing of the database clock that stamps createdAt."""
+    clock = ServerClock()
+    clock.observe(T0 + timedelta(seconds=100), sent=T0, received=T0 + timedelta(seconds=1))
+    assert clock.earliest(T0) == T0 - UNKNOWN_SKEW

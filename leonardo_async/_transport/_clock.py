@@ -10,9 +10,11 @@ margin for skew (60 s) paid twice whenever the server ran further behind. So the
 * the ``createdAt`` of one of our own jobs, made between its submit's send and its answer,
   puts it in ``[created - answered, created - sent]``.
 
-The bounds intersect as evidence comes in; a sample that does not meet them (the server's
-clock was stepped) starts them again from itself. Until any evidence, the margin is the
-old 60 s.
+The bounds intersect as evidence comes in. Samples that cannot all be true (a gateway's
+``Date`` and the database's ``createdAt`` from two clocks, a clock that was stepped) widen
+them to hold every one, since only a margin too narrow can pay twice. For the same reason
+the learnt figure only ever widens the 60 s margin assumed before any evidence, never
+narrows it.
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ class ServerClock:
             self.low, self.high = low, high
             return
         narrowed = max(self.low, low), min(self.high, high)
-        self.low, self.high = narrowed if narrowed[0] <= narrowed[1] else (low, high)
+        if narrowed[0] <= narrowed[1]:
+            self.low, self.high = narrowed
+        else:
+            self.low, self.high = min(self.low, low), max(self.high, high)
 
     def observe_date(self, header: str | None, *, sent: datetime, received: datetime) -> None:
         """Learn from an answer's ``Date`` header (whole seconds; ignored if unreadable)."""
@@ -75,7 +80,8 @@ class ServerClock:
         return (self.low + self.high) / 2
 
     def earliest(self, ours: datetime) -> datetime:
-        """The earliest server timestamp a job created at or after our ``ours`` can carry."""
+        """The earliest server timestamp a job created at or after our ``ours`` can carry:
+        never later than ``ours`` less the 60 s assumed before any evidence."""
         if self.low is None:
             return ours - UNKNOWN_SKEW
-        return ours + timedelta(seconds=self.low) - SLACK
+        return min(ours - UNKNOWN_SKEW, ours + timedelta(seconds=self.low) - SLACK)
