@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def test_blank_lines_and_comments_keep_line_numbers(folder: Path) -> None:
     (by_content,) = read_jobs(path)
     assert by_content.line == 3
     assert by_content.item is not None
-    assert by_content.item.key == f"{by_content.item.fingerprint()[:16]}#1"
+    assert by_content.item.key == f"{by_content.content}#1"
 
 
 def test_lines_are_named_by_content_and_copies_by_their_turn(folder: Path) -> None:
@@ -382,3 +383,20 @@ def test_a_frame_that_is_a_directory_is_a_line_error_not_an_id(folder: Path) -> 
     assert job.item is None
     assert job.error is not None
     assert "image" in job.error
+
+
+def test_a_line_keeps_its_name_when_its_folder_moves_or_its_fields_are_reordered(
+    folder: Path, tmp_path: Path
+) -> None:
+    """The name is the line as written: frame paths relative to the file, field order and
+    spacing aside; so a batch folder moved whole resumes onto the same journal rows."""
+    path = write_jobs(folder / "jobs.jsonl", {"prompt": "here", "image": "start.png"})
+    (before,) = read_jobs(path)
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)
+    (moved / "jobs.jsonl").write_text('{ "image" : "start.png",  "prompt": "here" }\n')
+    (after,) = read_jobs(moved / "jobs.jsonl")
+    assert before.item is not None
+    assert after.item is not None
+    assert after.item.key == before.item.key
+    assert after.item.fingerprint() != before.item.fingerprint()  # the frame's path moved

@@ -67,11 +67,17 @@ KeyScheme = Literal["content", "line"]
 
 @attrs.frozen
 class JobLine:
-    """One input line: its item, or why it could not become one."""
+    """One input line: its item, or why it could not become one.
+
+    :param content: a hash of the line as written (its fields but ``key``, in any order
+        and spacing): what names it in the journal when it has no ``key``. Frame paths
+        count as written, so a folder moved with its frames keeps its names.
+    """
 
     line: int
     item: BatchItem | None
     error: str | None = None
+    content: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -149,11 +155,10 @@ def read_jobs(path: Path, *, keys: KeyScheme = "content") -> list[JobLine]:
         job = _parse_line(number, stripped, base)
         if job.item is not None and job.item.key is None:
             key = str(number)
-            if keys == "content":
-                fingerprint = job.item.fingerprint()
-                copies[fingerprint] += 1
-                key = f"{fingerprint[:16]}#{copies[fingerprint]}"
-            job = JobLine(job.line, attrs.evolve(job.item, key=key), None)
+            if keys == "content" and job.content is not None:
+                copies[job.content] += 1
+                key = f"{job.content}#{copies[job.content]}"
+            job = attrs.evolve(job, item=attrs.evolve(job.item, key=key))
         jobs.append(_checked(job, frames, taken))
     return jobs
 
@@ -201,10 +206,16 @@ def _parse_line(number: int, raw: bytes, base: Path) -> JobLine:
     if problem is not None:
         return JobLine(number, None, f"line {number}: {problem}")
     try:
-        return JobLine(number, _item(data, base, number))
+        item = _item(data, base, number)
     except (LeonardoError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
         detail = readable_errors(exc) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
         return JobLine(number, None, f"line {number}: {detail}")
+    written = json.dumps(
+        {name: value for name, value in data.items() if name != "key"},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return JobLine(number, item, content=hashlib.sha256(written.encode()).hexdigest()[:16])
 
 
 def _not_text(data: dict[str, Any]) -> str | None:
