@@ -366,8 +366,14 @@ class JournalWriteError(LeonardoError):
 
 
 class NotSentError(OSError):
-    """The request never reached the server (no connection could be made)."""
+    """The request never reached the server (no connection could be made).
+
+    A custom :class:`Transport` raises it so the client knows a retry cannot pay twice.
+    """
 
 
 class MaybeSentError(OSError):
-    """The exchange failed after the request may have reached the server."""
+    """The exchange failed after the request may have reached the server.
+
+    A custom :class:`Transport` raises it so a submit is looked for before it is resent.
+    """

@@ -39,8 +39,10 @@ from leonardo_async import (
     ImageToVideoRequest,
     LeonardoClient,
     Limits,
+    MaybeSentError,
     MockTransport,
     NotFoundError,
+    NotSentError,
     Request,
     Response,
     SubmitUncertainError,
@@ -48,7 +50,6 @@ from leonardo_async import (
     ValidationError,
     VideoSpec,
 )
-from leonardo_async._errors import MaybeSentError, NotSentError
 
 BASE = "https://api.test/v1"
 CDN = "https://cdn.test"
