@@ -20,8 +20,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from leonardo_async._batch import BatchResult, JobLine, read_jobs
+from leonardo_async._batch import BatchResult, Ledger
 from leonardo_async.cli._frames import START, frame_png
+from leonardo_async.cli._jobs_file import JobLine, read_jobs
 from leonardo_async.cli._report import BatchPage
 from leonardo_async.models import Cost
 
@@ -57,7 +58,7 @@ def measure(count: int, seconds: float) -> dict[str, float]:
         jobs = _jobs(folder, count)
         results = {str(job.line): _result(job, folder) for job in jobs}
         started = time.perf_counter()
-        page = BatchPage(folder, "jobs.jsonl", jobs, results)  # renders every card
+        page = BatchPage(folder, "jobs.jsonl", jobs, results, ledger=Ledger())  # every card
         full = time.perf_counter() - started
         took = []
         for _ in range(3):
@@ -67,8 +68,8 @@ def measure(count: int, seconds: float) -> dict[str, float]:
         one = statistics.median(took)
         size = page.path.stat().st_size
 
-        clock, growing = _Clock(), {}
-        page = BatchPage(folder, "jobs.jsonl", jobs, growing, clock=clock)
+        clock, growing = _Clock(), dict[str, BatchResult]()
+        page = BatchPage(folder, "jobs.jsonl", jobs, growing, ledger=Ledger(), clock=clock)
         writes_before, spent = page.writes, 0.0
         for index, job in enumerate(jobs):
             clock.now = seconds * (index + 1) / count

@@ -7,34 +7,44 @@ environment at import time.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
-# The batch file's reader stays public: it is how Python code runs the JSONL files the
-# ``batch`` command reads (same fields, same checks; examples/batch_from_jsonl.py), and a
-# JobLine is what it returns. BatchPlan stays as what BatchSubmitter.plan() returns. The
-# journal's item states, entries and the results file's lines are the batch's own business.
+# Every type a public call returns, or a public extension point must raise or read, is
+# here: a journal's entries and states (``Journal.entry()``), the client's submitter and
+# its slots (``client.submitter``), a request's form (what a Transport sends), an item's
+# extra paid generations (``Journal.extras()``). The batch file's reader and the results
+# file's lines are the command line's business.
 from ._batch import (
     BatchItem,
+    BatchJournal,
     BatchPlan,
     BatchResult,
     BatchStatistics,
     BatchSubmitter,
     BatchSummary,
-    JobLine,
+    ExtraGeneration,
+    ItemState,
     Journal,
-    read_jobs,
+    JournalEntry,
+    Outcome,
+    PostgresJournal,
 )
-from ._client import ImageSource, LeonardoClient
+from ._client import CancelledSubmit, ImageSource, LeonardoClient, Submitter
 from ._errors import (
     APIError,
     AuthenticationError,
     ClientStateError,
     DownloadError,
+    FrameCropWarning,
     GenerationFailedError,
+    GenerationNotFoundError,
     GenerationVanishedError,
     JournalBusyError,
     JournalDamagedError,
+    JournalError,
     JournalMismatchError,
+    JournalUnreachableError,
     JournalWriteError,
     LeonardoError,
     MaybeSentError,
@@ -51,16 +61,31 @@ from ._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from ._limits import ClientStatistics, Limits
+from ._limits import ClientStatistics, Limits, RedisLimits, SubmitSlot
 from ._retry import RetryPolicy
 from ._schedule import PollSchedule
-from ._tracking import JobTracker, ProgressCallback, TrackedJob, TrackerStatistics
-from ._transport import MockTransport, Request, Response, Timeouts, Transport
+from ._tracking import (
+    JobTracker,
+    ProgressCallback,
+    TrackedJob,
+    TrackerStatistics,
+    UpdateCallback,
+)
+from ._transport import (
+    CallOptions,
+    Form,
+    MockTransport,
+    Request,
+    Response,
+    Timeouts,
+    Transport,
+)
 from .models import (
     Account,
     Cost,
     FrameRef,
     GeneratedImage,
+    GeneratedVideo,
     Generation,
     GenerationJob,
     GenerationStatus,
@@ -75,8 +100,8 @@ from .models import (
 from .webhook import WebhookReceiver, WebhookStatistics
 
 try:
-    __version__ = version("leonardo-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _version("leonardo-async")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
@@ -84,31 +109,42 @@ __all__ = [
     "Account",
     "AuthenticationError",
     "BatchItem",
+    "BatchJournal",
     "BatchPlan",
     "BatchResult",
     "BatchStatistics",
     "BatchSubmitter",
     "BatchSummary",
+    "CallOptions",
+    "CancelledSubmit",
     "ClientStateError",
     "ClientStatistics",
     "Cost",
     "DownloadError",
+    "ExtraGeneration",
+    "Form",
+    "FrameCropWarning",
     "FrameRef",
     "GeneratedImage",
+    "GeneratedVideo",
     "Generation",
     "GenerationFailedError",
     "GenerationJob",
+    "GenerationNotFoundError",
     "GenerationStatus",
     "GenerationVanishedError",
     "ImageSource",
     "ImageToVideoRequest",
     "ImageType",
-    "JobLine",
+    "ItemState",
     "JobTracker",
     "Journal",
     "JournalBusyError",
     "JournalDamagedError",
+    "JournalEntry",
+    "JournalError",
     "JournalMismatchError",
+    "JournalUnreachableError",
     "JournalWriteError",
     "LeonardoClient",
     "LeonardoError",
@@ -119,23 +155,29 @@ __all__ = [
     "NotFoundError",
     "NotSentError",
     "Orientation",
+    "Outcome",
     "OverBudgetError",
     "PollSchedule",
+    "PostgresJournal",
     "ProgressCallback",
     "RateLimitError",
+    "RedisLimits",
     "Request",
     "Resolution",
     "Response",
     "ResponseShapeError",
     "RetryPolicy",
     "ServerError",
+    "SubmitSlot",
     "SubmitUncertainError",
+    "Submitter",
     "Timeouts",
     "TrackedJob",
     "TrackerClosedError",
     "TrackerStatistics",
     "Transport",
     "TransportError",
+    "UpdateCallback",
     "UploadError",
     "UploadedImage",
     "ValidationError",
@@ -144,5 +186,4 @@ __all__ = [
     "WebhookReceiver",
     "WebhookStatistics",
     "__version__",
-    "read_jobs",
 ]

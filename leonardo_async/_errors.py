@@ -19,14 +19,17 @@ decide what to do next::
     ├── DownloadError                      the video could not be downloaded whole
     ├── GenerationFailedError              the job ended FAILED (carries the generation)
     ├── GenerationVanishedError            the job is no longer known to the server
+    │   └── GenerationNotFoundError        an id given to wait for that the server never knew
     ├── TrackerClosedError                 the tracker closed while the job was still watched
     ├── ClientStateError                   the client used outside ``async with``, or entered twice
     ├── WaitTimeoutError(TimeoutError)     a wait passed its deadline (the job keeps running)
     ├── OverBudgetError                    a submit not sent: it would pass the batch's budget
-    ├── JournalMismatchError               a journal made for another batch, account or server
-    ├── JournalBusyError                   another process holds the batch's journal
-    ├── JournalDamagedError                the journal file cannot be read as a journal
-    └── JournalWriteError                  the journal could not record a step (disk full ...)
+    └── JournalError                       the batch's journal cannot be used: the batch stops
+        ├── JournalMismatchError           a journal made for another batch, account or server
+        ├── JournalBusyError               another process holds the batch's journal
+        ├── JournalDamagedError            the journal file cannot be read as a journal
+        └── JournalWriteError              the journal could not record a step (disk full ...)
+            └── JournalUnreachableError    the journal's database cannot be reached
 
 A :class:`~._transport._base.Transport` tells the connection how an exchange failed with two
 ``OSError`` signals, which the connection turns into the errors above (they never reach
@@ -35,6 +38,22 @@ a caller)::
     OSError
     ├── NotSentError                       the request never reached the server: safe to resend
     └── MaybeSentError                     it may have reached the server: a submit is uncertain
+
+An answer's bytes that are not JSON, or nest deeper than any answer may, are one
+``ValueError`` when read (:func:`leonardo_async._wire.loads`), which the connection also
+turns into one of the errors above (a bad body: a :class:`TransportError`, or for a
+submit a :class:`SubmitUncertainError`)::
+
+    ValueError
+    └── BadJSONError                       not JSON, or nested too deep to be read safely
+
+One warning, not an error: the request is valid, but probably not what was meant. It is
+issued with :func:`warnings.warn`, so ``warnings.filterwarnings`` silences it or makes it
+an error (``"error"``, for a pipeline that should stop at it)::
+
+    UserWarning
+    └── FrameCropWarning                   a frame's shape is the other orientation's:
+                                           Leonardo crops it to the video's
 
 Errors keep parsed data (status, Hasura ``error``/``code``, headers we need), never the live
 response, so they can be logged, pickled and compared. None of them ever holds the API key:
@@ -45,21 +64,31 @@ before any error is made from it (some gateways echo the request's headers in th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from .models import Generation
 
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BadJSONError",
     "ClientStateError",
     "DownloadError",
+    "FrameCropWarning",
     "GenerationFailedError",
+    "GenerationNotFoundError",
     "GenerationVanishedError",
     "JournalBusyError",
     "JournalDamagedError",
+    "JournalError",
     "JournalMismatchError",
+    "JournalUnreachableError",
     "JournalWriteError",
     "LeonardoError",
     "MaybeSentError",
@@ -75,6 +104,7 @@ __all__ = [
     "UploadError",
     "ValidationError",
     "WaitTimeoutError",
+    "warn",
 ]
 
 
@@ -109,7 +139,8 @@ class ValidationError(LeonardoError, ValueError):
 
 
 class TransportError(LeonardoError):
-    """The request failed on the network, or its response did not arrive whole.
+    """The request failed on the network, or its answer could not be used: cut short, not
+    JSON, larger or nested deeper than an answer may be, or not there in time.
 
     :param method: HTTP method
     :param url: the URL without credentials
@@ -192,8 +223,13 @@ class APIError(LeonardoError):
         body: Any,
         *,
         retry_after: float | None = None,
+        api_root: str | None = None,
     ) -> APIError:
-        """Build the most specific error for a status and its (possibly absent) body."""
+        """Build the most specific error for a status and its (possibly absent) body.
+
+        :param api_root: for a 404, the base URL if its path is not the API root's (see
+            :class:`NotFoundError`)
+        """
         error, code = hasura_error(body)
         if status == 429:
             return RateLimitError(
@@ -203,7 +239,7 @@ class APIError(LeonardoError):
         if status in (401, 403) or is_key_refusal(error, code):
             kind = AuthenticationError
         elif status == 404:
-            kind = NotFoundError
+            return NotFoundError(status, method, url, error=error, code=code, api_root=api_root)
         elif status >= 500:
             kind = ServerError
         return kind(status, method, url, error=error, code=code)
@@ -245,7 +281,30 @@ class AuthenticationError(APIError):
 
 
 class NotFoundError(APIError):
-    """404: the route or the object does not exist."""
+    """404: the route or the object does not exist.
+
+    :param api_root: the base URL, when its path is not the API root's (Leonardo's ends
+        in ``/api/rest/v1``): then the route is what is missing, most likely, and the
+        message asks whether that part of ``LEONARDO_BASE_URL`` is
+    """
+
+    def __init__(
+        self,
+        status: int,
+        method: str,
+        url: str,
+        *,
+        error: str | None = None,
+        code: str | None = None,
+        api_root: str | None = None,
+    ) -> None:
+        self.api_root = api_root
+        if api_root is not None:
+            self._advice = (
+                f"; is {api_root} the API root (LEONARDO_BASE_URL, or base_url)? "
+                "Leonardo's ends in /api/rest/v1"
+            )
+        super().__init__(status, method, url, error=error, code=code)
 
 
 class ServerError(APIError):
@@ -307,6 +366,16 @@ class GenerationVanishedError(LeonardoError):
         super().__init__(f"generation {generation_id} is no longer known to the server")
 
 
+class GenerationNotFoundError(GenerationVanishedError):
+    """An id given to track or wait for is not one the server knows (a typo, another
+    account's job): raised about a second after the first look, not after the vanish
+    grace that a job this client just submitted gets."""
+
+    def __init__(self, generation_id: str) -> None:
+        super().__init__(generation_id)
+        self.args = (f"no generation {generation_id!r} on this account (check the id)",)
+
+
 class TrackerClosedError(LeonardoError):
     """The tracker (or its client) closed before the job finished."""
 
@@ -342,11 +411,16 @@ class OverBudgetError(LeonardoError):
     """The submit was not sent: it would pass the budget, or the budget cannot be counted."""
 
 
-class JournalMismatchError(LeonardoError):
+class JournalError(LeonardoError):
+    """The batch's journal cannot be used, so the batch stops before it could pay
+    unrecorded: ``except JournalError`` catches every way a journal fails."""
+
+
+class JournalMismatchError(JournalError):
     """The journal belongs to a different batch; resuming it could pay for the wrong items."""
 
 
-class JournalBusyError(LeonardoError):
+class JournalBusyError(JournalError):
     """Another process holds the journal: two runs on one batch would pay twice.
 
     :param pid: the holder's process id, if it could be read
@@ -357,12 +431,20 @@ class JournalBusyError(LeonardoError):
         self.pid = pid
 
 
-class JournalDamagedError(LeonardoError):
+class JournalDamagedError(JournalError):
     """The journal file cannot be read as a journal (truncated, overwritten, a bad page)."""
 
 
-class JournalWriteError(LeonardoError):
+class JournalWriteError(JournalError):
     """The journal could not record a step (disk full, read-only ...): the batch must stop."""
+
+
+class JournalUnreachableError(JournalWriteError):
+    """The journal's database server cannot be reached (down, refused, too slow to answer).
+
+    Nothing is submitted without its journal row, so a worker that cannot reach its
+    journal stops as it does on a journal it cannot write.
+    """
 
 
 class NotSentError(OSError):
@@ -377,3 +459,31 @@ class MaybeSentError(OSError):
 
     A custom :class:`Transport` raises it so a submit is looked for before it is resent.
     """
+
+
+class BadJSONError(ValueError):
+    """Bytes read as JSON are not JSON, or nest deeper than an answer may; says which."""
+
+
+class FrameCropWarning(UserWarning):
+    """A local frame whose aspect ratio is the other orientation's: Leonardo crops it to
+    the video's, and most of the picture may be lost (a 9:16 frame in a 16:9 video keeps
+    32% of it). The message names the frame's size, the video's, and the ``orientation``
+    that fits. A warning rather than an error, since cropping may be what is wanted."""
+
+
+#: This package's directory: frames under it are ours, not the caller's.
+_PACKAGE_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(warning: Warning) -> None:
+    """Issue ``warning`` as :func:`warnings.warn` does, attributed to the caller's line
+    (the first frame outside this package), so the report points at the code to change
+    and the ``"default"`` filter shows it once per line of theirs.
+    """
+    level = 2  # warn()'s caller
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(warning, stacklevel=level)

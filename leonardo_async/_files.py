@@ -1,29 +1,37 @@
 """Local files in, bytes out: image sniffing for uploads, and atomic video downloads.
 
-Both ends of a generation touch the disk, and both have a way to go quietly wrong: an
+Both ends of a generation touch the disk, and each has ways to go quietly wrong: an
 upload whose extension lies about its content (Leonardo stores it under the wrong type),
-and a download cut short that looks like a finished MP4. This module owns those two
-concerns, independent of HTTP.
+a frame of the other orientation than the video (Leonardo crops it, and most of the
+picture may go), and a download cut short that looks like a finished MP4. This module
+owns those concerns, independent of HTTP.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import secrets
 import stat
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Literal
+
+import attrs
 
 from ._errors import ValidationError
-from .models import FrameRef, UploadedImage
+from .models import FrameRef, Orientation, UploadedImage, VideoSpec
 
 __all__ = [
     "AtomicFile",
+    "FrameMisfit",
     "FrameSource",
     "ImageData",
     "check_target",
+    "frame_misfit",
+    "image_file_size",
+    "image_size",
     "is_local_image",
     "read_image",
     "remote_frame",
@@ -83,6 +91,114 @@ def remote_frame(source: FrameSource, name: str = "image") -> FrameRef | None:
     return None
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height of a PNG, JPEG or WebP picture as it is shown, from its
+    header; ``None`` when the header does not say (cut short, or another format).
+
+    A JPEG's EXIF orientation is applied, as viewers apply it: a phone's portrait photo
+    is often stored landscape and marked "turn 90 degrees".
+    """
+    kind = sniff(data)
+    size: tuple[int, int] | None
+    if kind == "png":
+        if data[12:16] != b"IHDR" or len(data) < 24:
+            return None
+        size = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    elif kind == "jpeg":
+        size = _jpeg_size(data)
+    elif kind == "webp":
+        size = _webp_size(data)
+    else:
+        return None
+    return size if size is not None and size[0] > 0 and size[1] > 0 else None
+
+
+#: JPEG markers with no length after them: TEM, RST0-7, SOI.
+_BARE_MARKERS: Final = frozenset({0x01, *range(0xD0, 0xD9)})
+#: The start-of-frame markers (which carry the size): C0-CF but DHT, JPG and DAC.
+_FRAME_MARKERS: Final = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The size in a JPEG's start-of-frame segment, turned by its EXIF orientation."""
+    at, turned = 2, False
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            at += 1
+            continue
+        if marker in _BARE_MARKERS:
+            at += 2
+            continue
+        if marker in (0xD9, 0xDA):  # the end, or the scan, before any frame header
+            return None
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        segment = data[at + 4 : at + 2 + length]
+        if marker == 0xE1 and segment.startswith(b"Exif\0\0"):
+            turned = _exif_turned(segment[6:])
+        elif marker in _FRAME_MARKERS:
+            if len(segment) < 5:
+                return None
+            height = int.from_bytes(segment[1:3], "big")
+            width = int.from_bytes(segment[3:5], "big")
+            return (height, width) if turned else (width, height)
+        at += 2 + max(length, 2)
+    return None
+
+
+_BYTE_ORDERS: Final[dict[bytes, Literal["little", "big"]]] = {b"II": "little", b"MM": "big"}
+
+
+def _exif_turned(tiff: bytes) -> bool:
+    """Whether an EXIF block's orientation (tag 0x0112) turns the picture a quarter
+    (values 5 to 8), which swaps its width and height on screen."""
+    order = _BYTE_ORDERS.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return False
+    directory = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[directory : directory + 2], order)
+    for entry in range(directory + 2, directory + 2 + 12 * count, 12):
+        if entry + 12 > len(tiff):
+            break
+        if int.from_bytes(tiff[entry : entry + 2], order) == 0x0112:
+            return int.from_bytes(tiff[entry + 8 : entry + 10], order) in (5, 6, 7, 8)
+    return False
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size of a WebP: lossy (``VP8 ``), lossless (``VP8L``) or extended."""
+    chunk, body = data[12:16], data[20:30]
+    if len(body) < 10:
+        return None
+    if chunk == b"VP8 " and body[3:6] == b"\x9d\x01\x2a":
+        return (
+            int.from_bytes(body[6:8], "little") & 0x3FFF,
+            int.from_bytes(body[8:10], "little") & 0x3FFF,
+        )
+    if chunk == b"VP8L" and body[0] == 0x2F:
+        bits = int.from_bytes(body[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return int.from_bytes(body[4:7], "little") + 1, int.from_bytes(body[7:10], "little") + 1
+    return None
+
+
+#: Enough of a file for its header's size: a JPEG's EXIF and colour profile come first.
+HEADER_BYTES: Final = 256 * 1024
+
+
+def image_file_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The size of the image in a file, from its first bytes only (see
+    :func:`image_size`); ``None`` if it cannot be read or told."""
+    try:
+        with open(path, "rb") as handle:
+            return image_size(handle.read(HEADER_BYTES))
+    except OSError:
+        return None
+
+
 class ImageData:
     """An image ready to upload: its bytes, its real format, and a name for the form."""
 
@@ -97,6 +213,72 @@ class ImageData:
     def content_type(self) -> str:
         """The MIME type of the image."""
         return CONTENT_TYPES[EXTENSIONS[self.extension]]
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """Width and height as shown, from the header (see :func:`image_size`)."""
+        return image_size(self.data)
+
+
+def _shape(width: int, height: int) -> str:
+    """``landscape 16:9``, ``portrait 2:3``, ``square 1:1``, ``portrait 0.57:1``."""
+    name = "landscape" if width > height else "portrait" if height > width else "square"
+    common = math.gcd(width, height)
+    w, h = width // common, height // common
+    return f"{name} {w}:{h}" if max(w, h) <= 32 else f"{name} {width / height:.2f}:1"
+
+
+def _kept(frame: tuple[int, int], video: tuple[int, int]) -> float:
+    """The share of a frame's picture left when it is cropped to the video's ratio."""
+    ratio = (frame[0] / frame[1]) / (video[0] / video[1])
+    return min(ratio, 1 / ratio)
+
+
+@attrs.frozen
+class FrameMisfit:
+    """A frame closer in shape to the other orientation than to the video's, so that
+    Leonardo's crop to the video's ratio loses more of it than the other would.
+
+    :param label: how to name the frame: ``image start.png``
+    :param size: the frame's width and height as shown
+    :param video: the video's width and height
+    """
+
+    label: str
+    size: tuple[int, int]
+    video: tuple[int, int]
+
+    @property
+    def fits(self) -> Orientation:
+        """The orientation that crops the frame less."""
+        return Orientation.LANDSCAPE if self.video[1] > self.video[0] else Orientation.PORTRAIT
+
+    def text(self, fix: str) -> str:
+        """The warning: both shapes, how much the crop keeps, and ``fix`` (how to ask
+        for :attr:`fits` in the caller's words, ``--orientation portrait``)."""
+        (w, h), (vw, vh) = self.size, self.video
+        return (
+            f"{self.label} is {w}x{h} ({_shape(w, h)}) but the video is {vw}x{vh} "
+            f"({_shape(vw, vh)}): Leonardo crops the frame to the video's shape, keeping "
+            f"{_kept(self.size, self.video):.0%} of the picture; {fix} makes a {vh}x{vw} "
+            f"video that keeps {_kept(self.size, (vh, vw)):.0%}"
+        )
+
+
+def frame_misfit(size: tuple[int, int] | None, spec: VideoSpec, label: str) -> FrameMisfit | None:
+    """The misfit of a frame of ``size`` in ``spec``'s video, or ``None`` if its shape is
+    nearer the video's than the other orientation's (or either size is unknown).
+
+    A square frame fits both alike, and a 4:3 one in a 16:9 video is cropped by either
+    orientation less by this one: neither is a misfit, since no option would help.
+    """
+    width, height = spec.width, spec.height
+    if size is None or type(width) is not int or type(height) is not int or width == height:
+        return None
+    video = (width, height)
+    if _kept(size, video) >= _kept(size, (height, width)):
+        return None
+    return FrameMisfit(label, size, video)
 
 
 def read_image(source: str | os.PathLike[str] | bytes, *, name: str = "image") -> ImageData:
@@ -230,11 +412,12 @@ def target_problem(path: Path) -> str | None:
     return None if stat.S_ISREG(mode) else "not a regular file"
 
 
-def check_target(path: Path) -> None:
+def check_target(path: Path, *, field: str = "path") -> None:
     """Refuse, before anything is fetched, a target that is not a regular file or new.
 
+    :param field: the caller's name for ``path``, for the error
     :raises ValidationError: ``path`` names a directory, a device, a pipe or a socket
     """
     problem = target_problem(path)
     if problem is not None:
-        raise ValidationError("path", str(path), f"a regular file or a new name ({problem})")
+        raise ValidationError(field, str(path), f"a regular file or a new name ({problem})")

@@ -28,13 +28,13 @@ _SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
 
 @attrs.frozen
 class PollSchedule:
-    """How often to check one generation. All times are in seconds.
+    """How often to look at one generation. All times are in seconds.
 
-    :param initial: wait before the first check
-    :param max_interval: cap on the wait between two checks
-    :param first_interval: the wait after the first check; ``None`` means a quarter of
+    :param initial: wait before the first look
+    :param max_interval: cap on the wait between two looks
+    :param first_interval: the wait after the first look; ``None`` means a quarter of
         ``initial``, so a scaled-down schedule keeps its shape
-    :param multiplier: growth of the interval per check, at least 1
+    :param multiplier: growth of the interval per look, at least 1
     :param jitter: each interval is drawn from ``[1 - jitter, 1 + jitter]`` times its
         nominal value (and still capped), 0 to 0.5
     """
@@ -49,31 +49,31 @@ class PollSchedule:
 
     @property
     def start(self) -> float:
-        """The nominal interval after the first check."""
+        """The nominal interval after the first look."""
         first = self.initial / 4 if self.first_interval is None else self.first_interval
         return min(first, self.max_interval)
 
-    def nominal(self, checks: int) -> float:
-        """The un-jittered wait before check number ``checks + 1`` (``checks`` done so far).
+    def nominal(self, looks: int) -> float:
+        """The un-jittered wait before look number ``looks + 1`` (``looks`` done so far).
 
-        ``nominal(0)`` is ``initial``; then ``start * multiplier**(checks-1)``, capped.
-        Non-decreasing in ``checks`` from 1 on, and never above ``max_interval`` there.
+        ``nominal(0)`` is ``initial``; then ``start * multiplier**(looks-1)``, capped.
+        Non-decreasing in ``looks`` from 1 on, and never above ``max_interval`` there.
         """
-        if checks <= 0:
+        if looks <= 0:
             return self.initial
-        exponent = min(checks - 1, 200)
+        exponent = min(looks - 1, 200)
         try:
             grown = self.start * self.multiplier**exponent
         except OverflowError:  # long past the cap
             return self.max_interval
         return min(self.max_interval, grown)
 
-    def delay(self, checks: int, rand: float) -> float:
-        """The jittered wait before the next check; ``rand`` is a draw from [0, 1).
+    def delay(self, looks: int, rand: float) -> float:
+        """The jittered wait before the next look; ``rand`` is a draw from [0, 1).
 
         The first wait is jittered too, so jobs submitted together do not all look
         at the same instant; later waits never exceed ``max_interval``.
         """
-        base = self.nominal(checks)
+        base = self.nominal(looks)
         jittered = base * (1.0 + self.jitter * (2.0 * rand - 1.0))
-        return jittered if checks <= 0 else min(self.max_interval, jittered)
+        return jittered if looks <= 0 else min(self.max_interval, jittered)

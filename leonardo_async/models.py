@@ -7,15 +7,21 @@ caller's line, before it costs a round trip or credits.
 
 Enumerations are ``str`` enums so they compare equal to the raw strings; a value the API
 invents later (a new ``status``, a new model) is kept as a plain ``str`` rather than being
-a crash, which is the failure users of the official SDK hit most.
+a crash, which is the failure users of the official SDK hit most. The ones a caller writes
+(:class:`Model`, :class:`Resolution`, :class:`Orientation`, :class:`ImageType`) read every
+unambiguous spelling, in Python as on the command line and in a batch file: the one parser
+is the enum itself (``Resolution("1080p") is Resolution.RESOLUTION_1080``).
 """
 
 from __future__ import annotations
 
 import enum
+import re
+import warnings
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -28,6 +34,7 @@ __all__ = [
     "Cost",
     "FrameRef",
     "GeneratedImage",
+    "GeneratedVideo",
     "Generation",
     "GenerationJob",
     "GenerationStatus",
@@ -41,32 +48,67 @@ __all__ = [
 ]
 
 
-class Model(str, enum.Enum):
-    """The image-to-video models this client knows the rules of."""
+def _spelling(value: str) -> str:
+    """``value`` without case, spaces, dots, dashes or underscores: ``Veo3.1-Fast`` and
+    ``VEO3_1FAST`` are one spelling."""
+    return re.sub(r"[\s._-]+", "", value).casefold()
+
+
+class _Spelled(str, enum.Enum):
+    """A ``str`` enum that also reads its members' names and values in any case, spacing
+    or punctuation, and the aliases :data:`_ALIASES` gives it."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        table = _SPELLINGS.get(cls)
+        if table is None:
+            table = {_spelling(m.value): m for m in cls} | {_spelling(m.name): m for m in cls}
+            table |= {_spelling(alias): cls(v) for alias, v in _ALIASES.get(cls, {}).items()}
+            _SPELLINGS[cls] = table
+        return table.get(_spelling(value))
+
+
+class Model(_Spelled):
+    """The image-to-video models this client knows the rules of (``veo3_1fast``,
+    ``Veo3.1-Fast`` read as :attr:`VEO3_1FAST`)."""
 
     VEO3_1 = "VEO3_1"
     VEO3_1FAST = "VEO3_1FAST"
 
 
-class Resolution(str, enum.Enum):
-    """Output resolution presets accepted by Veo 3.1."""
+class Resolution(_Spelled):
+    """Output resolution presets accepted by Veo 3.1 (``720``, ``1080p`` and
+    ``resolution_1080`` read as the presets)."""
 
     RESOLUTION_720 = "RESOLUTION_720"
     RESOLUTION_1080 = "RESOLUTION_1080"
 
 
-class Orientation(str, enum.Enum):
-    """Aspect of the output: 16:9 landscape or 9:16 portrait."""
+class Orientation(_Spelled):
+    """Aspect of the output: 16:9 landscape or 9:16 portrait (``16:9``, ``9:16`` and
+    ``Landscape`` read as these)."""
 
     LANDSCAPE = "landscape"
     PORTRAIT = "portrait"
 
 
-class ImageType(str, enum.Enum):
+class ImageType(_Spelled):
     """Where a frame comes from: an init-image upload, or an image Leonardo generated."""
 
     UPLOADED = "UPLOADED"
     GENERATED = "GENERATED"
+
+
+#: Spellings beyond each member's own name and value, for :class:`_Spelled` enums.
+_ALIASES: Final[Mapping[type[_Spelled], Mapping[str, str]]] = {
+    Resolution: {
+        f"{p}{suffix}": f"RESOLUTION_{p}" for p in ("720", "1080") for suffix in ("", "p")
+    },
+    Orientation: {"16:9": "landscape", "9:16": "portrait"},
+}
+_SPELLINGS: dict[type[_Spelled], dict[str, Any]] = {}
 
 
 class GenerationStatus(str, enum.Enum):
@@ -92,11 +134,14 @@ MAX_SEED: Final = 2_147_483_637
 
 
 def _one_of(values: Any) -> str:
-    return "one of " + ", ".join(repr(getattr(v, "value", v)) for v in values)
+    text = "one of " + ", ".join(repr(getattr(v, "value", v)) for v in values)
+    aliases = _ALIASES.get(values, {}) if isinstance(values, type) else {}
+    return text + (f" (also {', '.join(aliases)})" if aliases else "")
 
 
 def _coerce_enum(kind: type[enum.Enum], field: str, value: object) -> Any:
-    """Turn a string into ``kind``'s member, or raise a ValidationError naming ``field``."""
+    """Turn any spelling of a member into ``kind``'s member, or raise a ValidationError
+    naming ``field`` and the allowed values."""
     if isinstance(value, kind):
         return value
     try:
@@ -190,10 +235,13 @@ class VideoSpec:
         """Validate and complete the fields under the Veo 3.1 rules of Leonardo's guide."""
         set_ = object.__setattr__
         try:
-            model = Model(self.model)
+            model = Model(self.model)  # any spelling: the one parser of model names
         except ValueError:
             raise ValidationError(
-                "model", self.model, _one_of(Model) + " (or pass allow_any_model=True)"
+                "model",
+                self.model,
+                _one_of(Model) + " (a model whose rules this version does not know: "
+                "allow_any_model=True, in Python only)",
             ) from None
         set_(self, "model", model)
         duration = DEFAULT_DURATION if self.duration is None else self.duration
@@ -332,7 +380,9 @@ class Generation:
     """A generation as the API reports it.
 
     ``status`` is a :class:`GenerationStatus`, or the raw string for a state this
-    version does not know (treated as not finished).
+    version does not know (treated as not finished). ``width`` and ``height`` are the
+    video's, named as a request, the command line's JSON and a batch's lines name them
+    (the wire's ``imageWidth`` and ``imageHeight``).
     """
 
     id: str
@@ -340,9 +390,25 @@ class Generation:
     prompt: str | None = None
     created_at: datetime | None = None
     seed: int | None = None
-    image_width: int | None = None
-    image_height: int | None = None
+    width: int | None = None
+    height: int | None = None
     generated_images: tuple[GeneratedImage, ...] = ()
+
+    @property
+    def image_width(self) -> int | None:
+        """Deprecated: :attr:`width`, under the wire's name."""
+        warnings.warn(
+            "Generation.image_width is Generation.width", DeprecationWarning, stacklevel=2
+        )
+        return self.width
+
+    @property
+    def image_height(self) -> int | None:
+        """Deprecated: :attr:`height`, under the wire's name."""
+        warnings.warn(
+            "Generation.image_height is Generation.height", DeprecationWarning, stacklevel=2
+        )
+        return self.height
 
     @property
     def video_url(self) -> str | None:
@@ -372,3 +438,28 @@ class Account:
     def token_balance(self) -> int:
         """API tokens available: subscription plus paid."""
         return (self.subscription_tokens or 0) + (self.paid_tokens or 0)
+
+
+@attrs.frozen
+class GeneratedVideo:
+    """A finished video on disk, with the job that made it: what
+    :meth:`LeonardoClient.generate <leonardo_async.LeonardoClient.generate>` returns.
+
+    :param path: where the MP4 was written (whole)
+    :param generation: the generation as it finished (``COMPLETE``)
+    :param job: the submitted job, with what the submit answer said it cost
+    """
+
+    path: Path
+    generation: Generation
+    job: GenerationJob
+
+    @property
+    def id(self) -> str:
+        """The generation id (for ``wait``, ``get`` or the listing)."""
+        return self.job.id
+
+    @property
+    def cost(self) -> Cost | None:
+        """What the submit answer said the job cost, if it said."""
+        return self.job.cost

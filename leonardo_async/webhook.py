@@ -8,6 +8,12 @@ So a callback only *speeds up* completion: the tracker resolves a job the moment
 callback arrives, and keeps polling every job on its schedule as the safety net for
 callbacks that never come, arrive before the job is tracked, or are lost on the way.
 
+Behind a load balancer any replica may receive any job's callback. A receiver of a
+client made with ``redis=`` passes each callback it accepts to every client of the key
+on that Redis (``LeonardoClient.notify``), so the replica waiting on the job ends it at
+once; Redis slow or gone delays only that (the answer never waits for Redis), and
+polling still ends the job.
+
 Mount :attr:`WebhookReceiver.handler` on your own :mod:`aiohttp.web` application, or let
 :meth:`WebhookReceiver.serve` run a small server of its own::
 
@@ -106,7 +112,8 @@ class WebhookReceiver:
     Polling stays on: Leonardo documents only ``image_generation.complete`` and not
     whether video jobs send it, so callbacks make completion faster, never required.
 
-    :param tracker: the client to feed (or a tracker of one's own)
+    :param tracker: the client to feed (with ``redis=``, every client of the key on that
+        Redis hears each accepted callback too), or a tracker of one's own
     :param callback_key: the callback key configured with the API key; requests must
         carry ``authorization: Bearer <callback_key>``. ``None`` accepts every request
         (a warning is logged): only for receivers no one else can reach.

@@ -19,7 +19,7 @@ import anyio
 import attrs
 import pytest
 
-from leonardo_async import LeonardoClient, Limits, PollSchedule, RetryPolicy
+from leonardo_async import LeonardoClient, Limits, MockTransport, PollSchedule, RetryPolicy
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig, config_from_mapping
 
 #: A distinctive API key: it must never show up in a log, a repr or an exception.
@@ -203,20 +203,36 @@ class KeyCatcher(logging.Handler):
         return found
 
 
-@asynccontextmanager
-async def make_client(
-    sim: Simulator, traffic: Traffic | None = None, **options: Any
-) -> AsyncIterator[LeonardoClient]:
-    """A client on ``sim`` (with a traced session when ``traffic`` is given)."""
-    api_key = options.pop("api_key", KEY)
-    settings: dict[str, Any] = {
-        "base_url": sim.base_url,
+def quick_settings(**options: Any) -> dict[str, Any]:
+    """A test client's settings: fast polls and retries, a short listing-lag window and
+    no client-side pacing, unless ``options`` say otherwise."""
+    return {
         "limits": NO_LIMITS,
         "poll_schedule": FAST,
         "retry": QUICK_RETRY,
         "listing_lag": QUICK_LAG,
         **options,
     }
+
+
+#: The API root of a client over :class:`MockTransport` (nothing listens there).
+MOCK_BASE = "https://api.test/v1"
+
+
+def mock_client(handler: Callable[..., Any], **options: Any) -> LeonardoClient:
+    """A client whose every request goes to ``handler`` over :class:`MockTransport`,
+    with :func:`quick_settings` unless ``options`` say otherwise."""
+    settings = quick_settings(**{"base_url": MOCK_BASE, **options})
+    return LeonardoClient(KEY, transport=MockTransport(handler), **settings)
+
+
+@asynccontextmanager
+async def make_client(
+    sim: Simulator, traffic: Traffic | None = None, **options: Any
+) -> AsyncIterator[LeonardoClient]:
+    """A client on ``sim`` (with a traced session when ``traffic`` is given)."""
+    api_key = options.pop("api_key", KEY)
+    settings = quick_settings(**{"base_url": sim.base_url, **options})
     if traffic is None:
         async with LeonardoClient(api_key, **settings) as client:
             yield client

@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 from _helpers import FAST, KEY, NO_LIMITS, QUICK_LAG, QUICK_RETRY, KeyCatcher, Traffic, sim_config
 from _images import png_bytes
+from _redis import delete_namespace, redis_or_skip, unique_namespace
 from hypothesis import settings
 
-from leonardo_async import LeonardoClient
+from leonardo_async import LeonardoClient, RedisLimits
 from leonardo_async.simulator import Simulator, SimulatorConfig
 
 pytest_plugins = ("pytester",)
@@ -116,6 +117,17 @@ def sim(leonardo_simulator: Simulator) -> Simulator:
     or one started or stopped mid-test, takes ``leonardo_simulator_factory``.
     """
     return leonardo_simulator
+
+
+@pytest.fixture
+def shared() -> Iterator[RedisLimits]:
+    """Where the clients share the key's limits: the test server, a namespace of its own."""
+    url = redis_or_skip()
+    namespace = unique_namespace()
+    try:
+        yield RedisLimits(url, namespace=namespace)
+    finally:
+        delete_namespace(url, namespace)
 
 
 @pytest.fixture

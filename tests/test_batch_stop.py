@@ -84,5 +84,5 @@ async def test_generate_refuses_an_out_it_cannot_write_before_paying(
     blocker.write_text("a file")
     code = await cli(*generate_args(blocker / "video.mp4"))
     assert code == 2
-    assert "a file in a writable folder" in capsys.readouterr().err
+    assert f"a file in an existing folder: {blocker} is not a folder" in capsys.readouterr().err
     assert requests_seen(sim) == 0

@@ -5,6 +5,7 @@ in dollars (its ``cost_unit`` knob).
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from anyio import wait_all_tasks_blocked
 from test_cli_batch import ON_BATCH_SIMULATOR, batch, jobs_of, results
 
 from leonardo_async._batch._budget import Budget
+from leonardo_async._batch._journal import ItemState, JournalEntry
 from leonardo_async._batch._pricing import CostEstimator
 from leonardo_async._errors import OverBudgetError
 from leonardo_async.models import Cost, FrameRef, ImageToVideoRequest
@@ -24,11 +26,33 @@ pytestmark = ON_BATCH_SIMULATOR
 REQUEST = ImageToVideoRequest(prompt="a cat", image=FrameRef("img-1"), duration=4)
 
 
+_GENERATIONS = itertools.count()
+
+
+def pay(budget: Budget, cost: Cost | None) -> None:
+    """A submit answered with ``cost``, priced by the budget and written down, as a
+    batch item does: the budget counts it from its ledger."""
+    counted = budget.charged(REQUEST, cost)
+    number = next(_GENERATIONS)
+    budget.ledger.record(
+        JournalEntry(
+            key=f"item-{number}",
+            index=0,
+            state=ItemState.SUBMITTED,
+            fingerprint="f",
+            generation_id=f"gen-{number}",
+            cost_amount=None if counted is None else str(counted.amount),
+            cost_unit=None if counted is None else counted.unit,
+            cost_estimated=cost is None,
+        )
+    )
+
+
 def test_a_dollar_budget_counts_dollar_charges() -> None:
     """Charges in the budget's unit add up, and the next submit past it is refused."""
     budget = Budget(Cost(Decimal("2.5"), "DOLLARS"), CostEstimator())
-    budget.charged(REQUEST, Cost(Decimal("1.07"), "DOLLARS"))
-    budget.charged(REQUEST, Cost(Decimal("1.07"), "DOLLARS"))
+    pay(budget, Cost(Decimal("1.07"), "DOLLARS"))
+    pay(budget, Cost(Decimal("1.07"), "DOLLARS"))
     assert budget.spent == {"DOLLARS": Decimal("2.14")}
 
     async def third() -> None:
@@ -41,7 +65,7 @@ def test_a_dollar_budget_counts_dollar_charges() -> None:
 def test_a_charge_in_another_unit_stops_the_budget_with_a_clear_reason() -> None:
     """A CREDITS budget on an account charged in DOLLARS refuses; units never add up."""
     budget = Budget(Cost(Decimal(5000), "CREDITS"), CostEstimator())
-    budget.charged(REQUEST, Cost(Decimal("1.07"), "DOLLARS"))
+    pay(budget, Cost(Decimal("1.07"), "DOLLARS"))
     assert budget.spent == {"DOLLARS": Decimal("1.07")}
 
     async def next_submit() -> None:
@@ -72,7 +96,7 @@ def test_an_unknown_price_goes_alone_then_prices_the_rest() -> None:
             tg.start_soon(second)
             await wait_all_tasks_blocked()  # `second` waits for the probe
             order.append("probe answered")
-            budget.charged(REQUEST, Cost(Decimal("1.07"), "DOLLARS"))
+            pay(budget, Cost(Decimal("1.07"), "DOLLARS"))
             budget.release(probe)
 
     anyio.run(main)
@@ -82,7 +106,7 @@ def test_an_unknown_price_goes_alone_then_prices_the_rest() -> None:
 def test_an_answer_without_a_cost_under_a_dollar_budget_stops_it() -> None:
     """No charge named and no dollar price known: the budget cannot be kept; refused."""
     budget = Budget(Cost(Decimal(10), "DOLLARS"), CostEstimator())
-    budget.charged(REQUEST, None)
+    pay(budget, None)
 
     async def next_submit() -> None:
         await budget.reserve(REQUEST)

@@ -26,8 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import LeonardoClient
-from leonardo_async.cli import main
-from leonardo_async.cli._common import Commands
+from leonardo_async.cli import build_parser, main
+from leonardo_async.cli._common import CommandParser, Commands
 from leonardo_async.cli._frames import END, START, draw_frame
 from leonardo_async.cli._progress import LogHandler, Progress, format_duration
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
@@ -535,16 +535,33 @@ def test_help_and_usage_errors_have_their_exit_codes() -> None:
 
 def test_a_subcommand_is_one_register_call() -> None:
     """Commands.add gives a parser with the common options and the handler wired in."""
-    import argparse
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
-    parser = argparse.ArgumentParser()
-    commands = Commands(parser.add_subparsers(required=True), common)
+    parser = CommandParser()
+    commands = Commands(parser.add_subparsers(required=True, parser_class=CommandParser))
     extra = commands.add("extra", lambda args: 7, help="h", description="d")
     extra.add_argument("--n", type=int)
     args = parser.parse_args(["extra", "--n", "3", "-v"])
     assert (args.handler(args), args.n, args.verbose) == (7, 3, 1)
+    assert extra.long_options == ["--help", "--verbose", "--n"]
+
+
+def test_verbose_counts_on_either_side_of_the_subcommand() -> None:
+    """-v before the subcommand is not undone by the subcommand's own -v left out."""
+    parser = build_parser()
+    assert parser.parse_args(["-v", "account"]).verbose == 1
+    assert parser.parse_args(["account", "-v"]).verbose == 1
+    assert parser.parse_args(["account"]).verbose == 0
+
+
+def test_did_you_mean_knows_every_long_option_of_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The hint comes from the options each parser was given, the common ones included."""
+    assert main(["account", "--verbsoe"]) == 2
+    assert "--verbsoe: did you mean --verbose?" in capsys.readouterr().err
+    assert main(["list", "--limt", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--limt: did you mean --limit?" in err
+    assert err.startswith("usage: leonardo-async list")
 
 
 # --- progress ---------------------------------------------------------------------------

@@ -503,7 +503,7 @@ async def test_categories_summary_results_and_exit_code_agree(
     lines = results(folder / "out")
     categories = [line["category"] for line in lines]
     assert categories == ["complete", "bad_line", "complete", "skipped_budget"]
-    assert code == 1  # not every line complete
+    assert code == 2  # a bad line outranks the lines not made (1): the input is to fix
     out = capsys.readouterr().out
     assert "2 complete, 0 failed, 1 skipped budget, 1 bad line in " in out
 
@@ -631,6 +631,7 @@ async def test_a_paid_job_whose_answer_named_no_cost_is_counted(
     charged = sim.statistics().credits_spent
     assert sum(int(line["cost"]) for line in lines) == charged
     assert f"credits this run {charged}" in capsys.readouterr().out
+    assert f"spent <b>{charged} CREDITS" in (folder / "out" / "index.html").read_text()
     assert sim.statistics().generations_created == 2
 
 

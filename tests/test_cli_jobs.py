@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from _cli import FAST_POLL, cli, cli_config, generate_args
 
@@ -132,14 +133,30 @@ async def test_get_and_list_print_json_with_id_and_status(
 
 
 @pytest.mark.parametrize("command", ["get", "wait", "download"])
-async def test_an_unknown_id_exits_3_naming_it(
+async def test_an_unknown_id_exits_4_naming_it(
     command: str, sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """get, wait and download of an id the server does not know exit 3 and say so (wait
+    """get, wait and download of an id the server does not know exit 4 and say so (wait
     does not wait for ever on a mistyped id)."""
     extra = [] if command == "get" else ["--out", str(tmp_path / "v.mp4")]
-    assert await cli(command, "no-such-generation", *extra) == 3
+    assert await cli(command, "no-such-generation", *extra) == 4
     assert "no generation 'no-such-generation'" in capsys.readouterr().err
+
+
+async def test_wait_on_a_finished_job_looks_at_once(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wait ID, with the default schedule (first look at 20 s for a job just submitted),
+    looks at a job finished earlier at once: one status request, exit 0, the video."""
+    assert await cli(*generate_args(tmp_path / "first.mp4")) == 0
+    (generation,) = sim.generations
+    polls = sim.statistics().requests.get("GET /generations/{id}", 0)
+    out = tmp_path / "again.mp4"
+    with anyio.fail_after(15):  # the default schedule's first look would be at 20 s
+        assert await cli("wait", generation.id, "--out", out) == 0
+    assert sim.statistics().requests.get("GET /generations/{id}", 0) == polls + 1
+    assert out.read_bytes() == sim.video_bytes(generation.id)
+    assert submits(sim) == 1
 
 
 async def test_download_of_a_finished_job_writes_its_video(sim: Simulator, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ async def test_full_lifecycle(client: LeonardoClient, sim: Simulator, tmp_path: 
         assert job.cost.amount > 0
         video = await client.wait(job.id, timeout=DEADLINE)
     assert video.status is GenerationStatus.COMPLETE
-    assert (video.image_width, video.image_height) == (1920, 1080)
+    assert (video.width, video.height) == (1920, 1080)
     assert video.video_url is not None
     target = tmp_path / "out" / "video.mp4"
     assert await client.download(video, target) == target
@@ -134,6 +134,24 @@ async def test_validation_happens_before_any_request(
             await client.image_to_video(**call)
         assert total_requests(sim) == 0, bad
     assert client.requests_sent == 0
+
+
+async def test_the_python_api_reads_the_spellings_the_cli_and_batch_files_read(
+    client: LeonardoClient, sim: Simulator
+) -> None:
+    """image_to_video takes ``veo3_1fast``, ``1080p`` and ``9:16`` as the CLI and a batch
+    line do (one parser: the enums), and sends the canonical values."""
+    image = FrameRef((await client.upload_image(png_bytes())).id)
+    job = await client.image_to_video(
+        prompt="waves", image=image, model="veo3_1fast", resolution="1080p", orientation="9:16"
+    )
+    record = sim.generation(job.id)
+    assert record is not None
+    assert (record.model, record.body["resolution"]) == ("VEO3_1FAST", "RESOLUTION_1080")
+    assert (record.width, record.height) == (1080, 1920)
+    assert Resolution("720p") is Resolution.RESOLUTION_720
+    with pytest.raises(ValidationError, match=r"resolution.*'RESOLUTION_720'.*also.*1080p"):
+        await client.image_to_video(prompt="waves", image=image, resolution="4k")
 
 
 async def test_upload_redone_when_url_expired(

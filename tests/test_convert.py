@@ -169,7 +169,7 @@ def test_generation_round_trip(case: tuple[dict[str, Any], dict[str, Any]]) -> N
     assert got.created_at == expected["createdAt"]
     assert got.created_at is None or got.created_at.tzinfo is not None
     assert got.seed == expected["seed"]
-    assert (got.image_width, got.image_height) == (expected["imageWidth"], expected["imageHeight"])
+    assert (got.width, got.height) == (expected["imageWidth"], expected["imageHeight"])
     assert len(got.generated_images) == len(expected["generated_images"])
     for image, want in zip(got.generated_images, expected["generated_images"], strict=True):
         assert image.id == want["id"]
@@ -297,7 +297,7 @@ def _read(raw: dict[str, Any], envelope: type[Any]) -> Any:
         (
             _generation(imageWidth="1280", imageHeight=720.0, seed="905778432"),
             wire.GenerationEnvelope,
-            lambda g: (g.image_width, g.image_height, g.seed),
+            lambda g: (g.width, g.height, g.seed),
             (1280, 720, 905778432),
             None,
         ),
@@ -498,6 +498,19 @@ def test_converter_is_private() -> None:
     import cattrs
 
     raw = {"id": "g", "status": "PENDING", "imageWidth": 3}
-    assert wire.structure(raw, Generation, "/g").image_width == 3
+    assert wire.structure(raw, Generation, "/g").width == 3
     with pytest.raises(Exception):  # noqa: B017, PT011 - the global converter knows no renames
         cattrs.structure({"id": "g"}, Generation)
+
+
+def test_a_generations_size_is_width_and_height_as_everywhere_else() -> None:
+    """The wire's imageWidth/imageHeight read as ``width``/``height``, the names of a
+    request, the CLI's JSON and a batch line; the old names still read, deprecated."""
+    raw = {"id": "g", "status": "COMPLETE", "imageWidth": 720, "imageHeight": 1280}
+    generation = wire.structure(raw, Generation, "/g")
+    assert (generation.width, generation.height) == (720, 1280)
+    with pytest.deprecated_call(match=r"Generation\.width"):
+        assert generation.image_width == 720
+    with pytest.deprecated_call(match=r"Generation\.height"):
+        assert generation.image_height == 1280
+    assert "image_width" not in {a.name for a in attrs.fields(Generation)}

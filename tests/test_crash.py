@@ -4,8 +4,8 @@ The CLI runs in a subprocess against a simulator in this process; it is killed w
 SIGKILL after seeded random delays (so at a different step each time: uploading,
 submitting, between a submit and its journal entry, downloading ...), then resumed. In
 the end every line is COMPLETE exactly once, the simulator made exactly one generation per
-line, and every MP4 is whole. No timing is asserted: the delays only choose where the
-kills land.
+line, every MP4 is whole, and the last run's batch total is what the simulator charged.
+No timing is asserted: the delays only choose where the kills land.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -131,6 +132,10 @@ async def test_sigkill_at_random_points_then_resume_completes_each_line_once(
             break
     assert code == 0, log.read_text()
     assert KEY not in log.read_text()
+    # Jobs found after a kill between their submit and its row are counted all the same.
+    total = re.search(r"batch total (\d+) CREDITS", log.read_text())
+    assert total is not None
+    assert int(total.group(1)) == sim.statistics().credits_spent
 
     lines = results(out)
     assert [line["line"] for line in lines] == list(range(1, LINES + 1))

@@ -210,7 +210,7 @@ async def test_a_server_refusing_at_concurrency_is_not_held(sim: Simulator, tmp_
         assert await client.in_flight_bound() == slots + 1  # without it: one probe
 
 
-async def test_a_refused_seed_is_not_held_and_the_job_still_runs(
+async def test_a_rejected_seed_is_not_held_and_the_job_still_runs(
     sim: Simulator, tmp_path: Path
 ) -> None:
     """Seed rejection: seed not held, the job is sent again without one and finishes, and

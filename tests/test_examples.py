@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -19,10 +20,12 @@ EXPECTED: dict[str, tuple[str | None, str]] = {
     "batch_from_jsonl.py": ("videos/*.mp4", "4 complete, 0 failed"),
     "concurrent_pipeline.py": (None, "5 videos ready"),
     "generate_one.py": ("videos/sunset.mp4", "saved videos/sunset.mp4"),
+    "generate_one_call.py": ("videos/harbour.mp4", "saved videos/harbour.mp4"),
     "simulator_in_tests.py": (
         "videos/simulated-clip.mp4",
         "ok: a failed generation is reported as None",
     ),
+    "sync_script.py": ("videos/tide.mp4", "saved videos/tide.mp4"),
 }
 
 
@@ -46,18 +49,30 @@ def test_every_example_is_covered() -> None:
     assert scripts == set(EXPECTED)
 
 
+#: Examples whose second run in the same folder resumes the first (makes nothing again).
+RESUMES: Final = frozenset({"batch_from_jsonl.py"})
+
+
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_example_runs_offline_and_makes_its_output(script: str, tmp_path: Path) -> None:
-    """The example exits 0 against the simulator and produces what it announces."""
+    """The example exits 0 against the simulator and produces what it announces, and so
+    does a second run in the same folder; one that promises to resume makes nothing
+    again (the same files, untouched: a new job would be a new file, its id in the name)."""
     files, line = EXPECTED[script]
     result = run([str(EXAMPLES / script)], tmp_path)
     assert result.returncode == 0, result.stderr
     assert line in result.stdout
+    made = sorted(tmp_path.glob(files)) if files is not None else []
     if files is not None:
-        made = list(tmp_path.glob(files))
         assert made, f"{script} made no {files}"
         for video in made:
             assert video.read_bytes()[4:8] == b"ftyp"
+    first = {video: video.stat().st_ino for video in made}
+    again = run([str(EXAMPLES / script)], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert line in again.stdout
+    if script in RESUMES:
+        assert {video: video.stat().st_ino for video in tmp_path.glob(files or "")} == first
     # Everything it wrote is under videos/, which .gitignore keeps out of a checkout's status.
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(p.relative_to(tmp_path).parts[0] == "videos" for p in written), written

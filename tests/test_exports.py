@@ -1,6 +1,7 @@
 """The public surface: one sorted, complete ``__all__``, and nothing public left out."""
 
 from __future__ import annotations
+import __future__
 
 import importlib
 import inspect
@@ -8,18 +9,24 @@ import os
 import pkgutil
 import subprocess
 import sys
+import typing
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 import leonardo_async
+from leonardo_async._limits import KeyLimiter, RequestKind
+from leonardo_async._listing import Listing
 
 #: Modules whose names are public (no underscore), apart from the CLI and the simulator,
-#: which are applications with their own entry points rather than library API.
+#: which are applications with their own entry points rather than library API, and
+#: ``sync``, whose blocking LeonardoClient is imported from it by that very name.
 PUBLIC_MODULES = sorted(
     info.name
     for info in pkgutil.iter_modules(leonardo_async.__path__)
-    if not info.name.startswith("_") and info.name not in ("cli", "simulator")
+    if not info.name.startswith("_") and info.name not in ("cli", "simulator", "sync")
 )
 #: The private modules, and the modules of the private packages (``_wire._convert``).
 PRIVATE_MODULES = sorted(
@@ -68,6 +75,19 @@ def test_every_exported_name_exists() -> None:
     assert set(leonardo_async.__all__) <= set(namespace)
 
 
+def test_all_is_what_the_package_defines() -> None:
+    """As httpx checks its own: ``__all__`` is exactly the package's public names, so a name
+    imported into the package is exported, and nothing else is public by accident."""
+    public = [
+        name
+        for name, value in vars(leonardo_async).items()
+        if (not name.startswith("_") or name == "__version__")
+        and not isinstance(value, ModuleType)  # the public submodules, once imported
+        and value is not __future__.annotations
+    ]
+    assert leonardo_async.__all__ == sorted(public)
+
+
 def test_version_is_a_string() -> None:
     """``__version__`` is exported and is a string."""
     assert "__version__" in leonardo_async.__all__
@@ -84,13 +104,19 @@ def test_public_modules_are_fully_exported(name: str) -> None:
         assert getattr(leonardo_async, exported) is getattr(module, exported)
 
 
+def _isort_style(name: str) -> tuple[int, str]:
+    """The order ruff keeps ``__all__`` in (RUF022): constants, then classes, then the rest."""
+    kind = 0 if name.isupper() else 1 if name[:1].isupper() else 2
+    return kind, name
+
+
 @pytest.mark.parametrize("name", [*PUBLIC_MODULES, *PRIVATE_MODULES])
 def test_module_all_is_accurate(name: str) -> None:
     """Each module's own ``__all__`` is sorted and names things that exist."""
     module = _module(name)
     names = getattr(module, "__all__", None)
     assert names is not None, f"leonardo_async.{name} has no __all__"
-    assert list(names) == sorted(names)
+    assert list(names) == sorted(names, key=_isort_style)
     for exported in names:
         assert hasattr(module, exported), f"{name}.__all__ lists missing {exported}"
 
@@ -174,7 +200,9 @@ def _import_watched(statement: str) -> subprocess.CompletedProcess[str]:
 
 def test_import_does_no_io() -> None:
     """Importing the package (and the simulator, the CLI) reads no key, makes no session."""
-    statement = "import leonardo_async, leonardo_async.cli, leonardo_async.simulator"
+    statement = (
+        "import leonardo_async, leonardo_async.cli, leonardo_async.simulator, leonardo_async.sync"
+    )
     result = _import_watched(statement)
     assert result.returncode == 0, result.stderr
 
@@ -235,8 +263,152 @@ def test_config_objects_refuse_bad_values(kind: type, field: str, value: object)
         kind(**{field: value})
 
 
-def test_batch_plumbing_stays_private() -> None:
-    """The journal's states and entries and the results file's lines are not public API."""
-    for name in ("ItemState", "JournalEntry", "ResultLine", "FrameSource"):
+def test_batch_file_plumbing_stays_private() -> None:
+    """The batch file's reader and the results file's lines are the command line's, not
+    library API (README documents neither); a journal's entries and states are public,
+    as what ``Journal.entry()`` and ``Journal.counts()`` return."""
+    for name in ("JobLine", "read_jobs", "KeyScheme", "ResultLine", "FrameSource"):
         assert name not in leonardo_async.__all__
         assert not hasattr(leonardo_async, name), name
+
+
+#: Dunder methods that are part of a class's public face (how it is made, entered,
+#: awaited, called, iterated).
+_PROTOCOL_METHODS = frozenset(
+    {
+        "__init__",
+        "__aenter__",
+        "__enter__",
+        "__call__",
+        "__await__",
+        "__aiter__",
+        "__anext__",
+        "__iter__",
+        "__next__",
+        "__getitem__",
+    }
+)
+#: Classes the package makes and hands out (a client's tracker, its submitter and their
+#: slots, a waiter's handle): their constructors are the package's own wiring, not a
+#: caller's, so what they take need not be public. Everything else on them is.
+HANDED_OUT = frozenset({"JobTracker", "Submitter", "SubmitSlot", "TrackedJob"})
+
+
+def _types_in(hint: object) -> Iterator[type]:
+    """The classes a type hint names, through unions, generics, callables and literals."""
+    if isinstance(hint, (list, tuple)):  # a Callable's parameters
+        for inner in hint:
+            yield from _types_in(inner)
+        return
+    for inner in typing.get_args(hint):
+        yield from _types_in(inner)
+    if isinstance(hint, type) and typing.get_origin(hint) is None:
+        yield hint
+
+
+def _hints(where: object, home: str) -> dict[str, object]:
+    """``where``'s annotations resolved, names under TYPE_CHECKING found in the package."""
+    namespace = {**vars(leonardo_async), **vars(sys.modules[home])}
+    return typing.get_type_hints(where, globalns=namespace)
+
+
+def signature_types(value: object) -> Iterator[tuple[str, type]]:
+    """Each class named by the public signature of a function or class, with where.
+
+    A class's signature is its public attributes' types and its public methods' and
+    properties' parameters and returns, its bases' (in the package) included."""
+    if inspect.isfunction(value):
+        for parameter, hint in _hints(value, value.__module__).items():
+            for kind in _types_in(hint):
+                yield f"{value.__name__}({parameter})", kind
+        return
+    assert inspect.isclass(value)
+    for klass in value.__mro__:
+        if klass is not value and not klass.__module__.startswith("leonardo_async"):
+            continue  # object, Exception, str, Enum, Protocol ...
+        for attribute, hint in _hints(klass, klass.__module__).items():
+            if not attribute.startswith("_"):
+                for kind in _types_in(hint):
+                    yield f"{value.__name__}.{attribute}", kind
+        for name, member in vars(klass).items():
+            if name.startswith("_") and name not in _PROTOCOL_METHODS:
+                continue
+            if name == "__init__" and value.__name__ in HANDED_OUT:
+                continue
+            function = member.fget if isinstance(member, property) else member
+            function = getattr(function, "__func__", function)  # class and static methods
+            if not inspect.isfunction(function):
+                continue
+            for parameter, hint in _hints(function, klass.__module__).items():
+                for kind in _types_in(hint):
+                    yield f"{value.__name__}.{name}({parameter})", kind
+
+
+def unexported_types(values: list[object]) -> list[str]:
+    """The package's own classes that the signatures of ``values`` name but that
+    ``leonardo_async`` does not export, each with the first place it is named."""
+    found: dict[str, str] = {}
+    for value in values:
+        for where, kind in signature_types(value):
+            exported = getattr(leonardo_async, kind.__name__, None) is kind
+            if kind.__module__.startswith("leonardo_async") and not exported:
+                found.setdefault(f"{kind.__module__}.{kind.__qualname__}", where)
+    return [f"{name} (in {where})" for name, where in sorted(found.items())]
+
+
+def test_every_type_a_public_signature_names_is_exported() -> None:
+    """What a public call takes, returns or raises can be named by a caller: a journal's
+    entries, the client's submitter and its slots, a transport's request form ..."""
+    public = [
+        getattr(leonardo_async, name)
+        for name in leonardo_async.__all__
+        if inspect.isclass(getattr(leonardo_async, name))
+        or inspect.isfunction(getattr(leonardo_async, name))
+    ]
+    assert unexported_types(public) == []
+
+
+def _takes(limiter: KeyLimiter | None, path: Path) -> leonardo_async.Generation:
+    raise NotImplementedError
+
+
+def _returns(hook: Callable[[RequestKind], None]) -> list[Listing]:
+    raise NotImplementedError
+
+
+class _Holder:
+    limiter: KeyLimiter
+    _hidden: Listing
+
+
+def test_the_signature_check_sees_a_private_type() -> None:
+    """The check above finds a private class in a parameter, a return, a union member,
+    a callable's parameters and an attribute, and passes public and outside ones."""
+    found = unexported_types([_takes, _returns, _Holder])
+    assert [line.split(" ")[0].rsplit(".", 1)[1] for line in found] == [
+        "KeyLimiter",
+        "RequestKind",
+        "Listing",
+    ]
+    assert [where for where, _ in signature_types(_Holder)] == ["_Holder.limiter"]
+
+
+def test_every_journal_error_is_a_journal_error(tmp_path: Path) -> None:
+    """``except JournalError`` catches each way a journal fails, as the README says, and
+    each keeps the base a caller may already catch it by."""
+    from leonardo_async import JournalError
+
+    for kind in (
+        leonardo_async.JournalMismatchError,
+        leonardo_async.JournalBusyError,
+        leonardo_async.JournalDamagedError,
+        leonardo_async.JournalWriteError,
+        leonardo_async.JournalUnreachableError,
+    ):
+        assert issubclass(kind, JournalError)
+        assert issubclass(kind, leonardo_async.LeonardoError)
+    assert issubclass(leonardo_async.JournalUnreachableError, leonardo_async.JournalWriteError)
+    path = tmp_path / "journal.sqlite"
+    path.write_bytes(b"not a journal, but someone's notes" * 100)
+    with pytest.raises(JournalError, match="is damaged"):
+        leonardo_async.Journal(path)

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cli_batch import KEY, batch, requests_seen, results
 
-from leonardo_async import BatchItem, JobLine, ValidationError, read_jobs
-from leonardo_async._batch._jobs_file import _parse_line
+from leonardo_async import BatchItem, ValidationError
+from leonardo_async.cli._jobs_file import JobLine, _parse_line, read_jobs
 from leonardo_async.simulator import Simulator, SimulatorConfig
 
 GOOD = '{"prompt": "waves", "image": "start.png"}'

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import BatchResult, BatchSubmitter, Cost, LeonardoClient, ValidationError
-from leonardo_async._batch._fields import FIELDS, check_names
-from leonardo_async._batch._jobs_file import (
+from leonardo_async._batch._ledger import Charge
+from leonardo_async.cli._fields import FIELDS, check_names
+from leonardo_async.cli._jobs_file import (
     MAX_PROMPT_CHARS,
     ResultLine,
     input_digest,
@@ -26,6 +27,7 @@ from leonardo_async._batch._jobs_file import (
     read_jobs,
     result_line,
     sum_costs,
+    with_extras,
     write_results,
 )
 from leonardo_async.simulator import JobDurations, Simulator
@@ -229,7 +231,11 @@ def test_results_round_trip_through_jsonl() -> None:
         video=Path("/out/00000-hello-g1.mp4"),
         cost=Cost(amount=Decimal("2140"), unit="CREDITS"),
     )
-    lines = [result_line(1, result), result_line(2, None, "line 2: not valid JSON")]
+    extra = Charge("g0", "1", Cost(Decimal("2140"), "CREDITS"), estimated=True)
+    lines = [
+        with_extras(result_line(1, result), [extra]),
+        result_line(2, None, "line 2: not valid JSON"),
+    ]
     stream = io.StringIO()
     write_results(lines, stream)
     records = [json.loads(text) for text in stream.getvalue().splitlines()]
@@ -245,6 +251,9 @@ def test_results_round_trip_through_jsonl() -> None:
         "category": "complete",
         "video_url": None,
         "cost_estimated": False,
+        "extra_generations": [
+            {"generation_id": "g0", "cost": "2140", "cost_unit": "CREDITS", "cost_estimated": True}
+        ],
     }
     assert records[1]["status"] == "ERROR"
     assert records[1]["category"] == "bad_line"
@@ -253,7 +262,7 @@ def test_results_round_trip_through_jsonl() -> None:
     back = list(iter_results(stream))
     assert back == lines
     assert all(isinstance(line, ResultLine) for line in back)
-    assert sum_costs(back) == {"CREDITS": 2140}
+    assert sum_costs(back) == {"CREDITS": 4280}  # the extra generation is paid too
 
 
 @pytest.mark.leonardo_simulator(durations=JobDurations.fixed(0.05))

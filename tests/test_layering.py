@@ -37,6 +37,7 @@ LAYERS = [
     "_client",
     "_batch",
     "webhook",
+    "sync",
     "cli",
 ]
 EXEMPT = {"__init__", "__main__"}
@@ -135,24 +136,25 @@ def test_imports_only_from_above(path: Path) -> None:
 #: Each package's modules, top to bottom: a module imports only modules above it in its
 #: package (and, as LAYERS says, units above the package).
 PACKAGE_LAYERS = {
-    "_wire": ["_envelopes", "_convert"],
-    "_limits": ["_config", "_gate", "_slots", "_policy", "_key"],
-    "_transport": ["_base", "_mock", "_aiohttp", "_clock", "_connection", "_transfers"],
-    "_listing": ["_pages", "_reconciler"],
-    "_tracking": ["_job", "_watchlist", "_lookout", "_tracker"],
+    "_wire": ["_json", "_envelopes", "_convert"],
+    "_limits": ["_config", "_gate", "_slots", "_policy", "_redis", "_key"],
+    "_transport": ["_base", "_mock", "_aiohttp", "_clock", "_options", "_connection", "_transfers"],
+    "_listing": ["_pages", "_lag", "_evidence", "_reconciler"],
+    "_tracking": ["_job", "_watchlist", "_lookout", "_tracker", "_fanin"],
     "_client": ["_endpoints", "_submitter", "_parts", "_client"],
     "_batch": [
         "_pricing",
-        "_budget",
         "_items",
-        "_fields",
-        "_jobs_file",
         "_journal",
+        "_pg_journal",
+        "_ledger",
+        "_budget",
         "_frames",
         "_slots",
         "_tally",
         "_results",
         "_pipeline",
+        "_sweep",
         "_submitter",
     ],
 }

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leonardo_async import APIError, FrameRef, ImageToVideoRequest, SubmitUncertainError
-from leonardo_async._listing import Reconciler
+from leonardo_async._listing import Evidence, Reconciler
 from leonardo_async._listing._pages import CLOCK_SKEW, PAGE_SIZE, SAFE_PAGE_SIZE, Listing
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -44,7 +44,12 @@ class MemoryListing:
         self.asked: list[tuple[int, int]] = []
 
     async def call(
-        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_answer: int = 0,
     ) -> Any:
         assert method == "GET"
         assert path == "/generations/user/u1"
@@ -121,7 +126,7 @@ async def test_reconciliation_that_cannot_read_its_window_is_uncertain() -> None
     reconciler = Reconciler(Listing(server, _user), submit_url="http://x/submit")
     request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
     with pytest.raises(SubmitUncertainError, match="more than"):
-        await reconciler.find(request, since=NOW, settled_by=NOW)
+        await reconciler.find(request, since=NOW, failed_at=NOW)
 
 
 async def test_reconciliation_with_an_unreadable_listing_is_uncertain() -> None:
@@ -130,7 +135,7 @@ async def test_reconciliation_with_an_unreadable_listing_is_uncertain() -> None:
     reconciler = Reconciler(Listing(server, _user), submit_url="http://x/submit")
     request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
     with pytest.raises(SubmitUncertainError, match="could not be read"):
-        await reconciler.find(request, since=NOW, settled_by=NOW)
+        await reconciler.find(request, since=NOW, failed_at=NOW)
 
 
 async def test_a_walk_keeps_going_when_new_entries_push_the_listing_down() -> None:
@@ -153,15 +158,17 @@ async def test_a_job_differing_only_by_seed_is_a_doubt_until_seeds_are_known(
     server = MemoryListing(3)
     server.entries[0].update(prompt="mine", seed=999, createdAt=NOW.isoformat())
     reconciler = Reconciler(
-        Listing(server, _user), submit_url="http://x/submit", listing_shows_videos=True
+        Listing(server, _user),
+        submit_url="http://x/submit",
+        evidence=Evidence(listing_shows_videos=True),
     )
-    reconciler.server_keeps_seeds = keeps_seeds
+    reconciler.evidence.server_keeps_seeds = keeps_seeds
     request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"), seed=5)
     if keeps_seeds is None:
         with pytest.raises(SubmitUncertainError, match="all but the seed"):
-            await reconciler.find(request, since=NOW, settled_by=NOW)
+            await reconciler.find(request, since=NOW, failed_at=NOW)
     else:
-        assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
+        assert await reconciler.find(request, since=NOW, failed_at=NOW) is None
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -190,10 +197,12 @@ async def test_a_lost_submit_is_ruled_out_while_the_listing_grows() -> None:
     for entry in server.entries:
         entry["createdAt"] = NOW.isoformat()
     reconciler = Reconciler(
-        Listing(server, _user), submit_url="http://x/submit", listing_shows_videos=True
+        Listing(server, _user),
+        submit_url="http://x/submit",
+        evidence=Evidence(listing_shows_videos=True),
     )
     request = ImageToVideoRequest(prompt="mine", image=FrameRef("img"))
-    assert await reconciler.find(request, since=NOW, settled_by=NOW) is None
+    assert await reconciler.find(request, since=NOW, failed_at=NOW) is None
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,12 +20,11 @@ import anyio.lowlevel
 import pytest
 from _helpers import (
     DEADLINE,
-    FAST,
     KEY,
-    NO_LIMITS,
-    QUICK_LAG,
+    MOCK_BASE,
     QUICK_RETRY,
     assert_no_key,
+    mock_client,
     raises_clean,
 )
 from _images import png_bytes
@@ -51,7 +50,7 @@ from leonardo_async import (
     VideoSpec,
 )
 
-BASE = "https://api.test/v1"
+BASE = MOCK_BASE
 CDN = "https://cdn.test"
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(200))
 
@@ -122,17 +121,8 @@ class FakeAPI:
 
 
 def client_on(handler: Any, **options: Any) -> LeonardoClient:
-    """A client whose every request goes to ``handler``."""
-    settings: dict[str, Any] = {
-        "base_url": BASE,
-        "limits": NO_LIMITS,
-        "poll_schedule": FAST,
-        "retry": QUICK_RETRY,
-        "listing_lag": QUICK_LAG,
-        "batched_status": False,
-        **options,
-    }
-    return LeonardoClient(KEY, transport=MockTransport(handler), **settings)
+    """A client whose every request goes to ``handler``, one poll per job by default."""
+    return mock_client(handler, **{"batched_status": False, **options})
 
 
 async def test_a_job_goes_from_submit_to_video_without_a_socket(tmp_path: Path) -> None:

@@ -39,16 +39,31 @@ prompts = st.one_of(
     st.text(min_size=1).filter(lambda s: s.strip()),
     st.sampled_from(["", " ", "\t\n", "a lighthouse at dusk"]),
 )
-models = st.sampled_from([Model.VEO3_1, Model.VEO3_1FAST, "VEO3_1", "VEO3_1FAST", "VEO3", "SORA"])
+models = st.sampled_from([*Model, "VEO3_1", "VEO3_1FAST", "veo3_1fast", "Veo 3.1", "VEO3", "SORA"])
 durations = st.one_of(
     st.none(),
     st.sampled_from([4, 6, 8, 5, 10, 0, -4, 8.0, 4.0, True, "8"]),
     st.integers(-100, 100),
 )
 resolutions = st.sampled_from(
-    [None, *Resolution, "RESOLUTION_720", "RESOLUTION_1080", "RESOLUTION_480", "1080p"]
+    [None, *Resolution, "RESOLUTION_720", "RESOLUTION_1080", "RESOLUTION_480", "1080p", "720",
+     "resolution-1080", "480p"]
+)  # fmt: skip
+orientations = st.sampled_from(
+    [None, *Orientation, "landscape", "portrait", "Portrait", "16:9", "9:16", "4:3", "square"]
 )
-orientations = st.sampled_from([None, *Orientation, "landscape", "portrait", "square"])
+
+#: The spellings the Python API reads as the canonical values, as the README lists them.
+SPELLINGS = {
+    "veo3_1fast": "VEO3_1FAST",
+    "Veo 3.1": "VEO3_1",
+    "1080p": "RESOLUTION_1080",
+    "720": "RESOLUTION_720",
+    "resolution-1080": "RESOLUTION_1080",
+    "Portrait": "portrait",
+    "16:9": "landscape",
+    "9:16": "portrait",
+}
 sizes = st.one_of(
     st.just((None, None)),
     st.sampled_from(sorted(SIZES.values())),
@@ -64,7 +79,8 @@ seeds = st.one_of(
 
 
 def _value(value: Any) -> Any:
-    return getattr(value, "value", value)
+    value = getattr(value, "value", value)
+    return SPELLINGS.get(value, value) if isinstance(value, str) else value
 
 
 def expected_problems(

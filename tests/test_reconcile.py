@@ -7,10 +7,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import anyio
+import pytest
 from _images import png_bytes
 
-from leonardo_async import FrameRef, ImageToVideoRequest, LeonardoClient
-from leonardo_async._listing import Listing
+from leonardo_async import FrameRef, ImageToVideoRequest, LeonardoClient, SubmitUncertainError
+from leonardo_async._listing import Evidence, Listing
+from leonardo_async._listing._lag import ListingLag
 from leonardo_async._listing._reconciler import Reconciler, is_candidate, pick
 from leonardo_async.models import Generation, GenerationStatus
 from leonardo_async.simulator import Simulator
@@ -29,8 +31,8 @@ def _generation(gid: str = "g", **changes: object) -> Generation:
         "prompt": "waves",
         "created_at": NOW,
         "seed": 7,
-        "image_width": 1280,
-        "image_height": 720,
+        "width": 1280,
+        "height": 720,
     }
     fields.update(changes)
     return Generation(**fields)  # type: ignore[arg-type]
@@ -46,7 +48,7 @@ def test_other_prompt_size_seed_claimed_or_older_rules_a_generation_out() -> Non
     since = NOW - timedelta(seconds=1)
     request = _request()
     assert not is_candidate(_generation(prompt="sky"), request, since=since)
-    assert not is_candidate(_generation(image_width=1920), request, since=since)
+    assert not is_candidate(_generation(width=1920), request, since=since)
     assert not is_candidate(_generation(seed=8), request, since=since)
     assert not is_candidate(_generation(), request, since=since, exclude={"g"})
     assert not is_candidate(_generation(), request, since=NOW + timedelta(minutes=5))
@@ -86,9 +88,9 @@ async def test_walking_the_listing_survives_deletions_between_pages(
 
 
 class _LateListing:
-    """A listing caller whose first read is slow: it is taken before the job exists
-    and answered after the lag window has closed (a 429 pause, retries); the job is
-    listed from then on."""
+    """A listing caller whose first read shows nothing and takes ``slow`` seconds (taken
+    before the job exists, answered after the lag window has closed: a 429 pause,
+    retries); the job is listed from the second read on."""
 
     def __init__(self, job: dict[str, Any], slow: float) -> None:
         self.job = job
@@ -96,7 +98,12 @@ class _LateListing:
         self.reads = 0
 
     async def call(
-        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_answer: int = 0,
     ) -> Any:
         self.reads += 1
         if self.reads == 1:
@@ -122,9 +129,55 @@ async def test_a_look_that_read_the_listing_before_the_window_closed_decides_not
         "seed": 7,
     }
     caller = _LateListing(job, slow=0.4)
-    reconciler = Reconciler(Listing(caller, _user), submit_url="submit", listing_shows_videos=True)
-    found = await reconciler.find(
-        _request(), since=since, settled_by=since + timedelta(seconds=0.2)
+    reconciler = Reconciler(
+        Listing(caller, _user),
+        submit_url="submit",
+        evidence=Evidence(listing_shows_videos=True, listing_lag=0.2),
     )
+    found = await reconciler.find(_request(), since=since, failed_at=since)
     assert found is not None
     assert found.id == "late"
+
+
+async def test_a_job_listed_late_by_anyone_widens_the_window_of_a_lost_submit() -> None:
+    """Another job, made before the first look (a submit whose answer was lost too, that
+    no search found), appears only in the second: the listing is at least that late, so
+    the lost submit's window grows past the floor (here past a 1 s cap, which makes the
+    submit uncertain at once). Without it, the floor's window closed at the second look
+    and a listing later than the floor had the next lost submit sent twice."""
+    since = datetime.now(timezone.utc)
+    other = {
+        "id": "someone-else",
+        "status": "PENDING",
+        "prompt": "another prompt",
+        "createdAt": (since - timedelta(seconds=5)).isoformat(),
+    }
+    caller = _LateListing(other, slow=0.0)  # shown from the second read on
+    evidence = Evidence(listing_shows_videos=True, listing_lag=0.05)
+    evidence.lag = ListingLag(0.05, cap=1.0)
+    evidence.clock.observe(since, sent=since, received=since)  # our clocks agree
+    reconciler = Reconciler(Listing(caller, _user), submit_url="submit", evidence=evidence)
+    with pytest.raises(SubmitUncertainError, match="later than 1 s"):
+        await reconciler.find(_request(), since=since, failed_at=since)
+    longest = evidence.lag.longest
+    assert longest is not None
+    assert longest >= 5.0  # made 5 s before the first look, shown only in the second
+
+
+async def test_a_job_made_after_the_last_look_says_nothing_of_the_lag() -> None:
+    """A job that may have been made after the last look began (its time, trimmed to a
+    second, less than a second before) is new, not late: no sighting."""
+    since = datetime.now(timezone.utc)
+    other = {
+        "id": "new",
+        "status": "PENDING",
+        "prompt": "another prompt",
+        "createdAt": (since - timedelta(seconds=0.5)).isoformat(),
+    }
+    evidence = Evidence(listing_shows_videos=True, listing_lag=0.05)
+    evidence.clock.observe(since, sent=since, received=since)
+    reconciler = Reconciler(
+        Listing(_LateListing(other, slow=0.0), _user), submit_url="submit", evidence=evidence
+    )
+    assert await reconciler.find(_request(), since=since, failed_at=since) is None
+    assert evidence.lag.longest is None

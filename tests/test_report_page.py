@@ -21,8 +21,10 @@ import pytest
 from _browser import chromium
 from _images import png_bytes
 
-from leonardo_async._batch import BatchResult, read_jobs
+from leonardo_async._batch import BatchResult, ItemState, Ledger
+from leonardo_async._batch._journal import JournalEntry
 from leonardo_async.cli import main
+from leonardo_async.cli._jobs_file import read_jobs
 from leonardo_async.cli._report import INDEX, MIN_INTERVAL, BatchPage, _web_url
 from leonardo_async.models import Cost
 from leonardo_async.simulator import JobDurations, Simulator, SimulatorConfig
@@ -208,8 +210,9 @@ def test_the_page_shows_progress_and_is_rewritten_at_most_every_interval(
     )
     jobs = read_jobs(jobs_file)
     results: dict[str, BatchResult] = {}
+    ledger = Ledger()
     clock = _Clock()
-    page = BatchPage(tmp_path, "jobs.jsonl", jobs, results, clock=clock)
+    page = BatchPage(tmp_path, "jobs.jsonl", jobs, results, ledger=ledger, clock=clock)
     first = (tmp_path / INDEX).read_text()
     assert [c["data-status"] for c in _Cards(first).cards] == ["PENDING"] * 4
     assert 'http-equiv="refresh"' in first
@@ -218,6 +221,12 @@ def test_the_page_shows_progress_and_is_rewritten_at_most_every_interval(
         key = str(job.item.key)
         cost = Cost(Decimal(1070), "CREDITS")
         results[key] = BatchResult(key, job.line, "COMPLETE", "p", cost=cost)
+        ledger.record(
+            JournalEntry(
+                key, job.line, ItemState.COMPLETE, "f", generation_id=f"g{key}",
+                cost_amount="1070", cost_unit="CREDITS",
+            )
+        )  # fmt: skip
         page.changed()
     assert page.writes == 1  # no time passed: nothing rewritten
     clock.now += MIN_INTERVAL
@@ -246,7 +255,7 @@ def test_a_page_that_cannot_be_written_is_logged_not_raised(
 ) -> None:
     """A failing page write (here a folder in its place) never stops the batch."""
     (tmp_path / INDEX).mkdir()
-    page = BatchPage(tmp_path, "jobs.jsonl", [], {})
+    page = BatchPage(tmp_path, "jobs.jsonl", [], {}, ledger=Ledger())
     page.write(finished=True)
     assert page.writes == 0
     assert f"{tmp_path / INDEX} cannot be written" in caplog.text

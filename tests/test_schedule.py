@@ -77,8 +77,11 @@ class _Silent:
 
 
 async def test_tracker_spreads_first_looks() -> None:
-    """A thousand jobs tracked at once are not all due at the same moment."""
+    """A thousand jobs just submitted and tracked at once are not all due at the same
+    moment (a job not vouched for as fresh is looked at once instead)."""
     async with JobTracker(_Silent(), schedule=PollSchedule(initial=600, jitter=0.1)) as tracker:
+        for i in range(1000):
+            tracker.vouch(f"job-{i}", fresh=True)
         jobs = [tracker.track(f"job-{i}") for i in range(1000)]
         dues = [job.next_look for job in jobs]
         assert len(set(dues)) > 990

@@ -137,7 +137,7 @@ async def test_a_listing_error_during_reconciliation_is_uncertain(sim: Simulator
 
 @pytest.mark.parametrize("second_answer_lost", [False, True])
 @pytest.mark.leonardo_simulator(reject_seed=True)
-async def test_a_refused_seed_is_dropped_once_and_for_the_key(
+async def test_a_rejected_seed_is_dropped_once_and_for_the_key(
     sim: Simulator, second_answer_lost: bool
 ) -> None:
     """A 400 naming seed: sent again without it, and no seed is sent again; a lost answer

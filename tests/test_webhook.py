@@ -229,6 +229,7 @@ async def test_the_documented_sample_is_accepted_and_read(
     assert (status, answer) == (200, {"resolved": True})
     generation = handle.result()
     assert generation.seed == 905778432
+    assert (generation.width, generation.height) == (512, 512)  # imageWidth, imageHeight
     assert generation.created_at is not None
     assert generation.created_at.microsecond == 93000
     assert receiver.statistics().rejected == {}

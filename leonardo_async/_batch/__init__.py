@@ -3,16 +3,16 @@
 Top to bottom, the nouns first and the machinery after:
 
 * :mod:`._pricing`: :class:`~._pricing.CostEstimator`, what a job will probably cost;
-* :mod:`._budget`: :class:`~._budget.Budget`, what a batch has spent per unit, and
-  whether the next submit stays within it;
-* :mod:`._items`: :class:`BatchItem`, :class:`BatchResult`, the statistics and plans, what
-  a batch is made of and gives back;
-* :mod:`._fields`: :class:`JobSpec`, the table of fields a request may name, read by the
-  batch file and the CLI;
-* :mod:`._jobs_file`: batch files, one JSON request per line in (:func:`read_jobs`), one
-  JSON result per line out;
-* :mod:`._journal`: :class:`Journal`, the durable record of each item's next step,
-  written before it is taken;
+* :mod:`._items`: :class:`BatchItem`, :class:`BatchResult` and its :class:`Outcome`, the
+  statistics and plans, what a batch is made of and gives back;
+* :mod:`._journal`: :class:`BatchJournal`, the durable record of each item's next step,
+  written before it is taken, and :class:`Journal`, which keeps it in a SQLite file;
+* :mod:`._pg_journal`: :class:`PostgresJournal`, the same in PostgreSQL, shared by many
+  workers that drain one batch;
+* :mod:`._ledger`: :class:`Ledger`, every generation the batch made and its cost, which
+  every total of money counts from;
+* :mod:`._budget`: :class:`~._budget.Budget`, whether the next submit stays within the
+  batch's limit;
 * :mod:`._frames`: :class:`~._frames.FrameUploads`, each distinct local frame uploaded
   once;
 * :mod:`._slots`: :class:`~._slots.BatchSlots`, the batch's own bounds inside the key's;
@@ -25,41 +25,40 @@ Top to bottom, the nouns first and the machinery after:
 
 from __future__ import annotations
 
-from ._fields import FIELDS as FIELDS  # the field names, for the CLI's messages
-from ._fields import JobSpec, readable_errors
-from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary, plan
-from ._jobs_file import CATEGORIES as CATEGORIES  # for the CLI's summary line
-from ._jobs_file import (
-    JobLine,
-    KeyScheme,
-    ResultLine,
-    input_digest,
-    read_jobs,
-    result_line,
-    unfinished_line,
-    write_results,
+from ._items import (
+    BatchItem,
+    BatchPlan,
+    BatchResult,
+    BatchStatistics,
+    BatchSummary,
+    Outcome,
+    plan,
 )
-from ._journal import ItemState, Journal
+from ._journal import BatchJournal, ExtraGeneration, ItemState, Journal, JournalEntry
+from ._ledger import Charge, Ledger, money
+from ._pg_journal import LEASE as LEASE  # the CLI's default
+from ._pg_journal import PostgresJournal, is_postgres_url
+from ._results import journal_results
 from ._submitter import BatchSubmitter
 
 __all__ = [
     "BatchItem",
+    "BatchJournal",
     "BatchPlan",
     "BatchResult",
     "BatchStatistics",
     "BatchSubmitter",
     "BatchSummary",
+    "Charge",
+    "ExtraGeneration",
     "ItemState",
-    "JobLine",
-    "JobSpec",
     "Journal",
-    "KeyScheme",
-    "ResultLine",
-    "input_digest",
+    "JournalEntry",
+    "Ledger",
+    "Outcome",
+    "PostgresJournal",
+    "is_postgres_url",
+    "journal_results",
+    "money",
     "plan",
-    "read_jobs",
-    "readable_errors",
-    "result_line",
-    "unfinished_line",
-    "write_results",
 ]

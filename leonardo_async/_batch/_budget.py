@@ -1,4 +1,4 @@
-"""What a batch has spent, per unit, and whether the next submit stays within its budget.
+"""Whether the next submit stays within the batch's budget (what was spent is the ledger's).
 
 Leonardo charges in ``CREDITS`` or, on pay-as-you-go plans, in ``DOLLARS``. A budget has
 one unit, and amounts in two units are never added together: a charge in another unit
@@ -20,6 +20,7 @@ import attrs
 
 from .._errors import OverBudgetError
 from ..models import Cost, VideoSpec
+from ._ledger import Ledger
 from ._pricing import CostEstimator
 
 __all__ = ["Budget", "Reservation"]
@@ -38,30 +39,33 @@ class Budget:
 
     :param limit: the most the batch may spend, in that cost's unit
     :param estimator: expected prices, learning from the server's charges
+    :param ledger: what the batch's generations cost so far (its own, if not given)
     """
 
-    def __init__(self, limit: Cost | None, estimator: CostEstimator) -> None:
+    def __init__(
+        self, limit: Cost | None, estimator: CostEstimator, ledger: Ledger | None = None
+    ) -> None:
         self.limit = limit
         self.estimator = estimator
-        self.spent: dict[str, Decimal] = {}
+        self.ledger = ledger if ledger is not None else Ledger()
         self._reserved = Decimal(0)
         self._probe: anyio.Event | None = None
         self._uncounted: str | None = None
 
-    def add(self, cost: Cost) -> None:
-        """Count a charge (or a journaled one, on resume)."""
-        self.spent[cost.unit] = self.spent.get(cost.unit, Decimal(0)) + cost.amount
+    @property
+    def spent(self) -> dict[str, Decimal]:
+        """What the batch has spent per unit: its ledger's count."""
+        return self.ledger.spent()
 
     def charged(self, request: VideoSpec, cost: Cost | None) -> Cost | None:
-        """Count what the server charged for ``request``; returns the cost counted.
+        """Price what the server charged for ``request``; returns the cost to record.
 
-        Without a charge in the answer the estimate is counted; if there is none in the
+        Without a charge in the answer it is the estimate; if there is none in the
         budget's unit, the budget can no longer be kept and later submits are refused.
+        The charge is counted once its journal row is written (the ledger reads it).
         """
         self.estimator.observe(request, cost)
         counted = cost if cost is not None else self.estimator.estimate(request).cost
-        if counted is not None:
-            self.add(counted)
         if self.limit is None or (counted is not None and counted.unit == self.limit.unit):
             return counted
         if cost is not None:
@@ -99,7 +103,7 @@ class Budget:
 
     def _within(self, expected: Decimal) -> Reservation:
         assert self.limit is not None
-        spent = self.spent.get(self.limit.unit, Decimal(0))
+        spent = self.ledger.spent().get(self.limit.unit, Decimal(0))
         if spent + self._reserved + expected > self.limit.amount:
             raise OverBudgetError(
                 f"not submitted: the budget of {self.limit.amount:f} {self.limit.unit} would "
@@ -111,7 +115,7 @@ class Budget:
 
     def _check_units(self) -> None:
         assert self.limit is not None
-        others = sorted(unit for unit in self.spent if unit != self.limit.unit)
+        others = sorted(unit for unit in self.ledger.spent() if unit != self.limit.unit)
         problem = self._uncounted or (
             f"jobs were charged in {', '.join(others)}" if others else None
         )

@@ -19,7 +19,7 @@ from .._client import LeonardoClient
 from .._errors import APIError, TransportError, UploadError
 from .._files import FrameSource, read_image, remote_frame
 from ..models import FrameRef, ImageToVideoRequest
-from ._journal import Journal
+from ._journal import BatchJournal
 
 __all__ = ["FrameUploads"]
 
@@ -34,7 +34,7 @@ class FrameUploads:
     :param concurrency: uploads in flight at once
     """
 
-    def __init__(self, client: LeonardoClient, journal: Journal, concurrency: int) -> None:
+    def __init__(self, client: LeonardoClient, journal: BatchJournal, concurrency: int) -> None:
         self.client = client
         self.journal = journal
         self._limiter = anyio.CapacityLimiter(concurrency)

@@ -6,6 +6,7 @@ can build and read these without pulling in the scheduler.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ __all__ = [
     "BatchStatistics",
     "BatchSummary",
     "FrameSource",
+    "Outcome",
     "ResultStatus",
     "plan",
     "remote_frame",
@@ -36,6 +38,53 @@ __all__ = [
 ]
 
 ResultStatus = Literal["COMPLETE", "FAILED", "ERROR"]
+
+
+class Outcome(str, enum.Enum):
+    """What became of an item (a batch file's line), in the order summaries list them.
+
+    Decided where it happens (the step that ends the item says which), kept in the
+    item's journal row, and carried unchanged by :class:`BatchResult` to the ``category``
+    of its line in ``results.jsonl``.
+    """
+
+    #: The video was made (and downloaded, when the batch downloads).
+    COMPLETE = "complete"
+    #: The server's job ended ``FAILED``.
+    FAILED = "failed"
+    #: Nothing was submitted: a duplicate key, an upload that failed, a refused submit.
+    ERROR_BEFORE_SUBMIT = "error_before_submit"
+    #: The submit's answer was lost and the listing has not shown its job yet: perhaps
+    #: made and paid; a resume looks for it before sending again.
+    MAYBE_SUBMITTED = "maybe_submitted"
+    #: The job exists (and is paid for); waiting for it or downloading it failed.
+    ERROR_AFTER_SUBMIT = "error_after_submit"
+    #: Not submitted: it would have passed the batch's budget.
+    SKIPPED_BUDGET = "skipped_budget"
+    #: A batch file's line that is not a valid request; nothing was sent for it.
+    BAD_LINE = "bad_line"
+    #: A stopped run left its job running on the server; a resume waits for it.
+    RUNNING = "running"
+    #: A stopped run never got to it.
+    NOT_STARTED = "not_started"
+
+    @classmethod
+    def of_end(cls, status: ResultStatus, generation_id: str | None, uncertain: bool) -> Outcome:
+        """How an item ended, by what its end holds: its status, whether it has a job,
+        and whether its submit may have made one.
+
+        What an item's end says when no step decided more (an unexpected error; a row an
+        earlier release wrote): never ``SKIPPED_BUDGET``, which only the budget decides.
+        """
+        if status == "COMPLETE":
+            return cls.COMPLETE
+        if status == "FAILED":
+            return cls.FAILED
+        if generation_id is not None:
+            return cls.ERROR_AFTER_SUBMIT
+        if uncertain:
+            return cls.MAYBE_SUBMITTED
+        return cls.ERROR_BEFORE_SUBMIT
 
 
 def _describe(source: FrameSource | None) -> str | None:
@@ -125,6 +174,8 @@ class BatchResult:
     :param cost_estimated: ``cost`` is an estimate: the answer named none
     :param uncertain: the submit may have reached the server and made a job the listing
         has not shown yet (paid, perhaps): a resume looks for it before sending again
+    :param outcome: what became of the item, as the step that ended it decided (a
+        result made by hand without one: what its status, job and ``uncertain`` say)
     """
 
     key: str
@@ -141,6 +192,11 @@ class BatchResult:
     uncertain: bool = False
     cost_estimated: bool = False
     generation: Generation | None = attrs.field(default=None, repr=False, eq=False)
+    outcome: Outcome = attrs.field()
+
+    @outcome.default
+    def _ended(self) -> Outcome:
+        return Outcome.of_end(self.status, self.generation_id, self.uncertain)
 
 
 @attrs.frozen
@@ -173,7 +229,17 @@ class BatchStatistics:
 
 @attrs.frozen
 class BatchSummary:
-    """The end of a batch: counts, what it cost, how long it took."""
+    """The end of a batch: counts, what it cost, how long it took.
+
+    :param credits: what every generation of the batch (all its runs) cost, per unit: at
+        the answered cost, or the estimate when the answer named none
+    :param credits_estimated: the part of ``credits`` that is estimated
+    :param maybe_paid: items whose submit may have made a generation the listing has not
+        shown yet (not in ``credits``; a resume looks for it)
+    :param extra_generations: paid generations beyond the one each item holds (a lost
+        submit sent again while the listing had not shown its first job, a failed job
+        submitted again), counted in ``credits``; ``results.jsonl`` names them
+    """
 
     total: int
     complete: int
@@ -182,6 +248,9 @@ class BatchSummary:
     credits: Mapping[str, Decimal]
     elapsed: float
     requests: int
+    credits_estimated: Mapping[str, Decimal] = attrs.field(factory=dict)
+    maybe_paid: int = 0
+    extra_generations: int = 0
 
 
 @attrs.frozen
@@ -210,7 +279,10 @@ def video_name(index: int, prompt: str, generation_id: str) -> str:
 
 
 def plan(items: Iterable[BatchItem], estimator: CostEstimator | None = None) -> BatchPlan:
-    """What a batch of ``items`` would upload and cost, without a client or a request."""
+    """What a batch of ``items`` would upload and cost, without a client or a request.
+
+    Estimates of a plan, not money: nothing is charged, so nothing here is the ledger's.
+    """
     estimator = estimator or CostEstimator()
     count, unpriced, frames = 0, 0, set()
     estimated: dict[str, Decimal] = {}

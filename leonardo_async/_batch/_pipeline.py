@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
 import attrs
@@ -32,11 +32,12 @@ from .._errors import (
     SubmitUncertainError,
 )
 from .._schedule import PollSchedule
-from ..models import Generation, GenerationJob, ImageToVideoRequest
+from ..models import Cost, Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 from ._budget import Budget
 from ._frames import FrameUploads
-from ._items import BatchItem, BatchResult, video_name
-from ._journal import ItemState, Journal, JournalEntry
+from ._items import BatchItem, BatchResult, Outcome, video_name
+from ._journal import BatchJournal, ExtraGeneration, ItemState, JournalEntry
+from ._ledger import Ledger
 from ._results import duplicate_result, result_of, video_path
 from ._slots import BatchSlots, Held
 from ._tally import BatchTally
@@ -59,7 +60,8 @@ class ItemPipeline:
     :param client: the entered client
     :param journal: the batch's journal
     :param frames: the run's uploads, each distinct file once
-    :param budget: the batch's spending and limit
+    :param budget: the batch's limit, and the prices of answers without one
+    :param ledger: the batch's money, told of every row written
     :param downloads: downloads in flight at once
     :param slots: the batch's own bounds, inside the key's
     :param tally: items per step now and per result status in this run, which the
@@ -70,9 +72,10 @@ class ItemPipeline:
     """
 
     client: LeonardoClient
-    journal: Journal
+    journal: BatchJournal
     frames: FrameUploads
     budget: Budget
+    ledger: Ledger
     downloads: anyio.CapacityLimiter
     slots: BatchSlots
     tally: BatchTally
@@ -83,6 +86,9 @@ class ItemPipeline:
     schedule: PollSchedule | None = None
     wait_timeout: float | None = None
     retry_failed: bool = False
+    #: Items whose submit ended uncertain in this run, their results held back until the
+    #: end-of-batch sweep has looked for their jobs once more (:mod:`._sweep`).
+    undecided: dict[str, tuple[JournalEntry, BatchItem]] = attrs.field(factory=dict)
 
     def should_work(self, entry: JournalEntry) -> bool:
         """Whether a journaled item needs work in this run (see the journal's table)."""
@@ -117,20 +123,84 @@ class ItemPipeline:
             return
         finally:
             window.release()
+            self._let_go(entry.key)
+        if entry.undecided:
+            self.undecided[entry.key] = (entry, item)
+            return
         await send.send(self.finish(entry, item, generation))
+
+    def _let_go(self, key: str) -> None:
+        """Give the item back to the journal (a shared one's other workers may take it)."""
+        try:
+            self.journal.release(key)
+        except JournalWriteError as exc:  # its lease runs out by itself
+            logger.warning("item %s not given back: %s", key, exc)
+
+    def _write(self, entry: JournalEntry, **changes: Any) -> JournalEntry:
+        """Write the item's next row; the ledger counts what it says of money.
+
+        Counted before it is written: a paid generation stays counted when the journal
+        cannot record it (a full disk ends the batch, never its money).
+        """
+        self.ledger.record(attrs.evolve(entry, **changes))
+        return self.journal.update(entry, **changes)
+
+    def price(self, request: VideoSpec, cost: Cost | None) -> tuple[str | None, str | None, bool]:
+        """What a job of ``request`` is counted at, as a row keeps it (amount, unit,
+        estimated): the answered ``cost``, or, when the answer named none (lost, a 504,
+        a null cost, a job found in the listing), the estimate, marked as one."""
+        counted = self.budget.charged(request, cost)
+        if counted is None:
+            return None, None, False
+        return str(counted.amount), counted.unit, cost is None
+
+    def priced(self, entry: JournalEntry, item: BatchItem) -> JournalEntry:
+        """The row, with a cost if it has a generation and none (a job an earlier run or
+        release found in the listing): the estimate, marked as such, never nothing."""
+        if entry.generation_id is None or entry.cost_amount is not None:
+            return entry
+        amount, unit, estimated = self.price(attrs.evolve(item.spec, seed=entry.seed), None)
+        if amount is None:
+            return entry
+        return self._write(entry, cost_amount=amount, cost_unit=unit, cost_estimated=estimated)
+
+    def found(self, entry: JournalEntry, request: VideoSpec, generation_id: str) -> JournalEntry:
+        """The item's row holds a job its lost submit made, found in the listing: counted
+        at the estimate (the listing names no price), tracked from here."""
+        amount, unit, estimated = self.price(request, None)
+        return self._write(
+            entry,
+            state=ItemState.SUBMITTED,
+            generation_id=generation_id,
+            uncertain=False,
+            error=None,
+            cost_amount=amount,
+            cost_unit=unit,
+            cost_estimated=estimated,
+        )
+
+    def keep_extra(self, extra: ExtraGeneration) -> bool:
+        """Write down a paid generation of the item that its row does not hold; counted
+        before it is written, as every charge. ``False`` if it was written already."""
+        self.ledger.record_extra(extra)
+        return self.journal.record_extra(extra)
 
     def _failed_step(self, entry: JournalEntry, error: str) -> JournalEntry:
         """End an item in ``error`` from its latest journaled row.
 
         The row may have moved on since ``entry`` was read (a generation id recorded, a
         submit begun): keep all of it, so that a resume tracks that generation, or looks
-        for it, rather than paying for another.
+        for it, rather than paying for another. How far it got is its outcome (an upload
+        that failed: before its submit).
         """
         latest = self.journal.entry(entry.key) or entry
         uncertain = latest.uncertain or (
             latest.state is ItemState.SUBMITTING and latest.generation_id is None
         )
-        return self.journal.update(latest, state=ItemState.ERROR, error=error, uncertain=uncertain)
+        outcome = Outcome.of_end("ERROR", latest.generation_id, uncertain)
+        return self._write(
+            latest, state=ItemState.ERROR, error=error, uncertain=uncertain, outcome=outcome
+        )
 
     async def _process(
         self, item: BatchItem, entry: JournalEntry
@@ -141,7 +211,17 @@ class ItemPipeline:
             # new submit is never matched to the old job in the listing.
             if entry.generation_id is not None:
                 self.retired.add(entry.generation_id)
-            entry = self.journal.update(
+                # Still paid: written down as the item's extra, before its row lets go.
+                self.keep_extra(
+                    ExtraGeneration(
+                        entry.generation_id,
+                        entry.key,
+                        entry.cost_amount,
+                        entry.cost_unit,
+                        entry.cost_estimated,
+                    )
+                )
+            entry = self._write(
                 entry,
                 state=ItemState.PENDING,
                 generation_id=None,
@@ -160,16 +240,18 @@ class ItemPipeline:
             if token is None:
                 return entry, None
         else:  # a job from an earlier run: it runs, so it holds a slot
-            token = await self.slots.take(key=False)
+            token = await self.slots.take(slot=False)
             await self.client.submitter.adopt(entry.generation_id)
         try:
-            outcome = await self._track(entry)
+            tracked = await self._track(entry)
         finally:
             self.slots.give(token)
-        if isinstance(outcome, GenerationFailedError):
-            entry = self.journal.update(entry, state=ItemState.FAILED, error=str(outcome))
-            return entry, outcome.generation
-        return await self._download(entry, outcome), outcome
+        if isinstance(tracked, GenerationFailedError):
+            entry = self._write(
+                entry, state=ItemState.FAILED, error=str(tracked), outcome=Outcome.FAILED
+            )
+            return entry, tracked.generation
+        return await self._download(entry, tracked), tracked
 
     async def _reconcile(self, item: BatchItem, entry: JournalEntry) -> JournalEntry:
         """The last run may have created this item's job: look before submitting again."""
@@ -182,17 +264,15 @@ class ItemPipeline:
         )
         if found is None:
             logger.info("item %s: no job from the last run; submitting", entry.key)
-            return self.journal.update(entry, state=ItemState.PENDING, uncertain=False)
+            return self._write(entry, state=ItemState.PENDING, uncertain=False)
         logger.info("item %s: found its job %s from the last run", entry.key, found.id)
-        return self.journal.update(
-            entry, state=ItemState.SUBMITTED, generation_id=found.id, uncertain=False, error=None
-        )
+        return self.found(entry, request, found.id)
 
     async def _with_frames(self, item: BatchItem, entry: JournalEntry) -> ImageToVideoRequest:
         """The item's request, its local frames uploaded first (each distinct file once)."""
         uploading = bool(item.local_frames)
         if uploading:
-            self.journal.update(entry, state=ItemState.UPLOADING)
+            self._write(entry, state=ItemState.UPLOADING)
             self.tally.steps["uploading"] += 1
         try:
             start = await self.frames.frame(item.image, "image")
@@ -230,9 +310,14 @@ class ItemPipeline:
             except BaseException as exc:
                 self.slots.give(token)
                 if isinstance(exc, OverBudgetError):
-                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                    return self._write(
+                        entry,
+                        state=ItemState.ERROR,
+                        error=str(exc),
+                        outcome=Outcome.SKIPPED_BUDGET,
+                    ), None
                 raise
-            entry = self.journal.update(
+            entry = self._write(
                 entry,
                 state=ItemState.SUBMITTING,
                 seed=request.seed,
@@ -244,23 +329,28 @@ class ItemPipeline:
 
             def resending() -> None:  # the journal counts every send, the client's too
                 nonlocal entry
-                entry = self.journal.update(entry, attempts=entry.attempts + 1)
+                entry = self._write(entry, attempts=entry.attempts + 1)
 
             try:
                 job = await self.client.submitter.submit(
                     request,
                     claimed=self._claimed(),
                     retry_refused=False,
-                    slot=token.key,
+                    slot=token.slot,
                     on_resend=resending,
+                    journaled=True,
                 )
             except BaseException as exc:
                 self.slots.give(token)
                 if isinstance(exc, RateLimitError) and attempt < SUBMIT_REFUSALS:
                     continue  # the key's shared pause holds everyone; queue again
                 if isinstance(exc, SubmitUncertainError):
-                    return self.journal.update(
-                        entry, state=ItemState.ERROR, uncertain=True, error=str(exc)
+                    return self._write(
+                        entry,
+                        state=ItemState.ERROR,
+                        uncertain=True,
+                        error=str(exc),
+                        outcome=Outcome.MAYBE_SUBMITTED,
                     ), None
                 if (
                     stale_frames
@@ -269,8 +359,13 @@ class ItemPipeline:
                     and self.frames.forget_stale(request, exc)
                 ):
                     return entry, _STALE_FRAMES
-                if isinstance(exc, LeonardoError):
-                    return self.journal.update(entry, state=ItemState.ERROR, error=str(exc)), None
+                if isinstance(exc, LeonardoError):  # refused: nothing was created
+                    return self._write(
+                        entry,
+                        state=ItemState.ERROR,
+                        error=str(exc),
+                        outcome=Outcome.ERROR_BEFORE_SUBMIT,
+                    ), None
                 raise
             finally:
                 self.budget.release(reservation)
@@ -283,16 +378,16 @@ class ItemPipeline:
     ) -> JournalEntry:
         # An answer without a cost (found after a lost answer or a 504, a null cost) is
         # still a paid job: the estimate is counted, and written down as one.
-        counted = self.budget.charged(request, job.cost)
-        return self.journal.update(
+        amount, unit, estimated = self.price(request, job.cost)
+        return self._write(
             entry,
             state=ItemState.SUBMITTED,
             generation_id=job.id,
             # A refused seed was dropped and the submit sent again without it.
             seed=None if self.client.seeds_refused else request.seed,
-            cost_amount=None if counted is None else str(counted.amount),
-            cost_unit=None if counted is None else counted.unit,
-            cost_estimated=job.cost is None and counted is not None,
+            cost_amount=amount,
+            cost_unit=unit,
+            cost_estimated=estimated,
         )
 
     def _claimed(self) -> set[str]:
@@ -316,8 +411,12 @@ class ItemPipeline:
 
     async def _download(self, entry: JournalEntry, generation: Generation) -> JournalEntry:
         if self.out_dir is None:  # the video stays on the CDN: keep its URL for the results
-            return self.journal.update(
-                entry, state=ItemState.COMPLETE, video=generation.video_url, error=None
+            return self._write(
+                entry,
+                state=ItemState.COMPLETE,
+                video=generation.video_url,
+                error=None,
+                outcome=Outcome.COMPLETE,
             )
         target = self.out_dir / video_name(entry.index, generation.prompt or "", generation.id)
         self.tally.steps["downloading"] += 1
@@ -325,13 +424,23 @@ class ItemPipeline:
             async with self.downloads:
                 await self.client.download(generation, target)
         except DownloadError as exc:
-            return self.journal.update(entry, state=ItemState.ERROR, error=str(exc))
+            return self._write(
+                entry, state=ItemState.ERROR, error=str(exc), outcome=Outcome.ERROR_AFTER_SUBMIT
+            )
         except OSError as exc:  # the disk, not the CDN: a resume downloads it again
             error = f"download to {target} failed: {exc.strerror or exc}"
-            return self.journal.update(entry, state=ItemState.ERROR, error=error)
+            return self._write(
+                entry, state=ItemState.ERROR, error=error, outcome=Outcome.ERROR_AFTER_SUBMIT
+            )
         finally:
             self.tally.steps["downloading"] -= 1
-        return self.journal.update(entry, state=ItemState.COMPLETE, video=target.name, error=None)
+        # A shared journal's workers each have their own --out, perhaps on other machines:
+        # the row says where this one put it. A journal of one process keeps the name, so
+        # that its folder can move whole.
+        video = str(target.resolve()) if self.journal.shared else target.name
+        return self._write(
+            entry, state=ItemState.COMPLETE, video=video, error=None, outcome=Outcome.COMPLETE
+        )
 
     def finish(
         self, entry: JournalEntry, item: BatchItem, generation: Generation | None

@@ -24,7 +24,7 @@ class Held:
     """The slots one item holds: the batch's own (this object borrows it), and the key's
     for its submit (``None`` once its job keeps it, or when none was taken)."""
 
-    key: SubmitSlot | None = None
+    slot: SubmitSlot | None = None
 
 
 class BatchSlots:
@@ -37,11 +37,11 @@ class BatchSlots:
     def __init__(self, client: LeonardoClient, limits: Limits | None) -> None:
         self._client = client
         #: The batch's own running bound, when it has one.
-        self.bound: int | None = None
+        self.in_flight_bound: int | None = None
         self._own: anyio.CapacityLimiter | None = None
         self._submits: RateGate | None = None
         if limits is not None and isinstance(limits.max_running, int):
-            self.bound = limits.max_running
+            self.in_flight_bound = limits.max_running
             self._own = anyio.CapacityLimiter(limits.max_running + limits.queue_allowance)
         if limits is not None and limits.submits_per_minute is not None:
             self._submits = RateGate(limits.submits_per_minute, burst=1)
@@ -53,20 +53,20 @@ class BatchSlots:
             return self._own.total_tokens
         return await self._client.in_flight_bound()
 
-    async def take(self, *, key: bool = True) -> Held:
+    async def take(self, *, slot: bool = True) -> Held:
         """A slot of the batch's own bound, then one of the key's (nested inside it).
 
-        :param key: also take the key's slot and pace by the batch's submit rate (a
+        :param slot: also take the key's slot and pace by the batch's submit rate (a
             submit); ``False`` for a job from an earlier run, which the client adopts
         """
         held = Held()
         if self._own is not None:
             await self._own.acquire_on_behalf_of(held)
         try:
-            if self._submits is not None and key:
+            if self._submits is not None and slot:
                 await self._submits.acquire()
-            if key:
-                held.key = await self._client.submitter.take_slot()
+            if slot:
+                held.slot = await self._client.submitter.take_slot()
         except BaseException:
             self.give(held)
             raise
@@ -74,7 +74,7 @@ class BatchSlots:
 
     def give(self, held: Held) -> None:
         """Give back the batch's slot, and the key's unless its job holds it."""
-        if held.key is not None:
-            held.key.release()
+        if held.slot is not None:
+            held.slot.release()
         if self._own is not None:
             self._own.release_on_behalf_of(held)

@@ -20,23 +20,29 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 import anyio
+import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._client import LeonardoClient
 from .._errors import (
     ClientStateError,
+    FrameCropWarning,
     JournalMismatchError,
     JournalWriteError,
     LeonardoError,
     ValidationError,
+    warn,
 )
+from .._files import frame_misfit, image_file_size
 from .._limits import Limits
 from .._schedule import PollSchedule
 from .._validate import MAX_SECONDS, number, positive_amount
@@ -44,10 +50,13 @@ from ..models import Cost
 from ._budget import Budget
 from ._frames import FrameUploads
 from ._items import BatchItem, BatchPlan, BatchResult, BatchStatistics, BatchSummary, plan
-from ._journal import Journal
+from ._journal import BatchJournal, Journal
+from ._ledger import Ledger
+from ._pg_journal import PostgresJournal, is_postgres_url
 from ._pipeline import ItemPipeline
 from ._pricing import CostEstimator
 from ._slots import BatchSlots
+from ._sweep import Sweep
 from ._tally import BatchTally
 
 __all__ = ["BatchSubmitter"]
@@ -57,6 +66,8 @@ logger = logging.getLogger("leonardo_async")
 #: Items being worked on beyond the running bound: uploads for the next ones overlap
 #: the current ones' renders.
 PREFETCH: Final = 16
+#: The same for a worker of a shared journal, which leaves the rest to other workers.
+SHARED_PREFETCH: Final = 2
 #: Without a running bound, at most this many items are in flight at once.
 UNBOUNDED_WINDOW: Final = 1000
 ProgressHook = Callable[[BatchStatistics], None]
@@ -66,8 +77,10 @@ class BatchSubmitter:
     """Fans out image-to-video requests under the key's limits; resumable through a journal.
 
     :param client: an entered :class:`LeonardoClient`
-    :param journal: where the batch's state is kept: a :class:`Journal`, a path to one,
-        or ``None`` for an in-memory journal (no resume across processes)
+    :param journal: where the batch's state is kept: a :class:`BatchJournal` (such as
+        :class:`Journal`), a path to a SQLite one, a ``postgresql://`` URL of a
+        :class:`PostgresJournal` (which many processes drain together), or ``None`` for
+        an in-memory journal (no resume across processes)
     :param out_dir: download videos here; ``None`` leaves them on the CDN
     :param limits: this batch's own bounds, inside the client's: its ``max_running``
         (plus ``max_queued``) bounds the batch's jobs in flight and its
@@ -92,7 +105,7 @@ class BatchSubmitter:
         self,
         client: LeonardoClient,
         *,
-        journal: Journal | str | Path | None = None,
+        journal: BatchJournal | str | Path | None = None,
         out_dir: str | Path | None = None,
         limits: Limits | None = None,
         schedule: PollSchedule | None = None,
@@ -108,8 +121,8 @@ class BatchSubmitter:
         self.client = client
         #: A journal given as a path (or none) is the submitter's own: it is opened when the
         #: ``async with`` block starts and closed when it ends.
-        self._journal_path = None if isinstance(journal, Journal) else journal or ":memory:"
-        self._journal = journal if isinstance(journal, Journal) else None
+        self._journal_path = None if isinstance(journal, BatchJournal) else journal or ":memory:"
+        self._journal: BatchJournal | None = journal if isinstance(journal, BatchJournal) else None
         self._entered = False
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.limits = limits
@@ -127,24 +140,38 @@ class BatchSubmitter:
         self.wait_timeout = wait_timeout
         self.on_progress = on_progress
         self.estimator = CostEstimator()
-        self._budget = Budget(budget, self.estimator)
+        #: Every generation the batch made and its cost: what its summaries count.
+        self.ledger = Ledger()
+        if self._journal is not None:
+            self.ledger = Ledger.of(self._journal.entries(), self._journal.extras())
+        self._budget = Budget(budget, self.estimator, self.ledger)
         self._upload_concurrency = upload_concurrency
         self._downloads = anyio.CapacityLimiter(download_concurrency)
         self._frames: FrameUploads | None = None
         self._pipeline: ItemPipeline | None = None
         #: Failed generations of items resubmitted by ``retry_failed`` in this run.
         self._retired: set[str] = set()
-        self._tally = BatchTally(client, self._budget)
+        self._tally = BatchTally(client, self.ledger)
         self._failures: list[LeonardoError] = []
         self._work = anyio.CancelScope()
         self._window: float | None = None
+        self._began: datetime | None = None
+        #: Frames already warned of as cropped, with the video size.
+        self._crops: set[tuple[str, tuple[int, int]]] = set()
+        #: The size of each local frame, read from its header once per batch.
+        self._sizes: dict[str, tuple[int, int] | None] = {}
 
     async def __aenter__(self) -> BatchSubmitter:
         """Open the batch's own journal (when given a path); a batch runs only inside."""
         if self._entered:
             raise ClientStateError("this BatchSubmitter is already open")
-        if self._journal_path is not None:
+        if isinstance(self._journal_path, str) and is_postgres_url(self._journal_path):
+            self._journal = PostgresJournal(self._journal_path)
+        elif self._journal_path is not None:
             self._journal = Journal(self._journal_path)
+        if self._journal_path is not None:
+            self.ledger.load(self.journal.entries(), self.journal.extras())
+            self.ledger.start_run()
         self._frames = FrameUploads(self.client, self.journal, self._upload_concurrency)
         self._entered = True
         return self
@@ -156,7 +183,7 @@ class BatchSubmitter:
             self._journal = None
 
     @property
-    def journal(self) -> Journal:
+    def journal(self) -> BatchJournal:
         """The batch's journal; one opened from a path exists inside ``async with`` only."""
         if self._journal is None:
             raise ClientStateError(
@@ -177,17 +204,14 @@ class BatchSubmitter:
             journal row, and both be submitted)
         :raises JournalMismatchError: an item's content changed since it was journaled
         """
-        items = list(items)
+        keyed = [(_key(item, index), index, item) for index, item in enumerate(items)]
         seen: set[str] = set()
-        for index, item in enumerate(items):
-            key = _key(item, index)
+        for key, _, _ in keyed:
             if key in seen:
                 raise ValidationError("key", key, "unique within the batch")
             seen.add(key)
-        for index, item in enumerate(items):
-            self.journal.begin(
-                _key(item, index), _number(item, index), item.fingerprint(), force=self.force
-            )
+        for key, index, item in keyed:
+            self.journal.begin(key, _number(item, index), item.fingerprint(), force=self.force)
 
     # --- running ------------------------------------------------------------------------
 
@@ -252,11 +276,22 @@ class BatchSubmitter:
         # The batch's own bounds nest inside the key's (never replace them): two batches
         # on one client share the key's slots, and what the key learned stays learned.
         slots = BatchSlots(self.client, self.limits)
-        self._tally.own_bound = slots.bound
+        self._tally.in_flight_bound = slots.in_flight_bound
         self._window = await slots.window()
         # The journal is this account's at this server from now on (or refused as another's).
         account = await self.client.account()
         self.journal.claim(account.user_id, self.client.base_url, force=self.force)
+        # When the batch began, for the end's sweep: bound once, by its first run (a
+        # journal of an earlier release: by its earliest submit).
+        began = self.journal.meta("began")
+        if began is None:  # the first run (or an earlier release's journal): read its rows
+            now = datetime.now(timezone.utc)
+            earliest = min(
+                (e.submit_started for e in self.journal.entries() if e.submit_started),
+                default=now,
+            )
+            began = self.journal.bind("began", min(earliest, now).isoformat())
+        self._began = datetime.fromisoformat(began)
         self._tally.restart_results()
         assert self._frames is not None  # made on entry, as the journal
         self._pipeline = ItemPipeline(
@@ -264,6 +299,7 @@ class BatchSubmitter:
             journal=self.journal,
             frames=self._frames,
             budget=self._budget,
+            ledger=self.ledger,
             downloads=self._downloads,
             slots=slots,
             tally=self._tally,
@@ -275,10 +311,7 @@ class BatchSubmitter:
             wait_timeout=self.wait_timeout,
             retry_failed=self.retry_failed,
         )
-        self._budget.spent = {}
-        for entry in self.journal.entries():
-            if entry.cost_amount is not None and entry.cost_unit is not None:
-                self._budget.add(Cost(Decimal(entry.cost_amount), entry.cost_unit))
+        self.ledger.load(self.journal.entries(), self.journal.extras())
 
     async def _feed(
         self,
@@ -294,9 +327,35 @@ class BatchSubmitter:
         """
         pipeline = self._pipeline
         assert pipeline is not None  # made by _prepare, before the feed starts
-        window = anyio.Semaphore(int(self._window or UNBOUNDED_WINDOW) + PREFETCH)
-        seen: set[str] = set()
-        async with send, anyio.create_task_group() as tg:
+        # A worker of a shared journal takes items only as it can start them: one it
+        # holds waiting for a slot is one that an idle worker could have run.
+        prefetch = SHARED_PREFETCH if self.journal.shared else PREFETCH
+        window = anyio.Semaphore(int(self._window or UNBOUNDED_WINDOW) + prefetch)
+        seen: dict[str, BatchItem] = {}
+        #: Items another worker holds (a shared journal's), looked at again until each
+        #: has ended or is this worker's: a worker that dies leaves its items to the rest.
+        held: dict[str, BatchItem] = {}
+        async with send:
+            await self._items(items, send, failures, seen, held, window)
+            if not failures:
+                await self._sweep(seen, send, window)
+            for entry, item in pipeline.undecided.values():
+                await send.send(pipeline.finish(entry, item, None))
+            pipeline.undecided.clear()
+
+    async def _items(
+        self,
+        items: Iterable[BatchItem] | AsyncIterable[BatchItem],
+        send: MemoryObjectSendStream[BatchResult],
+        failures: list[LeonardoError],
+        seen: dict[str, BatchItem],
+        held: dict[str, BatchItem],
+        window: anyio.Semaphore,
+    ) -> None:
+        """Every item to its end, each on its task, as the window lets them start."""
+        pipeline = self._pipeline
+        assert pipeline is not None  # made by _prepare, before the feed starts
+        async with anyio.create_task_group() as tg:
             self._work = tg.cancel_scope
             index = 0
             try:
@@ -306,25 +365,105 @@ class BatchSubmitter:
                         await send.send(pipeline.duplicate(key, index, item))
                         index += 1
                         continue
-                    seen.add(key)
+                    seen[key] = item
                     try:
-                        entry = self.journal.begin(
+                        self.journal.begin(
                             key, _number(item, index), item.fingerprint(), force=self.force
                         )
                     except JournalMismatchError as exc:  # stop feeding; items in flight finish
                         failures.append(exc)
                         break
+                    self._warn_crops(item)
                     index += 1
-                    if not pipeline.should_work(entry):
-                        await send.send(pipeline.finish(entry, item, None))
-                        continue
-                    await window.acquire()
-                    self._tally.steps["queued"] += 1
-                    tg.start_soon(pipeline.run, item, entry, send, window)
+                    if not await self._start(tg, key, item, send, window):
+                        held[key] = item
+                if self._tally.total is None:
+                    self._tally.total = index
+                while held and not failures:
+                    await anyio.sleep(self.journal.retry_after)
+                    for key, item in list(held.items()):
+                        if await self._start(tg, key, item, send, window):
+                            del held[key]
             except JournalWriteError as exc:
                 self._stop(exc)
             if self._tally.total is None:
                 self._tally.total = index
+
+    async def _sweep(
+        self,
+        items: dict[str, BatchItem],
+        send: MemoryObjectSendStream[BatchResult],
+        window: anyio.Semaphore,
+    ) -> None:
+        """Before the run ends: the batch's paid generations no row holds, found in the
+        listing and kept (:mod:`._sweep`); an item that adopts one is tracked now."""
+        pipeline = self._pipeline
+        assert pipeline is not None  # made by _prepare, as the start
+        assert self._began is not None
+        try:
+            adopted = await Sweep(pipeline, self._began).run(items)
+            async with anyio.create_task_group() as tg:
+                self._work = tg.cancel_scope
+                for entry, item in adopted:
+                    pipeline.undecided.pop(entry.key, None)
+                    await window.acquire()
+                    self._tally.steps["queued"] += 1
+                    tg.start_soon(pipeline.run, item, entry, send, window)
+        except JournalWriteError as exc:
+            self._stop(exc)
+        self._progress()
+
+    async def _start(
+        self,
+        tg: anyio.abc.TaskGroup,
+        key: str,
+        item: BatchItem,
+        send: MemoryObjectSendStream[BatchResult],
+        window: anyio.Semaphore,
+    ) -> bool:
+        """Start the item's task if it is this worker's to work on.
+
+        :return: ``False`` while another worker holds it (a shared journal's); ``True``
+            once it is started, finished from its row, or ended by another worker
+        """
+        pipeline = self._pipeline
+        assert pipeline is not None  # made by _prepare, before the feed starts
+        await window.acquire()
+        try:
+            entry = self.journal.take(key)
+            if entry is None:
+                window.release()
+                latest = self.journal.entry(key)
+                return latest is not None and latest.state.terminal
+            entry = pipeline.priced(entry, item)
+        except BaseException:
+            window.release()
+            raise
+        if not pipeline.should_work(entry):
+            window.release()
+            self.journal.release(key)
+            await send.send(pipeline.finish(entry, item, None))
+            return True
+        self._tally.steps["queued"] += 1
+        tg.start_soon(pipeline.run, item, entry, send, window)
+        return True
+
+    def _warn_crops(self, item: BatchItem) -> None:
+        """Before the item is paid for: a :class:`FrameCropWarning` for a local frame its
+        video would crop most of (the other orientation keeps more), once per frame and
+        video size in the batch."""
+        for name, source in (("image", item.image), ("end_image", item.end_image)):
+            if not isinstance(source, os.PathLike):
+                continue
+            path = os.fspath(source)
+            if path not in self._sizes:  # a frame many items share is read once
+                self._sizes[path] = image_file_size(path)
+            label = f"{name} {path}"
+            misfit = frame_misfit(self._sizes[path], item.spec, label)
+            if misfit is None or (label, misfit.video) in self._crops:
+                continue
+            self._crops.add((label, misfit.video))
+            warn(FrameCropWarning(misfit.text(f"orientation=Orientation.{misfit.fits.name}")))
 
     def _stop(self, exc: JournalWriteError) -> None:
         """End the batch: the journal cannot record what would happen next."""
@@ -345,6 +484,8 @@ def _number(item: BatchItem, index: int) -> int:
 
 
 def _key(item: BatchItem, index: int) -> str:
+    """The item's key: its own, or its position (the one place an item without a key is
+    named; a batch file's reader names each line's item itself)."""
     return item.key if item.key is not None else str(index)
 
 

@@ -11,8 +11,8 @@ import time
 from typing import Final
 
 from .._client import LeonardoClient
-from ._budget import Budget
 from ._items import BatchStatistics, BatchSummary, ResultStatus
+from ._ledger import Ledger
 
 __all__ = ["BatchTally"]
 
@@ -24,12 +24,12 @@ class BatchTally:
     """Items per step now, results per status in this run, and the run's time and requests.
 
     :param client: the batch's client (for its request count and key's running limit)
-    :param budget: the batch's budget (for the credits spent)
+    :param ledger: the batch's money (for the credits spent)
     """
 
-    def __init__(self, client: LeonardoClient, budget: Budget) -> None:
+    def __init__(self, client: LeonardoClient, ledger: Ledger) -> None:
         self._client = client
-        self._budget = budget
+        self._ledger = ledger
         #: Items in each of :data:`STEPS` now.
         self.steps: dict[str, int] = dict.fromkeys(STEPS, 0)
         #: Items per result status in this run.
@@ -37,7 +37,7 @@ class BatchTally:
         #: Items in the batch, once known (a list's length, or the end of an iterable).
         self.total: int | None = None
         #: The batch's own running bound, when it has one (else the key's is reported).
-        self.own_bound: int | None = None
+        self.in_flight_bound: int | None = None
         self._started = time.monotonic()
         self._requests_at_start = 0
 
@@ -63,9 +63,9 @@ class BatchTally:
             complete=self.ended["COMPLETE"],
             failed=self.ended["FAILED"],
             errors=self.ended["ERROR"],
-            credits=dict(self._budget.spent),
+            credits=self._ledger.spent(),
             elapsed=time.monotonic() - self._started,
-            running_limit=self.own_bound or self._client.statistics().running_limit,
+            running_limit=self.in_flight_bound or self._client.statistics().running_limit,
         )
 
     def summary(self) -> BatchSummary:
@@ -79,4 +79,7 @@ class BatchTally:
             credits=stats.credits,
             elapsed=stats.elapsed,
             requests=self._client.requests_sent - self._requests_at_start,
+            credits_estimated=self._ledger.estimated(),
+            maybe_paid=self._ledger.maybe_paid,
+            extra_generations=self._ledger.extra_count,
         )

@@ -15,5 +15,6 @@ Top to bottom:
 from __future__ import annotations
 
 from ._client import ImageSource, LeonardoClient
+from ._submitter import CancelledSubmit, Submitter
 
-__all__ = ["ImageSource", "LeonardoClient"]
+__all__ = ["CancelledSubmit", "ImageSource", "LeonardoClient", "Submitter"]

@@ -19,8 +19,8 @@ import anyio
 from .. import _wire as wire
 from .._errors import ResponseShapeError
 from .._limits import RequestKind
-from .._listing import Listing, Reconciler, path_segment
-from .._transport import Connection
+from .._listing import Evidence, Listing, path_segment
+from .._transport import CallOptions, Connection
 from ..models import Account, Generation
 
 __all__ = ["Endpoints"]
@@ -35,20 +35,20 @@ class Endpoints:
 
     :param connection: the key's HTTP
     :param listing: the generation listing (a page of it is :meth:`list_generations`)
-    :param reconciler: learns from every generation read (the seed policy)
+    :param evidence: learns from every generation read (seeds kept, the server's clock)
     """
 
-    def __init__(self, connection: Connection, listing: Listing, reconciler: Reconciler) -> None:
+    def __init__(self, connection: Connection, listing: Listing, evidence: Evidence) -> None:
         self._connection = connection
-        self._reconciler = reconciler
+        self._evidence = evidence
         #: The key owner's generation listing (the tracker walks it).
         self.listing = listing
         self._account: Account | None = None
         self._account_lock = anyio.Lock()
 
-    async def me(self) -> Account:
+    async def me(self, options: CallOptions | None = None) -> Account:
         """The key owner's account: user id, concurrency slots, token balances."""
-        data = await self._connection.call("GET", "/me")
+        data = await self._connection.call("GET", "/me", options=options)
         account = wire.account_from(wire.structure(data, wire.MeEnvelope, "/me"), "/me")
         self._account = account
         return account
@@ -75,20 +75,22 @@ class Endpoints:
         """The key owner's user id (for the generation listing)."""
         return (await self.account()).user_id
 
-    async def delete_image(self, image_id: str) -> bool:
+    async def delete_image(self, image_id: str, options: CallOptions | None = None) -> bool:
         """Delete an uploaded init image; ``True`` if the server had it."""
         path = f"/init-image/{path_segment(image_id)}"
-        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER)
+        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER, options=options)
         envelope = wire.structure(data, wire.DeletedImageEnvelope, path)
         return envelope.delete_init_images_by_pk is not None
 
-    async def get_generation(self, generation_id: str) -> Generation | None:
+    async def get_generation(
+        self, generation_id: str, options: CallOptions | None = None
+    ) -> Generation | None:
         """The generation with this id, or ``None`` if the server does not know it."""
         path = f"/generations/{path_segment(generation_id)}"
-        data = await self._connection.call("GET", path)
+        data = await self._connection.call("GET", path, options=options)
         generation = wire.structure(data, wire.GenerationEnvelope, path).generations_by_pk
         if generation is not None:
-            self._reconciler.learn(generation)
+            self._evidence.learn(generation)
         return generation
 
     async def list_generations(
@@ -110,8 +112,10 @@ class Endpoints:
                 except ResponseShapeError as exc:
                     logger.info("skipping an unreadable listing entry: %s", exc)
 
-    async def delete_generation(self, generation_id: str) -> bool:
+    async def delete_generation(
+        self, generation_id: str, options: CallOptions | None = None
+    ) -> bool:
         """Delete a generation; ``True`` if the server had it."""
         path = f"/generations/{path_segment(generation_id)}"
-        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER)
+        data = await self._connection.call("DELETE", path, kind=RequestKind.OTHER, options=options)
         return wire.structure(data, wire.DeletedEnvelope, path).delete_generations_by_pk is not None

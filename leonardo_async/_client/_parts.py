@@ -3,28 +3,35 @@
 :func:`build` says which part gets what, and why in that order:
 
 1. the **limiter** first, since the connection applies it before every request; its
-   ``"account"`` running bound asks ``/me`` through the endpoints, made last;
+   ``"account"`` running bound asks ``/me`` through the endpoints, made last. With
+   ``redis=`` it shares the key's limits with every client on that Redis, and is opened
+   (connected) before the connection;
 2. the **connection** (the key's HTTP) paced by that limiter; every other part talks
    through it;
-3. the **transfers** (uploads, downloads) and the **listing**, which need only the
-   connection (the listing asks ``/me`` for the user id through the endpoints too);
-4. the **reconciler**, which searches the listing for lost submits; the listing tells it
-   of each generation it reads (``on_generation``), which is how seeds are learnt;
-5. the **endpoints**, which read through the connection and the listing and teach the
-   reconciler too;
-6. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
-   in-flight slot (``on_end``);
-7. the **submitter** last, since a submit meets all of them: the connection sends it, the
+3. the **transfers** (uploads, downloads), which need only the connection;
+4. the **evidence** of what our own jobs have shown of the listing and the server (its
+   lag, its clock, whether it keeps seeds), made before the listing that feeds it;
+5. the **listing**, which reads through the connection and tells the evidence of every
+   page and generation it reads (it asks ``/me`` for the user id through the endpoints);
+6. the **reconciler**, which searches the listing for lost submits, weighing the evidence;
+7. the **endpoints**, which read through the connection and the listing and teach the
+   evidence too;
+8. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
+   in-flight slot (``on_end``, the limiter's);
+9. the **submitter**, since a submit meets all of them: the connection sends it, the
    limiter holds its slot, the reconciler finds it when its answer is lost, and the
-   tracker watches the job until its end frees that slot.
+   tracker watches the job until its end frees that slot;
+10. with ``redis=``, the **fan-in** last: it passes webhook callbacks between this
+    client's tracker and every other client's of the key, through the shared limits'
+    Redis.
 
 The limiter and the listing need ``/me`` from endpoints that need the connection the
 limiter paces: the cycle is broken by giving them functions that reach the endpoints
 when first called, after :func:`build` has returned. :class:`~._client.LeonardoClient`
-calls :func:`build` and keeps the parts; nothing else makes them. Two hold resources
-for as long as the client is open: the connection (its session) and the tracker (its
-task group); :meth:`Parts.open` opens them in that order and :meth:`Parts.close` closes
-them in reverse.
+calls :func:`build` and keeps the parts; nothing else makes them. Those that hold
+resources for as long as the client is open (the limiter's Redis, the connection's
+session, the tracker's task group, the fan-in's subscription) are opened by
+:meth:`Parts.open` in that order and closed by :meth:`Parts.close` in reverse.
 """
 
 from __future__ import annotations
@@ -36,11 +43,11 @@ import aiohttp
 import attrs
 
 from .._errors import ClientStateError
-from .._limits import KeyLimiter, Limits
-from .._listing import Listing, Reconciler
+from .._limits import KeyLimiter, Limits, RedisLimits, SharedKey
+from .._listing import Evidence, Listing, Reconciler
 from .._retry import RetryPolicy
 from .._schedule import PollSchedule
-from .._tracking import JobTracker
+from .._tracking import CallbackFanIn, JobTracker
 from .._transport import Connection, ServerClock, Timeouts, Transfers, Transport
 from ._endpoints import Endpoints
 from ._submitter import SUBMIT_PATH, Submitter
@@ -58,25 +65,31 @@ class Parts:
     limiter: KeyLimiter
     connection: Connection
     transfers: Transfers
+    evidence: Evidence
     listing: Listing
     reconciler: Reconciler
     endpoints: Endpoints
     tracker: JobTracker
     submitter: Submitter
+    fanin: CallbackFanIn | None
     _opened: AsyncExitStack | None = attrs.field(
         default=None, init=False, on_setattr=attrs.setters.NO_OP
     )
 
     async def open(self) -> None:
-        """Open the connection's session, then the tracker's task group, which polls
-        through it (the client's ``__aenter__``)."""
+        """Open the limiter (its Redis), the connection's session, the tracker's task
+        group, which polls through it, then the fan-in, which feeds the tracker (the
+        client's ``__aenter__``)."""
         if self._opened is not None:
             # Refused before anything changes: a second tracker task group would be
             # opened inside the caller's scopes and break them when either block ends.
             raise ClientStateError("the client is already open: enter it once")
         async with AsyncExitStack() as stack:
+            await stack.enter_async_context(self.limiter)  # connects to Redis, if shared
             await stack.enter_async_context(self.connection)
             await stack.enter_async_context(self.tracker)
+            if self.fanin is not None:
+                await stack.enter_async_context(self.fanin)
             self._opened = stack.pop_all()
 
     async def close(self, *exc_info: Any) -> None:
@@ -91,6 +104,7 @@ def build(
     base_url: str,
     *,
     limits: Limits,
+    redis: RedisLimits | None,
     poll_schedule: PollSchedule,
     retry: RetryPolicy,
     timeouts: Timeouts,
@@ -111,7 +125,8 @@ def build(
     async def user_id() -> str:  # asked on the first listing page, not here
         return await endpoints.user_id()
 
-    limiter = KeyLimiter(limits, account_slots=account_slots)
+    shared = None if redis is None else SharedKey(redis, key, limits)
+    limiter = KeyLimiter(limits, account_slots=account_slots, shared=shared)
     clock = ServerClock()
     connection = Connection(
         key,
@@ -125,20 +140,35 @@ def build(
         clock=clock,
     )
     transfers = Transfers(connection)
-    listing = Listing(connection, user_id)
+    evidence = Evidence(
+        listing_lag=listing_lag, listing_shows_videos=listing_shows_videos, clock=clock
+    )
+    listing = Listing(connection, user_id, on_generation=evidence.listed, on_page=evidence.paged)
     reconciler = Reconciler(
         listing,
         submit_url=connection.base_url + SUBMIT_PATH,
         auto_seed=auto_seed,
-        listing_lag=listing_lag,
-        listing_shows_videos=listing_shows_videos,
-        clock=clock,
+        evidence=evidence,
     )
-    listing.on_generation = reconciler.listed
-    endpoints = Endpoints(connection, listing, reconciler)
+    endpoints = Endpoints(connection, listing, evidence)
     tracker = JobTracker(
-        endpoints, schedule=poll_schedule, batched=batched_status, polls_in_flight=polls_in_flight
+        endpoints,
+        schedule=poll_schedule,
+        batched=batched_status,
+        polls_in_flight=polls_in_flight,
+        on_end=limiter.ended,
     )
-    tracker.on_end = limiter.ended
     submitter = Submitter(connection, limiter, reconciler, tracker)
-    return Parts(limiter, connection, transfers, listing, reconciler, endpoints, tracker, submitter)
+    fanin = None if shared is None else CallbackFanIn(shared, tracker.notify)
+    return Parts(
+        limiter,
+        connection,
+        transfers,
+        evidence,
+        listing,
+        reconciler,
+        endpoints,
+        tracker,
+        submitter,
+        fanin,
+    )

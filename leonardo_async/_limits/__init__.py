@@ -13,6 +13,9 @@ by collision. One module per part, each reading the next only from above:
 * :mod:`._slots`: :class:`InFlightSlots`, the running slots plus a learned queue
   allowance, probed one submit at a time;
 * :mod:`._policy`: :class:`RefusalPolicy`, which limit a 429 is charged to;
+* :mod:`._redis`: :class:`SharedKey`, the part of the above every process on one
+  Redis shares (:class:`RedisLimits` says where; :func:`redis_failures`, what a Redis
+  call that fails raises);
 * :mod:`._key`: :class:`KeyLimiter`, all of the above for one key, and
   :class:`ClientStatistics`, what ``client.statistics()`` reports.
 """
@@ -23,6 +26,7 @@ from ._config import AnyioClock, Clock, Limits, Tuning
 from ._gate import RateGate
 from ._key import ClientStatistics, KeyLimiter, RequestKind, SubmitSlot
 from ._policy import RefusalPolicy, about_concurrency
+from ._redis import RedisLimits, SharedKey, redis_failures
 from ._slots import InFlightSlots
 
 __all__ = [
@@ -33,9 +37,12 @@ __all__ = [
     "KeyLimiter",
     "Limits",
     "RateGate",
+    "RedisLimits",
     "RefusalPolicy",
     "RequestKind",
+    "SharedKey",
     "SubmitSlot",
     "Tuning",
     "about_concurrency",
+    "redis_failures",
 ]

@@ -7,6 +7,10 @@ Its decision at each 429 is logged at DEBUG on the ``leonardo_async.limits`` log
 two rate gates before and after, the pause chosen, the in-flight bound. The record's
 ``decision`` attribute holds them as a dict, for a handler that collects them (the
 limits benchmark does); :meth:`KeyLimiter.statistics` is the snapshot between 429s.
+
+With a :class:`~._redis.SharedKey` the limiter also waits for the fleet's turn and lease
+after its own, and tells the fleet what each 429 taught it; the limiter is then an async
+context manager (the client enters it first), which connects to Redis.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any
 
 import anyio
@@ -23,7 +28,8 @@ import attrs
 
 from ._config import FALLBACK_SLOTS, AnyioClock, Clock, Limits, Tuning
 from ._gate import RateGate
-from ._policy import RefusalPolicy
+from ._policy import RefusalPolicy, about_concurrency
+from ._redis import REQUESTS, SUBMITS, Lease, SharedKey
 from ._slots import InFlightSlots
 
 __all__ = ["ClientStatistics", "KeyLimiter", "RequestKind", "SubmitSlot"]
@@ -62,7 +68,9 @@ class ClientStatistics:
         behind), learnt from its ``Date`` headers and our jobs' ``createdAt``; ``None``
         before any answer
     :param listing_lag: seconds the listing is given to show a job before a lost submit
-        is ruled out
+        is ruled out: the window in force now (its floor, or more as measured)
+    :param listing_lag_seen: the longest recent delay between one of our submits and
+        the listing showing its job (an upper bound), or ``None`` before any was measured
     """
 
     requests_sent: int
@@ -76,6 +84,7 @@ class ClientStatistics:
     server_queues: bool | None
     server_clock_offset: float | None = None
     listing_lag: float | None = None
+    listing_lag_seen: float | None = None
 
 
 class SubmitSlot:
@@ -85,23 +94,26 @@ class SubmitSlot:
     (releasing a kept slot does nothing: the job's end frees it).
     """
 
-    def __init__(self, limiter: KeyLimiter, slots: InFlightSlots, token: object) -> None:
+    def __init__(
+        self, limiter: KeyLimiter, slots: InFlightSlots, token: object, lease: Lease | None
+    ) -> None:
         self._limiter = limiter
         self._slots = slots
         self._token = token
+        self._lease = lease
         self._settled = False
 
     def keep(self, generation_id: str) -> None:
         """The server created ``generation_id``: hold the slot until it ends."""
         if not self._settled:
             self._settled = True
-            self._limiter._keep(self._slots, self._token, generation_id)
+            self._limiter._keep(self._slots, (self._token, self._lease), generation_id)
 
     def release(self) -> None:
         """No job came of the submit: give the slot back."""
         if not self._settled:
             self._settled = True
-            self._slots.release(self._token)
+            self._limiter._free(self._slots, (self._token, self._lease))
 
 
 class KeyLimiter:
@@ -113,6 +125,8 @@ class KeyLimiter:
     over, so the bound holds for every submit, batch or not.
 
     :param account_slots: asks the server for the key's concurrency slots
+    :param shared: the fleet's part of the key's limits, in Redis (``None``: this
+        process alone uses the key)
     """
 
     def __init__(
@@ -123,6 +137,7 @@ class KeyLimiter:
         tuning: Tuning | None = None,
         clock: Clock | None = None,
         jitter: Callable[[], float] = random.random,
+        shared: SharedKey | None = None,
     ) -> None:
         self.limits = limits
         self.tuning = tuning = tuning if tuning is not None else Tuning()
@@ -135,9 +150,27 @@ class KeyLimiter:
         self._account_slots = account_slots
         self._slots: InFlightSlots | None = None
         self._slots_lock = anyio.Lock()
-        self._held: dict[str, object] = {}
+        self._held: dict[str, tuple[object, Lease | None]] = {}
         self._assumed_queues: bool | None = None
+        self._bound: int | None = None  # the running bound as resolved
+        self.shared = shared
+        if shared is not None:
+            shared.on_queues = self.assume_queueing
         self.rate_limited = 0
+
+    async def __aenter__(self) -> KeyLimiter:
+        if self.shared is not None:
+            await self.shared.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.shared is not None:
+            await self.shared.__aexit__(exc_type, exc, tb)
 
     @property
     def slots(self) -> InFlightSlots | None:
@@ -149,7 +182,7 @@ class KeyLimiter:
         if self._slots is None:
             async with self._slots_lock:
                 if self._slots is None:
-                    bound = await self._running_bound()
+                    self._bound = bound = await self._running_limit()
                     self._slots = InFlightSlots(
                         bound,
                         max_queued=self.limits.queue_allowance,
@@ -173,17 +206,30 @@ class KeyLimiter:
         if self._slots is not None:
             self._slots.assume_queueing(queues)
 
-    async def _running_bound(self) -> int | None:
+    async def _running_limit(self) -> int | None:
         bound = self.limits.max_running
         if bound != "account":
             return bound
-        slots = None if self._account_slots is None else await self._account_slots()
+        shared = self.shared
+        slots = None if shared is None else await shared.fact_slots()
+        if slots is None and self._account_slots is not None:
+            slots = await self._account_slots()
+            if shared is not None and slots is not None and slots > 0:
+                await shared.learnt_slots(slots)
         return slots if slots is not None and slots > 0 else FALLBACK_SLOTS
 
     async def take(self) -> SubmitSlot:
         """Wait for an in-flight slot for one submit (with its retries and reconciling)."""
         slots = await self.in_flight_slots()
-        return SubmitSlot(self, slots, await slots.acquire())
+        token = await slots.acquire()
+        if self.shared is None or self._bound is None:
+            return SubmitSlot(self, slots, token, None)
+        try:
+            lease = await self.shared.lease(self._bound, self.limits.queue_allowance)
+        except BaseException:
+            slots.release(token)
+            raise
+        return SubmitSlot(self, slots, token, lease)
 
     @asynccontextmanager
     async def submitting(self) -> AsyncIterator[SubmitSlot]:
@@ -200,15 +246,26 @@ class KeyLimiter:
             return
         (await self.take()).keep(generation_id)
 
-    def _keep(self, slots: InFlightSlots, token: object, generation_id: str) -> None:
+    def _keep(
+        self, slots: InFlightSlots, held: tuple[object, Lease | None], generation_id: str
+    ) -> None:
+        token, lease = held
         slots.running_now(token)
+        if lease is not None and self.shared is not None and self._bound is not None:
+            self.shared.accepted(lease, self._bound)
         if slots.total is None:  # no bound: nothing to free later, nothing to watch for
-            slots.release(token)
+            self._free(slots, held)
             return
         previous = self._held.pop(generation_id, None)
         if previous is not None:  # the same job twice (a reconciled resend): one slot
-            slots.release(previous)
-        self._held[generation_id] = token
+            self._free(slots, previous)
+        self._held[generation_id] = held
+
+    def _free(self, slots: InFlightSlots, held: tuple[object, Lease | None]) -> None:
+        token, lease = held
+        slots.release(token)
+        if lease is not None and self.shared is not None:
+            self.shared.release(lease)
 
     def holds(self, generation_id: str) -> bool:
         """Whether ``generation_id`` holds an in-flight slot."""
@@ -216,18 +273,23 @@ class KeyLimiter:
 
     def ended(self, generation_id: str) -> None:
         """The job finished, failed, vanished or is no longer watched: free its slot."""
-        token = self._held.pop(generation_id, None)
-        if token is not None and self._slots is not None:
-            self._slots.release(token)
+        held = self._held.pop(generation_id, None)
+        if held is not None and self._slots is not None:
+            self._free(self._slots, held)
 
     async def before(self, kind: RequestKind) -> None:
         """Wait until a request of this kind may leave."""
         if kind is RequestKind.SUBMIT:
             await self.submits.acquire(record=False)
             await self.requests.acquire()
+            if self.shared is not None:
+                await self.shared.pace(SUBMITS)
+                await self.shared.pace(REQUESTS)
             self.submits.record()  # when it leaves, not when the request gate held it
         else:
             await self.requests.acquire()
+            if self.shared is not None:
+                await self.shared.pace(REQUESTS)
 
     def on_success(self, kind: RequestKind) -> None:
         """The server accepted a request."""
@@ -248,14 +310,22 @@ class KeyLimiter:
         """
         self.rate_limited += 1
         before = self._gates(measured=True) if decisions.isEnabledFor(logging.DEBUG) else None
+        shared = self.shared
+        submit = kind is RequestKind.SUBMIT
         pause = self._policy.on_rate_limited(
-            submit=kind is RequestKind.SUBMIT,
+            submit=submit,
             retry_after=retry_after,
             reason=reason,
             requests=self.requests,
             submits=self.submits,
-            slots=self._slots,
+            # Shared, the fleet's bound comes down, not this worker's (whose running
+            # jobs are only its part of what the server counts).
+            slots=self._slots if shared is None else None,
+            # and the fleet's rate, not this worker's part of it (all its own gate saw).
+            lower=RateGate.lower if shared is None else self._fleet_lowers,
         )
+        if shared is not None:
+            self._tell_fleet(shared, submit and about_concurrency(reason), pause)
         if before is not None:
             decision = {
                 "kind": kind.value,
@@ -272,6 +342,19 @@ class KeyLimiter:
                 extra={"decision": decision},
             )
         return pause
+
+    def _tell_fleet(self, shared: SharedKey, concurrency: bool, pause: float) -> None:
+        """Share a 429's lesson: the pause, a lower in-flight bound (the rates come down
+        in :meth:`_fleet_lowers`)."""
+        shared.pause(pause, buckets=(SUBMITS,) if concurrency else (REQUESTS, SUBMITS))
+        if concurrency:
+            shared.refused()
+
+    def _fleet_lowers(self, gate: RateGate) -> None:
+        """A refusal charged to ``gate``'s rate, shared: the fleet's bucket learns the
+        rate the fleet was sending at."""
+        assert self.shared is not None
+        self.shared.refused_rate(REQUESTS if gate is self.requests else SUBMITS)
 
     def _gates(self, *, measured: bool) -> dict[str, dict[str, Any]]:
         """The rate gates' state for the decision log; ``measured`` adds the rate the

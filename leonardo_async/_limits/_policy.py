@@ -60,8 +60,12 @@ class RefusalPolicy:
         requests: RateGate,
         submits: RateGate,
         slots: InFlightSlots | None,
+        lower: Callable[[RateGate], None] = RateGate.lower,
     ) -> float:
         """Pause every sender, lower the limit the refusal is charged to; return the pause.
+
+        A rate is lowered through ``lower`` (the gate learns the rate it was refused at,
+        unless the caller lowers it elsewhere: a fleet's shared bucket).
 
         When the refusal of a submit says it is about concurrency (the error text mentions
         it), the in-flight bound comes down to the generations the server accepted and we
@@ -102,7 +106,7 @@ class RefusalPolicy:
         # one refused just after it ended may still meet the server's memory of the time
         # before it: the same episode, already answered by lowering once. (Lowering
         # again on a rate measured over a moment would collapse the pace in a storm.)
-        lower = requests.since_pause >= self._tuning.episode_grace
+        grace_over = requests.since_pause >= self._tuning.episode_grace
         pause = self.pause_for(retry_after)
         concurrency = submit and about_concurrency(reason)
         if not concurrency:
@@ -113,12 +117,12 @@ class RefusalPolicy:
                 slots.on_refused()
             return pause
         if submit and not requests_bind:
-            if lower:
-                submits.lower()
-        elif lower:  # a read, or a submit while the request gate binds
-            requests.lower()
+            if grace_over:
+                lower(submits)
+        elif grace_over:  # a read, or a submit while the request gate binds
+            lower(requests)
             if submit and submits_bind:
-                submits.lower()
+                lower(submits)
         if submit and not requests_bind and slots is not None and slots.at_proven_high:
             self._submit_refusals += 1
             if self._submit_refusals >= 2:

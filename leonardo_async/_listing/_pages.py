@@ -5,7 +5,7 @@ jobs with one request; reconciliation reads it to find out whether a submit whos
 was lost created a job. Both need the same things done the same way, so they are done
 here once:
 
-* the page size: 50 asked for; a server that refuses that (400/422) gets the documented
+* the page size: 50 asked for; a server that rejects that (400/422) gets the documented
   default of 10 from then on, and a server whose page shorter than asked is followed by
   entries not read before has its cap learnt (the tracker sizes its walks by it);
 * the overlap: each page after the first repeats a few entries of the one before, so a
@@ -29,8 +29,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol
 
 import attrs
@@ -45,8 +45,11 @@ logger = logging.getLogger("leonardo_async")
 
 #: Entries asked for per page.
 PAGE_SIZE: Final = 50
-#: The listing's documented default page size, used if a server refuses larger pages.
+#: The listing's documented default page size, used if a server rejects larger pages.
 SAFE_PAGE_SIZE: Final = 10
+#: The largest page answer, in bytes: a full page is some hundreds of kilobytes, and this
+#: leaves room for prompts of any length while an answer that never ends stops here.
+PAGE_ANSWER_LIMIT: Final = 32 << 20
 #: Entries each page repeats of the previous one (deletions shift pages up).
 PAGE_OVERLAP: Final = 5
 #: How far a server's clock may run behind ours before a newest-first walk stops too early
@@ -55,10 +58,15 @@ CLOCK_SKEW: Final = timedelta(seconds=60)
 
 
 class Caller(Protocol):
-    """What the listing needs of the transport: one JSON API call."""
+    """What the listing needs of the connection: one JSON API call."""
 
     async def call(
-        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_answer: int = ...,
     ) -> Any: ...
 
 
@@ -110,7 +118,7 @@ class Walk:
 
     :ivar complete: the walk reached the end of the listing or, newest first, entries
         older than ``newer_than``; ``False`` when it stopped at its page cap
-    :ivar pages: listing requests made (a refused page size adds one)
+    :ivar pages: listing requests made (a rejected page size adds one)
     """
 
     def __init__(
@@ -143,7 +151,7 @@ class Walk:
         while self.pages < min(2 * self._max_pages, self._max_pages + repeated // step):
             self.pages += 1
             page = await listing.page(offset, overlap=self._overlap)
-            self.pages += page.refused
+            self.pages += page.rejected
             if not page.raw_count:
                 self.complete = True
                 return
@@ -195,17 +203,19 @@ class Page:
     entries: list[ListingEntry]
     raw_count: int
     step: int
-    #: Requests refused for their page size before this one was read.
-    refused: int = 0
+    #: Requests rejected for their page size before this one was read.
+    rejected: int = 0
 
 
 class Listing:
     """The key owner's generation listing.
 
-    :param caller: sends the API request (the client's transport)
+    :param caller: sends the API request (the client's connection)
     :param user_id: gives the key owner's user id (asked of ``/me`` once)
     :param on_generation: told of every generation read in full from a page (the seed
         policy learns from our own jobs)
+    :param on_page: told of the ids every page showed and when it was read (the
+        listing's lag is learnt from when our own jobs first appear)
     """
 
     def __init__(
@@ -214,11 +224,13 @@ class Listing:
         user_id: Callable[[], Awaitable[str]],
         *,
         on_generation: Callable[[Generation], None] | None = None,
+        on_page: Callable[[Sequence[str], datetime], None] | None = None,
     ) -> None:
         self._caller = caller
         self._user_id = user_id
         self.on_generation = on_generation
-        #: The page size asked for (lowered once if the server refuses it).
+        self.on_page = on_page
+        #: The page size asked for (lowered once if the server rejects it).
         self.limit = PAGE_SIZE
         #: The entries a full page holds, as far as the server has shown.
         self.page_size = PAGE_SIZE
@@ -255,7 +267,9 @@ class Listing:
             raise ValidationError("offset/limit", (offset, limit), "offset >= 0 and limit >= 1")
         uid = user_id if user_id is not None else await self._user_id()
         path = f"/generations/user/{path_segment(uid)}"
-        data = await self._caller.call("GET", path, params={"offset": offset, "limit": limit})
+        data = await self._caller.call(
+            "GET", path, params={"offset": offset, "limit": limit}, max_answer=PAGE_ANSWER_LIMIT
+        )
         page = data.get("generations") if isinstance(data, dict) else None
         if not isinstance(page, list):
             raise ResponseShapeError(path, ["expected a list @ $.generations"])
@@ -267,6 +281,7 @@ class Listing:
         """One page read whole; any unreadable entry makes the page unreadable."""
         raw = await self.raw_page(offset=offset, limit=limit, user_id=user_id)
         envelope = wire.structure({"generations": raw}, wire.GenerationListEnvelope, "listing")
+        self._paged([generation.id for generation in envelope.generations])
         return list(envelope.generations)
 
     async def page(self, offset: int, *, overlap: bool = True) -> Page:
@@ -277,9 +292,9 @@ class Listing:
         except APIError as exc:
             if exc.status not in (400, 422) or limit <= SAFE_PAGE_SIZE:
                 raise
-            logger.info("listing refused limit=%d; using %d", limit, SAFE_PAGE_SIZE)
+            logger.info("listing rejected limit=%d; using %d", limit, SAFE_PAGE_SIZE)
             self.limit = self.page_size = SAFE_PAGE_SIZE
-            return attrs.evolve(await self.page(offset, overlap=overlap), refused=1)
+            return attrs.evolve(await self.page(offset, overlap=overlap), rejected=1)
         entries = []
         for index, item in enumerate(raw):
             source = f"listing entry {offset + index}"
@@ -289,9 +304,15 @@ class Listing:
                 logger.info("skipping an unreadable listing entry: %s", exc)
                 continue
             entries.append(ListingEntry(head, item, source, self))
+        self._paged([entry.id for entry in entries])
         count = len(raw)
         repeat = PAGE_OVERLAP if overlap and count > 2 * PAGE_OVERLAP else 0
         return Page(entries, count, count - repeat)
+
+    def _paged(self, generation_ids: Sequence[str]) -> None:
+        """Tell ``on_page`` what a page just read showed."""
+        if self.on_page is not None:
+            self.on_page(generation_ids, datetime.now(timezone.utc))
 
     def read_generation(self, raw: Any, source: str) -> Generation:
         """Read one raw listing entry whole (and tell ``on_generation``).

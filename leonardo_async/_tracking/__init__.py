@@ -8,12 +8,23 @@ Top to bottom:
   when each is next due and what a look's outcome does to it;
 * :mod:`._lookout`: :class:`~._lookout.Lookout`, how the jobs are looked at (per-job polls
   from a worker pool, and listing rounds);
-* :mod:`._tracker`: :class:`JobTracker`, the scheduler over the two, and its public calls.
+* :mod:`._tracker`: :class:`JobTracker`, the scheduler over the two, and its public calls;
+* :mod:`._fanin`: :class:`~._fanin.CallbackFanIn`, webhook callbacks passed between the
+  trackers of every client of the key on one Redis.
 """
 
 from __future__ import annotations
 
-from ._job import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
+from ._fanin import CallbackFanIn
+from ._job import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics, UpdateCallback
 from ._tracker import JobTracker
 
-__all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
+__all__ = [
+    "CallbackFanIn",
+    "JobTracker",
+    "ProgressCallback",
+    "StatusSource",
+    "TrackedJob",
+    "TrackerStatistics",
+    "UpdateCallback",
+]

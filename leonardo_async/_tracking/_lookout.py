@@ -1,6 +1,6 @@
 """How the tracker looks at jobs: per-job polls from a worker pool, and listing rounds.
 
-A *look* is one reading of a job's status, due by its poll schedule. A *round* (or sweep)
+A *look* is one reading of a job's status, due by its poll schedule. A *round*
 serves many due looks with pages of ``GET /generations/user/{userId}``, newest first: each
 pending job the pages show is a *sighting*, which counts as a look. Jobs a round did not
 show fall back to their own ``GET /generations/{id}``. Rounds are used while they cost no
@@ -31,7 +31,7 @@ from .._errors import (
     TransportError,
 )
 from .._listing import ListingEntry
-from ._job import StatusSource, TrackedJob
+from ._job import StatusSource, Watch
 from ._watchlist import Watchlist
 
 __all__ = ["Lookout", "Spawn"]
@@ -42,7 +42,7 @@ logger = logging.getLogger("leonardo_async")
 BATCH_MIN_PENDING: Final = 3
 #: A listing round also serves every job due within this fraction of its own interval, so
 #: one round per poll interval serves all the jobs (not one round per jittered due time).
-SWEEP_AHEAD: Final = 0.5
+ROUND_AHEAD: Final = 0.5
 #: After a listing round that showed none of its due jobs, listing pauses this long.
 LISTING_BACKOFF: Final = 60.0
 
@@ -58,7 +58,7 @@ class Lookout:
 
     :param source: where generations are looked up
     :param watchlist: the jobs watched, shared with the scheduler; what a look sees goes here
-    :param spawn: how the lookout starts its tasks (a sweep, a poll worker)
+    :param spawn: how the lookout starts its tasks (a round, a poll worker)
     :param progress: called after a round of looks, for the tracker's progress callback
     :param batched: use listing pages to check many jobs per request
     :param polls_in_flight: cap on per-job status requests in flight
@@ -84,20 +84,18 @@ class Lookout:
         self._max_workers = polls_in_flight
         self._workers = self._idle_workers = 0
         # The poll queue belongs to a running tracker: made by open(), closed by close().
-        self._poll_send: MemoryObjectSendStream[TrackedJob] | None = None
-        self._poll_receive: MemoryObjectReceiveStream[TrackedJob] | None = None
+        self._poll_send: MemoryObjectSendStream[Watch] | None = None
+        self._poll_receive: MemoryObjectReceiveStream[Watch] | None = None
         self._stopped = True
-        self._backlog: list[TrackedJob] = []
-        self._sweeping = False
+        self._backlog: list[Watch] = []
+        self._in_round = False
         self._listing_paused_until = 0.0
 
     # --- lifecycle (the tracker's) ------------------------------------------------------
 
     def open(self) -> None:
         """Make the poll queue, for a tracker that starts running."""
-        self._poll_send, self._poll_receive = anyio.create_memory_object_stream[TrackedJob](
-            math.inf
-        )
+        self._poll_send, self._poll_receive = anyio.create_memory_object_stream[Watch](math.inf)
         self._workers = self._idle_workers = 0
         self._stopped = False
 
@@ -115,7 +113,7 @@ class Lookout:
 
     # --- looking ------------------------------------------------------------------------
 
-    def dispatch(self, due: list[TrackedJob]) -> None:
+    def dispatch(self, due: list[Watch]) -> None:
         """Look at the jobs the scheduler found due: by a listing round, or one by one."""
         use_listing = (
             self.batched
@@ -123,29 +121,29 @@ class Lookout:
             and anyio.current_time() >= self._listing_paused_until
             and self._pages_to_reach(due) <= len(self._watchlist.jobs)
         )
-        if use_listing and self._sweeping:
+        if use_listing and self._in_round:
             self._backlog.extend(due)
         elif use_listing:
-            self._sweeping = self._spawn(self._sweep, due + self._nearly_due())
+            self._in_round = self._spawn(self._round, due + self._nearly_due())
         else:
             for job in due:
                 self._queue_poll(job)
 
-    def _nearly_due(self) -> list[TrackedJob]:
-        """Jobs a listing round may as well serve now: due within :data:`SWEEP_AHEAD` of
+    def _nearly_due(self) -> list[Watch]:
+        """Jobs a listing round may as well serve now: due within :data:`ROUND_AHEAD` of
         their interval. Each is taken as its own look, so the jobs' next looks fall
         together and the next round serves them all again."""
         now = anyio.current_time()
         taken = []
         for job in self._watchlist.jobs.values():
-            if job._polling or job.done():
+            if job.looking or job.done():
                 continue
-            if job._due <= now + SWEEP_AHEAD * job._schedule.nominal(job._checks):
-                job._polling = True
+            if job.due <= now + ROUND_AHEAD * job.schedule.nominal(job.looks):
+                job.looking = True
                 taken.append(job)
         return taken
 
-    def _pages_to_reach(self, due: list[TrackedJob]) -> int:
+    def _pages_to_reach(self, due: list[Watch]) -> int:
         """Listing pages to read, newest first, to reach the oldest of ``due``.
 
         Every job tracked since then (finished or not) sits above it. A round of listing
@@ -153,10 +151,10 @@ class Lookout:
         than there are pending jobs; past that (a few old jobs behind many finished
         ones), per-job looks are cheaper.
         """
-        depth = self._watchlist.tracked - min(job._order for job in due)
+        depth = self._watchlist.tracked - min(job.order for job in due)
         return self._source.listing.pages_for(depth)
 
-    def _queue_poll(self, job: TrackedJob) -> None:
+    def _queue_poll(self, job: Watch) -> None:
         """Hand a job to the poll workers, starting one if none is free (up to the cap).
 
         A fixed pool, not a task per look: ten thousand due jobs wait in the queue as
@@ -182,7 +180,7 @@ class Lookout:
             finally:
                 self._idle_workers += 1
 
-    async def _poll(self, job: TrackedJob) -> None:
+    async def _poll(self, job: Watch) -> None:
         """One ``GET /generations/{id}``; transient failures just move to the next look."""
         try:
             self.polls += 1
@@ -200,7 +198,7 @@ class Lookout:
             self._watchlist.observe(job, generation, scheduled=True)
         self._progress()
 
-    async def _sweep(self, due: list[TrackedJob]) -> None:
+    async def _round(self, due: list[Watch]) -> None:
         """Look at many jobs through listing pages; fall back per job for the unseen."""
         try:
             while due:
@@ -215,25 +213,25 @@ class Lookout:
                     logger.info("listing showed none of %d due jobs; polling one by one", len(due))
                 now = anyio.current_time()
                 for job in unseen:
-                    if job._due > now:  # only nearly due: its own look is still to come
-                        job._polling = False
-                        self._watchlist.push(job, job._due)
+                    if job.due > now:  # only nearly due: its own look is still to come
+                        job.looking = False
+                        self._watchlist.push(job, job.due)
                     else:
                         self._queue_poll(job)
                 due = [job for job in self._backlog if self._watchlist.awaited(job)]
                 self._backlog = []
                 self._progress()
         finally:
-            self._sweeping = False
+            self._in_round = False
 
-    async def _scan_listing(self, due: list[TrackedJob]) -> list[TrackedJob]:
+    async def _scan_listing(self, due: list[Watch]) -> list[Watch]:
         """Read listing pages until every due job is seen; return the ones not seen."""
         remaining = {job.generation_id: job for job in due}
         # Deep enough for the oldest due job in a newest-first listing, and a little more
         # (other clients of the key may have added generations); such a listing usually
         # stops earlier, at the first page older than the oldest due job.
         walk = self._source.listing.walk(
-            newer_than=min(job._since for job in due),
+            newer_than=min(job.since for job in due),
             max_pages=self._pages_to_reach(due) + 2,
             overlap=False,  # a job a deletion shifts out of sight is looked at by itself
         )
@@ -248,7 +246,7 @@ class Lookout:
             self.pages += walk.pages
         return list(remaining.values())
 
-    def _read_page(self, page: list[ListingEntry], remaining: dict[str, TrackedJob]) -> None:
+    def _read_page(self, page: list[ListingEntry], remaining: dict[str, Watch]) -> None:
         """Apply one listing page to the jobs it shows."""
         for entry in page:
             job = self._watchlist.jobs.get(entry.id)
@@ -256,8 +254,8 @@ class Lookout:
                 continue
             scheduled = remaining.pop(job.generation_id, None) is not None
             if entry.pending:
-                job._missing_since = None
-                if scheduled or not job._polling:
+                job.missing_since = None
+                if scheduled or not job.looking:
                     # A sighting is a look, due or not: pushing every job seen back by
                     # its own interval makes the next round serve them all together.
                     # Only a job's own due look grows its interval, so sightings that

@@ -22,17 +22,24 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._errors import ClientStateError, WaitTimeoutError
+from .._errors import ClientStateError, GenerationFailedError, LeonardoError, WaitTimeoutError
 from .._schedule import PollSchedule
-from ..models import Generation
-from ._job import ProgressCallback, StatusSource, TrackedJob, TrackerStatistics
+from ..models import Generation, GenerationJob
+from ._job import (
+    ProgressCallback,
+    StatusSource,
+    TrackedJob,
+    TrackerStatistics,
+    UpdateCallback,
+    Watch,
+)
 from ._lookout import Lookout
 from ._watchlist import Watchlist
 
@@ -42,6 +49,12 @@ logger = logging.getLogger("leonardo_async")
 
 #: Finished generations heard of (by webhook) before they were tracked, kept this many.
 EARLY_NEWS_KEPT: Final = 4096
+#: Ids a WARNING at closing names, at the most (the rest are counted).
+PENDING_NAMED: Final = 20
+
+#: Ids this client vouched for (submitted or adopted) before they were tracked, kept this
+#: many: far more than can be in flight, so a job is tracked long before it is forgotten.
+VOUCHED_KEPT: Final = 65536
 
 
 class JobTracker:
@@ -55,6 +68,8 @@ class JobTracker:
     :param vanish_grace: seconds a job may be unknown to the server before it is an error
         (a fresh job can lag behind in a replicated read)
     :param on_progress: called with a :class:`TrackerStatistics` after changes
+    :param on_end: told the id of each job the tracker stops watching (ended, timed out,
+        dropped): the key's limiter frees its in-flight slot
     """
 
     def __init__(
@@ -66,11 +81,12 @@ class JobTracker:
         polls_in_flight: int = 32,
         vanish_grace: float = 30.0,
         on_progress: ProgressCallback | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
         self.schedule = schedule if schedule is not None else PollSchedule()
         self.on_progress = on_progress
-        #: Told the id of each job the tracker stops watching (ended, timed out, dropped).
-        self.on_end: Callable[[str], None] | None = None
+        self._progress_failed = False
+        self._on_end = on_end
         self._watchlist = Watchlist(vanish_grace=vanish_grace, ended=self._job_ended)
         self._lookout = Lookout(
             source,
@@ -86,6 +102,7 @@ class JobTracker:
         self._running = False
         self._listeners: set[MemoryObjectSendStream[Generation | None]] = set()
         self._early: OrderedDict[str, Generation] = OrderedDict()
+        self._vouched: OrderedDict[str, bool] = OrderedDict()
 
     @property
     def batched(self) -> bool:
@@ -130,6 +147,7 @@ class JobTracker:
         tg = self._tg
         if tg is None or self._closing:
             return
+        self._warn_pending()
         self._closing = True
         self._running = False
         self._lookout.stop()
@@ -161,6 +179,12 @@ class JobTracker:
         :param background: watched only to see it end (the client's own watch of a job
             holding an in-flight slot); the first caller's ``track()`` takes it over with
             its deadline and schedule
+
+        A job this client submitted just now (see :meth:`vouch`) is first looked at after
+        the schedule's ``initial``; any other is looked at once (it may have finished
+        long ago), then by the schedule. If the server does not know an id this client
+        did not vouch for, its handle fails with :class:`GenerationNotFoundError` about a
+        second later.
         """
         if self._tg is None or self._closing:
             raise ClientStateError(
@@ -169,28 +193,44 @@ class JobTracker:
         now = anyio.current_time()
         job = self._watchlist.jobs.get(generation_id)
         if job is not None:
-            job._untrack_when_abandoned = False
-            if job._background and not background:
-                job._background = False
-                job._timeout = deadline
-                job._deadline = None if deadline is None else now + deadline
-                job._schedule = schedule or job._schedule
-            return job
-        job = TrackedJob(
+            job.untrack_when_abandoned = False
+            if job.background and not background:
+                job.background = False
+                job.timeout = deadline
+                job.deadline = None if deadline is None else now + deadline
+                job.schedule = schedule or job.schedule
+            return job.handle
+        job = Watch(
             self,
             generation_id,
             schedule or self.schedule,
             None if deadline is None else now + deadline,
         )
-        job._timeout = deadline
-        job._background = background
+        job.timeout = deadline
+        job.background = background
+        fresh = self._vouched.get(generation_id)
+        job.vouched = fresh is not None or background
+        job.fresh = bool(fresh) or (background and fresh is None)
+        if fresh:  # tracked again later, it is no longer just submitted
+            self._vouched[generation_id] = False
         self._watchlist.add(job)
         early = self._early.pop(generation_id, None)
         if early is not None:
             self._watchlist.observe(job, early, scheduled=False)
         if not self._running:
             self._running = self._spawn(self._run)
-        return job
+        return job.handle
+
+    def vouch(self, generation_id: str, *, fresh: bool) -> None:
+        """Say that a generation exists (this client submitted or adopted it), so that
+        tracking it allows the server the whole vanish grace to show it.
+
+        :param fresh: submitted just now: the first look waits the schedule's ``initial``
+        """
+        self._vouched[generation_id] = fresh
+        self._vouched.move_to_end(generation_id)
+        while len(self._vouched) > VOUCHED_KEPT:
+            self._vouched.popitem(last=False)
 
     async def wait(
         self,
@@ -198,21 +238,31 @@ class JobTracker:
         *,
         timeout: float | None = None,
         schedule: PollSchedule | None = None,
+        on_update: UpdateCallback | None = None,
     ) -> Generation:
-        """Track a generation and wait for it; stop polling if the wait is abandoned."""
+        """Track a generation and wait for it; stop polling if the wait is abandoned.
+
+        :param on_update: called with each state a look sees, until the wait ends
+        """
         job = self._watchlist.jobs.get(generation_id)
         if job is None:  # watched for this wait (and any that join it) only
-            job = self.track(generation_id, schedule=schedule)
-            job._untrack_when_abandoned = True
-        if timeout is None:
-            return await job  # no cancel scope to set up: most waits have no deadline
+            self.track(generation_id, schedule=schedule)
+            job = self._watchlist.jobs[generation_id]
+            job.untrack_when_abandoned = True
+        if on_update is not None:
+            job.observers.append(on_update)
         try:
+            if timeout is None:
+                return await job.handle  # no cancel scope: most waits have no deadline
             with anyio.fail_after(timeout):
-                return await job
+                return await job.handle
         except TimeoutError as exc:
-            if isinstance(exc, WaitTimeoutError):
+            if isinstance(exc, WaitTimeoutError) or timeout is None:
                 raise
             raise WaitTimeoutError(generation_id, timeout or 0.0) from None
+        finally:
+            if on_update in job.observers:
+                job.observers.remove(on_update)
 
     def untrack(self, generation_id: str) -> None:
         """Stop watching a generation; its handle stays pending forever."""
@@ -237,24 +287,74 @@ class JobTracker:
         self._watchlist.observe(job, generation, scheduled=False)
         return job.done()
 
-    async def as_completed(self) -> AsyncIterator[Generation]:
-        """Yield tracked generations as they finish (``COMPLETE`` or ``FAILED``).
+    async def as_completed(
+        self,
+        jobs: Iterable[str | GenerationJob | TrackedJob] | None = None,
+        *,
+        follow: bool = False,
+    ) -> AsyncIterator[Generation]:
+        """Yield generations as they finish (``COMPLETE`` or ``FAILED``).
 
-        Jobs tracked while iterating are included; the iteration ends when no tracked
-        job is pending. Jobs that time out or vanish are not yielded (their handles
-        raise); they are logged.
+        Three forms, by what the iteration waits for:
+
+        - ``as_completed()``: the jobs tracked now and while iterating, until none is
+          pending. Started with nothing tracked it would end at once (before the first
+          submit, say), so it raises :class:`ClientStateError` instead.
+        - ``as_completed(jobs)``: these jobs (ids, submitted jobs or handles), tracked if
+          they are not yet, until each has ended.
+        - ``as_completed(follow=True)``: every job tracked, now or later, until the
+          tracker closes (or the caller stops iterating): a consumer may start before
+          the first submit.
+
+        Jobs that time out or vanish are not yielded (their handles raise); they are
+        logged.
+
+        :raises ClientStateError: the first form with nothing tracked
         """
+        if jobs is None and not follow and not self._watchlist.jobs:
+            raise ClientStateError(
+                "as_completed(): no job is tracked yet, so it would end at once; pass the "
+                "jobs to wait for, or follow=True to take the jobs tracked later"
+            )
         send, receive = anyio.create_memory_object_stream[Generation | None](math.inf)
-        self._listeners.add(send)
+        self._listeners.add(send)  # before tracking: a job may end inside track()
         try:
-            while self._watchlist.jobs or receive.statistics().current_buffer_used:
+            if jobs is None:
+                while (
+                    follow or self._watchlist.jobs or receive.statistics().current_buffer_used
+                ) and self._tg is not None:
+                    item = await receive.receive()
+                    if item is not None:
+                        yield item
+                return
+            wanted = {job.generation_id: job for job in map(self._handle, jobs)}
+            for generation_id, job in list(wanted.items()):
+                if job.done():  # ended before this call listened
+                    del wanted[generation_id]
+                    finished = _finished(job)
+                    if finished is not None:
+                        yield finished
+            while wanted and self._tg is not None:
                 item = await receive.receive()
-                if item is not None:
+                if item is not None and wanted.pop(item.id, None) is not None:
                     yield item
+                for generation_id, job in list(wanted.items()):
+                    # Ended without a generation (timed out, vanished, closed), or no
+                    # longer watched: nothing will come for it.
+                    record = self._watchlist.jobs.get(generation_id)
+                    watched = record is not None and record.handle is job
+                    if not watched and _finished(job) is None:
+                        del wanted[generation_id]
         finally:
             self._listeners.discard(send)
             send.close()
             receive.close()
+
+    def _handle(self, job: str | GenerationJob | TrackedJob) -> TrackedJob:
+        """The handle watching ``job``, tracking it if it is not watched."""
+        if isinstance(job, TrackedJob):
+            return job
+        return self.track(job if isinstance(job, str) else job.id)
 
     def statistics(self) -> TrackerStatistics:
         """A snapshot of what the tracker holds and has done."""
@@ -269,6 +369,12 @@ class JobTracker:
         )
 
     # --- scheduling ---------------------------------------------------------------------
+
+    def spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
+        """Run ``work`` in the background for as long as the client is open (cancelled
+        when it closes); ``False`` if it is closing. For work that must outlive the
+        caller that started it, such as looking for the job of a cancelled submit."""
+        return self._spawn(work, *args)
 
     def _spawn(self, work: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> bool:
         """Start ``work`` in the tracker's task group, unless the tracker is closing.
@@ -293,14 +399,31 @@ class JobTracker:
     # --- outcomes -----------------------------------------------------------------------
 
     def _ended(self, generation_id: str) -> None:
-        if self.on_end is not None:
-            self.on_end(generation_id)
+        if self._on_end is not None:
+            self._on_end(generation_id)
 
-    def _job_ended(self, job: TrackedJob, finished: Generation | None) -> None:
+    def _job_ended(self, job: Watch, finished: Generation | None) -> None:
         """The watchlist's hook: a job ended (and left the list)."""
         self._ended(job.generation_id)
         self._notify_listeners(finished)
         self._progress()
+
+    def _warn_pending(self) -> None:
+        """Name the jobs still running when the tracker closes: they are paid for, and
+        nobody watches them any more."""
+        pending = list(self._watchlist.jobs)
+        if not pending:
+            return
+        named = ", ".join(pending[:PENDING_NAMED])
+        more = len(pending) - PENDING_NAMED
+        logger.warning(
+            "closing with %d generation(s) not finished, no longer watched (they keep "
+            "running on the server, and are paid for): %s%s; wait for one with "
+            "client.wait(id) or 'leonardo-async wait ID'",
+            len(pending),
+            named,
+            f" and {more} more" if more > 0 else "",
+        )
 
     def _notify_listeners(self, item: Generation | None) -> None:
         for send in list(self._listeners):
@@ -310,5 +433,26 @@ class JobTracker:
                 self._listeners.discard(send)
 
     def _progress(self) -> None:
-        if self.on_progress is not None:
+        """Tell the application's callback; a callback that raises is the application's
+        bug, logged (at ERROR the first time, then at DEBUG), never the end of the
+        tracker: the jobs it watches are paid for and must still be seen to end."""
+        if self.on_progress is None:
+            return
+        try:
             self.on_progress(self.statistics())
+        except Exception:
+            level = logging.DEBUG if self._progress_failed else logging.ERROR
+            self._progress_failed = True
+            logger.log(level, "the on_progress callback raised; tracking goes on", exc_info=True)
+
+
+def _finished(job: TrackedJob) -> Generation | None:
+    """The generation an ended job hands on: ``COMPLETE`` or ``FAILED``, else ``None``."""
+    if not job.done():
+        return None
+    try:
+        return job.result()
+    except GenerationFailedError as exc:
+        return exc.generation
+    except LeonardoError:
+        return None

@@ -22,13 +22,14 @@ import anyio
 
 from .._errors import (
     GenerationFailedError,
+    GenerationNotFoundError,
     GenerationVanishedError,
     LeonardoError,
     TrackerClosedError,
     WaitTimeoutError,
 )
 from ..models import Generation, GenerationStatus
-from ._job import TrackedJob
+from ._job import Watch
 
 __all__ = ["EndHook", "Watchlist"]
 
@@ -38,10 +39,15 @@ logger = logging.getLogger("leonardo_async")
 COALESCE: Final = 0.01
 #: A ``COMPLETE`` job without a video URL is looked at this many more times, then accepted.
 MISSING_URL_LOOKS: Final = 3
+#: Seconds an id tracked from elsewhere (not just submitted here) may be unknown to the
+#: server before it is :class:`GenerationNotFoundError`: one more look after a second
+#: covers a replica a moment behind, and a mistyped id is an error at once, not after
+#: the vanish grace a fresh submit needs.
+UNKNOWN_GRACE: Final = 1.0
 
 #: Told of each job that ends, with the generation to hand on (``None`` if the job ended
 #: without one: timed out, vanished, refused).
-EndHook = Callable[[TrackedJob, "Generation | None"], None]
+EndHook = Callable[[Watch, "Generation | None"], None]
 
 
 class Watchlist:
@@ -54,70 +60,72 @@ class Watchlist:
     def __init__(self, *, vanish_grace: float, ended: EndHook) -> None:
         self.vanish_grace = vanish_grace
         #: The jobs being watched, by generation id.
-        self.jobs: dict[str, TrackedJob] = {}
+        self.jobs: dict[str, Watch] = {}
         #: Jobs ever added: a job's place in a newest-first listing is counted from it.
         self.tracked = 0
         self.complete = self.failed = self.errors = 0
         self._ended = ended
-        self._heap: list[tuple[float, int, TrackedJob]] = []
+        self._heap: list[tuple[float, int, Watch]] = []
         self._seq = itertools.count()
         self._wake = anyio.Event()
         self._unknown_statuses: set[str] = set()
 
     # --- the schedule -------------------------------------------------------------------
 
-    def add(self, job: TrackedJob) -> None:
-        """Watch a new job; its first look is one (jittered) first interval away."""
-        job._order = self.tracked
+    def add(self, job: Watch) -> None:
+        """Watch a new job; a fresh submit's first look is one (jittered) first interval
+        away, any other job is looked at now (it may have finished long ago)."""
+        job.order = self.tracked
         self.tracked += 1
         self.jobs[job.generation_id] = job
-        self.push(job, anyio.current_time() + job._schedule.delay(0, random.random()))
+        now = anyio.current_time()
+        self.push(job, now + job.schedule.delay(0, random.random()) if job.fresh else now)
 
-    def push(self, job: TrackedJob, due: float) -> None:
+    def push(self, job: Watch, due: float) -> None:
         """Make ``due`` the job's next look (or its deadline, if that comes first)."""
-        if job._deadline is not None:
-            due = min(due, job._deadline)
-        job._due = due
+        if job.deadline is not None:
+            due = min(due, job.deadline)
+        job.due = due
         heapq.heappush(self._heap, (due, next(self._seq), job))
         if self._heap[0][2] is job:
             self._wake.set()
 
-    def reschedule(self, job: TrackedJob, *, grow: bool = True) -> None:
+    def reschedule(self, job: Watch, *, grow: bool = True) -> None:
         """Schedule the next look; ``grow=False`` (a sighting) keeps the interval where it is.
 
         A sighting before a job's first look leaves that look where it was: the first
         wait is the expected run time, and starting it again from the sighting would
         put the look that much later than the job's likely end.
         """
-        job._polling = False
+        job.looking = False
         if not self.awaited(job):
             return
         if grow:
-            job._checks += 1
-        elif job._checks == 0:
+            job.looks += 1
+        elif job.looks == 0:
             return
-        self.push(job, anyio.current_time() + job._schedule.delay(job._checks, random.random()))
+        self.push(job, anyio.current_time() + job.schedule.delay(job.looks, random.random()))
 
-    def awaited(self, job: TrackedJob) -> bool:
+    def awaited(self, job: Watch) -> bool:
         """Whether ``job`` is still watched and unfinished (so still worth a look)."""
         return not job.done() and self.jobs.get(job.generation_id) is job
 
-    def take_due(self) -> list[TrackedJob]:
+    def take_due(self) -> list[Watch]:
         """Take the jobs due now (within :data:`COALESCE`), marking each as being looked at.
 
         A job past its deadline ends here with :class:`WaitTimeoutError` instead.
         """
         now = anyio.current_time()
-        due: list[TrackedJob] = []
+        due: list[Watch] = []
         heap = self._heap
         while heap and heap[0][0] <= now + COALESCE:
             when, _, job = heapq.heappop(heap)
-            if job._due != when or job._polling or self.jobs.get(job.generation_id) is not job:
+            if job.due != when or job.looking or self.jobs.get(job.generation_id) is not job:
                 continue  # stale entry: rescheduled, being looked at, or gone
-            if job._deadline is not None and job._deadline <= now:
-                self.end(job, None, WaitTimeoutError(job.generation_id, job._timeout or 0.0))
+            if job.deadline is not None and job.deadline <= now:
+                self.end(job, None, WaitTimeoutError(job.generation_id, job.timeout or 0.0))
                 continue
-            job._polling = True
+            job.looking = True
             due.append(job)
         return due
 
@@ -130,16 +138,28 @@ class Watchlist:
 
     # --- outcomes -----------------------------------------------------------------------
 
-    def observe(self, job: TrackedJob, generation: Generation, *, scheduled: bool) -> None:
+    def observe(self, job: Watch, generation: Generation, *, scheduled: bool) -> None:
         """Apply a fresh view of a job: finish it, or (``scheduled``) schedule its next look."""
         if job.done():
             return
         job.generation = generation
-        job._missing_since = None
+        job.missing_since = None
+        for observer in tuple(job.observers):
+            try:
+                observer(generation)
+            except Exception:
+                # The caller's code: its wait goes on, without it (a callback broken once
+                # is broken at every look).
+                job.observers.remove(observer)
+                logger.error(
+                    "the on_update callback of the wait for %s raised; no longer called",
+                    job.generation_id,
+                    exc_info=True,
+                )
         status = generation.status
         if status == GenerationStatus.COMPLETE:
-            if generation.video_url is None and job._no_url_looks < MISSING_URL_LOOKS:
-                job._no_url_looks += 1
+            if generation.video_url is None and job.no_url_looks < MISSING_URL_LOOKS:
+                job.no_url_looks += 1
             else:
                 self.end(job, generation, None)
                 return
@@ -152,22 +172,29 @@ class Watchlist:
         if scheduled:
             self.reschedule(job)
 
-    def missing(self, job: TrackedJob) -> None:
-        """The server did not know the job: look again, until the vanish grace runs out."""
-        now = anyio.current_time()
-        if job._missing_since is None:
-            job._missing_since = now
-        if now - job._missing_since >= self.vanish_grace:
-            self.end(job, None, GenerationVanishedError(job.generation_id))
-        else:
-            self.reschedule(job)
+    def missing(self, job: Watch) -> None:
+        """The server did not know the job: look again, until the grace runs out.
 
-    def end(
-        self, job: TrackedJob, generation: Generation | None, error: LeonardoError | None
-    ) -> None:
+        A job never seen, and not just submitted here, has :data:`UNKNOWN_GRACE` only,
+        and its next look falls at the end of it.
+        """
+        now = anyio.current_time()
+        if job.missing_since is None:
+            job.missing_since = now
+        unknown = job.generation is None and not job.vouched
+        grace = min(UNKNOWN_GRACE, self.vanish_grace) if unknown else self.vanish_grace
+        if now - job.missing_since >= grace:
+            error = GenerationNotFoundError if unknown else GenerationVanishedError
+            self.end(job, None, error(job.generation_id))
+            return
+        self.reschedule(job)
+        if unknown and self.awaited(job):
+            self.push(job, min(job.due, job.missing_since + grace))
+
+    def end(self, job: Watch, generation: Generation | None, error: LeonardoError | None) -> None:
         """Finish the job's handle, take it off the list, count it, and tell the hook."""
-        job._polling = False
-        job._finish(generation, error)
+        job.looking = False
+        job.finish(generation, error)
         if self.jobs.get(job.generation_id) is job:
             del self.jobs[job.generation_id]
         if error is None:
@@ -176,8 +203,10 @@ class Watchlist:
             self.failed += 1
         else:
             self.errors += 1
-            # A deadline is the caller's own choice, and the caller gets the error: no warning.
-            log = logger.info if isinstance(error, WaitTimeoutError) else logger.warning
+            # A deadline is the caller's own choice, and a wrong id the caller's own
+            # mistake; either way the caller gets the error: no warning.
+            quiet = isinstance(error, (WaitTimeoutError, GenerationNotFoundError))
+            log = logger.info if quiet else logger.warning
             log("generation %s: %s", job.generation_id, error)
         finished = (
             job.generation if error is None or isinstance(error, GenerationFailedError) else None
@@ -191,6 +220,6 @@ class Watchlist:
     def close(self) -> None:
         """Fail every watched job with :class:`TrackerClosedError` and empty the list."""
         for job in list(self.jobs.values()):
-            job._finish(None, TrackerClosedError(job.generation_id))
+            job.finish(None, TrackerClosedError(job.generation_id))
         self.jobs.clear()
         self._heap.clear()

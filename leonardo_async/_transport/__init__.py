@@ -8,6 +8,8 @@ Everything above this package speaks :class:`Request` and :class:`Response`; onl
 * :mod:`._mock`: :class:`MockTransport`, a function in place of a server, for unit tests;
 * :mod:`._aiohttp`: :class:`~._aiohttp.AiohttpTransport`, the default, one aiohttp session;
 * :mod:`._clock`: :class:`ServerClock`, the server's clock offset learnt from its answers;
+* :mod:`._options`: :class:`CallOptions`, what one call of the client changes about its
+  requests (timeout, extra headers, retries);
 * :mod:`._connection`: :class:`Connection`, one API key's timeouts, auth, limits, retries
   and error mapping, and :class:`Timeouts`;
 * :mod:`._transfers`: :class:`Transfers`, the presigned upload and the CDN download,
@@ -16,15 +18,18 @@ Everything above this package speaks :class:`Request` and :class:`Response`; onl
 
 from __future__ import annotations
 
-from ._base import Request, Response, Transport
+from ._base import Form, Request, Response, Transport
 from ._clock import ServerClock
 from ._connection import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # for the doctor's report
 from ._connection import Connection, Timeouts, credentials
 from ._mock import MockTransport
+from ._options import CallOptions, call_options
 from ._transfers import Transfers
 
 __all__ = [
+    "CallOptions",
     "Connection",
+    "Form",
     "MockTransport",
     "Request",
     "Response",
@@ -32,5 +37,6 @@ __all__ = [
     "Timeouts",
     "Transfers",
     "Transport",
+    "call_options",
     "credentials",
 ]

@@ -21,6 +21,10 @@ __all__ = ["AiohttpTransport", "describe"]
 #: What an aiohttp timeout raises: ``asyncio.TimeoutError``, which is the builtin
 #: ``TimeoutError`` only from Python 3.11 on (on 3.10 it is a class of its own).
 TIMEOUT_ERRORS: Final = (TimeoutError, asyncio.TimeoutError)
+#: What no connection in time raises, from aiohttp 3.10 on (``None`` before): the request
+#: was never written, so like a refused connection it is safe to send again. Every other
+#: timeout may have come after the request left, and 3.9 tells none apart.
+CONNECT_TIMEOUT: Final[type[Exception] | None] = getattr(aiohttp, "ConnectionTimeoutError", None)
 
 
 class AiohttpTransport:
@@ -57,8 +61,8 @@ class AiohttpTransport:
         data = None
         if request.form is not None:
             data = aiohttp.FormData()
-            for key, value in request.form.fields.items():
-                data.add_field(key, value)
+            for name, value in request.form.fields.items():
+                data.add_field(name, value)
             form = request.form
             data.add_field(
                 "file", form.data, filename=form.filename, content_type=form.content_type
@@ -77,12 +81,41 @@ class AiohttpTransport:
                 return Response(
                     resp.status, dict(resp.headers), chunks=_chunks(resp), release=_release(resp)
                 )
-            async with resp:
-                return Response(resp.status, dict(resp.headers), await resp.read())
+            async with resp:  # leaving it with the body unread closes the connection
+                body = await _read(resp, request.max_answer)
+                return Response(resp.status, dict(resp.headers), body)
         except aiohttp.ClientConnectorError as exc:
             raise NotSentError(describe(exc)) from None
         except (aiohttp.ClientError, *TIMEOUT_ERRORS) as exc:
+            if CONNECT_TIMEOUT is not None and isinstance(exc, CONNECT_TIMEOUT):
+                raise NotSentError("no connection in time") from None
             raise MaybeSentError(describe(exc)) from None
+
+
+async def _read(resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """The body, or its first ``limit + 1`` bytes when it is longer: read as it arrives
+    and given up on at once, so an answer that never ends cannot fill the memory.
+
+    An answer whose announced length fits is read whole by aiohttp, as any other; one read
+    here piece by piece is then told to the session's trace configs as aiohttp's own read
+    tells them (``on_response_chunk_received``), so that a caller's tracing (the doctor's
+    transcript, a user's ``trace_configs``) sees every answer however it was framed.
+    """
+    if limit is None or (resp.content_length is not None and resp.content_length <= limit):
+        return await resp.read()
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await resp.content.read(min(limit + 1 - size, 1 << 16))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    body = b"".join(parts)
+    if size <= limit:
+        for trace in getattr(resp, "_traces", ()):
+            await trace.send_response_chunk_received(resp.method, resp.url, body)
+    return body
 
 
 async def _chunks(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
@@ -102,7 +135,7 @@ def _release(resp: aiohttp.ClientResponse) -> Callable[[], Awaitable[None]]:
 
 #: What a low-level failure means, for the ones whose text says little or nothing.
 _MEANINGS: Final[tuple[tuple[type[BaseException], str], ...]] = (
-    (TimeoutError, "no answer in time"),
+    *((kind, "no answer in time") for kind in TIMEOUT_ERRORS),
     (aiohttp.ServerDisconnectedError, "the server closed the connection"),
     (aiohttp.ClientPayloadError, "the response was cut short"),
     (aiohttp.ClientConnectorError, "cannot connect"),

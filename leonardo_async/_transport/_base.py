@@ -56,6 +56,10 @@ class Request:
     :param connect_timeout: seconds to open a connection
     :param read_timeout: the longest pause between two chunks (``None``: no such bound)
     :param stream: leave the body unread, for :meth:`Response.iter_chunks`
+    :param max_answer: the most bytes of the answer's body to read (``None``: all of it).
+        A transport stops reading one byte past it, so that a body longer than the
+        bound arrives as ``max_answer + 1`` bytes and the caller can tell it was cut;
+        an answer that never ends then costs that much memory and no more
     """
 
     method: str
@@ -68,6 +72,7 @@ class Request:
     connect_timeout: float = 10.0
     read_timeout: float | None = None
     stream: bool = False
+    max_answer: int | None = None
 
     def __repr__(self) -> str:  # the headers carry the key
         return f"<Request {self.method} {self.url.split('?')[0]}>"

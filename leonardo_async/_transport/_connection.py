@@ -13,7 +13,11 @@ and are kept apart on purpose:
   other than the API;
 * downloads (:meth:`Connection.stream`) go to the CDN, also without the header.
 
-Every request has a bounded timeout. Errors name the method and URL, never the headers; and
+Every request has a bounded timeout, and every API answer a bounded size (:data:`ANSWER_LIMIT`
+unless the call asks for more), read no further than one byte past it, and a bounded nesting
+(:func:`~leonardo_async._wire.loads`): a server that never answers, never stops answering
+or answers 100,000 nested ``[`` is an error within one attempt's deadline, never a hang, a
+memory exhausted or a traceback. Errors name the method and URL, never the headers; and
 since a proxy or gateway may echo the request's ``authorization`` header in its error page,
 every answer is read with the key blanked out (:meth:`Connection._scrub`) before anything,
 error or log line, is made from it.
@@ -25,12 +29,11 @@ help, and a refused request created nothing, so a refused submit is not uncertai
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -40,9 +43,11 @@ import anyio
 import attrs
 from yarl import URL
 
+from .. import _wire as wire
 from .._errors import (
     APIError,
     AuthenticationError,
+    BadJSONError,
     ClientStateError,
     SubmitUncertainError,
     TransportError,
@@ -55,12 +60,15 @@ from .._validate import MAX_SECONDS, MIN_SECONDS, in_range
 from ._aiohttp import AiohttpTransport
 from ._base import Form, MaybeSentError, NotSentError, Request, Response, Transport
 from ._clock import ServerClock
+from ._options import CallOptions
 
 __all__ = ["Connection", "Timeouts", "credentials"]
 
 logger = logging.getLogger("leonardo_async")
 
 DEFAULT_BASE_URL: Final = "https://cloud.leonardo.ai/api/rest/v1"
+#: How the API root's path ends, on Leonardo and on the simulator.
+API_ROOT_PATH: Final = URL(DEFAULT_BASE_URL).path
 USER_AGENT: Final = "leonardo-async/0.1"
 
 #: What stands in for the key wherever an answer repeated it.
@@ -68,20 +76,27 @@ REDACTED: Final = "[redacted]"
 
 _SECONDS = in_range(MIN_SECONDS, MAX_SECONDS)
 
+#: The largest answer an API call may have unless it says otherwise, in bytes: an account,
+#: a generation, a submit's answer or an error take a few kilobytes, so a megabyte is
+#: generous and still small (the listing asks for more, :mod:`.._listing._pages`).
+ANSWER_LIMIT: Final = 1 << 20
+
 
 @attrs.frozen
 class Timeouts:
     """Bounds on every request, in seconds; none is ever unbounded.
 
     :param connect: to open a connection (and TLS)
-    :param api: one whole API call, response body included
+    :param api: one attempt of an API call, the answer's body included: a server that
+        takes the request and never answers is given up on after this long, the call
+        retried with a warning (a submit looked for in the listing, never sent blind)
     :param upload: one whole presigned upload
     :param download_stall: the longest pause between two chunks of a download; a large
         video may take long, but never stall this long
     """
 
     connect: float = attrs.field(default=10.0, validator=_SECONDS)
-    api: float = attrs.field(default=60.0, validator=_SECONDS)
+    api: float = attrs.field(default=30.0, validator=_SECONDS)
     upload: float = attrs.field(default=120.0, validator=_SECONDS)
     download_stall: float = attrs.field(default=60.0, validator=_SECONDS)
 
@@ -149,6 +164,8 @@ class Connection:
             raise ValidationError("session", "<session>", "no session when a transport is given")
         self._base = base_url.rstrip("/")
         self._base_origin = _origin(URL(self._base))
+        #: The base URL, for a 404's message, when it lacks the API root's path.
+        self._odd_root = None if self._base.endswith(API_ROOT_PATH) else self._base
         self._secret = api_key
         self._headers = {
             "authorization": f"Bearer {api_key}",
@@ -170,7 +187,7 @@ class Connection:
 
     @property
     def base_url(self) -> str:
-        """The API root this transport talks to."""
+        """The API root this connection talks to."""
         return self._base
 
     def _check_open(self) -> None:
@@ -210,11 +227,20 @@ class Connection:
         params: Mapping[str, str | int] | None = None,
         kind: RequestKind = RequestKind.READ,
         retry_refused: bool = True,
+        max_answer: int = ANSWER_LIMIT,
+        options: CallOptions | None = None,
+        on_cancelled: Callable[[], None] | None = None,
     ) -> Any:
         """Send one API request and return its decoded JSON body.
 
         :param retry_refused: retry a 429 here; a caller that holds a scarce slot while
             it waits (a batch submit) says no, to queue again behind the others
+        :param max_answer: the largest answer in bytes; a longer one is a bad body, read
+            no further than that
+        :param options: the calling method's timeout, headers and retries
+        :param on_cancelled: called when the caller is cancelled while the request is on
+            its way (written, or being written, and not answered): a submit so cut off
+            may have made a job nobody will hear of
 
         Safe requests are retried on network errors, 5xx and 429. A submit
         (``kind=SUBMIT``) is retried only when it provably did not arrive or was refused
@@ -224,7 +250,11 @@ class Connection:
         :raises APIError: the server answered with an error status (after retries)
         :raises TransportError: the network failed (after retries)
         """
-        url = self._base + path
+        request = self.request(
+            method, path, body=body, params=params, max_answer=max_answer, options=options
+        )
+        url = request.url
+        policy = self.retry_policy(options)
         creates = kind is RequestKind.SUBMIT
         attempt = 0
         self._check_open()
@@ -239,24 +269,20 @@ class Connection:
             try:
                 self.requests_sent += 1
                 sent_at = datetime.now(timezone.utc)
-                resp = await self._send(
-                    Request(
-                        method,
-                        url,
-                        headers=self._headers,
-                        json=body,
-                        params=params,
-                        timeout=self.timeouts.api,
-                        connect_timeout=self.timeouts.connect,
-                    )
-                )
+                try:
+                    resp = await self._send(request)
+                except anyio.get_cancelled_exc_class():
+                    if on_cancelled is not None:
+                        on_cancelled()
+                    raise
                 status = resp.status
                 self.clock.observe_date(
                     _header(resp.headers, "date"),
                     sent=sent_at,
                     received=datetime.now(timezone.utc),
                 )
-                raw = self._scrub(resp.body)
+                oversized = len(resp.body) > max_answer
+                raw = self._scrub(resp.body[:max_answer])
                 retry_after = parse_retry_after(_header(resp.headers, "retry-after"))
             except NotSentError as exc:
                 failure, cause = Failure.NOT_SENT, self._scrub_text(str(exc))
@@ -267,36 +293,42 @@ class Connection:
                     logger.debug(
                         "%s %s -> %d in %.3f s", method, url, status, time.perf_counter() - started
                     )
-                if status < 400:
+                if status < 400 and oversized:
+                    failure, cause = (
+                        Failure.BAD_BODY,
+                        f"HTTP {status} with an answer over {_size(max_answer)}, the most "
+                        "this request may take (read no further)",
+                    )
+                elif status < 400:
                     try:
-                        decoded = json.loads(raw) if raw else None
-                    except ValueError:
+                        decoded = wire.loads(raw) if raw else None
+                    except BadJSONError as exc:
                         failure, cause = (
                             Failure.BAD_BODY,
-                            f"HTTP {status} with a body that is not JSON",
+                            f"HTTP {status} with a body that is {exc}",
                         )
                     else:
                         self.limiter.on_success(kind)
                         return decoded
                 else:
                     failure, cause = Failure.STATUS, f"HTTP {status}"
-                    refusal = APIError.from_status(status, method, url, _json_or_none(raw))
-                    if isinstance(refusal, AuthenticationError):
-                        raise refusal
+                    error = APIError.from_status(
+                        status, method, url, _json_or_none(raw), api_root=self._odd_root
+                    )
+                    if isinstance(error, AuthenticationError):
+                        raise error
                     if status == 429:
                         # Everyone pauses; a wait longer than we honour is not imposed on
                         # the other senders, and this request gives up with the server's
                         # figure in the error.
-                        too_long = (
-                            retry_after is not None and retry_after > self.retry.max_retry_after
-                        )
+                        too_long = retry_after is not None and retry_after > policy.max_retry_after
                         reason, _ = hasura_error(_json_or_none(raw))
                         pause = self.limiter.on_rate_limited(
                             kind, None if too_long else retry_after, reason=reason
                         )
                         retry_after = retry_after if too_long else pause
             delay = retry_delay(
-                self.retry,
+                policy,
                 attempt=attempt,
                 creates_generation=creates,
                 failure=failure,
@@ -306,10 +338,61 @@ class Connection:
             )
             if delay is None or (status == 429 and not retry_refused):
                 raise self._error(method, url, failure, cause, status, raw, retry_after, creates)
-            logger.info("%s %s failed (%s); retry %d in %.2f s", method, url, cause, attempt, delay)
+            # A refusal is the limiter's everyday business; anything else (no answer in
+            # time, a cut connection, a 5xx, a bad body) is said at once, so that a person
+            # watching sees within one attempt's deadline what is being tried again.
+            logger.log(
+                logging.INFO if status == 429 else logging.WARNING,
+                "%s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                url,
+                cause,
+                attempt,
+                policy.attempts - 1,
+                delay,
+            )
             if status != 429:
                 await anyio.sleep(delay)
             # After a 429 the limiter's shared pause does the waiting for everyone.
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        max_answer: int = ANSWER_LIMIT,
+        options: CallOptions | None = None,
+    ) -> Request:
+        """The API request :meth:`call` sends for these arguments (the key in it)."""
+        headers: Mapping[str, str] = self._headers
+        timeout = self.timeouts.api
+        if options is not None:
+            extra = {name.lower(): value for name, value in options.extra_headers.items()}
+            headers = {**self._headers, **extra}  # never authorization: CallOptions refuses it
+            timeout = _timeout(options, self.timeouts.api)
+        return Request(
+            method,
+            self._base + path,
+            headers=headers,
+            json=body,
+            params=params,
+            timeout=timeout,
+            connect_timeout=min(self.timeouts.connect, timeout),
+            max_answer=max_answer,
+        )
+
+    def retry_policy(self, options: CallOptions | None) -> RetryPolicy:
+        """The retries of a call: the client's, or as many as its ``max_retries`` says."""
+        if options is None or options.max_retries is None:
+            return self.retry
+        return attrs.evolve(self.retry, attempts=options.max_retries + 1)
+
+    def shown(self, request: Request) -> Request:
+        """``request`` fit to print: the key in its headers replaced by ``[redacted]``."""
+        headers = {name: self._scrub_text(value) for name, value in request.headers.items()}
+        return attrs.evolve(request, headers=headers)
 
     def _scrub(self, raw: bytes) -> bytes:
         """``raw`` with every copy of the key replaced, so no error or log can carry it."""
@@ -333,7 +416,9 @@ class Connection:
     ) -> Exception:
         if failure is Failure.STATUS and status is not None:
             detail = _json_or_none(raw)
-            error = APIError.from_status(status, method, url, detail, retry_after=retry_after)
+            error = APIError.from_status(
+                status, method, url, detail, retry_after=retry_after, api_root=self._odd_root
+            )
             if creates and status >= 500:
                 uncertain = SubmitUncertainError(
                     method, url, f"HTTP {status} after the body was sent", answered=True
@@ -346,18 +431,28 @@ class Connection:
         return TransportError(method, url, cause)
 
     async def post_form(
-        self, url: str, fields: Mapping[str, str], *, filename: str, data: bytes, content_type: str
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        *,
+        filename: str,
+        data: bytes,
+        content_type: str,
+        options: CallOptions | None = None,
     ) -> Response:
-        """POST a multipart form to a presigned upload URL, with no authorization header.
+        """POST a multipart form to a presigned upload URL, with no authorization header
+        (nor a call's extra headers, which are for the API host).
 
         The ``file`` part goes last, as S3 requires. The caller decides what a status means.
         """
+        timeout = _timeout(options, self.timeouts.upload)
         request = Request(
             "POST",
             url,
             form=Form(fields, filename, data, content_type),
-            timeout=self.timeouts.upload,
-            connect_timeout=self.timeouts.connect,
+            timeout=timeout,
+            connect_timeout=min(self.timeouts.connect, timeout),
+            max_answer=ANSWER_LIMIT,  # storage answers an empty body or a line of XML
         )
         try:
             return await self._send(request)
@@ -365,13 +460,17 @@ class Connection:
             raise TransportError("POST", _safe_url(url), str(exc)) from None
 
     @asynccontextmanager
-    async def stream(self, url: str) -> AsyncIterator[Response]:
-        """GET ``url`` (a CDN URL) for streaming, with no authorization header."""
+    async def stream(self, url: str, options: CallOptions | None = None) -> AsyncIterator[Response]:
+        """GET ``url`` (a CDN URL) for streaming, with no authorization header (nor a
+        call's extra headers); a call's ``timeout`` bounds the whole transfer."""
+        whole = None if options is None else options.timeout
         request = Request(
             "GET",
             url,
-            timeout=None,
-            connect_timeout=self.timeouts.connect,
+            timeout=whole,
+            connect_timeout=self.timeouts.connect
+            if whole is None
+            else min(self.timeouts.connect, whole),
             read_timeout=self.timeouts.download_stall,
             stream=True,
         )
@@ -385,17 +484,30 @@ class Connection:
             await response.release()
 
 
+def _timeout(options: CallOptions | None, default: float) -> float:
+    """A call's timeout if it set one, else ``default``."""
+    return default if options is None or options.timeout is None else options.timeout
+
+
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     """A header's value, whatever the case of its name."""
     return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 def _json_or_none(raw: bytes) -> Any:
-    """An error response's body as JSON, or ``None`` if it is empty or not JSON."""
+    """An error response's body as JSON, or ``None`` if it is empty, not JSON or cut."""
     try:
-        return json.loads(raw) if raw else None
-    except ValueError:
+        return wire.loads(raw) if raw else None
+    except BadJSONError:
         return None
+
+
+def _size(count: int) -> str:
+    """A byte count as a person reads it: ``1 MiB``, ``512 KiB``, ``100 bytes``."""
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift and count % (1 << shift) == 0:
+            return f"{count >> shift} {unit}"
+    return f"{count} bytes"
 
 
 def _safe_url(url: str) -> str:

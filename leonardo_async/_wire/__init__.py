@@ -3,6 +3,7 @@
 Callers name this package for the wire (``from .. import _wire as wire``), never a module
 of it. Top to bottom:
 
+* :mod:`._json`: :func:`loads`, an answer's bytes as JSON within a nesting limit;
 * :mod:`._envelopes`: the shapes of whole response bodies (``{"generations_by_pk": ...}``,
   the upload target, the webhook callback), private attrs classes and nothing else;
 * :mod:`._convert`: the cattrs converter, JSON <-> attrs with the wire's renames, lenient
@@ -12,7 +13,7 @@ of it. Top to bottom:
 from __future__ import annotations
 
 from ._convert import STRICT_HOOKS as STRICT_HOOKS  # for the jobs file's strict reader
-from ._convert import dumps_request, dumps_spec, parse_timestamp, structure
+from ._convert import dumps_generation, dumps_request, dumps_spec, parse_timestamp, structure
 from ._envelopes import (
     CallbackEvent,
     DeletedEnvelope,
@@ -26,6 +27,7 @@ from ._envelopes import (
     UploadTarget,
     account_from,
 )
+from ._json import loads
 
 __all__ = [
     "CallbackEvent",
@@ -39,8 +41,10 @@ __all__ = [
     "UploadEnvelope",
     "UploadTarget",
     "account_from",
+    "dumps_generation",
     "dumps_request",
     "dumps_spec",
+    "loads",
     "parse_timestamp",
     "structure",
 ]

@@ -53,6 +53,7 @@ T = TypeVar("T")
 logger = logging.getLogger("leonardo_async")
 
 __all__ = [
+    "dumps_generation",
     "dumps_request",
     "dumps_spec",
     "parse_timestamp",
@@ -66,7 +67,11 @@ __all__ = [
 _WIRE_NAMES: Final[dict[str, str]] = {
     "GenerationJob.id": "generationId",
     "GeneratedImage.motion_mp4_url": "motionMP4URL",
+    "Generation.width": "imageWidth",
+    "Generation.height": "imageHeight",
     "Generation.generated_images": "generated_images",
+    "_CallbackGeneration.width": "imageWidth",
+    "_CallbackGeneration.height": "imageHeight",
     "_CallbackGeneration.generated_images": "images",
     "UploadEnvelope.upload_init_image": "uploadInitImage",
     "SubmitEnvelope.motion_video_generation_job": "motionVideoGenerationJob",
@@ -261,8 +266,8 @@ def _structure_images(value: Any, _: Any) -> tuple[GeneratedImage, ...]:
 
 def _unstructure_spec(spec: VideoSpec) -> dict[str, Any]:
     body: dict[str, Any] = _unstructure_spec_fields(spec)
-    for key, value in spec.extra.items():
-        body.setdefault(key, value)
+    for name, value in spec.extra.items():
+        body.setdefault(name, value)
     return body
 
 
@@ -291,6 +296,7 @@ _converter.register_structure_hook_func(
 _converter.register_structure_hook(GenerationStatus | str, _structure_status)
 _converter.register_structure_hook_factory(attrs.has, _structure_attrs)
 _converter.register_unstructure_hook(enum.Enum, lambda member: member.value)
+_converter.register_unstructure_hook(datetime, datetime.isoformat)
 _converter.register_unstructure_hook_factory(attrs.has, _unstructure_attrs)
 _unstructure_spec_fields: Final = _unstructure_attrs(VideoSpec)
 _converter.register_unstructure_hook(VideoSpec, _unstructure_spec)
@@ -305,6 +311,13 @@ def dumps_spec(spec: VideoSpec) -> dict[str, Any]:
 def dumps_request(request: ImageToVideoRequest) -> dict[str, Any]:
     """The JSON body of ``POST /generations-image-to-video`` for ``request``."""
     body: dict[str, Any] = _converter.unstructure(request)
+    return body
+
+
+def dumps_generation(generation: Generation) -> dict[str, Any]:
+    """``generation`` in the API's JSON (``GET /generations/{id}``'s object): what
+    :func:`structure` reads back as the same generation, for passing one on."""
+    body: dict[str, Any] = _converter.unstructure(generation)
     return body
 
 

@@ -8,12 +8,11 @@ this module is only the nouns: what a body holds, and which of its fields a call
 
 from __future__ import annotations
 
-import json
-
 import attrs
 
-from .._errors import ResponseShapeError
+from .._errors import BadJSONError, ResponseShapeError
 from ..models import Account, Generation, GenerationJob
+from ._json import loads
 
 __all__ = [
     "CallbackEvent",
@@ -42,8 +41,8 @@ class UploadTarget:
     def form_fields(self) -> dict[str, str]:
         """Decode ``fields``, which Leonardo sends as a JSON-encoded string."""
         try:
-            decoded = json.loads(self.fields)
-        except ValueError:
+            decoded = loads(self.fields)
+        except BadJSONError:
             decoded = None
         if not isinstance(decoded, dict):
             raise ResponseShapeError(

@@ -4,8 +4,8 @@
 The only part of the package that prints, reads ``argv`` or calls :func:`anyio.run`.
 Each subcommand is a module with ``register(commands)``, which adds its parser through
 :meth:`._common.Commands.add` and names the handler that runs it; adding a subcommand is
-one more entry in :data:`COMMANDS`. Exit codes (see :mod:`._common`): 0 done, 1 a
-generation failed, 2 bad input, 3 API or network error, 130 interrupted.
+one more entry in :data:`COMMANDS`. The exit codes are :data:`._common.EXIT_CODES`,
+listed by ``--help``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Final
 
@@ -20,11 +21,14 @@ from .. import __version__
 from . import _account, _batch, _demo, _doctor, _download, _generate, _get, _list, _sim, _wait
 from ._common import (
     EXIT_BAD_INPUT,
+    EXIT_CODES,
     EXIT_INTERRUPTED,
     EXIT_OK,
     INTERRUPTED,
+    CommandParser,
     Commands,
     Register,
+    add_verbose_option,
     logging_to_stderr,
 )
 
@@ -45,44 +49,38 @@ COMMANDS: Final[tuple[Register, ...]] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand.
-
-    ``-v`` counts wherever it is written: before the subcommand (``verbose``) and after
-    it (``verbose_here``, a separate name, so that a subcommand's default of zero cannot
-    overwrite the count given before it).
-    """
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v",
-        "--verbose",
-        dest="verbose_here",
-        action="count",
-        default=0,
-        help="log the client's requests and decisions to stderr (the API key never appears)",
-    )
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    """The argument parser with every registered subcommand."""
+    parser = CommandParser(
         prog="leonardo-async",
         description="Leonardo.AI image-to-video (Veo 3.1) from the command line.",
+        epilog=_exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log the client's requests and decisions to stderr; -vv for more",
-    )
+    add_verbose_option(parser, before_the_command=True)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    commands = Commands(subparsers, common)
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
+    commands = Commands(subparsers)
     for register in COMMANDS:
         register(commands)
     return parser
 
 
-def _unknown(parser: argparse.ArgumentParser, words: list[str]) -> str:
+def _exit_codes_help() -> str:
+    """:data:`EXIT_CODES` for ``--help``, wrapped at 80 columns."""
+    lines = ["exit codes, for every command:"]
+    for code, text in EXIT_CODES.items():
+        lines += textwrap.wrap(
+            text.replace("`", ""), 80, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7
+        )
+    return "\n".join(lines)
+
+
+def _unknown(parser: CommandParser, words: list[str]) -> str:
     """The usage error for ``words`` no option took, with a "did you mean" where one is close."""
-    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    known = parser.long_options
     hints = []
     for word in words:
         if word.startswith("--"):
@@ -106,12 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, unknown = parser.parse_known_args(words)
         if unknown:
-            command: argparse.ArgumentParser = getattr(args, "parser", parser)
+            command: CommandParser = getattr(args, "parser", parser)
             command.error(_unknown(command, unknown))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
-        with logging_to_stderr(args.verbose + args.verbose_here):
+        with logging_to_stderr(args.verbose):
             code: int = args.handler(args)
     except INTERRUPTED:  # one line and 130 on every Python, never a traceback
         print("\ninterrupted", file=sys.stderr)

@@ -1,21 +1,25 @@
 """``leonardo-async batch``: a JSONL file of requests in, a folder of MP4s and results out.
 
 The output folder holds everything a run needs to be resumed: ``journal.sqlite`` (the
-write-ahead state of every item), the videos, and ``results.jsonl`` (one line per input
-line, rewritten whole from the journal at the end of each run). A folder that already
-holds a journal is only touched with ``--resume``, and only for the same input file
-(unless ``--force``), so a second run can never buy the same videos again by accident.
+write-ahead state of every item), the videos, and ``results.jsonl`` (a line appended as
+each item ends, then rewritten whole, one line per input line, at the end of each run).
+A folder that already holds a journal is only touched with ``--resume``, and only for the
+same input file (unless ``--force``), so a second run can never buy the same videos again
+by accident.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import shlex
 import signal
 import sys
 import tempfile
 import threading
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -25,26 +29,32 @@ from typing import TextIO
 import anyio
 
 from .._batch import (
+    LEASE,
     BatchItem,
+    BatchJournal,
     BatchResult,
     BatchStatistics,
     BatchSubmitter,
     ItemState,
-    JobLine,
     Journal,
-    ResultLine,
-    input_digest,
+    Ledger,
+    Outcome,
+    journal_results,
+    money,
     plan,
-    read_jobs,
 )
 from .._client import LeonardoClient
 from .._errors import (
+    FrameCropWarning,
     JournalBusyError,
     JournalDamagedError,
     JournalMismatchError,
+    JournalUnreachableError,
+    JournalWriteError,
     LeonardoError,
     ValidationError,
 )
+from .._files import FrameMisfit, frame_misfit, image_file_size
 from .._limits import Limits
 from .._listing import LISTING_LAG
 from .._schedule import PollSchedule
@@ -56,14 +66,19 @@ from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     Commands,
+    add_redis_option,
     report,
     report_invalid,
+    report_warning,
 )
 from ._findings import apply_findings
-from ._outdir import JOURNAL, RESULTS, key_scheme, open_journal, sweep_parts
+from ._generate import id_note
+from ._jobs_file import JobLine, ResultLine, input_digest, read_jobs, result_line
+from ._outdir import RESULTS, journal_file, key_scheme, open_journal, open_shared, sweep_parts
 from ._progress import Progress
+from ._remote import NO_KEY
 from ._report import BatchPage
-from ._results import money, result_lines, save_results, spent, summary_line
+from ._results import ResultsLog, result_lines, save_results, summary_line
 
 __all__ = ["register"]
 
@@ -82,18 +97,31 @@ listed here (sent as written). Any other name is a typo: the line is refused wit
 missing or not an image, a key another line has) is reported with its number and gets
 an ERROR result before anything is sent; the other lines still run (exit 2 at the end),
 or, with --strict, none does. --dry-run checks every line, prices what is left to do
-(by the journal in --out, if any) and exits 2 if a line is bad.
+(by the journal in --out, if any) and exits 2 if a line is bad. --json prints the
+summary (or the plan) as one JSON object on stdout; errors stay on stderr.
 
 --out holds journal.sqlite: a run killed at any moment continues with --resume and never
-submits an item twice. results.jsonl gets one line per input line.
+submits an item twice. results.jsonl gets a line as each item ends (a killed run leaves
+whole lines), then one line per input line, in order, at the end.
 
 One run at a time owns --out (a second exits 2, naming the first's pid). --resume
 refuses a folder without journal state, and a fresh run a folder holding earlier videos
 or results, unless --force. While a run goes, journal.sqlite-wal is part of the journal.
 
+--journal postgresql://user@host/db?schema=NAME keeps the journal in PostgreSQL instead
+(pip install 'leonardo-async[postgres]'): any number of workers, on any machines, started
+with the same jobs file and URL drain the batch together, each item worked on by one
+worker at a time; a worker that dies leaves its items to the others after --journal-lease
+seconds, and an item it may have submitted is looked up in the listing before anything
+is sent again. A worker started with another jobs file is refused (exit 2). --report
+writes results.jsonl and index.html into --out for the whole batch from the journal,
+sending nothing (exit 0 if every line is complete, else 1).
+
 exit codes: 0 every item complete, 1 some failed or errored, 2 bad input (nothing
-submitted for it; a held, damaged or missing journal), 3 API, network or disk error,
-130/143 stopped by Ctrl-C/SIGTERM (resume with --resume)"""
+submitted for it; a held, damaged or missing journal, or one of another jobs file; a bad
+line outranks failed items), 3 API, network or disk error (a journal database that
+cannot be reached: nothing is submitted), 130/143 stopped by Ctrl-C/SIGTERM (resume with
+--resume)"""
 
 
 def register(commands: Commands) -> None:
@@ -103,6 +131,7 @@ def register(commands: Commands) -> None:
     )
     parser.add_argument("jobs", type=Path, help="the JSONL file of requests")
     parser.add_argument("--out", type=Path, required=True, help="folder for videos and results")
+    add_redis_option(parser)
     parser.add_argument(
         "--concurrency", type=int, help="generations running at once (default: the key's slots)"
     )
@@ -116,6 +145,26 @@ def register(commands: Commands) -> None:
     parser.add_argument("--spm", type=float, help="submits per minute (default 100)")
     parser.add_argument(
         "--resume", action="store_true", help="continue the batch journaled in --out"
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="PATH|URL",
+        help="the journal: a SQLite file (default: journal.sqlite in --out), or a "
+        "postgresql:// URL shared by every worker of the batch",
+    )
+    parser.add_argument(
+        "--journal-lease",
+        type=float,
+        default=LEASE,
+        metavar="SECONDS",
+        help=f"a PostgreSQL journal: seconds a worker's items stay its own without a "
+        f"renewal, before a dead worker's items go to the others (default {LEASE:g})",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="write results.jsonl and index.html for the whole batch from the journal; "
+        "send nothing",
     )
     parser.add_argument(
         "--force", action="store_true", help="resume even if the input file changed"
@@ -132,6 +181,11 @@ def register(commands: Commands) -> None:
         metavar=("AMOUNT", "UNIT"),
         help="stop submitting before this much is spent, in the account's unit "
         "(CREDITS or DOLLARS); a charge in another unit stops further submits",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary (or the --dry-run plan) as one JSON object on stdout",
     )
     parser.add_argument("--no-download", action="store_true", help="leave the videos on the CDN")
     parser.add_argument(
@@ -168,19 +222,62 @@ def run(args: argparse.Namespace) -> int:
     bad = [job for job in jobs if job.item is None]
     for job in bad:
         report(str(job.error))
+    for note in _frame_notes(jobs, args.jobs.parent):
+        report_warning(note)
     if bad and args.strict:
         report(f"{len(bad)} bad line(s); nothing submitted (--strict)")
         return EXIT_BAD_INPUT
-    items = [job.item for job in jobs if job.item is not None]
     if args.dry_run:
-        return _dry_run(jobs, _left_to_do(args, items), sys.stdout)
+        left, done = _left_to_do(args, jobs)
+        return _dry_run(jobs, left, done, sys.stdout, as_json=args.json)
+    if not args.report and not os.environ.get("LEONARDO_API_KEY", "").strip():
+        report(NO_KEY)  # before --out is made or a progress line drawn
+        return EXIT_BAD_INPUT
     try:
         _check_writable(args.out)
     except OSError as exc:
         report(f"--out {args.out}: not a writable folder ({exc.strerror or exc})")
         return EXIT_BAD_INPUT
-    code = anyio.run(_run_batch, args, options, jobs)
-    return EXIT_BAD_INPUT if bad and code == EXIT_OK else code
+    code = _report(args, jobs) if args.report else anyio.run(_run_batch, args, options, jobs)
+    # A bad line is the input's fault, to be fixed before anything else: it outranks the
+    # jobs that failed (1), not an API error (3) or a stop (130/143).
+    return EXIT_BAD_INPUT if bad and code in (EXIT_OK, EXIT_FAILED) else code
+
+
+def _frame_notes(jobs: list[JobLine], folder: Path) -> list[str]:
+    """The warnings about the lines' frames, before anything is sent: a value taken for
+    an image id that does not look like one, and a frame file the line's video would
+    crop to the other orientation's shape (once per file and size, naming its lines).
+
+    :param folder: the jobs file's, which relative frame paths are read from
+    """
+    notes: list[str] = []
+    base = str(folder.resolve()) + os.sep  # the reader made relative frame paths absolute
+    sizes: dict[str, tuple[int, int] | None] = {}
+    crops: dict[tuple[str, tuple[int, int]], tuple[FrameMisfit, list[int]]] = {}
+    for job in jobs:
+        if job.item is None:
+            continue
+        for name, source in (("image", job.item.image), ("end_image", job.item.end_image)):
+            if isinstance(source, str):
+                note = id_note(source, f"line {job.line}: {name}", folder)
+                notes.extend([note] if note is not None else [])
+            elif isinstance(source, os.PathLike):
+                path = os.fspath(source)
+                if path not in sizes:
+                    sizes[path] = image_file_size(path)
+                shown = path.removeprefix(base)
+                misfit = frame_misfit(sizes[path], job.item.spec, f"{name} {shown}")
+                if misfit is not None:
+                    crops.setdefault((misfit.label, misfit.video), (misfit, []))[1].append(job.line)
+    for misfit, lines in crops.values():
+        (width, height), shape = misfit.video, misfit.fits.value
+        fix = f'"orientation": "{shape}" (or "width": {height}, "height": {width})'
+        named = ", ".join(map(str, lines[:10]))
+        if len(lines) > 10:
+            named += f" and {len(lines) - 10} more"
+        notes.append(f"{'lines' if len(lines) > 1 else 'line'} {named}: {misfit.text(fix)}")
+    return notes
 
 
 class _Options:
@@ -204,6 +301,7 @@ class _Options:
         for flag, value in (("--poll-initial", args.poll_initial), ("--poll-max", args.poll_max)):
             number(flag, value, 0.001, MAX_SECONDS, allow_none=True)
         number("--timeout", args.timeout, 0.001, MAX_SECONDS, allow_none=True)
+        number("--journal-lease", args.journal_lease, 0.1, 86_400.0)
         number("--listing-lag", args.listing_lag, 0.0, MAX_SECONDS, allow_none=True)
         try:
             limits = Limits(
@@ -245,44 +343,84 @@ def _budget(args: argparse.Namespace) -> Cost | None:
     return Cost(positive_amount("--max-cost AMOUNT", amount), unit.upper())
 
 
-def _left_to_do(args: argparse.Namespace, items: list[BatchItem]) -> list[BatchItem]:
-    """The items a run would still pay for, by the journal in ``--out`` if there is one.
+def _left_to_do(
+    args: argparse.Namespace, jobs: list[JobLine]
+) -> tuple[list[BatchItem], int | None]:
+    """The items a run would still pay for, by the journal in ``--out`` if there is one,
+    and how many it has done or paid for (``None`` without a journal).
 
     Items complete or submitted (paid, being waited for) are done; failed ones count only
     with ``--retry-failed``. Without a journal, every item is left.
     """
-    path = args.out / JOURNAL
-    if not path.is_file():
-        return items
+    items = [job.item for job in jobs if job.item is not None]
     try:
-        journal = Journal(path)
-    except (JournalBusyError, JournalDamagedError) as exc:
+        journal = _existing_journal(args)
+    except (
+        JournalBusyError,
+        JournalDamagedError,
+        JournalMismatchError,
+        JournalUnreachableError,
+        ValidationError,
+    ) as exc:
         report(f"note: {exc}; pricing every item")
-        return items
+        return items, None
+    if journal is None:
+        return items, None
     with journal:
         if journal.meta("input") != input_digest(args.jobs):
             report(f"note: the journal in {args.out} was written for another input file")
         if key_scheme(journal) == "line":
-            items = [job.item for job in read_jobs(args.jobs, keys="line") if job.item]
+            jobs = read_jobs(args.jobs, keys="line")
         paid = {ItemState.COMPLETE, ItemState.SUBMITTED}
         if not args.retry_failed:
             paid.add(ItemState.FAILED)
         left = []
-        for index, item in enumerate(items):
-            entry = journal.entry(item.key or str(index))
+        for job in jobs:
+            if job.item is None or job.key is None:  # a bad line: no item, so no key
+                continue
+            entry = journal.entry(job.key)
             if entry is None or entry.state not in paid:
-                left.append(item)
-    print(
-        f"journal:          {len(items) - len(left)} item(s) already done or paid for",
-        file=sys.stdout,
-    )
-    return left
+                left.append(job.item)
+    return left, len(items) - len(left)
 
 
-def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int:
+def _existing_journal(args: argparse.Namespace) -> BatchJournal | None:
+    """The batch's journal to read (``--dry-run``, ``--report``); ``None`` without a file.
+
+    A database's journal is read as it is, never claimed for this jobs file.
+    """
+    path = journal_file(args)
+    if path is None:
+        return open_shared(args, joining=False)
+    return Journal(path) if path.is_file() else None
+
+
+def _dry_run(
+    jobs: list[JobLine],
+    items: list[BatchItem],
+    done: int | None,
+    stream: TextIO,
+    *,
+    as_json: bool = False,
+) -> int:
     """Print the plan of what is left; exit 2 if any line is bad (a validator's answer)."""
     the_plan = plan(items)
     bad = sum(job.item is None for job in jobs)
+    if as_json:
+        view = {
+            "dry_run": True,
+            "items": the_plan.items,
+            "bad_lines": bad,
+            "already_done": done,
+            "frames_to_upload": the_plan.frames_to_upload,
+            "estimated_cost": {unit: f"{amount:f}" for unit, amount in the_plan.estimated.items()},
+            "unpriced": the_plan.unpriced,
+            "estimate_sources": list(the_plan.sources),
+        }
+        print(json.dumps(view), file=stream, flush=True)
+        return EXIT_BAD_INPUT if bad else EXIT_OK
+    if done is not None:
+        print(f"journal:          {done} item(s) already done or paid for", file=stream)
     print(f"items:            {the_plan.items} to run ({bad} bad lines)", file=stream)
     print(f"frames to upload: {the_plan.frames_to_upload}", file=stream)
     for unit, amount in sorted(the_plan.estimated.items()):
@@ -297,6 +435,11 @@ def _dry_run(jobs: list[JobLine], items: list[BatchItem], stream: TextIO) -> int
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
+def _amounts(totals: dict[str, Decimal]) -> dict[str, str]:
+    """Money per unit for JSON: exact decimal strings, never floats."""
+    return {unit: f"{amount:f}" for unit, amount in sorted(totals.items())}
+
+
 def _check_writable(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
@@ -309,6 +452,11 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
     except (JournalMismatchError, JournalBusyError, JournalDamagedError) as exc:
         report(str(exc))
         return EXIT_BAD_INPUT
+    except JournalUnreachableError as exc:
+        report(str(exc))
+        return EXIT_API_ERROR
+    except ValidationError as exc:
+        return report_invalid(exc)
     sweep_parts(args.out)
     if key_scheme(journal) == "line":
         jobs = read_jobs(args.jobs, keys="line")
@@ -316,13 +464,12 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
     results: dict[str, BatchResult] = {}
     stopped_by: list[int] = []
     code: int | None = None
-    page = BatchPage(args.out, args.jobs.name, jobs, results)  # out/index.html, kept current
-    spent_before = spent(journal)
     lines: list[ResultLine] = []
     with journal, Progress(sys.stderr, total=len(items), label="batch") as progress:
         try:
             client = LeonardoClient(
                 limits=options.limits,
+                redis=args.redis,
                 poll_schedule=options.schedule,
                 listing_lag=options.listing_lag,
             )
@@ -339,58 +486,174 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
             wait_timeout=args.timeout,
             on_progress=lambda stats: _show(progress, stats),
         )
-        try:
-            async with client, batch, _stopped_by_signal(stopped_by):
-                await apply_findings(client)
-                async with batch.stream(items) as stream:
-                    async for result in stream:
-                        results[result.key] = result
-                        page.changed()
-                        if result.status != "COMPLETE":
-                            progress.message(f"line {result.key}: {result.status}: {result.error}")
-        except JournalMismatchError as exc:
-            report(str(exc))
-            code = EXIT_BAD_INPUT
-        except LeonardoError as exc:
-            report(str(exc))
-            code = EXIT_API_ERROR
-        finally:
-            lines = result_lines(jobs, results, journal)
-            unwritten = save_results(args.out, lines)
-            page.write(finished=True)
-            spent_after = spent(journal)
+        ledger = batch.ledger  # what every total of money below counts from
+        page = BatchPage(args.out, args.jobs.name, jobs, results, ledger=ledger)
+        log = ResultsLog(args.out)  # each line as its item ends: a crash leaves a prefix
+        numbers = {job.key: job.line for job in jobs if job.key is not None}
+        for job in jobs:
+            if job.item is None:
+                log.append(result_line(job.line, None, job.error))
+        # The crops were said above, per file and size, naming the lines in the jobs
+        # file's own words: the library's warning of each would say it again.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FrameCropWarning)
+            try:
+                async with client, batch, _stopped_by_signal(stopped_by):
+                    await apply_findings(client)
+                    async with batch.stream(items) as stream:
+                        async for result in stream:
+                            results[result.key] = result
+                            log.append(result_line(numbers[result.key], result))
+                            page.changed()
+                            if result.status != "COMPLETE":
+                                progress.message(
+                                    f"line {result.key}: {result.status}: {result.error}"
+                                )
+            except JournalMismatchError as exc:
+                report(str(exc))
+                code = EXIT_BAD_INPUT
+            except LeonardoError as exc:
+                report(str(exc))
+                code = EXIT_API_ERROR
+            finally:
+                log.close()
+                lines, readable = _accounts(journal, jobs, results, ledger, args)
+                unwritten = save_results(args.out, lines)
+                page.write(finished=True)
     summary = batch.summary()
     if unwritten is not None:
         report(f"{args.out / RESULTS} cannot be written: {unwritten}")
-    this_run = {
-        unit: amount - spent_before.get(unit, Decimal(0))
-        for unit, amount in spent_after.items()
-        if amount != spent_before.get(unit, Decimal(0))
-    }
-    print(
-        f"{summary_line(lines)} in {summary.elapsed:.1f} s; credits this run "
-        f"{money(this_run)} (batch total {money(spent_after)}); {summary.requests} "
-        "requests; "
-        + (f"results in {args.out / RESULTS}" if unwritten is None else "no results file"),
-        file=sys.stdout,
+    resume = shlex.join(
+        ["leonardo-async", "batch", str(args.jobs), "--out", str(args.out), "--resume"]
     )
-    if stopped_by:
-        counts = Counter(line.category for line in lines)
-        resume = shlex.join(
-            ["leonardo-async", "batch", str(args.jobs), "--out", str(args.out), "--resume"]
-        )
+    counts = Counter(line.category for line in lines)
+    if args.json:
+        view = {
+            "counts": {outcome.value: counts[outcome] for outcome in Outcome},
+            "items": len(items),
+            "elapsed_s": round(summary.elapsed, 3),
+            "credits_this_run": _amounts(ledger.this_run()),
+            "credits_total": _amounts(ledger.spent()),
+            "credits_estimated": _amounts(ledger.estimated()),
+            "maybe_paid": ledger.maybe_paid,
+            "extra_generations": ledger.extra_count,
+            "requests": summary.requests,
+            "results": None if unwritten is not None else str(args.out / RESULTS),
+            "stopped_by": signal.Signals(stopped_by[0]).name if stopped_by else None,
+            "resume": resume if stopped_by else None,
+        }
+        print(json.dumps(view), file=sys.stdout, flush=True)
+    else:
+        # Workers of a shared journal spend at once: what "this run" spent is not apart.
+        if not readable:
+            credits = f"credits as last read {_total(ledger)} (the journal cannot be read)"
+        elif journal.shared:
+            credits = f"credits (whole batch) {_total(ledger)}"
+        else:
+            credits = f"credits this run {money(ledger.this_run())} (batch total {_total(ledger)})"
         print(
-            f"interrupted by {signal.Signals(stopped_by[0]).name}: {counts['complete']} "
-            f"complete, {counts['running']} still running on the server (paid for; --resume "
-            f"waits for them without submitting again), {counts['not_started']} not "
-            f"started; continue with:\n  {resume}"
+            f"{summary_line(lines)} in {summary.elapsed:.1f} s; {credits}; "
+            f"{summary.requests} requests; "
+            + (f"results in {args.out / RESULTS}" if unwritten is None else "no results file"),
+            file=sys.stdout,
         )
+    if stopped_by:
+        if not args.json:
+            maybe = counts[Outcome.MAYBE_SUBMITTED]
+            print(
+                f"interrupted by {signal.Signals(stopped_by[0]).name}: {counts[Outcome.COMPLETE]} "
+                f"complete, {counts[Outcome.RUNNING]} still running on the server (paid for; "
+                f"--resume waits for them without submitting again), "
+                + (f"{maybe} maybe submitted (--resume looks for them first), " if maybe else "")
+                + f"{counts[Outcome.NOT_STARTED]} not started; continue with:\n  {resume}"
+            )
         return 128 + stopped_by[0]
     if code is not None:
         return code
     if unwritten is not None:
         return EXIT_API_ERROR
-    return EXIT_OK if summary.complete == len(items) else EXIT_FAILED
+    if journal.shared:  # the batch's state, whichever worker did what
+        return EXIT_OK if all(line.status == "COMPLETE" for line in lines) else EXIT_FAILED
+    complete = counts[Outcome.COMPLETE]
+    return EXIT_OK if complete == len(items) else EXIT_FAILED
+
+
+def _total(ledger: Ledger) -> str:
+    """The batch's total, saying which part is estimated and what may be paid besides."""
+    text = money(ledger.spent())
+    estimated = ledger.estimated()
+    if estimated:
+        text += f", {money(estimated)} of it estimated"
+    if ledger.unpriced:
+        text += f", and {ledger.unpriced} generation(s) of no known price"
+    if ledger.maybe_paid:
+        text += f"; {ledger.maybe_paid} submit(s) maybe paid, not found yet"
+    return text
+
+
+def _accounts(
+    journal: BatchJournal,
+    jobs: list[JobLine],
+    results: dict[str, BatchResult],
+    ledger: Ledger,
+    args: argparse.Namespace,
+) -> tuple[list[ResultLine], bool]:
+    """One line per input line, by the journal; and whether the journal could be read.
+
+    A journal that can no longer be read (its database gone) leaves this worker's own
+    results and what the ledger last read: the other workers, or ``--report`` later,
+    have the rest.
+    """
+    try:
+        if journal.shared:  # what the other workers ended is in the journal
+            results = {**_ended(journal, jobs, args), **results}
+            ledger.load(journal.entries(), journal.extras())
+        return result_lines(jobs, results, journal, ledger), True
+    except JournalWriteError as exc:
+        report(f"{exc}; {RESULTS} holds this worker's results only (--report writes them all)")
+        return result_lines(jobs, results, None, ledger), False
+
+
+def _ended(
+    journal: BatchJournal, jobs: list[JobLine], args: argparse.Namespace
+) -> dict[str, BatchResult]:
+    """The results the journal holds for the jobs file's lines, whoever ended them."""
+    items = {job.key: job.item for job in jobs if job.key is not None and job.item is not None}
+    return journal_results(journal, items, None if args.no_download else args.out)
+
+
+def _report(args: argparse.Namespace, jobs: list[JobLine]) -> int:
+    """``--report``: the batch's results and review page from its journal, sending nothing."""
+    try:
+        journal = _existing_journal(args)
+    except (JournalMismatchError, JournalBusyError, JournalDamagedError) as exc:
+        report(str(exc))
+        return EXIT_BAD_INPUT
+    except JournalUnreachableError as exc:
+        report(str(exc))
+        return EXIT_API_ERROR
+    except ValidationError as exc:
+        return report_invalid(exc)
+    if journal is None:
+        report(f"--report: no journal at {journal_file(args)}; nothing to report")
+        return EXIT_BAD_INPUT
+    with journal:
+        if key_scheme(journal) == "line":
+            jobs = read_jobs(args.jobs, keys="line")
+        results = _ended(journal, jobs, args)
+        ledger = Ledger.of(journal.entries(), journal.extras())
+        lines = result_lines(jobs, results, journal, ledger)
+    unwritten = save_results(args.out, lines)
+    BatchPage(args.out, args.jobs.name, jobs, results, ledger=ledger).write(finished=True)
+    if unwritten is not None:
+        report(f"{args.out / RESULTS} cannot be written: {unwritten}")
+        return EXIT_API_ERROR
+    print(
+        f"{summary_line(lines)}; credits {_total(ledger)}; results in {args.out / RESULTS} "
+        "(from the journal; nothing was sent)",
+        file=sys.stdout,
+    )
+    return EXIT_OK if all(line.status == "COMPLETE" for line in lines) else EXIT_FAILED
 
 
 @contextlib.asynccontextmanager

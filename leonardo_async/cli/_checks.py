@@ -22,7 +22,8 @@ import attrs
 
 from .._client import LeonardoClient
 from .._errors import LeonardoError, ResponseShapeError
-from .._listing import CLOCK_SKEW, read_entry
+from .._limits import ClientStatistics
+from .._listing import CLOCK_SKEW, LISTING_LAG, read_entry
 from .._wire import parse_timestamp
 from ..models import Account
 from ._frames import draw_frame, png_bytes
@@ -77,6 +78,7 @@ STATEMENTS: Final = {
     "clock": (f"the server's clock is within {CLOCK_SKEW.seconds} s of this machine's", False),
     "upload": ("an init image uploads (presigned POST, no key) and deletes", False),
     "listing.video": ("the generation listing shows video generations", True),
+    "listing.lag": (f"the listing shows a new job within {LISTING_LAG:g} s", True),
     "listing.order": ("the listing is newest first", True),
     "listing.page": (f"the listing returns pages of {PAGE} when asked", True),
     "submit.cost": ("the submit answer states the job's cost", True),
@@ -270,6 +272,24 @@ def check_clock(transcript: Transcript, created_skew: float | None = None) -> Fi
         "clock",
         Status.NOT_HELD,
         detail + ": a lost submit could be missed in the listing; fix this machine's clock",
+    )
+
+
+def check_listing_lag(stats: ClientStatistics) -> Finding:
+    """How late the listing showed the jobs this run made, as the client measured it."""
+    seen, window = stats.listing_lag_seen, stats.listing_lag
+    if seen is None:
+        return finding(
+            "listing.lag", Status.UNKNOWN, "no job of this run was watched into the listing"
+        )
+    detail = f"a new job was listed within {seen:.1f} s of its submit"
+    if seen <= LISTING_LAG:
+        return finding("listing.lag", Status.HELD, detail)
+    return finding(
+        "listing.lag",
+        Status.NOT_HELD,
+        f"{detail}: the client learns this and waits {window or 0:.0f} s before it takes a "
+        "lost submit for not made (slower, never paid twice)",
     )
 
 

@@ -13,38 +13,70 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from typing import Final, TextIO
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, Protocol, TextIO
 
-from .._batch import FIELDS
 from .._errors import ValidationError
+from ._fields import FIELDS
 from ._progress import LogHandler
 
 __all__ = [
     "EXIT_API_ERROR",
     "EXIT_BAD_INPUT",
+    "EXIT_CODES",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_NOT_FOUND",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "INTERRUPTED",
+    "CommandParser",
     "Commands",
     "Handler",
     "Register",
+    "Subcommands",
+    "add_verbose_option",
+    "exit_code_table",
     "invalid_text",
     "logging_to_stderr",
     "report",
     "report_invalid",
+    "report_warning",
 ]
 
 EXIT_OK: Final = 0
-#: The generation (or some item of a batch) ended FAILED.
 EXIT_FAILED: Final = 1
-#: Bad input: arguments, a missing key, an unreadable image; nothing was submitted.
 EXIT_BAD_INPUT: Final = 2
-#: Any other error of the API, the network or the service.
 EXIT_API_ERROR: Final = 3
-#: Interrupted with Ctrl-C (128 + SIGINT).
+EXIT_NOT_FOUND: Final = 4
 EXIT_INTERRUPTED: Final = 130
+EXIT_TERMINATED: Final = 143
+
+#: What each exit code means, for every command: the one source that ``--help``, the
+#: README's table and the commands' own descriptions follow (a test holds the README to it).
+EXIT_CODES: Final[Mapping[int, str]] = {
+    EXIT_OK: "done",
+    EXIT_FAILED: "a generation (or some line of a batch) ended `FAILED` or was not made",
+    EXIT_BAD_INPUT: (
+        "bad input: options, a missing key, an unreadable image or a bad batch line "
+        "(nothing was submitted for it)"
+    ),
+    EXIT_API_ERROR: (
+        "an API, network, service or disk error, or a wait's `--timeout` passed "
+        "(the job keeps running)"
+    ),
+    EXIT_NOT_FOUND: "no such generation: the server does not know the id given",
+    EXIT_INTERRUPTED: "interrupted with Ctrl-C",
+    EXIT_TERMINATED: "stopped by `SIGTERM` (`batch`)",
+}
+
+
+def exit_code_table() -> str:
+    """:data:`EXIT_CODES` as the Markdown table the README shows."""
+    rows = [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(["| code | meaning |", "|---|---|", *rows])
+
+
 #: What Ctrl-C raises out of :func:`anyio.run`: ``KeyboardInterrupt``, except on Python
 #: 3.10, whose tasks cannot be uncancelled, where the main task's ``CancelledError``
 #: comes out instead.
@@ -67,35 +99,85 @@ FLAGS: Final = {
     "width x height": "--width/--height",
     "seed": "--seed",
     "out": "--out",
+    "redis": "--redis",
 }
+
+
+def add_redis_option(parser: argparse.ArgumentParser) -> None:
+    """``--redis URL``: share the key's limits with every process on that Redis."""
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the key's limits (rates, slots, pauses) with every process using the "
+        "same Redis and key (default: LEONARDO_REDIS_URL; pip install 'leonardo-async[redis]')",
+    )
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser that keeps the long options given to it, for "did you mean".
+
+    argparse keeps a parser's options only in private attributes; the command line reads
+    none of them, so each parser writes down the ``--`` options it is given as they are
+    added (its own ``--help`` included).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: The parser's long options, in the order they were added.
+        self.long_options: list[str] = []  # before argparse adds --help
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action:
+        self.long_options += [flag for flag in name_or_flags if flag.startswith("--")]
+        return super().add_argument(*name_or_flags, **kwargs)
+
+
+class Subcommands(Protocol):
+    """What the command line uses of :meth:`argparse.ArgumentParser.add_subparsers`'
+    answer (argparse's class for it is private), made with ``parser_class=CommandParser``."""
+
+    def add_parser(
+        self,
+        name: str,
+        *,
+        help: str,
+        description: str,
+        formatter_class: type[argparse.HelpFormatter],
+    ) -> CommandParser: ...
+
+
+def add_verbose_option(parser: CommandParser, *, before_the_command: bool = False) -> None:
+    """``-v``, wherever it is written: before the subcommand or after it.
+
+    Both write ``verbose``. After the subcommand it has no default (``SUPPRESS``), so that
+    a subcommand given no ``-v`` leaves the count written before it as it was.
+    """
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if before_the_command else argparse.SUPPRESS,
+        help="log the client's requests and decisions to stderr (the API key never appears)",
+    )
 
 
 class Commands:
     """The subcommand registry handed to each module's ``register``.
 
-    :param subparsers: the main parser's subparsers action
-    :param common: a parent parser holding the options every subcommand takes (``-v``)
+    :param subparsers: the main parser's ``add_subparsers(parser_class=CommandParser)``
     """
 
-    def __init__(
-        self,
-        subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-        common: argparse.ArgumentParser,
-    ) -> None:
+    def __init__(self, subparsers: Subcommands) -> None:
         self._subparsers = subparsers
-        self._common = common
 
-    def add(
-        self, name: str, handler: Handler, *, help: str, description: str
-    ) -> argparse.ArgumentParser:
+    def add(self, name: str, handler: Handler, *, help: str, description: str) -> CommandParser:
         """Add subcommand ``name`` run by ``handler``; returns its parser to add options to."""
         parser = self._subparsers.add_parser(
             name,
             help=help,
             description=description,
-            parents=[self._common],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        add_verbose_option(parser)
         parser.set_defaults(handler=handler, parser=parser)
         return parser
 
@@ -106,6 +188,11 @@ Register = Callable[[Commands], None]
 def report(message: str, *, stream: TextIO | None = None) -> None:
     """Write ``error: message`` to stderr."""
     print(f"leonardo-async: error: {message}", file=stream or sys.stderr)
+
+
+def report_warning(message: str, *, stream: TextIO | None = None) -> None:
+    """Write ``warning: message`` to stderr: the run goes on, maybe not as meant."""
+    print(f"leonardo-async: warning: {message}", file=stream or sys.stderr)
 
 
 def report_invalid(exc: ValidationError, *, stream: TextIO | None = None) -> int:

@@ -15,10 +15,12 @@ from typing import Final
 
 import anyio
 
-from .._batch import JobSpec
+from .._files import frame_misfit, image_file_size
 from .._schedule import PollSchedule
+from ..models import VideoSpec
 from ..simulator import JobDurations, Simulator, SimulatorConfig
 from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
+from ._fields import JobSpec
 from ._frames import START, frame_png
 from ._generate import GenerateJob, execute
 
@@ -89,18 +91,36 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         report(f"--out: {args.out} exists and is not a directory")
         return EXIT_BAD_INPUT
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)  # the demo's own folder, made for it
+    except OSError as exc:
+        report(f"--out: {args.out} cannot be made ({exc.strerror or exc})")
+        return EXIT_BAD_INPUT
     image = args.image if args.image is not None else example_frame(args.out)
-    job = GenerateJob(JobSpec(prompt=args.prompt, image=str(image)), out=args.out / "demo.mp4")
+    orientation = fitting_orientation(image)
+    job = GenerateJob(
+        JobSpec(prompt=args.prompt, image=str(image), orientation=orientation),
+        out=args.out / "demo.mp4",
+    )
     config, shows = _video_config(JobDurations.fixed(args.job_seconds), image)
     code = anyio.run(functools.partial(_demo, job, config))
     if code == EXIT_OK:
+        option = "" if orientation is None else f" --orientation {orientation}"
         print(
             f"\nDemo done: {job.out} was made by the local simulator; it shows {shows}.\n"
             "With a real key, the same thing is:\n"
             f"  export LEONARDO_API_KEY=...\n"
-            f"  leonardo-async generate --image {image} --prompt '...' --out video.mp4"
+            f"  leonardo-async generate --image {image}{option} --prompt '...' --out video.mp4"
         )
     return code
+
+
+def fitting_orientation(image: Path) -> str | None:
+    """The orientation that crops ``image`` least, when it is not the default one
+    (``portrait`` for a portrait frame); ``None`` for the default, or a file that is not
+    an image (``generate``'s own check then says what is wrong with it)."""
+    misfit = frame_misfit(image_file_size(image), VideoSpec(prompt="demo"), str(image))
+    return None if misfit is None else misfit.fits.value
 
 
 def _video_config(durations: JobDurations, image: Path) -> tuple[SimulatorConfig, str]:

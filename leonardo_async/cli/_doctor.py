@@ -37,6 +37,7 @@ from ._checks import (
     check_account,
     check_clock,
     check_listing,
+    check_listing_lag,
     check_retry_after,
     check_upload,
     finding,
@@ -323,6 +324,7 @@ async def diagnose(
         found = _merge(_merge(found, await check_listing(client)), result.findings)
     found += [
         check_clock(transcript, created_skew),
+        check_listing_lag(client.statistics()),
         check_retry_after(transcript),
     ]
     if "webhook.video" not in {f.id for f in found}:

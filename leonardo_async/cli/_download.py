@@ -9,7 +9,15 @@ from pathlib import Path
 from .._client import LeonardoClient
 from .._errors import ValidationError
 from ..models import GenerationStatus
-from ._common import EXIT_API_ERROR, EXIT_FAILED, EXIT_OK, Commands, report, report_invalid
+from ._common import (
+    EXIT_API_ERROR,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    Commands,
+    report,
+    report_invalid,
+)
 from ._get import fetch
 from ._remote import check_out, run_with_client, wait_command
 
@@ -20,7 +28,7 @@ Download the video of a COMPLETE generation to FILE (written whole or not at all
 A generation still running is not waited for: the message names the 'wait' to run.
 
 exit codes: 0 downloaded, 1 the generation failed (no video), 2 bad input,
-3 API or network error, or not finished yet"""
+3 API or network error, or not finished yet, 4 no such generation"""
 
 
 def register(commands: Commands) -> None:
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     async def work(client: LeonardoClient) -> int:
         generation = await fetch(client, args.id)
         if generation is None:
-            return EXIT_API_ERROR
+            return EXIT_NOT_FOUND
         if generation.status == GenerationStatus.FAILED:
             report(f"generation {args.id} FAILED: it has no video (Leonardo reports no reason)")
             return EXIT_FAILED

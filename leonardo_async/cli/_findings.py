@@ -6,8 +6,8 @@ by API base URL and user id, never by key. Commands that track jobs call
 :func:`apply_findings` on their client, and three findings change its behaviour. Whether
 the listing shows video generations sets the tracker's batched status (a listing that
 shows none would cost a page per round for nothing) and how far the client trusts the
-listing's silence about a lost submit; a seed the server refuses or does not keep turns
-the random seed off (it would cost a refused submit per run, or match nothing); a server
+listing's silence about a lost submit; a seed the server rejects or does not keep turns
+the random seed off (it would cost a rejected submit per run, or match nothing); a server
 that refuses submits past the slots holds the in-flight bound at the slots
 (``max_queued=0``: no refused probe per run). The rest are for the user to act on
 (README, "First contact: doctor").
@@ -121,7 +121,7 @@ async def apply_findings(client: LeonardoClient, path: Path | None = None) -> No
         client.listing_shows_videos = False  # its silence never proves a submit failed
     elif statuses.get("listing.video") == HELD:
         client.listing_shows_videos = True
-    if statuses.get("seed") == NOT_HELD:  # refused or not kept: a seed buys nothing
+    if statuses.get("seed") == NOT_HELD:  # rejected or not kept: a seed buys nothing
         client.auto_seed = False
     if statuses.get("queue") == NOT_HELD:  # refused past the slots: never probe it again
         client.server_queues = False

@@ -8,25 +8,35 @@ in-process simulator.
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import os
+import re
 import sys
 import typing
+import warnings
 from pathlib import Path
 from typing import Final, TextIO
 
 import anyio
 import attrs
 
-from .._batch import JobSpec
 from .._client import LeonardoClient
 from .._errors import (
+    FrameCropWarning,
     GenerationFailedError,
     LeonardoError,
     ValidationError,
     WaitTimeoutError,
 )
-from .._files import is_local_image, read_image
+from .._files import (
+    IMAGE_SUFFIXES,
+    FrameMisfit,
+    ImageData,
+    frame_misfit,
+    is_local_image,
+    read_image,
+)
 from .._schedule import PollSchedule
 from ..models import Generation, GenerationJob
 from ._common import (
@@ -35,11 +45,15 @@ from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     Commands,
+    add_redis_option,
     invalid_text,
     report,
     report_invalid,
+    report_warning,
 )
+from ._fields import JobSpec
 from ._findings import apply_findings
+from ._preview import dry_run
 from ._progress import Progress
 from ._remote import (
     NO_KEY,
@@ -68,6 +82,9 @@ images Leonardo already has. Everything is checked before anything is sent.
 If --timeout passes or Ctrl-C stops the wait, the job keeps running (it is paid for):
 the message names the 'leonardo-async wait ID --out FILE' that picks it up. Running
 generate again would submit, and pay for, a second job.
+
+--dry-run checks everything and prints the request a run would send (the key redacted)
+and its estimated cost, sending nothing.
 
 exit codes: 0 done, 1 the generation failed, 2 bad input (nothing was submitted),
 3 API or network error, 130 interrupted"""
@@ -118,6 +135,7 @@ def register(commands: Commands) -> None:
     parser.add_argument(
         "--end-image", metavar="END", help="end frame: a PNG/JPEG/WebP file, or an image id"
     )
+    add_redis_option(parser)
     parser.add_argument("--prompt", required=True, metavar="TEXT", help="what happens in the video")
     parser.add_argument(
         "--out",
@@ -131,7 +149,7 @@ def register(commands: Commands) -> None:
         parser.add_argument(
             flag(name),
             dest=name,
-            type=int if int in typing.get_args(types[name]) else str,
+            type=whole if int in typing.get_args(types[name]) else str,
             metavar=option.metavar,
             help=option.help,
         )
@@ -154,7 +172,23 @@ def register(commands: Commands) -> None:
         action="store_true",
         help="print one JSON object (id, status, cost, video) on stdout instead of text",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything and print the request that would be sent (the key "
+        "redacted) and its estimated cost; send nothing",
+    )
     add_poll_options(parser)
+
+
+def whole(value: str) -> int | str:
+    """A whole-number option: the number, or the text as given, which the request's own
+    check then reports, naming what it takes (``--duration: invalid value '4s': one of 4,
+    6, 8 seconds``, where argparse would say only "invalid int value")."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def job_from_args(args: argparse.Namespace) -> GenerateJob:
@@ -183,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
         schedule = schedule_from_args(args)
     except ValidationError as exc:
         return report_invalid(exc)
+    if args.dry_run:
+        return _dry_run(job_from_args(args), api_key, as_json=args.json)
     return anyio.run(
         functools.partial(
             execute,
@@ -191,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             base_url=os.environ.get("LEONARDO_BASE_URL") or None,
             schedule=schedule,
             as_json=args.json,
+            redis=args.redis,
         )
     )
 
@@ -202,6 +239,7 @@ async def execute(
     base_url: str | None,
     schedule: PollSchedule | None = None,
     as_json: bool = False,
+    redis: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     label: str = "generate",
@@ -216,14 +254,17 @@ async def execute(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     try:
-        check(job)
-        client = LeonardoClient(api_key, base_url=base_url, poll_schedule=schedule)
+        notes = check(job)
+        client = LeonardoClient(api_key, base_url=base_url, poll_schedule=schedule, redis=redis)
     except ValidationError as exc:
         return report_invalid(exc, stream=err)
+    for note in notes:
+        report_warning(note, stream=err)
     submitted: list[GenerationJob] = []
     seen: list[Generation] = []
     outcome: Path | LeonardoError | OSError
-    with Progress(err, label=label) as progress:
+    with Progress(err, label=label) as progress, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FrameCropWarning)  # said above, in the options' words
         async with client:
             try:
                 outcome = await _generate(client, job, progress, submitted, seen)
@@ -280,19 +321,78 @@ def _view(
     )
 
 
-def check(job: GenerateJob) -> None:
-    """Check everything that can be checked locally: the Veo rules, the frames, ``out``.
+def _dry_run(job: GenerateJob, api_key: str, *, as_json: bool) -> int:
+    """``--dry-run``: the checks of a run, then the request it would send."""
+    try:
+        for note in check(job):
+            report_warning(note)
+        client = LeonardoClient(api_key, base_url=os.environ.get("LEONARDO_BASE_URL") or None)
+        end = None if job.spec.end_image is None else _source(job.spec.end_image)
+        return dry_run(
+            client,
+            job.spec.video_spec(),
+            _source(job.spec.image),
+            end,
+            as_json=as_json,
+            stdout=sys.stdout,
+        )
+    except ValidationError as exc:
+        return report_invalid(exc)
+
+
+def check(job: GenerateJob) -> list[str]:
+    """Check everything that can be checked locally: the Veo rules, the frames, ``out``;
+    returns the warnings to show before anything is sent (a frame Leonardo would crop).
 
     The client checks the same before it sends anything; checking first here keeps bad
     input from ever starting the progress line.
 
     :raises ValidationError: naming the field at fault
     """
-    job.spec.video_spec()
+    spec = job.spec.video_spec()
+    notes = []
     for name, source in (("image", job.spec.image), ("end_image", job.spec.end_image)):
-        if source is not None and is_path(source):
-            check_file(source, name)
+        if source is None:
+            continue
+        if not is_path(source):
+            note = id_note(source, flag(name), Path.cwd())
+            notes.extend([note] if note is not None else [])
+            continue
+        misfit = frame_misfit(check_file(source, name).size, spec, f"{flag(name)} {source}")
+        if misfit is not None:
+            notes.append(misfit.text(crop_fix(misfit, sized=job.spec.width is not None)))
     check_out(job.out)
+    return notes
+
+
+#: The shape of every image id Leonardo has been seen to give (ids are opaque, so this
+#: only decides whether a value taken for an id is worth a word, never whether it is sent).
+_UUID: Final = re.compile(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def id_note(value: str, label: str, folder: Path) -> str | None:
+    """A warning for a frame value taken as an image id that is not shaped like one (a
+    file name without its dot, say), naming the nearest image file in ``folder``."""
+    if _UUID.fullmatch(value):
+        return None
+    try:
+        names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES)]
+    except OSError:
+        names = []
+    near = difflib.get_close_matches(value, names, n=1, cutoff=0.75)
+    return (
+        f"{label} {value} is no file here, so it is sent as an image id, which it does not "
+        "look like (Leonardo's are UUIDs; a file needs an image extension or a /)"
+        + (f": did you mean {near[0]}?" if near else "")
+    )
+
+
+def crop_fix(misfit: FrameMisfit, *, sized: bool) -> str:
+    """The options that make a video of ``misfit``'s frame's shape: ``--orientation
+    portrait``, or the size swapped when the size was given (``--width``, ``--height``)."""
+    if sized:
+        return f"--width {misfit.video[1]} --height {misfit.video[0]}"
+    return f"--orientation {misfit.fits.value}"
 
 
 def is_path(value: str) -> bool:
@@ -309,8 +409,8 @@ def _source(value: str) -> str | Path:
     return Path(value) if is_path(value) else value
 
 
-def check_file(value: str, name: str) -> None:
-    """Refuse a frame path that is not an image file, saying which.
+def check_file(value: str, name: str) -> ImageData:
+    """The image a frame path names, read and checked.
 
     :raises ValidationError: no such file, a directory, or not PNG/JPEG/WebP
     """
@@ -324,7 +424,7 @@ def check_file(value: str, name: str) -> None:
             "not a file: nothing is there (a value with a / or an image extension is a "
             "path; an image id has neither)",
         )
-    read_image(path, name=name)
+    return read_image(path, name=name)
 
 
 async def _generate(

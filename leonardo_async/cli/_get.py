@@ -7,9 +7,9 @@ import sys
 from typing import TextIO
 
 from .._client import LeonardoClient
-from .._errors import NotFoundError
+from .._errors import GenerationNotFoundError, NotFoundError
 from ..models import Generation
-from ._common import EXIT_API_ERROR, EXIT_OK, Commands, report
+from ._common import EXIT_NOT_FOUND, EXIT_OK, Commands, report
 from ._remote import GenerationView, print_json, run_with_client, view_of, wait_command
 
 __all__ = ["describe", "register"]
@@ -19,7 +19,7 @@ Show one generation: status, prompt, size, and the video's URL once COMPLETE.
 The cost is not part of what GET /generations/{id} reports; generate and batch print it
 when they submit.
 
-exit codes: 0 shown, 2 bad input, 3 API or network error (or no such generation)"""
+exit codes: 0 shown, 2 bad input, 3 API or network error, 4 no such generation"""
 
 
 def register(commands: Commands) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     async def work(client: LeonardoClient) -> int:
         generation = await fetch(client, args.id)
         if generation is None:
-            return EXIT_API_ERROR
+            return EXIT_NOT_FOUND
         view = view_of(generation.id, generation)
         if args.json:
             print_json(view)
@@ -52,10 +52,12 @@ async def fetch(client: LeonardoClient, generation_id: str) -> Generation | None
     """The generation, or ``None`` after saying that the server does not know it."""
     try:
         generation = await client.get_generation(generation_id)
-    except NotFoundError:
+    except NotFoundError as exc:
+        if exc.api_root is not None:  # the route is missing, not the id: say which
+            raise
         generation = None
     if generation is None:
-        report(f"no generation {generation_id!r} on this account (check the id)")
+        report(str(GenerationNotFoundError(generation_id)))
     return generation
 
 

@@ -11,6 +11,11 @@ anything is sent:
   generations), unless ``--force``;
 * ``--resume`` with another input file, unless ``--force``.
 
+A journal in PostgreSQL (``--journal postgresql://...``) is shared: any number of workers
+started with the same jobs file drain it together, none needs ``--resume``, and one
+started with another jobs file is refused (the journal keeps the hash of the file it was
+made for).
+
 A run that owns the folder first sweeps the hidden ``.part`` files earlier runs left
 when they were killed mid-download (nothing else can be writing them).
 """
@@ -24,10 +29,24 @@ import re
 from pathlib import Path
 from typing import Final
 
-from .._batch import Journal, KeyScheme, input_digest
+from .._batch import (
+    BatchJournal,
+    Journal,
+    PostgresJournal,
+    is_postgres_url,
+)
 from .._errors import JournalMismatchError
+from ._jobs_file import KeyScheme, input_digest
 
-__all__ = ["JOURNAL", "RESULTS", "key_scheme", "open_journal", "sweep_parts"]
+__all__ = [
+    "JOURNAL",
+    "RESULTS",
+    "journal_file",
+    "key_scheme",
+    "open_journal",
+    "open_shared",
+    "sweep_parts",
+]
 
 JOURNAL: Final = "journal.sqlite"
 RESULTS: Final = "results.jsonl"
@@ -35,15 +54,27 @@ RESULTS: Final = "results.jsonl"
 _PART: Final = re.compile(r"^\..+\.part$")
 
 
-def open_journal(args: argparse.Namespace) -> Journal:
-    """The output folder's journal, held by this process, if this run may use it.
+def journal_file(args: argparse.Namespace) -> Path | None:
+    """The SQLite journal's file: ``--journal PATH``, or the one in ``--out``; ``None`` for a
+    journal in a database."""
+    where: str | None = args.journal
+    if where is None:
+        return Path(args.out) / JOURNAL
+    return None if is_postgres_url(where) else Path(where)
+
+
+def open_journal(args: argparse.Namespace) -> BatchJournal:
+    """The batch's journal, held by this process (or shared), if this run may use it.
 
     :raises JournalBusyError: another run holds it
     :raises JournalDamagedError: it cannot be read
+    :raises JournalUnreachableError: its database cannot be reached
     :raises JournalMismatchError: the folder's state does not allow this run (see above)
     """
-    out: Path = args.out
-    journal = Journal(out / JOURNAL)
+    path = journal_file(args)
+    if path is None:
+        return open_shared(args)
+    journal = Journal(path)
     try:
         _check(journal, args)
         if journal.is_empty():  # journals of earlier releases name lines by number
@@ -56,7 +87,40 @@ def open_journal(args: argparse.Namespace) -> Journal:
     return journal
 
 
-def key_scheme(journal: Journal) -> KeyScheme:
+def open_shared(args: argparse.Namespace, *, joining: bool = True) -> PostgresJournal:
+    """The batch's journal in PostgreSQL, refused if it was made for another jobs file.
+
+    :param joining: this process works the batch (the first one names the file);
+        ``False`` only reads it (``--report``), and a journal holding no batch is refused
+    """
+    journal = PostgresJournal(args.journal, lease=args.journal_lease)
+    try:
+        digest = input_digest(args.jobs)
+        there = journal.bind("input", digest) if joining else journal.meta("input")
+        if there is None:
+            raise JournalMismatchError(f"the journal {journal.path} holds no batch yet")
+        if there != digest and not args.force:
+            raise JournalMismatchError(
+                f"the journal {journal.path} belongs to another jobs file "
+                f"({journal.meta('input_path')}, sha256 {there[:12]}), not to {args.jobs} "
+                f"(sha256 {digest[:12]}); nothing was sent. Every worker of one batch runs "
+                "the same file: start this one with that file, or give this batch a "
+                "schema of its own (?schema=NAME in the URL)"
+            )
+        if joining and there != digest:  # forced: this file's batch from now on
+            journal.set_meta("input", digest)
+            journal.set_meta("input_path", str(args.jobs.resolve()))
+        elif joining:
+            journal.bind("input_path", str(args.jobs.resolve()))
+        if joining:
+            journal.bind("keys", "content")
+    except BaseException:
+        journal.close()
+        raise
+    return journal
+
+
+def key_scheme(journal: BatchJournal) -> KeyScheme:
     """How the journal names lines: by content, or (made by an earlier release) by number."""
     return "content" if journal.meta("keys") == "content" else "line"
 
@@ -66,7 +130,7 @@ def _check(journal: Journal, args: argparse.Namespace) -> None:
     if journal.is_empty():
         if args.resume:
             raise JournalMismatchError(
-                f"--resume: {out / JOURNAL} holds no batch (missing, empty, or copied without "
+                f"--resume: {journal.path} holds no batch (missing, empty, or copied without "
                 f"its -wal file); nothing was sent. Resuming without it would buy every item "
                 f"again. Restore the journal, or start over with --force instead of --resume"
             )

@@ -4,7 +4,9 @@
 ``running``, ``done``, ``failed``, ``credits`` ...) after the elapsed time it keeps itself:
 
 * on a terminal, as one status line redrawn in place with ``\\r`` (no escape codes, no
-  dependencies), at most every ``interval`` seconds;
+  dependencies), at most every ``interval`` seconds, cut to the terminal's width as it
+  is at each redraw (a line one column too long wraps, and every redraw then adds a
+  line instead of replacing one);
 * anywhere else (a pipe, a CI log), as plain lines, one per change of the fields, at most
   one every ``interval`` seconds, the last state always written on :meth:`Progress.close`.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -74,6 +77,8 @@ class Progress:
     :param tty: force terminal (``True``) or log (``False``) mode; by default the
         stream's ``isatty()`` decides
     :param clock: a monotonic clock in seconds (tests pass a fake one)
+    :param columns: the terminal's width now; by default ``COLUMNS`` if set, else the
+        stream's own terminal, else :func:`shutil.get_terminal_size`
     """
 
     def __init__(
@@ -85,8 +90,10 @@ class Progress:
         interval: float | None = None,
         tty: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        columns: Callable[[], int] | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self._columns = columns if columns is not None else self._terminal_columns
         self.total = total
         self.label = label
         if tty is None:
@@ -135,7 +142,8 @@ class Progress:
     def message(self, text: str) -> None:
         """Write ``text`` as a line of its own, above the status line on a terminal."""
         if self.tty and self._line_width and not self._closed:
-            self.stream.write("\r" + " " * self._line_width + "\r" + text + "\n")
+            blank = " " * min(self._line_width, max(1, self._columns() - 1))
+            self.stream.write("\r" + blank + "\r" + text + "\n")
             self._line_width = 0
             self._flush(force=True)
         else:
@@ -158,9 +166,14 @@ class Progress:
             _active.remove(self)
 
     def render(self) -> str:
-        """The status line as it would be written now."""
-        parts = [self.label] if self.label else []
-        parts.append(format_duration(self.elapsed))
+        """The status line as it would be written now (whole, at any width)."""
+        return "  ".join(text for _, text in self._parts())
+
+    def _parts(self) -> list[tuple[str, str]]:
+        """Each part of the line, with its field's name (``""`` for the label and the
+        elapsed time, ``eta`` for the ETA)."""
+        parts = [("", self.label)] if self.label else []
+        parts.append(("", format_duration(self.elapsed)))
         done = self._fields.get("done")
         for name, value in self._fields.items():
             if name == "eta":
@@ -168,15 +181,15 @@ class Progress:
             text = _value(value)
             if name == "done" and self.total is not None:
                 text = f"{text}/{self.total}"
-            parts.append(f"{name.replace('_', ' ')} {text}")
+            parts.append((name, f"{name.replace('_', ' ')} {text}"))
         eta = self._fields.get("eta")
         if eta is None and isinstance(done, int) and self.total and 0 < done < self.total:
             eta = self.elapsed / done * (self.total - done)
         if isinstance(eta, (int, float)):
-            parts.append(f"ETA {format_duration(eta)}")
+            parts.append(("eta", f"ETA {format_duration(eta)}"))
         elif eta is not None:
-            parts.append(f"ETA {eta}")
-        return "  ".join(parts)
+            parts.append(("eta", f"ETA {eta}"))
+        return parts
 
     def __enter__(self) -> Progress:
         return self
@@ -196,11 +209,11 @@ class Progress:
         if not force and now - self._last_write < self.interval:
             return
         if self.tty:
-            line = self.render()
-            width = shutil.get_terminal_size().columns - 1
-            if width > 10 and len(line) > width:
-                line = line[: width - 3] + "..."
-            pad = " " * max(0, self._line_width - len(line))
+            # The last column stays free: a line that fills it wraps on many terminals.
+            width = max(1, self._columns() - 1)
+            line = _fitted(self._parts(), width)
+            # Blank what is left of a longer line before, within the width as it is now.
+            pad = " " * max(0, min(self._line_width, width) - len(line))
             self.stream.write("\r" + line + pad)
             self._line_width = len(line)
         else:
@@ -210,6 +223,48 @@ class Progress:
         self.stream.flush()
         self._written = dict(self._fields)
         self._last_write = now
+
+    def _terminal_columns(self) -> int:
+        """The width of the terminal the line is drawn on (stderr's, not stdout's)."""
+        if os.environ.get("COLUMNS", "").isdigit():
+            return int(os.environ["COLUMNS"])
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            return shutil.get_terminal_size().columns
+
+
+#: The fields a narrow terminal keeps longest, first kept first: what a job or a batch
+#: is doing, how far it is, what it has cost and how long is left; the rest go before
+#: them, and the label and the elapsed time never.
+KEPT_LONGEST: Final = ("status", "done", "credits", "eta", "failed", "errors", "running")
+
+
+def _fitted(parts: list[tuple[str, str]], width: int) -> str:
+    """The parts that fit in ``width`` columns, in their order, then ``...`` if any was
+    left off: whole parts only (``credits 19...`` would read as another number), the
+    fields of :data:`KEPT_LONGEST` kept longest (an 80-column terminal shows a large
+    batch's done, credits and ETA)."""
+    line = "  ".join(text for _, text in parts)
+    if len(line) <= width:
+        return line
+
+    def kept(index: int) -> float:
+        name = parts[index][0]
+        if not name:
+            return math.inf
+        rank = KEPT_LONGEST.index(name) if name in KEPT_LONGEST else len(KEPT_LONGEST)
+        return len(KEPT_LONGEST) - rank
+
+    shown = list(range(len(parts)))
+    for index in sorted(shown, key=lambda i: (kept(i), -i)):
+        if kept(index) == math.inf:
+            break
+        shown.remove(index)
+        line = "  ".join(parts[i][1] for i in shown) + "  ..."
+        if len(line) <= width:
+            return line
+    return "  ".join(parts[i][1] for i in shown)[:width]  # what fits of the label and time
 
 
 if TYPE_CHECKING:

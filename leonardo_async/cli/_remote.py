@@ -26,6 +26,7 @@ import cattrs
 from .._client import LeonardoClient
 from .._errors import (
     GenerationFailedError,
+    GenerationNotFoundError,
     LeonardoError,
     ValidationError,
     WaitTimeoutError,
@@ -33,7 +34,14 @@ from .._errors import (
 from .._schedule import PollSchedule
 from .._tracking import TrackedJob
 from ..models import Generation, GenerationJob
-from ._common import EXIT_API_ERROR, EXIT_BAD_INPUT, EXIT_FAILED, report, report_invalid
+from ._common import (
+    EXIT_API_ERROR,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    report,
+    report_invalid,
+)
 from ._findings import apply_findings
 from ._progress import Progress
 
@@ -110,8 +118,8 @@ def view_of(
             if generation is not None and generation.created_at is not None
             else None
         ),
-        width=generation.image_width if generation else None,
-        height=generation.image_height if generation else None,
+        width=generation.width if generation else None,
+        height=generation.height if generation else None,
         seed=generation.seed if generation else None,
         cost=None if cost is None else f"{cost.amount.normalize():f}",
         cost_unit=None if cost is None else cost.unit,
@@ -154,16 +162,25 @@ def wait_command(generation_id: str, out: Path | None) -> str:
 def check_out(out: Path | None) -> None:
     """Refuse an ``--out`` that cannot become a file, before anything is sent.
 
-    :raises ValidationError: ``out`` is a directory, or its folder cannot be written
-        (checked by writing there: a job paid for must have somewhere to land)
+    :raises ValidationError: ``out`` is a directory, its folder does not exist (made for
+        it, a mistyped path would leave folders where none were meant), or its folder
+        cannot be written (checked by writing there: a job paid for must have somewhere
+        to land)
     """
     if out is None:
         return
     if out.is_dir():
         raise ValidationError("out", str(out), "a file path, not a directory")
+    folder = out.parent
+    if not folder.is_dir():
+        what = (
+            "is not a folder"
+            if folder.exists()
+            else f"does not exist (to make it: mkdir -p {shlex.quote(str(folder))})"
+        )
+        raise ValidationError("out", str(out), f"a file in an existing folder: {folder} {what}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".write-check-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
     except OSError as exc:
         raise ValidationError(
@@ -226,8 +243,9 @@ def run_with_client(
 ) -> int:
     """Run ``work`` with a client for the key in the environment; errors become exit codes.
 
-    A missing key or bad input exits 2, a ``FAILED`` generation 1, any other error of the
-    API or the network 3, each with one line on stderr.
+    A missing key or bad input exits 2, a ``FAILED`` generation 1, an id the server does
+    not know 4, any other error of the API or the network 3, each with one line on
+    stderr.
     """
     api_key = os.environ.get("LEONARDO_API_KEY", "")
     if not api_key.strip():
@@ -250,6 +268,9 @@ def run_with_client(
     except GenerationFailedError as exc:
         report(f"{exc} (Leonardo reports no reason)")
         return EXIT_FAILED
+    except GenerationNotFoundError as exc:
+        report(str(exc))
+        return EXIT_NOT_FOUND
     except WaitTimeoutError as exc:  # callers that wait report it with the command to resume
         report(str(exc))
         return EXIT_API_ERROR

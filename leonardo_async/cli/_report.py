@@ -31,13 +31,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal
 from html import escape
 from pathlib import Path
 from typing import Final
 
-from .._batch import BatchItem, BatchResult, JobLine, result_line
+from .._batch import BatchItem, BatchResult, Charge, Ledger, money
 from .._files import AtomicFile, FrameSource, remote_frame
+from ._jobs_file import JobLine
 
 __all__ = ["INDEX", "MIN_INTERVAL", "BatchPage", "render_page"]
 
@@ -139,14 +139,19 @@ def _facts(item: BatchItem | None) -> list[tuple[str, str]]:
     ]
 
 
-#: A rendered card: the result and ``finished`` it was made for, its HTML, status and cost.
-_Cached = tuple[BatchResult | None, bool, str, str, Decimal | None]
+#: A rendered card: the result and ``finished`` it was made for, its HTML and status.
+_Cached = tuple[BatchResult | None, bool, str, str]
 
 
 def _card(
-    job: JobLine, result: BatchResult | None, finished: bool, out: Path, frames: _Frames
-) -> tuple[str, str, Decimal | None]:
-    """One card's HTML, its status, and its cost (for the totals)."""
+    job: JobLine,
+    result: BatchResult | None,
+    finished: bool,
+    out: Path,
+    frames: _Frames,
+    extras: list[Charge],
+) -> tuple[str, str]:
+    """One card's HTML and its status."""
     item = job.item
     error: str | None
     if item is None:
@@ -159,11 +164,16 @@ def _card(
     cost = None if result is None or result.cost is None else result.cost.amount
     facts = _facts(item)
     if result is not None:
-        facts.append(("outcome", result_line(job.line, result).category.replace("_", " ")))
+        facts.append(("outcome", result.outcome.value.replace("_", " ")))
     if result is not None and result.cost is not None:
         facts.append(("cost", f"{result.cost.amount:f} {result.cost.unit}"))
     if result is not None and result.generation_id:
         facts.append(("generation", result.generation_id))
+    for extra in extras:  # paid too, beyond the line's own generation
+        cost_text = "unpriced" if extra.cost is None else f"{extra.cost.amount:f} {extra.cost.unit}"
+        facts.append(
+            ("extra paid", f"{extra.generation_id} ({cost_text}{', estimated' * extra.estimated})")
+        )
     video = ""
     if result is not None and result.video is not None:
         video = _href(result.video, out)
@@ -190,7 +200,7 @@ def _card(
         + (f'<p class="error">{_text(error)}</p>' if error else "")
         + "</article>"
     )
-    return html, status, cost
+    return html, status
 
 
 def render_page(
@@ -198,6 +208,7 @@ def render_page(
     jobs: list[JobLine],
     results: Mapping[str, BatchResult],
     *,
+    ledger: Ledger,
     out: Path,
     finished: bool,
     frames: _Frames | None = None,
@@ -206,6 +217,8 @@ def render_page(
     """Return the whole page for *jobs* with the *results* so far.
 
     :param title: names the batch (the input file's name).
+    :param ledger: the batch's money: what the page says was spent, the generations of
+        unfinished lines included.
     :param out: the folder the page is written to; links are relative to it.
     :param finished: whether the run is over (no more reloads; unfinished lines say so).
     :param frames: the frame copies, kept from render to render.
@@ -215,21 +228,23 @@ def render_page(
     frames = frames or _Frames(out)
     cache = {} if cache is None else cache
     cards, counts = [], dict.fromkeys(STATUSES, 0)
-    totals: dict[str, Decimal] = {}
     for job in jobs:
-        key = None if job.item is None else job.item.key or str(job.line)
+        key = job.key
         result = None if key is None else results.get(key)
         cached = cache.get(job.line)
         if cached is None or cached[0] is not result or cached[1] != finished:
-            cached = (result, finished, *_card(job, result, finished, out, frames))
+            extras = [] if key is None else ledger.extras(key)
+            cached = (result, finished, *_card(job, result, finished, out, frames, extras))
             cache[job.line] = cached
-        _, _, html, status, cost = cached
+        _, _, html, status = cached
         cards.append(html)
         counts[status] += 1
-        if cost is not None and result is not None and result.cost is not None:
-            unit = result.cost.unit
-            totals[unit] = totals.get(unit, Decimal(0)) + cost
-    spent = ", ".join(f"{amount:f} {unit}" for unit, amount in sorted(totals.items())) or "0"
+    spent = money(ledger.spent())
+    estimated = ledger.estimated()
+    if estimated:
+        spent += f" ({money(estimated)} of it estimated: answers that named no cost)"
+    if ledger.extra_count:
+        spent += f", {ledger.extra_count} extra paid generations among them"
     state = "finished" if finished else "running"
     buttons = "".join(
         f'<button data-filter="{s}">{s.lower()} <b>{counts[s]}</b></button>' for s in STATUSES
@@ -256,6 +271,7 @@ class BatchPage:
     :param out: the batch's output folder.
     :param jobs: every input line, good or bad.
     :param results: the batch's results so far, by item key; the caller keeps adding to it.
+    :param ledger: the batch's money, which the page's "spent" counts from.
     :param clock: seconds, for the throttle.
     """
 
@@ -266,10 +282,12 @@ class BatchPage:
         jobs: list[JobLine],
         results: Mapping[str, BatchResult],
         *,
+        ledger: Ledger,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = out / INDEX
         self._out, self._title, self._jobs, self._results = out, title, jobs, results
+        self._ledger = ledger
         self._frames = _Frames(out)
         self._cache: dict[int, _Cached] = {}
         self._clock = clock
@@ -302,6 +320,7 @@ class BatchPage:
             self._title,
             self._jobs,
             self._results,
+            ledger=self._ledger,
             out=self._out,
             finished=finished,
             frames=self._frames,

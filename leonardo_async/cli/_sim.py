@@ -13,9 +13,9 @@ from typing import Any, Final
 import anyio
 import cattrs
 
-from .._batch import readable_errors
 from ..simulator import Simulator, SimulatorConfig, config_from_mapping
 from ._common import EXIT_BAD_INPUT, EXIT_OK, INTERRUPTED, Commands, report
+from ._fields import readable_errors
 
 __all__ = ["config_from_args", "register"]
 

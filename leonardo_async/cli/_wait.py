@@ -13,7 +13,7 @@ from pathlib import Path
 from .._client import LeonardoClient
 from .._errors import ValidationError, WaitTimeoutError
 from ._common import EXIT_API_ERROR, EXIT_OK, Commands, report, report_invalid
-from ._get import describe, fetch
+from ._get import describe
 from ._progress import Progress
 from ._remote import (
     add_poll_options,
@@ -32,8 +32,11 @@ _DESCRIPTION = """\
 Wait for a generation to finish (one submitted by generate, batch or anything else),
 then, with --out, download its video. Nothing is submitted: nothing is paid again.
 
+It looks at the job at once (it may have finished long ago), then by the schedule.
+
 exit codes: 0 done, 1 the generation failed, 2 bad input, 3 API or network error or
---timeout passed (the job keeps running: run the same command again)"""
+--timeout passed (the job keeps running: run the same command again), 4 no such
+generation"""
 
 
 def register(commands: Commands) -> None:
@@ -67,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     out: Path | None = args.out
 
     async def work(client: LeonardoClient) -> int:
-        if await fetch(client, args.id) is None:  # a mistyped id would look PENDING for ever
-            return EXIT_API_ERROR
         with Progress(sys.stderr, label="wait") as progress:
             tracked = client.track(args.id, deadline=args.timeout)
             try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 import attrs
 import cattrs
@@ -239,9 +239,15 @@ class SimulatorConfig:
         return (self.api_key, *self.extra_api_keys)
 
 
+def _is_frozenset(kind: object) -> bool:
+    return kind is frozenset or get_origin(kind) is frozenset
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
-    conv.register_unstructure_hook(frozenset, lambda s: sorted(s))
+    # A predicate, not the bare class: cattrs dispatches ``frozenset[str]`` (the routes
+    # knob's type) to its own set hook, which keeps a frozenset that JSON cannot write.
+    conv.register_unstructure_hook_func(_is_frozenset, lambda value: sorted(value))
 
     def _float(value: object, _: type) -> float:
         # JSON has one number type: take ints for float knobs, refuse strings and bools.

@@ -82,6 +82,9 @@ class FaultConfig:
         repeats the request's ``Authorization`` header, key and all, in its body, as some
         gateways and WAFs do; a client must keep that text out of its errors and logs.
     :param routes: API route names the request-level faults apply to; ``None`` means all.
+    :param limit: at most this many request-level faults fire after these faults are set
+        (then requests are served faithfully); ``None`` means no limit. ``limit=1`` with
+        a rate of 1.0 is one fault exactly, on the first request of the routes.
     """
 
     server_error_rate: float = attrs.field(default=0.0, converter=float, validator=PROBABILITY)
@@ -106,4 +109,7 @@ class FaultConfig:
     echo_authorization: bool = False
     routes: frozenset[str] | None = attrs.field(
         default=None, converter=_routes, validator=_known_routes
+    )
+    limit: int | None = attrs.field(
+        default=None, validator=v.optional([v.instance_of(int), v.ge(0)])
     )

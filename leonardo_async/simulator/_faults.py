@@ -30,17 +30,25 @@ class FaultInjector:
         self._errors_left = 0
         self._error_status = 500
         self._storm_left = 0
+        #: Faults fired since the fault config in force was set (for its ``limit``).
+        self._fired = 0
+        self._config: FaultConfig | None = None
 
     def draw(self, rate: float, kind: str) -> bool:
         """Return whether a fault of probability *rate* fires (and count it if so)."""
         if rate <= 0.0 or self._rng.random() >= rate:
             return False
         self._stats.fault(kind)
+        self._fired += 1
         return True
 
-    @staticmethod
-    def applies(faults: FaultConfig, route: str) -> bool:
-        """Return whether request-level faults apply to *route*."""
+    def applies(self, faults: FaultConfig, route: str) -> bool:
+        """Return whether request-level faults apply to *route* (and, under a ``limit``,
+        whether any are left since these faults were set)."""
+        if faults is not self._config:
+            self._config, self._fired = faults, 0
+        if faults.limit is not None and self._fired >= faults.limit:
+            return False
         return faults.routes is None or route in faults.routes
 
     def server_error(self, faults: FaultConfig) -> int | None:

@@ -227,6 +227,18 @@ async def test_listing_knobs(api: Api, sim: Simulator) -> None:
     assert sim.statistics().faults_injected["listing_drop"] == 1
 
 
+async def test_admin_config_takes_routes(api: Api, sim: Simulator) -> None:
+    """``POST /_sim/config`` with ``routes`` answers the config as JSON, routes as a list."""
+    reply = await api.raw(
+        "POST", f"{sim.admin_url}/config", json={"faults": {"routes": ["GET /me"]}}
+    )
+    assert reply.status == 200, reply.body
+    assert reply.json["faults"]["routes"] == ["GET /me"]
+    assert sim.config.faults.routes == frozenset({"GET /me"})
+    shown = await api.raw("GET", f"{sim.admin_url}/config")
+    assert shown.json["faults"]["routes"] == ["GET /me"]
+
+
 def test_config_from_mapping() -> None:
     """Nested knobs merge, JSON types are checked, unknown knobs are refused."""
     base = SimulatorConfig(faults=FaultConfig(slow_rate=0.5))
@@ -235,6 +247,7 @@ def test_config_from_mapping() -> None:
     assert config.faults.routes == frozenset({"GET /me"})
     assert config.seed == 3
     assert config_from_mapping(config_to_json(config)) == config
+    assert config_to_json(config)["faults"]["routes"] == ["GET /me"]
     for bad in (
         {"nope": 1},
         {"seed": "3"},

@@ -15,12 +15,14 @@ import aiohttp
 import anyio
 
 import leonardo_async
+import leonardo_async.sync
 from leonardo_async import (
     Account,
     APIError,
     AuthenticationError,
     ClientStatistics,
     FrameRef,
+    GeneratedVideo,
     Generation,
     GenerationFailedError,
     GenerationJob,
@@ -110,6 +112,31 @@ async def one_video(start: Path, end: ImageSource, out: Path) -> Path:
         return await client.download(video, out)
 
 
+async def one_call(client: LeonardoClient, start: Path, out: Path) -> Path:
+    def show(seen: Generation) -> None:
+        print(seen.status, seen.width, seen.height)
+
+    video: GeneratedVideo = await client.generate(
+        prompt="a lighthouse", image=start, out=out, duration=8, timeout=600.0, on_update=show
+    )
+    generation: Generation = video.generation
+    print(video.id, video.cost, generation.status)
+    again: Generation | None = await client.get_generation(
+        video.id, timeout=5.0, extra_headers={"X-Request-Id": "r-1"}, max_retries=0
+    )
+    print(again)
+    return video.path
+
+
+def blocking(start: Path, out: Path) -> Path:
+    with leonardo_async.sync.LeonardoClient(base_url="http://127.0.0.1:8000/api/rest/v1") as client:
+        video: GeneratedVideo = client.generate(prompt="a lighthouse", image=start, out=out)
+        again: Generation = client.wait(video.id, timeout=60.0, on_update=print)
+        for generation in client.iter_generations(max_pages=1):
+            print(generation.id, again.status)
+        return video.path
+
+
 async def many_videos(client: LeonardoClient, prompts: list[str], frame: FrameRef) -> None:
     requests = [
         ImageToVideoRequest(prompt=p, image=frame, duration=8, width=1280, height=720)
@@ -132,6 +159,10 @@ async def many_videos(client: LeonardoClient, prompts: list[str], frame: FrameRe
     async for generation in finished:
         status: GenerationStatus | str = generation.status
         print(generation.id, status)
+    async for generation in client.as_completed([*handles, job, job.id]):
+        print(generation.id)
+    async for generation in client.as_completed(follow=True):
+        print(generation.id)
     for handle in handles:
         if handle.done():
             print(handle.result().id)

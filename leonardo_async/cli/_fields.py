@@ -8,10 +8,11 @@ or, worse, dropped while the job runs at the default and costs twice as much. So
 outside the table is an error with a "did you mean" suggestion; a field the table does
 not know yet goes under an explicit ``"extra": {...}`` object, sent as written.
 
-Enum values are read forgivingly where that cannot be ambiguous: ``1080``, ``1080p`` and
-``resolution_1080`` are ``RESOLUTION_1080``; ``veo3_1fast`` is ``VEO3_1FAST``; ``16:9`` is
-``landscape``. Anything else is left as written for the request's own validation, which
-names the allowed values.
+Enum values are read forgivingly where that cannot be ambiguous, by the enums of
+:mod:`leonardo_async.models` themselves (the Python API reads the same spellings):
+``1080``, ``1080p`` and ``resolution_1080`` are ``RESOLUTION_1080``; ``veo3_1fast`` is
+``VEO3_1FAST``; ``16:9`` is ``landscape``. Anything else is left as written for the
+request's own validation, which names the allowed values.
 """
 
 from __future__ import annotations
@@ -39,45 +40,33 @@ __all__ = [
 ]
 
 
-def _key(value: str) -> str:
-    """``value`` without case, spaces, dots, dashes or underscores, for lenient matching."""
-    return re.sub(r"[\s._-]+", "", value).casefold()
-
-
-def _spellings(table: Mapping[str, str]) -> dict[str, str]:
-    """``table`` keyed by lenient spelling (see :func:`_key`)."""
-    return {_key(spelling): canonical for spelling, canonical in table.items()}
-
-
-_MODELS: Final = _spellings({m.value: m.value for m in Model})
-_RESOLUTIONS: Final = _spellings(
-    {
-        **{r.value: r.value for r in Resolution},
-        **{f"{p}{s}": f"RESOLUTION_{p}" for p in ("720", "1080") for s in ("", "p")},
-    }
-)
-_ORIENTATIONS: Final = _spellings(
-    {
-        **{o.value: o.value for o in Orientation},
-        "16:9": Orientation.LANDSCAPE.value,
-        "9:16": Orientation.PORTRAIT.value,
-    }
-)
+def _canonical(kind: type[Model | Resolution | Orientation], value: Any) -> Any:
+    """The member's value for any spelling the enum reads (:mod:`..models` holds the one
+    parser); anything else unchanged, for the request's own validation to name."""
+    if not isinstance(value, str):  # a JSON number or list: the request names the field
+        return value
+    try:
+        return kind(value).value
+    except ValueError:
+        return value
 
 
 def model_name(value: str) -> str:
     """``veo3_1fast``, ``Veo3.1-Fast`` -> ``VEO3_1FAST``; an unknown name unchanged."""
-    return _MODELS.get(_key(value), value) if isinstance(value, str) else value
+    canonical: str = _canonical(Model, value)
+    return canonical
 
 
 def resolution_name(value: str | None) -> str | None:
     """``720``, ``1080p``, ``resolution_1080`` -> ``RESOLUTION_...``; others unchanged."""
-    return _RESOLUTIONS.get(_key(value), value) if isinstance(value, str) else value
+    canonical: str | None = _canonical(Resolution, value)
+    return canonical
 
 
 def orientation_name(value: str | None) -> str | None:
     """``Landscape``, ``16:9`` -> ``landscape``; ``9:16`` -> ``portrait``; others unchanged."""
-    return _ORIENTATIONS.get(_key(value), value) if isinstance(value, str) else value
+    canonical: str | None = _canonical(Orientation, value)
+    return canonical
 
 
 @attrs.frozen

@@ -8,6 +8,10 @@ already has, and a field name that is not in :class:`._fields.JobSpec` (a typo t
 otherwise change what is bought): all are found while reading, before anything is sent.
 Relative frame paths are read relative to the batch file, not the working directory.
 
+Batch files are the command line's: the library's batch takes items
+(:class:`~leonardo_async.BatchItem`) and gives back results, each with its
+:class:`~leonardo_async.Outcome`, which a results line copies as its ``category``.
+
 Hostile lines are line errors too, never a crash of the whole file: text that is not
 text (a lone surrogate such as ``"\\ud800"`` would be paid for, then break every write of
 the results and the journal), nesting deeper than any request needs, a frame that is a
@@ -29,15 +33,16 @@ from typing import IO, Any, Final, Literal
 import attrs
 import cattrs
 
+from .._batch import BatchItem, BatchResult, Charge, Outcome
 from .._errors import LeonardoError, ValidationError
 from .._files import is_local_image, read_image
 from .._validate import is_text
 from .._wire import STRICT_HOOKS
+from ..models import Cost
 from ._fields import JobSpec, check_names, readable_errors
-from ._items import BatchItem, BatchResult
 
 __all__ = [
-    "CATEGORIES",
+    "ExtraLine",
     "JobLine",
     "KeyScheme",
     "ResultLine",
@@ -45,6 +50,7 @@ __all__ = [
     "read_jobs",
     "result_line",
     "unfinished_line",
+    "with_extras",
     "write_results",
 ]
 
@@ -69,6 +75,8 @@ KeyScheme = Literal["content", "line"]
 class JobLine:
     """One input line: its item, or why it could not become one.
 
+    :param item: the line's item, its ``key`` always set (:func:`read_jobs` names every
+        item it reads); ``None`` for a line that is not a valid request
     :param content: a hash of the line as written (its fields but ``key``, in any order
         and spacing): what names it in the journal when it has no ``key``. Frame paths
         count as written, so a folder moved with its frames keeps its names.
@@ -79,6 +87,27 @@ class JobLine:
     error: str | None = None
     content: str | None = attrs.field(default=None, repr=False)
 
+    @property
+    def key(self) -> str | None:
+        """What names the line's item in the journal and the results; ``None`` for a
+        line that is not an item."""
+        return None if self.item is None else self.item.key
+
+
+@attrs.frozen
+class ExtraLine:
+    """A paid generation of a line's item beyond the one its line names: a second job
+    made when a lost submit was sent again before the listing showed the first, or the
+    failed job of a line submitted again with ``--retry-failed``.
+
+    :param cost_estimated: the listing names no price: ``cost`` is the estimate
+    """
+
+    generation_id: str
+    cost: str | None = None
+    cost_unit: str | None = None
+    cost_estimated: bool = False
+
 
 @attrs.frozen
 class ResultLine:
@@ -86,13 +115,18 @@ class ResultLine:
 
     :param status: ``COMPLETE``, ``FAILED``, ``ERROR``, or, for a line a stopped run left
         unfinished, ``RUNNING`` (submitted and paid; ``--resume`` waits for it) or
-        ``PENDING`` (never submitted)
-    :param category: what became of the line, one of :data:`CATEGORIES`
+        ``PENDING`` (not submitted, or, in category ``maybe_submitted``, sent with no
+        answer yet)
+    :param category: what became of the line: its item's :class:`~leonardo_async.Outcome`, as
+        its result carries it (``bad_line``, ``running`` and ``not_started`` for a line
+        that has no result)
     :param video: the downloaded file; ``video_url`` is the CDN's URL, when known
     :param cost: what the submit said the job costs, as the server stated it (``FAILED``
         jobs included: whether Leonardo charges them is not documented)
     :param cost_estimated: the answer named no cost (lost, a 504, a null ``cost``): ``cost``
         is the estimate for the same kind of job, counted in the totals all the same
+    :param extra_generations: the line's other paid generations, beyond the one it names
+        (see :class:`ExtraLine`), each counted in the totals
     """
 
     line: int
@@ -103,25 +137,10 @@ class ResultLine:
     cost: str | None = None
     cost_unit: str | None = None
     prompt: str | None = None
-    category: str = "bad_line"
+    category: Outcome = Outcome.BAD_LINE
     video_url: str | None = None
     cost_estimated: bool = False
-
-
-#: What became of an input line, in the order summaries list them.
-CATEGORIES: Final = (
-    "complete",  # the video was made (and downloaded, unless --no-download)
-    "failed",  # the server's job ended FAILED
-    "error_before_submit",  # nothing was submitted (an upload or a refused submit)
-    "maybe_submitted",  # the submit's answer was lost and the listing has not shown its
-    # job yet: perhaps made and paid; --resume looks for it before sending again
-    "error_after_submit",  # the job exists (and is paid for); waiting or downloading failed
-    "skipped_budget",  # not submitted: it would have passed --max-credits/--max-cost
-    "bad_line",  # the line itself is wrong; nothing was sent for it
-    "running",  # a stopped run left it running on the server; --resume picks it up
-    "not_started",  # a stopped run never got to it
-)
-_BUDGET_SKIP: Final = "not submitted: the budget"
+    extra_generations: tuple[ExtraLine, ...] = ()
 
 
 def input_digest(path: Path) -> str:
@@ -153,24 +172,29 @@ def read_jobs(path: Path, *, keys: KeyScheme = "content") -> list[JobLine]:
         if not stripped or stripped.startswith(b"#"):
             continue
         job = _parse_line(number, stripped, base)
-        if job.item is not None and job.item.key is None:
-            key = str(number)
-            if keys == "content" and job.content is not None:
-                copies[job.content] += 1
-                key = f"{job.content}#{copies[job.content]}"
-            job = attrs.evolve(job, item=attrs.evolve(job.item, key=key))
-        jobs.append(_checked(job, frames, taken))
+        if job.item is not None:
+            key = job.item.key
+            if key is None:  # the one place a line's item is named
+                key = str(number)
+                if keys == "content" and job.content is not None:
+                    copies[job.content] += 1
+                    key = f"{job.content}#{copies[job.content]}"
+                job = attrs.evolve(job, item=attrs.evolve(job.item, key=key))
+            job = _checked(job, key, frames, taken)
+        jobs.append(job)
     return jobs
 
 
-def _checked(job: JobLine, frames: dict[str, str | None], keys: dict[str, int]) -> JobLine:
+def _checked(
+    job: JobLine, key: str, frames: dict[str, str | None], keys: dict[str, int]
+) -> JobLine:
     """The line, or its error if a frame file is unusable or its key is taken.
 
+    :param key: its item's key
     :param frames: what is wrong with each frame file read so far (``None``: nothing)
     :param keys: the line each key was first seen on
     """
-    if job.item is None:
-        return job
+    assert job.item is not None  # a line that is not an item is checked no further
     for frame in job.item.local_frames:
         if frame not in frames:
             try:
@@ -182,7 +206,6 @@ def _checked(job: JobLine, frames: dict[str, str | None], keys: dict[str, int]) 
         problem = frames[frame]
         if problem is not None:
             return JobLine(job.line, None, f"line {job.line}: {problem}")
-    key = job.item.key or str(job.line)
     if key in keys:
         return JobLine(job.line, None, f"line {job.line}: key {key!r} is also on line {keys[key]}")
     keys[key] = job.line
@@ -241,10 +264,10 @@ def _not_text(data: dict[str, Any]) -> str | None:
 
 
 def _item(data: dict[str, Any], base: Path, number: int) -> BatchItem:
+    check_names(data)  # first: a misspelt "promt" is a typo to name, not a missing prompt
     for name in ("prompt", "image"):
         if name not in data:
             raise ValidationError(name, None, "a required field of every line")
-    check_names(data)
     spec = _specs.structure(data, JobSpec)
     if len(spec.prompt) > MAX_PROMPT_CHARS:
         raise ValidationError(
@@ -279,7 +302,7 @@ _results = cattrs.Converter()
 def result_line(line: int, result: BatchResult | None, error: str | None = None) -> ResultLine:
     """The results-file line for an input line's result (or for a line that was invalid)."""
     if result is None:
-        return ResultLine(line, "ERROR", None, None, error, category="bad_line")
+        return ResultLine(line, "ERROR", None, None, error, category=Outcome.BAD_LINE)
     return ResultLine(
         line=line,
         status=result.status,
@@ -289,35 +312,51 @@ def result_line(line: int, result: BatchResult | None, error: str | None = None)
         cost=None if result.cost is None else str(result.cost.amount),
         cost_unit=None if result.cost is None else result.cost.unit,
         prompt=result.prompt,
-        category=_category(result),
+        category=result.outcome,
         video_url=result.video_url,
         cost_estimated=result.cost_estimated,
     )
 
 
-def _category(result: BatchResult) -> str:
-    if result.status == "COMPLETE":
-        return "complete"
-    if result.status == "FAILED":
-        return "failed"
-    if result.generation_id is not None:
-        return "error_after_submit"
-    if result.uncertain:
-        return "maybe_submitted"
-    if (result.error or "").startswith(_BUDGET_SKIP):
-        return "skipped_budget"
-    return "error_before_submit"
+def unfinished_line(
+    line: int,
+    prompt: str,
+    generation_id: str | None,
+    cost: Cost | None = None,
+    *,
+    cost_estimated: bool = False,
+    maybe_submitted: bool = False,
+) -> ResultLine:
+    """The line of an item a stopped run left: still running on the server (with what
+    its generation cost), its submit sent with no answer yet, or not begun.
 
-
-def unfinished_line(line: int, prompt: str, generation_id: str | None) -> ResultLine:
-    """The line of an item a stopped run left: still running on the server, or not begun."""
+    :param maybe_submitted: the run stopped while the submit was in flight (or its
+        answer was lost): perhaps made and paid, so never "not started"
+    """
     if generation_id is not None:
         error = "still running on the server (paid for); --resume waits for it, no new submit"
         return ResultLine(
-            line, "RUNNING", generation_id, None, error, None, None, prompt, "running"
+            line,
+            "RUNNING",
+            generation_id,
+            None,
+            error,
+            None if cost is None else str(cost.amount),
+            None if cost is None else cost.unit,
+            prompt,
+            Outcome.RUNNING,
+            cost_estimated=cost_estimated,
+        )
+    if maybe_submitted:
+        error = (
+            "stopped while its submit was in flight: perhaps made and paid; --resume looks "
+            "for it in the listing before sending again"
+        )
+        return ResultLine(
+            line, "PENDING", None, None, error, prompt=prompt, category=Outcome.MAYBE_SUBMITTED
         )
     error = "not started in this run; --resume runs it"
-    return ResultLine(line, "PENDING", None, None, error, None, None, prompt, "not_started")
+    return ResultLine(line, "PENDING", None, None, error, None, None, prompt, Outcome.NOT_STARTED)
 
 
 def write_results(lines: Iterable[ResultLine], stream: IO[str]) -> None:
@@ -327,12 +366,33 @@ def write_results(lines: Iterable[ResultLine], stream: IO[str]) -> None:
 
 
 def sum_costs(lines: Iterable[ResultLine]) -> dict[str, Decimal]:
-    """Total cost per unit over results lines."""
+    """Total cost per unit over results lines, their extra generations included.
+
+    A results file read back, not a second account: the lines' costs are the ledger's
+    charges as written, and this is the sum README promises a reader of the file.
+    """
     totals: dict[str, Decimal] = {}
     for line in lines:
-        if line.cost is not None and line.cost_unit is not None:
-            totals[line.cost_unit] = totals.get(line.cost_unit, Decimal(0)) + Decimal(line.cost)
+        paid: list[tuple[str | None, str | None]] = [(line.cost, line.cost_unit)]
+        paid += [(extra.cost, extra.cost_unit) for extra in line.extra_generations]
+        for amount, unit in paid:
+            if amount is not None and unit is not None:
+                totals[unit] = totals.get(unit, Decimal(0)) + Decimal(amount)
     return totals
+
+
+def with_extras(line: ResultLine, charges: Iterable[Charge]) -> ResultLine:
+    """The line with its item's other paid generations (the ledger's extras of it)."""
+    extras = tuple(
+        ExtraLine(
+            charge.generation_id,
+            None if charge.cost is None else str(charge.cost.amount),
+            None if charge.cost is None else charge.cost.unit,
+            charge.estimated,
+        )
+        for charge in charges
+    )
+    return attrs.evolve(line, extra_generations=extras) if extras else line
 
 
 def iter_results(stream: IO[str]) -> Iterator[ResultLine]:
