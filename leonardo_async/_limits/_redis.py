@@ -342,6 +342,8 @@ class SharedKey:
         self._wake = anyio.Event()
         self._polling: anyio.Lock | None = None  # held by the one waiter asking Redis
         self._sleepers: set[anyio.CancelScope] = set()
+        # Counts slots freed here: a waiter whose ask crossed a release sees it changed.
+        self._freed = 0
         self._group: anyio.abc.TaskGroup | None = None
 
     # -- life ---------------------------------------------------------------------------
@@ -649,6 +651,7 @@ class SharedKey:
     async def _poll_for(self, lease: Lease, slots: int, allowance: int) -> Lease:
         keys = self._keys
         while True:
+            freed = self._freed
             if self.available:
                 try:
                     granted, held, bound = await self._call(
@@ -667,11 +670,15 @@ class SharedKey:
             elif len(self._held) < self._share(self._bound):
                 self._held[lease.id] = lease
                 return lease
-            await self._until_freed()
+            await self._until_freed(freed)
 
-    async def _until_freed(self) -> None:
+    async def _until_freed(self, freed: int) -> None:
         """Wait :attr:`RedisLimits.poll` seconds, or less if one of this worker's own
-        slots comes free meanwhile (given back to Redis, or to its share)."""
+        slots comes free meanwhile (given back to Redis, or to its share). ``freed`` is
+        the count when the waiter last asked: a slot freed while its ask was on the wire
+        is not waited for."""
+        if self._freed != freed:
+            return
         with anyio.CancelScope() as scope:
             self._sleepers.add(scope)
             try:
@@ -680,6 +687,7 @@ class SharedKey:
                 self._sleepers.discard(scope)
 
     def _slot_freed(self) -> None:
+        self._freed += 1
         for scope in self._sleepers:
             scope.cancel()
 
