@@ -554,9 +554,9 @@ async def test_a_server_known_not_to_queue_is_never_probed(clock: FakeClock) -> 
     before = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
     before.assume_queueing(False)
     assert before.server_queues is False
-    assert (await before.in_flight_slots()).total == 2
+    assert (await before.resolve_slots()).total == 2
     after = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
-    assert (await after.in_flight_slots()).total == 3  # the slots and one probe
+    assert (await after.resolve_slots()).total == 3  # the slots and one probe
     after.assume_queueing(False)
     assert (after.statistics(0).in_flight_bound, after.statistics(0).server_queues) == (2, False)
     slots = InFlightSlots(2, max_queued=3, clock=clock)
@@ -712,7 +712,7 @@ async def test_the_account_bound_is_asked_for_once_on_first_use(clock: FakeClock
     assert (asked, limiter.statistics(0).in_flight_bound) == (0, None)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
-            tg.start_soon(limiter.in_flight_slots)
+            tg.start_soon(limiter.resolve_slots)
     stats = limiter.statistics(0)
     assert asked == 1
     assert (stats.running_limit, stats.in_flight_bound, stats.server_queues) == (4, 5, None)
@@ -724,7 +724,7 @@ async def test_an_own_bound_has_no_queue_by_default(clock: FakeClock) -> None:
     assert Limits().queue_allowance == DEFAULT_MAX_QUEUED
     assert Limits(max_running=4, max_queued=3).queue_allowance == 3
     limiter = limiter_on(clock, Limits(None, None, max_running=4))
-    await limiter.in_flight_slots()
+    await limiter.resolve_slots()
     assert limiter.statistics(0).in_flight_bound == 4
 
 

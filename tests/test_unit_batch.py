@@ -83,7 +83,7 @@ async def test_the_batchs_own_bound_nests_inside_the_keys() -> None:
     key = Limits(requests_per_minute=None, submits_per_minute=None, max_running=1)
     async with client_on(Uploads(), key) as client:
         slots = BatchSlots(client, Limits(max_running=3))
-        assert await slots.window() == 3
+        assert await slots.in_flight_bound() == 3
         first = await slots.take()
         assert first.slot is not None
         taken: list[Held] = []
@@ -142,12 +142,12 @@ async def test_a_take_cancelled_while_waiting_for_the_key_gives_the_batchs_slot_
         slots.give(held)
 
 
-async def test_without_its_own_bound_the_window_is_the_keys() -> None:
+async def test_without_its_own_bound_the_in_flight_bound_is_the_keys() -> None:
     key = Limits(requests_per_minute=None, submits_per_minute=None, max_running=4)
     async with client_on(Uploads(), key) as client:
         slots = BatchSlots(client, None)
-        assert slots.in_flight_bound is None
-        assert await slots.window() == await client.in_flight_bound() == 4
+        assert slots.running_limit is None
+        assert await slots.in_flight_bound() == await client.in_flight_bound() == 4
         held = await slots.take()
         assert held.slot is not None
         slots.give(held)
@@ -174,7 +174,7 @@ async def test_the_tally_counts_steps_results_and_this_runs_requests() -> None:
         assert (stats.total, stats.queued, stats.uploading, stats.running) == (7, 3, 1, 2)
         assert (stats.downloading, stats.complete, stats.failed, stats.errors) == (1, 4, 1, 2)
         assert stats.running_limit == client.statistics().running_limit
-        tally.in_flight_bound = 5
+        tally.running_limit = 5
         assert tally.statistics().running_limit == 5
         summary = tally.summary()
         assert (summary.total, summary.complete, summary.errors) == (7, 4, 2)

@@ -104,7 +104,7 @@ class ItemPipeline:
         item: BatchItem,
         entry: JournalEntry,
         send: MemoryObjectSendStream[BatchResult],
-        window: anyio.Semaphore,
+        room: anyio.Semaphore,
     ) -> None:
         self.tally.steps["queued"] -= 1
         generation: Generation | None = None
@@ -122,7 +122,7 @@ class ItemPipeline:
             self.stop(exc)
             return
         finally:
-            window.release()
+            room.release()
             self._let_go(entry.key)
         if entry.undecided:
             self.undecided[entry.key] = (entry, item)

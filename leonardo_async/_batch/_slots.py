@@ -36,19 +36,19 @@ class BatchSlots:
 
     def __init__(self, client: LeonardoClient, limits: Limits | None) -> None:
         self._client = client
-        #: The batch's own running bound, when it has one.
-        self.in_flight_bound: int | None = None
+        #: The batch's own running limit, when it has one.
+        self.running_limit: int | None = None
         self._own: anyio.CapacityLimiter | None = None
         self._submits: RateGate | None = None
         if limits is not None and isinstance(limits.max_running, int):
-            self.in_flight_bound = limits.max_running
+            self.running_limit = limits.max_running
             self._own = anyio.CapacityLimiter(limits.max_running + limits.queue_allowance)
         if limits is not None and limits.submits_per_minute is not None:
             self._submits = RateGate(limits.submits_per_minute, burst=1)
 
-    async def window(self) -> float | None:
-        """Items in flight at once: the batch's own bound (with its queue), else the key's
-        (``None``: no bound)."""
+    async def in_flight_bound(self) -> float | None:
+        """Items in flight at once: the batch's own bound (its running limit and queue),
+        else the key's (``None``: no bound)."""
         if self._own is not None:
             return self._own.total_tokens
         return await self._client.in_flight_bound()

@@ -69,7 +69,7 @@ PREFETCH: Final = 16
 #: The same for a worker of a shared journal, which leaves the rest to other workers.
 SHARED_PREFETCH: Final = 2
 #: Without a running bound, at most this many items are in flight at once.
-UNBOUNDED_WINDOW: Final = 1000
+UNBOUNDED_ROOM: Final = 1000
 ProgressHook = Callable[[BatchStatistics], None]
 
 
@@ -154,7 +154,7 @@ class BatchSubmitter:
         self._tally = BatchTally(client, self.ledger)
         self._failures: list[LeonardoError] = []
         self._work = anyio.CancelScope()
-        self._window: float | None = None
+        self._in_flight_bound: float | None = None
         self._began: datetime | None = None
         #: Frames already warned of as cropped, with the video size.
         self._crops: set[tuple[str, tuple[int, int]]] = set()
@@ -276,8 +276,8 @@ class BatchSubmitter:
         # The batch's own bounds nest inside the key's (never replace them): two batches
         # on one client share the key's slots, and what the key learned stays learned.
         slots = BatchSlots(self.client, self.limits)
-        self._tally.in_flight_bound = slots.in_flight_bound
-        self._window = await slots.window()
+        self._tally.running_limit = slots.running_limit
+        self._in_flight_bound = await slots.in_flight_bound()
         # The journal is this account's at this server from now on (or refused as another's).
         account = await self.client.account()
         self.journal.claim(account.user_id, self.client.base_url, force=self.force)
@@ -319,7 +319,8 @@ class BatchSubmitter:
         send: MemoryObjectSendStream[BatchResult],
         failures: list[LeonardoError],
     ) -> None:
-        """Start a task per item, no more than the window allows; end the stream after.
+        """Start a task per item, as many as the in-flight bound (and a prefetch) has
+        room for; end the stream after.
 
         A journal that cannot be written stops the whole batch (nothing can be done
         safely without its write-ahead record): the work in flight is cancelled, its
@@ -330,15 +331,15 @@ class BatchSubmitter:
         # A worker of a shared journal takes items only as it can start them: one it
         # holds waiting for a slot is one that an idle worker could have run.
         prefetch = SHARED_PREFETCH if self.journal.shared else PREFETCH
-        window = anyio.Semaphore(int(self._window or UNBOUNDED_WINDOW) + prefetch)
+        room = anyio.Semaphore(int(self._in_flight_bound or UNBOUNDED_ROOM) + prefetch)
         seen: dict[str, BatchItem] = {}
         #: Items another worker holds (a shared journal's), looked at again until each
         #: has ended or is this worker's: a worker that dies leaves its items to the rest.
         held: dict[str, BatchItem] = {}
         async with send:
-            await self._items(items, send, failures, seen, held, window)
+            await self._items(items, send, failures, seen, held, room)
             if not failures:
-                await self._sweep(seen, send, window)
+                await self._sweep(seen, send, room)
             for entry, item in pipeline.undecided.values():
                 await send.send(pipeline.finish(entry, item, None))
             pipeline.undecided.clear()
@@ -350,9 +351,9 @@ class BatchSubmitter:
         failures: list[LeonardoError],
         seen: dict[str, BatchItem],
         held: dict[str, BatchItem],
-        window: anyio.Semaphore,
+        room: anyio.Semaphore,
     ) -> None:
-        """Every item to its end, each on its task, as the window lets them start."""
+        """Every item to its end, each on its task, as the room lets them start."""
         pipeline = self._pipeline
         assert pipeline is not None  # made by _prepare, before the feed starts
         async with anyio.create_task_group() as tg:
@@ -375,14 +376,14 @@ class BatchSubmitter:
                         break
                     self._warn_crops(item)
                     index += 1
-                    if not await self._start(tg, key, item, send, window):
+                    if not await self._start(tg, key, item, send, room):
                         held[key] = item
                 if self._tally.total is None:
                     self._tally.total = index
                 while held and not failures:
                     await anyio.sleep(self.journal.retry_after)
                     for key, item in list(held.items()):
-                        if await self._start(tg, key, item, send, window):
+                        if await self._start(tg, key, item, send, room):
                             del held[key]
             except JournalWriteError as exc:
                 self._stop(exc)
@@ -393,7 +394,7 @@ class BatchSubmitter:
         self,
         items: dict[str, BatchItem],
         send: MemoryObjectSendStream[BatchResult],
-        window: anyio.Semaphore,
+        room: anyio.Semaphore,
     ) -> None:
         """Before the run ends: the batch's paid generations no row holds, found in the
         listing and kept (:mod:`._sweep`); an item that adopts one is tracked now."""
@@ -406,9 +407,9 @@ class BatchSubmitter:
                 self._work = tg.cancel_scope
                 for entry, item in adopted:
                     pipeline.undecided.pop(entry.key, None)
-                    await window.acquire()
+                    await room.acquire()
                     self._tally.steps["queued"] += 1
-                    tg.start_soon(pipeline.run, item, entry, send, window)
+                    tg.start_soon(pipeline.run, item, entry, send, room)
         except JournalWriteError as exc:
             self._stop(exc)
         self._progress()
@@ -419,7 +420,7 @@ class BatchSubmitter:
         key: str,
         item: BatchItem,
         send: MemoryObjectSendStream[BatchResult],
-        window: anyio.Semaphore,
+        room: anyio.Semaphore,
     ) -> bool:
         """Start the item's task if it is this worker's to work on.
 
@@ -428,24 +429,24 @@ class BatchSubmitter:
         """
         pipeline = self._pipeline
         assert pipeline is not None  # made by _prepare, before the feed starts
-        await window.acquire()
+        await room.acquire()
         try:
             entry = self.journal.take(key)
             if entry is None:
-                window.release()
+                room.release()
                 latest = self.journal.entry(key)
                 return latest is not None and latest.state.terminal
             entry = pipeline.priced(entry, item)
         except BaseException:
-            window.release()
+            room.release()
             raise
         if not pipeline.should_work(entry):
-            window.release()
+            room.release()
             self.journal.release(key)
             await send.send(pipeline.finish(entry, item, None))
             return True
         self._tally.steps["queued"] += 1
-        tg.start_soon(pipeline.run, item, entry, send, window)
+        tg.start_soon(pipeline.run, item, entry, send, room)
         return True
 
     def _warn_crops(self, item: BatchItem) -> None:

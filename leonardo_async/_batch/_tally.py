@@ -37,7 +37,7 @@ class BatchTally:
         #: Items in the batch, once known (a list's length, or the end of an iterable).
         self.total: int | None = None
         #: The batch's own running bound, when it has one (else the key's is reported).
-        self.in_flight_bound: int | None = None
+        self.running_limit: int | None = None
         self._started = time.monotonic()
         self._requests_at_start = 0
 
@@ -65,7 +65,7 @@ class BatchTally:
             errors=self.ended["ERROR"],
             credits=self._ledger.spent(),
             elapsed=time.monotonic() - self._started,
-            running_limit=self.in_flight_bound or self._client.statistics().running_limit,
+            running_limit=self.running_limit or self._client.statistics().running_limit,
         )
 
     def summary(self) -> BatchSummary:

@@ -251,7 +251,7 @@ class LeonardoClient:
     async def in_flight_bound(self) -> int | None:
         """The most generations this client keeps in flight (submitted, not finished),
         asking ``/me`` for the key's slots if the limits say ``"account"``."""
-        return (await self._parts.limiter.in_flight_slots()).total
+        return (await self._parts.limiter.resolve_slots()).total
 
     async def __aenter__(self) -> LeonardoClient:
         await self._parts.open()

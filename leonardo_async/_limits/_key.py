@@ -177,8 +177,8 @@ class KeyLimiter:
         """The in-flight slots, once resolved (``None`` before the first submit)."""
         return self._slots
 
-    async def in_flight_slots(self) -> InFlightSlots:
-        """The in-flight slots, resolving the running bound on first use."""
+    async def resolve_slots(self) -> InFlightSlots:
+        """The in-flight slots, resolving the running limit on first use."""
         if self._slots is None:
             async with self._slots_lock:
                 if self._slots is None:
@@ -220,7 +220,7 @@ class KeyLimiter:
 
     async def take(self) -> SubmitSlot:
         """Wait for an in-flight slot for one submit (with its retries and reconciling)."""
-        slots = await self.in_flight_slots()
+        slots = await self.resolve_slots()
         token = await slots.acquire()
         if self.shared is None or self._bound is None:
             return SubmitSlot(self, slots, token, None)
