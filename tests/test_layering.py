@@ -138,7 +138,16 @@ def test_imports_only_from_above(path: Path) -> None:
 PACKAGE_LAYERS = {
     "_wire": ["_json", "_envelopes", "_convert"],
     "_limits": ["_config", "_gate", "_slots", "_policy", "_redis", "_key"],
-    "_transport": ["_base", "_mock", "_aiohttp", "_clock", "_options", "_connection", "_transfers"],
+    "_transport": [
+        "_base",
+        "_mock",
+        "_aiohttp",
+        "_clock",
+        "_options",
+        "_connection",
+        "_owner",
+        "_transfers",
+    ],
     "_listing": ["_pages", "_lag", "_evidence", "_reconciler"],
     "_tracking": ["_job", "_watchlist", "_lookout", "_tracker", "_fanin"],
     "_client": ["_endpoints", "_submitter", "_parts", "_client"],

@@ -551,12 +551,12 @@ async def test_no_queue_allowance_stays_at_the_slots(clock: FakeClock) -> None:
 async def test_a_server_known_not_to_queue_is_never_probed(clock: FakeClock) -> None:
     """Told the server refuses past its slots, the bound holds at them with no probe, told
     before the slots are made or after; told it queues, the allowance opens at once."""
-    before = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
+    before = limiter_on(clock, Limits(None, None))
     before.assume_queueing(False)
     assert before.server_queues is False
-    assert (await before.resolve_slots()).total == 2
-    after = limiter_on(clock, Limits(None, None), account_slots=lambda: _slots(2))
-    assert (await after.resolve_slots()).total == 3  # the slots and one probe
+    assert (await before.resolve_slots(lambda: _slots(2))).total == 2
+    after = limiter_on(clock, Limits(None, None))
+    assert (await after.resolve_slots(lambda: _slots(2))).total == 3  # the slots and a probe
     after.assume_queueing(False)
     assert (after.statistics(0).in_flight_bound, after.statistics(0).server_queues) == (2, False)
     slots = InFlightSlots(2, max_queued=3, clock=clock)
@@ -708,11 +708,11 @@ async def test_the_account_bound_is_asked_for_once_on_first_use(clock: FakeClock
         asked += 1
         return 4
 
-    limiter = limiter_on(clock, Limits(None, None), account_slots=account_slots)
+    limiter = limiter_on(clock, Limits(None, None))
     assert (asked, limiter.statistics(0).in_flight_bound) == (0, None)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
-            tg.start_soon(limiter.resolve_slots)
+            tg.start_soon(limiter.resolve_slots, account_slots)
     stats = limiter.statistics(0)
     assert asked == 1
     assert (stats.running_limit, stats.in_flight_bound, stats.server_queues) == (4, 5, None)

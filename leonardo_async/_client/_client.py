@@ -251,7 +251,7 @@ class LeonardoClient:
     async def in_flight_bound(self) -> int | None:
         """The most generations this client keeps in flight (submitted, not finished),
         asking ``/me`` for the key's slots if the limits say ``"account"``."""
-        return (await self._parts.limiter.resolve_slots()).total
+        return (await self._parts.limiter.resolve_slots(self._parts.owner.slots)).total
 
     async def __aenter__(self) -> LeonardoClient:
         await self._parts.open()
@@ -277,15 +277,15 @@ class LeonardoClient:
         ``max_retries``; see :class:`CallOptions`.
         """
         options = call_options(timeout, extra_headers, max_retries)
-        return await self._parts.endpoints.me(options)
+        return await self._parts.owner.me(options)
 
     async def account(self) -> Account:
         """The account, asked of ``/me`` once and then remembered."""
-        return await self._parts.endpoints.account()
+        return await self._parts.owner.account()
 
     async def user_id(self) -> str:
         """The key owner's user id (for the generation listing)."""
-        return await self._parts.endpoints.user_id()
+        return await self._parts.owner.user_id()
 
     async def upload_image(
         self,

@@ -2,36 +2,37 @@
 
 :func:`build` says which part gets what, and why in that order:
 
-1. the **limiter** first, since the connection applies it before every request; its
-   ``"account"`` running bound asks ``/me`` through the endpoints, made last. With
+1. the **limiter** first, since the connection applies it before every request. With
    ``redis=`` it shares the key's limits with every client on that Redis, and is opened
    (connected) before the connection;
 2. the **connection** (the key's HTTP) paced by that limiter; every other part talks
    through it;
-3. the **transfers** (uploads, downloads), which need only the connection;
-4. the **evidence** of what our own jobs have shown of the listing and the server (its
+3. the **owner** (the key's account from ``/me``, asked once), which needs only the
+   connection;
+4. the **transfers** (uploads, downloads), which need only the connection;
+5. the **evidence** of what our own jobs have shown of the listing and the server (its
    lag, its clock, whether it keeps seeds), made before the listing that feeds it;
-5. the **listing**, which reads through the connection and tells the evidence of every
-   page and generation it reads (it asks ``/me`` for the user id through the endpoints);
-6. the **reconciler**, which searches the listing for lost submits, weighing the evidence;
-7. the **endpoints**, which read through the connection and the listing and teach the
+6. the **listing**, which reads through the connection the owner's generations (its user
+   id) and tells the evidence of every page and generation it reads;
+7. the **reconciler**, which searches the listing for lost submits, weighing the evidence;
+8. the **endpoints**, which read through the connection and the listing and teach the
    evidence too;
-8. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
+9. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
    in-flight slot (``on_end``, the limiter's);
-9. the **submitter**, since a submit meets all of them: the connection sends it, the
-   limiter holds its slot, the reconciler finds it when its answer is lost, and the
-   tracker watches the job until its end frees that slot;
-10. with ``redis=``, the **fan-in** last: it passes webhook callbacks between this
+10. the **submitter**, since a submit meets all of them: the connection sends it, the
+    limiter holds its slot (an ``"account"`` running limit being the owner's slots, which
+    the submitter hands the limiter with each slot it takes), the reconciler finds it
+    when its answer is lost, and the tracker watches the job until its end frees that
+    slot;
+11. with ``redis=``, the **fan-in** last: it passes webhook callbacks between this
     client's tracker and every other client's of the key, through the shared limits'
     Redis.
 
-The limiter and the listing need ``/me`` from endpoints that need the connection the
-limiter paces: the cycle is broken by giving them functions that reach the endpoints
-when first called, after :func:`build` has returned. :class:`~._client.LeonardoClient`
-calls :func:`build` and keeps the parts; nothing else makes them. Those that hold
-resources for as long as the client is open (the limiter's Redis, the connection's
-session, the tracker's task group, the fan-in's subscription) are opened by
-:meth:`Parts.open` in that order and closed by :meth:`Parts.close` in reverse.
+Every part is given what it needs when it is made, and nothing is wired afterwards.
+:class:`~._client.LeonardoClient` calls :func:`build` and keeps the parts; nothing else
+makes them. Those that hold resources for as long as the client is open (the limiter's
+Redis, the connection's session, the tracker's task group, the fan-in's subscription) are
+opened by :meth:`Parts.open` in that order and closed by :meth:`Parts.close` in reverse.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from .._listing import Evidence, Listing, Reconciler
 from .._retry import RetryPolicy
 from .._schedule import PollSchedule
 from .._tracking import CallbackFanIn, JobTracker
-from .._transport import Connection, ServerClock, Timeouts, Transfers, Transport
+from .._transport import Connection, KeyOwner, ServerClock, Timeouts, Transfers, Transport
 from ._endpoints import Endpoints
 from ._submitter import SUBMIT_PATH, Submitter
 
@@ -64,6 +65,7 @@ class Parts:
 
     limiter: KeyLimiter
     connection: Connection
+    owner: KeyOwner
     transfers: Transfers
     evidence: Evidence
     listing: Listing
@@ -119,14 +121,8 @@ def build(
 ) -> Parts:
     """Make the parts of one key's client, each with what it depends on, in that order."""
 
-    async def account_slots() -> int | None:  # asked on the first submit, not here
-        return await endpoints.account_slots()
-
-    async def user_id() -> str:  # asked on the first listing page, not here
-        return await endpoints.user_id()
-
     shared = None if redis is None else SharedKey(redis, key, limits)
-    limiter = KeyLimiter(limits, account_slots=account_slots, shared=shared)
+    limiter = KeyLimiter(limits, shared=shared)
     clock = ServerClock()
     connection = Connection(
         key,
@@ -139,11 +135,14 @@ def build(
         max_connections=max_connections,
         clock=clock,
     )
+    owner = KeyOwner(connection)
     transfers = Transfers(connection)
     evidence = Evidence(
         listing_lag=listing_lag, listing_shows_videos=listing_shows_videos, clock=clock
     )
-    listing = Listing(connection, user_id, on_generation=evidence.listed, on_page=evidence.paged)
+    listing = Listing(
+        connection, owner.user_id, on_generation=evidence.listed, on_page=evidence.paged
+    )
     reconciler = Reconciler(
         listing,
         submit_url=connection.base_url + SUBMIT_PATH,
@@ -158,11 +157,12 @@ def build(
         polls_in_flight=polls_in_flight,
         on_end=limiter.ended,
     )
-    submitter = Submitter(connection, limiter, reconciler, tracker)
+    submitter = Submitter(connection, limiter, owner, reconciler, tracker)
     fanin = None if shared is None else CallbackFanIn(shared, tracker.notify)
     return Parts(
         limiter,
         connection,
+        owner,
         transfers,
         evidence,
         listing,

@@ -30,7 +30,7 @@ from .._errors import APIError, ResponseShapeError, SubmitUncertainError
 from .._limits import KeyLimiter, RequestKind, SubmitSlot
 from .._listing import Reconciler
 from .._tracking import JobTracker
-from .._transport import CallOptions, Connection, Request
+from .._transport import CallOptions, Connection, KeyOwner, Request
 from ..models import Generation, GenerationJob, ImageToVideoRequest, VideoSpec
 
 __all__ = ["CancelledSubmit", "Submitter"]
@@ -84,6 +84,8 @@ class Submitter:
 
     :param connection: the key's HTTP (pacing, retries, error mapping)
     :param limiter: the key's limits; every submit holds one of its in-flight slots
+    :param owner: the key's account, whose concurrency slots an ``"account"`` running
+        limit is
     :param reconciler: finds a lost submit's job and owns the seed policy
     :param tracker: watches each submitted job, so that its end frees its slot
     """
@@ -92,11 +94,13 @@ class Submitter:
         self,
         connection: Connection,
         limiter: KeyLimiter,
+        owner: KeyOwner,
         reconciler: Reconciler,
         tracker: JobTracker,
     ) -> None:
         self._connection = connection
         self._limiter = limiter
+        self._owner = owner
         self._reconciler = reconciler
         self._tracker = tracker
         #: Submits cancelled on their way, and what became of each (newest last).
@@ -106,7 +110,7 @@ class Submitter:
         """Wait for one of the key's in-flight slots (``Limits.max_running`` plus the
         queue allowance), for a :meth:`submit` to use; ``release()`` it if no submit
         follows. A batch takes it first so that its budget is checked with it in hand."""
-        return await self._limiter.take()
+        return await self._limiter.take(self._owner.slots)
 
     def with_seed(self, request: ImageToVideoRequest) -> ImageToVideoRequest:
         """``request`` as it will be sent: a random seed added when it has none and
@@ -143,18 +147,8 @@ class Submitter:
             (a lost answer's search of the listing keeps the client's)
         :raises SubmitUncertainError: the job could not be found or ruled out
         """
-        if slot is None:
-            async with self._limiter.submitting() as own:
-                return await self.submit(
-                    request,
-                    claimed=claimed,
-                    retry_refused=retry_refused,
-                    slot=own,
-                    on_resend=on_resend,
-                    journaled=journaled,
-                    options=options,
-                )
-        job = await self._submit(
+        send = functools.partial(
+            self._submit,
             request,
             claimed=claimed,
             retry_refused=retry_refused,
@@ -162,6 +156,13 @@ class Submitter:
             options=options,
             journaled=journaled,
         )
+        if slot is None:
+            async with self._limiter.submitting(self._owner.slots) as own:
+                return self._kept(await send(), own)
+        return self._kept(await send(), slot)
+
+    def _kept(self, job: GenerationJob, slot: SubmitSlot) -> GenerationJob:
+        """The job made holds the slot its submit took, and is watched until its end."""
         slot.keep(job.id)
         self._watch(job.id, fresh=True)
         return job
@@ -169,7 +170,7 @@ class Submitter:
     async def adopt(self, generation_id: str) -> None:
         """Count a generation submitted earlier (by an earlier run) in the key's
         in-flight bound until it ends, and watch it."""
-        await self._limiter.adopt(generation_id)
+        await self._limiter.adopt(generation_id, self._owner.slots)
         self._watch(generation_id, fresh=False)
 
     def _watch(self, generation_id: str, *, fresh: bool) -> None:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from ._config import AnyioClock, Clock, Limits, Tuning
 from ._gate import RateGate
-from ._key import ClientStatistics, KeyLimiter, RequestKind, SubmitSlot
+from ._key import AccountSlots, ClientStatistics, KeyLimiter, RequestKind, SubmitSlot
 from ._policy import RefusalPolicy, about_concurrency
 from ._redis import RedisLimits, SharedKey, redis_failures
 from ._slots import InFlightSlots
 
 __all__ = [
+    "AccountSlots",
     "AnyioClock",
     "ClientStatistics",
     "Clock",

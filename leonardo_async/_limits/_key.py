@@ -32,7 +32,10 @@ from ._policy import RefusalPolicy, about_concurrency
 from ._redis import REQUESTS, SUBMITS, Lease, SharedKey
 from ._slots import InFlightSlots
 
-__all__ = ["ClientStatistics", "KeyLimiter", "RequestKind", "SubmitSlot"]
+__all__ = ["AccountSlots", "ClientStatistics", "KeyLimiter", "RequestKind", "SubmitSlot"]
+
+#: Asks the server for the key's concurrency slots (``/me``), for an ``"account"`` limit.
+AccountSlots = Callable[[], Awaitable[int | None]]
 
 #: The limiter's decision at each 429, at DEBUG (see the module docstring).
 decisions = logging.getLogger("leonardo_async.limits")
@@ -119,12 +122,13 @@ class SubmitSlot:
 class KeyLimiter:
     """Request rate, submit rate, in-flight slots and 429 policy for one API key.
 
-    The running bound is resolved on the first submit: ``Limits.max_running`` as given,
-    or, for ``"account"``, the key's ``apiConcurrencySlots`` from ``account_slots``. A
-    slot is taken before every submit and held until :meth:`ended` is told the job is
-    over, so the bound holds for every submit, batch or not.
+    The running limit is resolved on the first slot taken: ``Limits.max_running`` as
+    given, or, for ``"account"``, the key's ``apiConcurrencySlots`` from the
+    ``account_slots`` the taker passes (the limiter paces the very request that asks, so
+    it is handed the asking rather than holding the asker). A slot is taken before every
+    submit and held until :meth:`ended` is told the job is over, so the bound holds for
+    every submit, batch or not.
 
-    :param account_slots: asks the server for the key's concurrency slots
     :param shared: the fleet's part of the key's limits, in Redis (``None``: this
         process alone uses the key)
     """
@@ -133,7 +137,6 @@ class KeyLimiter:
         self,
         limits: Limits,
         *,
-        account_slots: Callable[[], Awaitable[int | None]] | None = None,
         tuning: Tuning | None = None,
         clock: Clock | None = None,
         jitter: Callable[[], float] = random.random,
@@ -147,7 +150,6 @@ class KeyLimiter:
         )
         self.submits = RateGate(limits.submits_per_minute, burst=1, tuning=tuning, clock=clock)
         self._policy = RefusalPolicy(tuning, random=jitter)
-        self._account_slots = account_slots
         self._slots: InFlightSlots | None = None
         self._slots_lock = anyio.Lock()
         self._held: dict[str, tuple[object, Lease | None]] = {}
@@ -177,12 +179,17 @@ class KeyLimiter:
         """The in-flight slots, once resolved (``None`` before the first submit)."""
         return self._slots
 
-    async def resolve_slots(self) -> InFlightSlots:
-        """The in-flight slots, resolving the running limit on first use."""
+    async def resolve_slots(self, account_slots: AccountSlots | None = None) -> InFlightSlots:
+        """The in-flight slots, resolving the running limit on first use.
+
+        :param account_slots: asks the server for the key's concurrency slots, for an
+            ``"account"`` running limit (without it, or when it has none, the limit is
+            :data:`FALLBACK_SLOTS`)
+        """
         if self._slots is None:
             async with self._slots_lock:
                 if self._slots is None:
-                    self._bound = bound = await self._running_limit()
+                    self._bound = bound = await self._running_limit(account_slots)
                     self._slots = InFlightSlots(
                         bound,
                         max_queued=self.limits.queue_allowance,
@@ -206,21 +213,22 @@ class KeyLimiter:
         if self._slots is not None:
             self._slots.assume_queueing(queues)
 
-    async def _running_limit(self) -> int | None:
+    async def _running_limit(self, account_slots: AccountSlots | None) -> int | None:
         bound = self.limits.max_running
         if bound != "account":
             return bound
         shared = self.shared
         slots = None if shared is None else await shared.fact_slots()
-        if slots is None and self._account_slots is not None:
-            slots = await self._account_slots()
+        if slots is None and account_slots is not None:
+            slots = await account_slots()
             if shared is not None and slots is not None and slots > 0:
                 await shared.learnt_slots(slots)
         return slots if slots is not None and slots > 0 else FALLBACK_SLOTS
 
-    async def take(self) -> SubmitSlot:
-        """Wait for an in-flight slot for one submit (with its retries and reconciling)."""
-        slots = await self.resolve_slots()
+    async def take(self, account_slots: AccountSlots | None = None) -> SubmitSlot:
+        """Wait for an in-flight slot for one submit (with its retries and reconciling);
+        ``account_slots`` as for :meth:`resolve_slots`."""
+        slots = await self.resolve_slots(account_slots)
         token = await slots.acquire()
         if self.shared is None or self._bound is None:
             return SubmitSlot(self, slots, token, None)
@@ -232,19 +240,21 @@ class KeyLimiter:
         return SubmitSlot(self, slots, token, lease)
 
     @asynccontextmanager
-    async def submitting(self) -> AsyncIterator[SubmitSlot]:
+    async def submitting(
+        self, account_slots: AccountSlots | None = None
+    ) -> AsyncIterator[SubmitSlot]:
         """:meth:`take` a slot for the block; released on leaving unless kept."""
-        slot = await self.take()
+        slot = await self.take(account_slots)
         try:
             yield slot
         finally:
             slot.release()
 
-    async def adopt(self, generation_id: str) -> None:
+    async def adopt(self, generation_id: str, account_slots: AccountSlots | None = None) -> None:
         """Count a job submitted elsewhere (an earlier run) in flight until it ends."""
         if generation_id in self._held:
             return
-        (await self.take()).keep(generation_id)
+        (await self.take(account_slots)).keep(generation_id)
 
     def _keep(
         self, slots: InFlightSlots, held: tuple[object, Lease | None], generation_id: str

@@ -12,6 +12,7 @@ Everything above this package speaks :class:`Request` and :class:`Response`; onl
   requests (timeout, extra headers, retries);
 * :mod:`._connection`: :class:`Connection`, one API key's timeouts, auth, limits, retries
   and error mapping, and :class:`Timeouts`;
+* :mod:`._owner`: :class:`KeyOwner`, the key owner's account from ``/me``, asked once;
 * :mod:`._transfers`: :class:`Transfers`, the presigned upload and the CDN download,
   each with its own retries.
 """
@@ -24,12 +25,14 @@ from ._connection import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # for the doctor'
 from ._connection import Connection, Timeouts, credentials
 from ._mock import MockTransport
 from ._options import CallOptions, call_options
+from ._owner import KeyOwner
 from ._transfers import Transfers
 
 __all__ = [
     "CallOptions",
     "Connection",
     "Form",
+    "KeyOwner",
     "MockTransport",
     "Request",
     "Response",
