@@ -82,6 +82,18 @@ def test_a_job_unlisted_while_a_later_one_is_listed_is_gone_not_late() -> None:
     assert lag.window(now=at(100), since=at(1)) == LAG_FACTOR * 1.0 + LAG_MARGIN
 
 
+def test_a_job_known_gone_no_longer_holds_the_window_open() -> None:
+    """One of our jobs that vanished from the server is never listed: once the tracker
+    says so, its absence stops widening the window (it held every later lost submit
+    uncertain until the cap, and a batch's sweep waited that long)."""
+    lag = ListingLag(3.0)
+    lag.made("vanished", sent=at(0), answered=at(0.2))
+    assert lag.window(now=at(100), since=at(10)) == LAG_FACTOR * 99.8 + LAG_MARGIN
+    lag.gone("vanished")
+    lag.gone("never made here")  # nothing to forget: nothing changes
+    assert lag.window(now=at(100), since=at(10)) == 3.0
+
+
 @given(
     floor=st.floats(0.0, 120.0),
     events=st.lists(

@@ -354,15 +354,19 @@ async def test_a_vouched_job_unknown_to_the_server_vanishes_after_the_grace_only
     """A job this client submitted may be unknown for a while (a replica behind): it
     vanishes only once the whole 30 s grace has passed with the server not knowing it."""
     server = Server()
-    async with JobTracker(server, batched=False) as tracker:
+    vanished: list[str] = []
+    async with JobTracker(server, batched=False, on_vanished=vanished.append) as tracker:
         tracker.vouch("g-gone", fresh=True)
+        server.job("g-done", runs=1)
         start = now()
         with pytest.raises(GenerationVanishedError):
             await tracker.track("g-gone")
         took = now() - start
+        await tracker.track("g-done")
     first = server.looks["g-gone"][0] - start
     assert 30 <= took - first <= 30 + VEO.max_interval
     assert tracker.statistics().errors == 1
+    assert vanished == ["g-gone"]  # told of the one that vanished, not of the one done
 
 
 async def test_an_id_from_elsewhere_is_not_found_after_about_a_second() -> None:

@@ -18,7 +18,8 @@
 8. the **endpoints**, which read through the connection and the listing and teach the
    evidence too;
 9. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
-   in-flight slot (``on_end``, the limiter's);
+   in-flight slot (``on_end``, the limiter's), and a job that vanished is no longer
+   waited for in the listing (``on_vanished``, the evidence's);
 10. the **submitter**, since a submit meets all of them: the connection sends it, the
     limiter holds its slot (an ``"account"`` running limit being the owner's slots, which
     the submitter hands the limiter with each slot it takes), the reconciler finds it
@@ -156,6 +157,7 @@ def build(
         batched=batched_status,
         polls_in_flight=polls_in_flight,
         on_end=limiter.ended,
+        on_vanished=evidence.vanished,
     )
     submitter = Submitter(connection, limiter, owner, reconciler, tracker)
     fanin = None if shared is None else CallbackFanIn(shared, tracker.notify)

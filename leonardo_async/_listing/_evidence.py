@@ -100,6 +100,13 @@ class Evidence:
         if self._learn_listing and not self.listing_shows_videos:
             self._ours.add(generation_id)
 
+    def vanished(self, generation_id: str) -> None:
+        """A job we made is gone from the server (the tracker gave it the vanish grace):
+        the listing will not show it, so its absence says nothing of the lag."""
+        self.lag.gone(generation_id)
+        self._made.pop(generation_id, None)
+        self._ours.discard(generation_id)
+
     def ours(self, generation_id: str) -> bool:
         """Whether a job we made is still waited for as proof that the listing shows
         video jobs."""

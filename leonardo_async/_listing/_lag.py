@@ -111,6 +111,11 @@ class ListingLag:
                 logger.debug("generation %s is not listed though later jobs are", generation_id)
                 del self._unseen[generation_id]
 
+    def gone(self, generation_id: str) -> None:
+        """One of our jobs is known gone from the server: stop waiting for it (a job the
+        listing will never show would otherwise hold the window open until the cap)."""
+        self._unseen.pop(generation_id, None)
+
     def sighted(self, lag: timedelta) -> None:
         """A job sent ``lag`` before a listing page that showed it (an upper bound)."""
         seconds = max(0.0, lag.total_seconds())

@@ -29,7 +29,13 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._errors import ClientStateError, GenerationFailedError, LeonardoError, WaitTimeoutError
+from .._errors import (
+    ClientStateError,
+    GenerationFailedError,
+    GenerationVanishedError,
+    LeonardoError,
+    WaitTimeoutError,
+)
 from .._schedule import PollSchedule
 from ..models import Generation, GenerationJob
 from ._job import (
@@ -70,6 +76,8 @@ class JobTracker:
     :param on_progress: called with a :class:`TrackerStatistics` after changes
     :param on_end: told the id of each job the tracker stops watching (ended, timed out,
         dropped): the key's limiter frees its in-flight slot
+    :param on_vanished: told the id of each job the server stopped knowing past the
+        vanish grace: the evidence stops waiting for the listing to show it
     """
 
     def __init__(
@@ -82,11 +90,13 @@ class JobTracker:
         vanish_grace: float = 30.0,
         on_progress: ProgressCallback | None = None,
         on_end: Callable[[str], None] | None = None,
+        on_vanished: Callable[[str], None] | None = None,
     ) -> None:
         self.schedule = schedule if schedule is not None else PollSchedule()
         self.on_progress = on_progress
         self._progress_failed = False
         self._on_end = on_end
+        self._on_vanished = on_vanished
         self._watchlist = Watchlist(vanish_grace=vanish_grace, ended=self._job_ended)
         self._lookout = Lookout(
             source,
@@ -405,6 +415,8 @@ class JobTracker:
     def _job_ended(self, job: Watch, finished: Generation | None) -> None:
         """The watchlist's hook: a job ended (and left the list)."""
         self._ended(job.generation_id)
+        if self._on_vanished is not None and isinstance(job.error, GenerationVanishedError):
+            self._on_vanished(job.generation_id)
         self._notify_listeners(finished)
         self._progress()
 
