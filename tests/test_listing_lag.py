@@ -71,6 +71,17 @@ def test_a_job_still_unlisted_holds_the_window_open() -> None:
     assert lag.window(now=at(60)) == 20.0
 
 
+def test_the_margin_is_two_seconds_or_a_smaller_floor() -> None:
+    """A floor below the 2 s margin is the margin: 1.5 x the lag plus the floor."""
+    for floor, margin in ((20.0, LAG_MARGIN), (2.0, 2.0), (0.05, 0.05), (0.0, 0.0)):
+        lag = ListingLag(floor)
+        lag.made("a", sent=at(0), answered=at(0.1))
+        lag.seen([], at=at(0.2))
+        lag.seen(["a"], at=at(0.4))
+        assert lag.margin == margin
+        assert lag.window(now=at(1)) == pytest.approx(max(floor, LAG_FACTOR * 0.4 + margin))
+
+
 def test_a_job_unlisted_while_a_later_one_is_listed_is_gone_not_late() -> None:
     """The listing shows jobs in the order they were made: an earlier job still missing
     once a later one is listed was deleted or never listed, and says nothing of the lag."""
@@ -79,7 +90,7 @@ def test_a_job_unlisted_while_a_later_one_is_listed_is_gone_not_late() -> None:
     lag.made("later", sent=at(1), answered=at(1.2))
     lag.seen([], at=at(1.5))
     lag.seen(["later"], at=at(2.0))
-    assert lag.window(now=at(100), since=at(1)) == LAG_FACTOR * 1.0 + LAG_MARGIN
+    assert lag.window(now=at(100), since=at(1)) == LAG_FACTOR * 1.0 + 1.0  # margin: the floor
 
 
 def test_a_job_known_gone_no_longer_holds_the_window_open() -> None:
@@ -116,7 +127,7 @@ def test_the_window_covers_every_recent_sighting_and_never_drops_below_the_floor
     window = lag.window(now=at(2000))
     assert window >= floor
     for bound in bounds[-64:]:
-        assert window >= LAG_FACTOR * bound + LAG_MARGIN - 1e-4  # microsecond datetimes
+        assert window >= LAG_FACTOR * bound + min(LAG_MARGIN, floor) - 1e-4  # microseconds
 
 
 class _EmptyListing:

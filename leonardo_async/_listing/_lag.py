@@ -8,8 +8,11 @@ answered:
 * a job sent at ``sent`` and first seen on a listing page read by ``seen`` bounds the lag
   from above: ``lag <= seen - sent`` (counted only if some page was read in between: a
   first look long after the submit bounds nothing but the time nobody looked). The
-  window is 1.5 times the longest of the recent bounds plus 2 s (the looks that find jobs
-  are seconds apart), never below the floor the caller gives (20 s by default);
+  window is 1.5 times the longest of the recent bounds plus a margin, never below the
+  floor the caller gives (20 s by default). The margin is 2 s (a lag that varies by a
+  second between looks), or the floor if that is smaller: a caller who says the listing
+  shows jobs within a tenth of a second is taken at their word for the slack too, while
+  every lag measured is still covered one and a half times;
 * a job answered at ``answered`` that a complete look at ``now`` did not show bounds it
   from below: ``lag > now - answered``. While such a job is out of the listing, the
   window grows with it: the listing is behind, whatever the past said. Once a job made
@@ -37,7 +40,7 @@ logger = logging.getLogger("leonardo_async")
 MAX_LAG: Final = 300.0
 #: The window is this many times the longest lag seen, ...
 LAG_FACTOR: Final = 1.5
-#: ... plus this many seconds.
+#: ... plus this many seconds (or the floor, if that is smaller).
 LAG_MARGIN: Final = 2.0
 #: Recent upper bounds kept (a lag that shrinks is believed after this many sightings).
 _SAMPLES_KEPT: Final = 64
@@ -73,6 +76,11 @@ class ListingLag:
             f"<ListingLag longest {self.longest} s over {self.samples} sightings, "
             f"{len(self._unseen)} unseen, floor {self.floor} s>"
         )
+
+    @property
+    def margin(self) -> float:
+        """Seconds added to 1.5 times the longest lag: :data:`LAG_MARGIN`, at most the floor."""
+        return min(LAG_MARGIN, self.floor)
 
     @property
     def longest(self) -> float | None:
@@ -145,7 +153,7 @@ class ListingLag:
         if self.longest is None and not behind:
             return self.floor
         longest = max(self.longest or 0.0, behind)
-        return max(self.floor, LAG_FACTOR * longest + LAG_MARGIN)
+        return max(self.floor, LAG_FACTOR * longest + self.margin)
 
     def forget(self, *, before: datetime) -> None:
         """Stop waiting for jobs answered before ``before`` (past the cap: the listing
