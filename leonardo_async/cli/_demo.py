@@ -11,18 +11,20 @@ import argparse
 import functools
 import sys
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from .._files import frame_misfit, image_file_size
 from .._schedule import PollSchedule
 from ..models import VideoSpec
-from ..simulator import JobDurations, Simulator, SimulatorConfig
 from ._common import EXIT_BAD_INPUT, EXIT_OK, Commands, report
 from ._fields import JobSpec
 from ._frames import START, frame_png
 from ._generate import GenerateJob, execute
+
+if TYPE_CHECKING:  # imported when the demo runs, not by every command
+    from ..simulator import JobDurations, SimulatorConfig
 
 __all__ = ["example_frame", "register"]
 
@@ -102,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         JobSpec(prompt=args.prompt, image=str(image), orientation=orientation),
         out=args.out / "demo.mp4",
     )
+    from ..simulator import JobDurations
+
     config, shows = _video_config(JobDurations.fixed(args.job_seconds), image)
     code = anyio.run(functools.partial(_demo, job, config))
     if code == EXIT_OK:
@@ -125,6 +129,8 @@ def fitting_orientation(image: Path) -> str | None:
 
 def _video_config(durations: JobDurations, image: Path) -> tuple[SimulatorConfig, str]:
     """The simulator config, and what its video will show (PyAV decides which)."""
+    from ..simulator import SimulatorConfig
+
     try:
         config = SimulatorConfig(durations=durations, video="frames")
     except ValueError:  # no PyAV: the bundled clip
@@ -137,6 +143,8 @@ def _video_config(durations: JobDurations, image: Path) -> tuple[SimulatorConfig
 
 
 async def _demo(job: GenerateJob, config: SimulatorConfig) -> int:
+    from ..simulator import Simulator
+
     async with Simulator(config) as sim:
         print(
             f"Local simulator at {sim.base_url} (no API key, no network, no credits)",

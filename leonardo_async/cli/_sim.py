@@ -8,14 +8,16 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import cattrs
 
-from ..simulator import Simulator, SimulatorConfig, config_from_mapping
 from ._common import EXIT_BAD_INPUT, EXIT_OK, INTERRUPTED, Commands, report
 from ._fields import readable_errors
+
+if TYPE_CHECKING:  # the simulator is imported by the commands that start one, when run
+    from ..simulator import SimulatorConfig
 
 __all__ = ["config_from_args", "register"]
 
@@ -98,6 +100,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 
     :raises ValueError: naming the bad knob or the unreadable ``--config``
     """
+    from ..simulator import SimulatorConfig, config_from_mapping
+
     for flag, port in (("--port", args.port), ("--storage-port", args.storage_port)):
         # Checked here: the socket layer's OverflowError would escape as a traceback.
         if not 0 <= port <= _MAX_PORT:
@@ -183,6 +187,8 @@ _POLL_HINT: Final = (
 
 async def _serve(config: SimulatorConfig) -> None:
     """Start the simulator, say where it is, and run until cancelled."""
+    from ..simulator import Simulator
+
     async with Simulator(config) as sim:
         print(
             f"Leonardo simulator running (Ctrl-C to stop)\n"
