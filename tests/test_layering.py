@@ -149,7 +149,7 @@ PACKAGE_LAYERS = {
         "_transfers",
     ],
     "_listing": ["_pages", "_lag", "_evidence", "_reconciler"],
-    "_tracking": ["_job", "_watchlist", "_lookout", "_tracker", "_fanin"],
+    "_tracking": ["_job", "_watchlist", "_lookout", "_fanin", "_tracker"],
     "_client": ["_endpoints", "_submitter", "_parts", "_client"],
     "_batch": [
         "_pricing",

@@ -13,7 +13,16 @@ from _helpers import FAST, KEY, QUICK_RETRY
 from _images import png_bytes
 from _redis import REDIS_URL
 
-from leonardo_async import BatchItem, BatchSubmitter, LeonardoClient, Limits, RedisLimits
+from leonardo_async import (
+    BatchItem,
+    BatchSubmitter,
+    FrameRef,
+    ImageToVideoRequest,
+    LeonardoClient,
+    Limits,
+    PollSchedule,
+    RedisLimits,
+)
 from leonardo_async.simulator import JobDurations, Simulator
 
 DEADLINE = 60.0
@@ -91,3 +100,56 @@ async def test_the_environment_names_the_redis_and_the_key_stays_out_of_it(
         server.close()
     assert names
     assert not [name for name in names if KEY in name]
+
+
+async def _watch(sim: Simulator, redis: RedisLimits | None, name: str, jobs: int) -> LeonardoClient:
+    """A client that submits ``jobs`` generations and waits for them all (closed after)."""
+    async with LeonardoClient(
+        KEY,
+        base_url=sim.base_url,
+        limits=Limits(None, None),
+        redis=redis,
+        poll_schedule=PollSchedule(initial=0.3, max_interval=0.3),
+        retry=QUICK_RETRY,
+    ) as client:
+        image = FrameRef((await client.upload_image(png_bytes())).id)
+        submitted = [
+            await client.submit(ImageToVideoRequest(prompt=f"{name} {i}", image=image))
+            for i in range(jobs)
+        ]
+        done = [await client.wait(job.id) for job in submitted]
+    assert [g.status.value for g in done] == ["COMPLETE"] * jobs
+    return client
+
+
+async def _reads(sim: Simulator, redis: RedisLimits | None) -> tuple[int, list[LeonardoClient]]:
+    """Four clients with two jobs each; the status reads they cost, and the clients."""
+    before = sim.statistics().requests
+    clients: list[LeonardoClient] = []
+
+    async def one(index: int) -> None:
+        clients.append(await _watch(sim, redis, f"client {index}", 2))
+
+    with anyio.fail_after(DEADLINE):
+        async with anyio.create_task_group() as tg:
+            for index in range(CLIENTS):
+                tg.start_soon(one, index)
+    after = sim.statistics().requests
+    routes = ("GET /generations/{id}", "GET /generations/user/{userId}")
+    return sum(after.get(r, 0) - before.get(r, 0) for r in routes), clients
+
+
+@pytest.mark.leonardo_simulator(durations=JobDurations.fixed(3.0))
+async def test_one_listing_round_serves_the_jobs_of_every_client(
+    sim: Simulator, shared: RedisLimits
+) -> None:
+    """Four clients, two jobs each, every one too few for a listing round of its own.
+    Alone, each polls its jobs one by one; on one Redis, the fleet's round is read by one
+    client at a time and its pages are looks at the others' jobs: the same eight jobs
+    cost far fewer status reads, and every one ends as the server says."""
+    alone, _ = await _reads(sim, None)
+    together, clients = await _reads(sim, shared)
+    stats = [client.tracker_statistics() for client in clients]
+    assert sum(s.fleet_rounds for s in stats) > 0
+    assert sum(s.fleet_sightings for s in stats) > 0
+    assert together < 0.85 * alone, (together, alone)

@@ -611,3 +611,28 @@ async def test_listing_rounds_follow_the_poll_schedule_not_each_jobs_due_time() 
         elapsed += schedule.nominal(looks)
         looks += 1
     assert 0 < pages <= (looks + 4) * math.ceil(120 / 50)
+
+
+# --- the fleet's rounds ---------------------------------------------------------------------
+
+
+async def test_a_sighting_from_another_clients_round_is_a_look_and_can_end_the_job() -> None:
+    """What another client's listing round showed (``tracker.sighted``): a pending job's
+    next look moves past the fleet's next round, an untracked id is ignored, and a
+    finished one ends the job with no look of this tracker's own."""
+    server = Server()
+    async with JobTracker(server, batched=False) as tracker:
+        server.job("g-1", runs=600)
+        handle = tracker.track("g-1")
+        await anyio.sleep(VEO.max_interval * 1.5)  # looked at once, then on its schedule
+        due, looks = handle.next_look, len(server.looks["g-1"])
+        assert looks >= 2
+        tracker.sighted(pending("g-1"))
+        assert handle.next_look > due
+        tracker.sighted(pending("g-untracked"))
+        video = GeneratedImage("img-1", motion_mp4_url=f"{CDN}/g-1.mp4")
+        tracker.sighted(Generation("g-1", GenerationStatus.COMPLETE, generated_images=(video,)))
+        generation = await handle
+        assert len(server.looks["g-1"]) == looks
+    assert generation.status is GenerationStatus.COMPLETE
+    assert tracker.statistics().fleet_sightings == 2

@@ -17,22 +17,23 @@
 7. the **reconciler**, which searches the listing for lost submits, weighing the evidence;
 8. the **endpoints**, which read through the connection and the listing and teach the
    evidence too;
-9. the **tracker**, which looks at jobs through the endpoints; each job's end frees its
-   in-flight slot (``on_end``, the limiter's), and a job that vanished is no longer
-   waited for in the listing (``on_vanished``, the evidence's);
-10. the **submitter**, since a submit meets all of them: the connection sends it, the
+9. with ``redis=``, the **fan-in**: it passes webhook callbacks and the fleet's listing
+   rounds between this client's tracker and every other client's of the key, through the
+   shared limits' Redis;
+10. the **tracker**, which looks at jobs through the endpoints (and, with a fan-in, the
+    fleet's rounds); each job's end frees its in-flight slot (``on_end``, the limiter's),
+    and a job that vanished is no longer waited for in the listing (``on_vanished``, the
+    evidence's);
+11. the **submitter**, since a submit meets all of them: the connection sends it, the
     limiter holds its slot (an ``"account"`` running limit being the owner's slots, which
     the submitter hands the limiter with each slot it takes), the reconciler finds it
     when its answer is lost, and the tracker watches the job until its end frees that
-    slot;
-11. with ``redis=``, the **fan-in** last: it passes webhook callbacks between this
-    client's tracker and every other client's of the key, through the shared limits'
-    Redis.
+    slot.
 
 Every part is given what it needs when it is made, and nothing is wired afterwards.
 :class:`~._client.LeonardoClient` calls :func:`build` and keeps the parts; nothing else
 makes them. Those that hold resources for as long as the client is open (the limiter's
-Redis, the connection's session, the tracker's task group, the fan-in's subscription) are
+Redis, the connection's session, the fan-in's subscription, the tracker's task group) are
 opened by :meth:`Parts.open` in that order and closed by :meth:`Parts.close` in reverse.
 """
 
@@ -80,9 +81,9 @@ class Parts:
     )
 
     async def open(self) -> None:
-        """Open the limiter (its Redis), the connection's session, the tracker's task
-        group, which polls through it, then the fan-in, which feeds the tracker (the
-        client's ``__aenter__``)."""
+        """Open the limiter (its Redis), the connection's session, the fan-in, whose news
+        the tracker hears, then the tracker's task group, which polls through the
+        connection (the client's ``__aenter__``)."""
         if self._opened is not None:
             # Refused before anything changes: a second tracker task group would be
             # opened inside the caller's scopes and break them when either block ends.
@@ -90,9 +91,9 @@ class Parts:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(self.limiter)  # connects to Redis, if shared
             await stack.enter_async_context(self.connection)
-            await stack.enter_async_context(self.tracker)
-            if self.fanin is not None:
+            if self.fanin is not None:  # before the tracker, which hears its news
                 await stack.enter_async_context(self.fanin)
+            await stack.enter_async_context(self.tracker)
             self._opened = stack.pop_all()
 
     async def close(self, *exc_info: Any) -> None:
@@ -151,6 +152,7 @@ def build(
         evidence=evidence,
     )
     endpoints = Endpoints(connection, listing, evidence)
+    fanin = None if shared is None else CallbackFanIn(shared)
     tracker = JobTracker(
         endpoints,
         schedule=poll_schedule,
@@ -158,9 +160,9 @@ def build(
         polls_in_flight=polls_in_flight,
         on_end=limiter.ended,
         on_vanished=evidence.vanished,
+        fleet=fanin,
     )
     submitter = Submitter(connection, limiter, owner, reconciler, tracker)
-    fanin = None if shared is None else CallbackFanIn(shared, tracker.notify)
     return Parts(
         limiter,
         connection,

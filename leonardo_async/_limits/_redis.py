@@ -151,6 +151,17 @@ return {1, held + 1, bound}
 """
 )
 
+# KEYS: leases, round. ARGV: fewest jobs, worker, milliseconds.
+# Returns -1 (too few of the fleet's jobs in flight for a round), 1 (the round is this
+# worker's), 0 (another worker claimed the round within the milliseconds).
+_ROUND: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if redis.call('ZCOUNT', KEYS[1], now, '+inf') < tonumber(ARGV[1]) then return -1 end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+"""
+
 # KEYS: leases, queues, lowered. ARGV: -, -, slots, allowance, forget seconds.
 # A concurrency refusal: the fleet's bound comes down to what it holds less the refused
 # submit's own lease; past the slots with no queue known, the server does not queue.
@@ -318,6 +329,7 @@ class SharedKey:
                 "queues",
                 "bound",
                 "slots",
+                "round",
                 *(f"{kind}:{part}" for kind in (REQUESTS, SUBMITS) for part in ("tat", "pause")),
                 *(f"{kind}:{part}" for kind in (REQUESTS, SUBMITS) for part in ("learnt", "turns")),
             )
@@ -371,6 +383,7 @@ class SharedKey:
             ("refused", _REFUSED),
             ("keep", _KEEP),
             ("rate_refused", _RATE_REFUSED),
+            ("round", _ROUND),
         ):
             self._scripts[name] = self._redis.register_script(text)
         with contextlib.suppress(_Unreachable):  # away from the start: our share until back
@@ -713,6 +726,24 @@ class SharedKey:
     def held(self) -> int:
         """Leases this worker holds."""
         return len(self._held)
+
+    async def claim_round(self, fewest: int, seconds: float) -> bool | None:
+        """Claim the fleet's next listing round for ``seconds``: ``True`` if it is this
+        worker's, ``False`` if another worker's round is due within them, ``None`` if the
+        fleet has fewer than ``fewest`` jobs in flight or Redis is away (each worker then
+        looks at its own jobs as a lone process does)."""
+        if not self.available:
+            return None
+        try:
+            verdict = await self._call(
+                self._scripts["round"](
+                    keys=[self._keys["leases"], self._keys["round"]],
+                    args=[fewest, self.worker, max(1, int(seconds * 1000))],
+                )
+            )
+        except _Unreachable:
+            return None
+        return None if int(verdict) < 0 else bool(int(verdict))
 
     async def fact_slots(self) -> int | None:
         """The key's slots as some worker learnt them from ``/me`` (``None``: not yet)."""

@@ -7,10 +7,10 @@ Top to bottom:
 * :mod:`._watchlist`: :class:`~._watchlist.Watchlist`, the tracker's book of watched jobs,
   when each is next due and what a look's outcome does to it;
 * :mod:`._lookout`: :class:`~._lookout.Lookout`, how the jobs are looked at (per-job polls
-  from a worker pool, and listing rounds);
-* :mod:`._tracker`: :class:`JobTracker`, the scheduler over the two, and its public calls;
-* :mod:`._fanin`: :class:`~._fanin.CallbackFanIn`, webhook callbacks passed between the
-  trackers of every client of the key on one Redis.
+  from a worker pool, listing rounds, and a fleet's rounds);
+* :mod:`._fanin`: :class:`~._fanin.CallbackFanIn`, webhook callbacks and the fleet's
+  listing rounds passed between the trackers of every client of the key on one Redis;
+* :mod:`._tracker`: :class:`JobTracker`, the scheduler over them, and its public calls.
 """
 
 from __future__ import annotations

@@ -19,6 +19,12 @@ delay, until Redis is back; the outage is said once at WARNING, the return at IN
 was published while a replica was not subscribed is not replayed: its polls end those
 jobs.
 
+The same channel carries the fleet's listing rounds (:mod:`._lookout`): the worker whose
+round it is publishes each page's generations, and every other worker takes those as
+looks at its own jobs. :class:`CallbackFanIn` claims those rounds in Redis too, so it is
+the tracker's :class:`~._lookout.Fleet`. What it hears goes to the tracker through
+:attr:`CallbackFanIn.news` (a bounded stream: past it, news is dropped and polls serve).
+
 Whoever can publish on that Redis can end jobs on every replica, as whoever holds the
 callback key can through a receiver: the Redis is trusted as far as the callback key.
 """
@@ -29,7 +35,6 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -37,7 +42,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .. import _wire as wire
-from .._errors import BadJSONError, ResponseShapeError
+from .._errors import BadJSONError, ClientStateError, ResponseShapeError
 from .._limits import SharedKey, redis_failures
 from ..models import Generation
 
@@ -53,6 +58,9 @@ OUTBOX: Final = 1024
 #: Seconds before the first attempt to subscribe again, doubled up to the second.
 RESUBSCRIBE: Final = (0.1, 5.0)
 _SOURCE: Final = "a webhook callback passed on through Redis"
+_ROUND: Final = "a listing round passed on through Redis"
+#: What the tracker hears: ``(True, generation)`` a sighting, ``(False, ...)`` a callback.
+News = tuple[bool, Generation]
 
 
 class CallbackFanIn:
@@ -61,13 +69,12 @@ class CallbackFanIn:
     Use it with ``async with`` inside the :class:`SharedKey`'s, whose Redis it uses.
 
     :param shared: the key's shared limits (their Redis, timeouts and key hash)
-    :param notify: where a generation heard from another replica goes (the tracker's
-        ``notify``)
     """
 
-    def __init__(self, shared: SharedKey, notify: Callable[[Generation], bool]) -> None:
+    def __init__(self, shared: SharedKey) -> None:
         self._shared = shared
-        self._notify = notify
+        self._news: tuple[MemoryObjectSendStream[News], MemoryObjectReceiveStream[News]] | None
+        self._news = None  # while open
         #: The Redis channel of the key's callbacks (named from its hash).
         self.channel = f"{shared.prefix}:callbacks"
         self._sender = uuid.uuid4().hex  # our own messages come back: not heard twice
@@ -77,7 +84,16 @@ class CallbackFanIn:
         self.available = True
         self._warned = False
 
+    @property
+    def news(self) -> MemoryObjectReceiveStream[News]:
+        """What other workers said, for the tracker, while open: ``(True, generation)``
+        a sighting from a listing round, ``(False, generation)`` a webhook callback."""
+        if self._news is None:
+            raise ClientStateError("the fan-in is not open")
+        return self._news[1]
+
     async def __aenter__(self) -> CallbackFanIn:
+        self._news = anyio.create_memory_object_stream[News](OUTBOX)
         try:
             await self._subscribe()
         except redis_failures() as exc:  # away from the start: the listener retries
@@ -98,6 +114,10 @@ class CallbackFanIn:
         outbox, self._outbox = self._outbox, None
         if outbox is not None:
             outbox.close()
+        news, self._news = self._news, None
+        if news is not None:
+            for stream in news:
+                stream.close()
         with anyio.CancelScope(shield=True):
             await self._unsubscribe()
 
@@ -113,6 +133,21 @@ class CallbackFanIn:
             self._outbox.send_nowait(json.dumps(message).encode())
         except anyio.WouldBlock:
             logger.debug("callback for %s not passed on: %d are waiting", generation.id, OUTBOX)
+
+    def publish_page(self, generations: list[Generation]) -> None:
+        """Pass a listing round's page to every other worker of the key (never waits)."""
+        if self._outbox is None or not generations:
+            return
+        seen = [wire.dumps_generation(generation) for generation in generations]
+        message = {"from": self._sender, "seen": seen}
+        try:
+            self._outbox.send_nowait(json.dumps(message).encode())
+        except anyio.WouldBlock:
+            logger.debug("a listing page not passed on: %d messages are waiting", OUTBOX)
+
+    async def claim_round(self, fewest: int, seconds: float) -> bool | None:
+        """Claim the fleet's listing round (see :meth:`SharedKey.claim_round`)."""
+        return await self._shared.claim_round(fewest, seconds)
 
     async def _send_all(self, outbox: MemoryObjectReceiveStream[bytes]) -> None:
         async with outbox:
@@ -191,19 +226,24 @@ class CallbackFanIn:
                 raise BadJSONError("not a JSON object")
             if data.get("from") == self._sender:
                 return
-            generation = wire.structure(data.get("generation"), Generation, _SOURCE)
+            if "seen" in data:
+                seen = data["seen"]
+                if not isinstance(seen, list):
+                    raise BadJSONError("'seen' is not a list")
+                news = [(True, wire.structure(item, Generation, _ROUND)) for item in seen]
+            else:
+                news = [(False, wire.structure(data.get("generation"), Generation, _SOURCE))]
         except (BadJSONError, ResponseShapeError) as exc:
             logger.debug("ignoring an unreadable message on the callback channel: %s", exc)
             return
-        try:
-            if self._notify(generation):
-                logger.debug(
-                    "generation %s ended by a callback another replica received", generation.id
-                )
-        except Exception:
-            # As for a callback received here: the handle is settled before progress
-            # callbacks run, so their failure is the application's, seen in the log.
-            logger.exception("tracker failed on the callback for %s", generation.id)
+        for item in news:
+            if self._news is None:
+                return
+            try:
+                self._news[0].send_nowait(item)
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                logger.debug("news of %s dropped: the tracker is behind", item[1].id)
+                return
 
     # -- Redis away and back ----------------------------------------------------------------
 

@@ -46,7 +46,12 @@ class StatusSource(Protocol):
 
 @attrs.frozen
 class TrackerStatistics:
-    """A snapshot of the tracker, for progress bars and logs."""
+    """A snapshot of the tracker, for progress bars and logs.
+
+    ``fleet_rounds`` are the fleet's listing rounds this tracker read for every client
+    of the key on its Redis, ``fleet_sightings`` the looks at its own jobs that other
+    clients' rounds brought (both 0 without ``redis=``).
+    """
 
     pending: int
     complete: int
@@ -54,6 +59,8 @@ class TrackerStatistics:
     errors: int
     polls: int
     listing_pages: int
+    fleet_rounds: int = 0
+    fleet_sightings: int = 0
 
 
 class ProgressCallback(Protocol):

@@ -7,6 +7,14 @@ show fall back to their own ``GET /generations/{id}``. Rounds are used while the
 more pages than there are pending jobs, and pause after a round that showed none of its
 jobs (the listing may not show video jobs at all).
 
+**A fleet's rounds.** Workers that share the key's limits through Redis each hold a few
+of the key's jobs, too few for a round of their own, yet one listing page shows them all.
+With a :class:`Fleet`, a worker whose due jobs would be polled one by one first claims
+the fleet's round for one poll interval: the worker that gets it reads the page and
+publishes every generation on it to the others, who take those as sightings; a worker
+whose job comes due while another holds the round polls it as before (its sighting did
+not come), so a lister that dies or reads too shallow costs polls, never a job.
+
 :class:`Lookout` is the tracker's collaborator for this: the scheduler hands it the jobs
 that are due, and it reports what it saw to the :class:`~._watchlist.Watchlist` the two
 share. It starts its tasks only through the ``spawn`` it is given, so that the tracker
@@ -31,6 +39,7 @@ from .._errors import (
     TransportError,
 )
 from .._listing import ListingEntry
+from ..models import Generation
 from ._job import StatusSource, Watch
 from ._watchlist import Watchlist
 
@@ -45,6 +54,25 @@ BATCH_MIN_PENDING: Final = 3
 ROUND_AHEAD: Final = 0.5
 #: After a listing round that showed none of its due jobs, listing pauses this long.
 LISTING_BACKOFF: Final = 60.0
+
+
+class Fleet(Protocol):
+    """The other workers of the key (see the module docstring)."""
+
+    async def claim_round(self, fewest: int, seconds: float) -> bool | None:
+        """``True``: this worker reads the fleet's round; ``False``: another does;
+        ``None``: no fleet round (too few jobs, or Redis away)."""
+        ...
+
+    def publish_page(self, generations: list[Generation]) -> None:
+        """Pass a listing page's generations to the other workers (never waits)."""
+        ...
+
+    @property
+    def news(self) -> MemoryObjectReceiveStream[tuple[bool, Generation]]:
+        """What the other workers said: ``(True, g)`` a sighting from their round,
+        ``(False, g)`` a webhook callback one of them received."""
+        ...
 
 
 class Spawn(Protocol):
@@ -62,6 +90,7 @@ class Lookout:
     :param progress: called after a round of looks, for the tracker's progress callback
     :param batched: use listing pages to check many jobs per request
     :param polls_in_flight: cap on per-job status requests in flight
+    :param fleet: the key's other workers, for the fleet's rounds (``None``: alone)
     """
 
     def __init__(
@@ -73,8 +102,12 @@ class Lookout:
         progress: Callable[[], None],
         batched: bool,
         polls_in_flight: int,
+        fleet: Fleet | None = None,
     ) -> None:
         self._source = source
+        self._fleet = fleet
+        #: Fleet rounds this worker read, and sightings heard from others' rounds.
+        self.fleet_rounds = self.fleet_sightings = 0
         self._watchlist = watchlist
         self._spawn = spawn
         self._progress = progress
@@ -125,9 +158,36 @@ class Lookout:
             self._backlog.extend(due)
         elif use_listing:
             self._in_round = self._spawn(self._round, due + self._nearly_due())
+        elif (
+            self._fleet is not None
+            and self.batched
+            and not self._in_round
+            and anyio.current_time() >= self._listing_paused_until
+        ):
+            self._in_round = self._spawn(self._fleet_look, due)
         else:
             for job in due:
                 self._queue_poll(job)
+
+    async def _fleet_look(self, due: list[Watch]) -> None:
+        """Claim the fleet's round for one interval and read it, or poll ``due``."""
+        assert self._fleet is not None
+        interval = min(job.schedule.nominal(job.looks) for job in due)
+        try:
+            mine = await self._fleet.claim_round(BATCH_MIN_PENDING, interval)
+        except Exception as exc:  # a round not claimed costs polls, never a job
+            logger.info("fleet round not claimed (%s); polling", exc)
+            mine = None
+        except BaseException:
+            self._in_round = False
+            raise
+        if mine:
+            self.fleet_rounds += 1
+            await self._round(due + self._nearly_due())
+            return
+        self._in_round = False
+        for job in due:
+            self._queue_poll(job)
 
     def _nearly_due(self) -> list[Watch]:
         """Jobs a listing round may as well serve now: due within :data:`ROUND_AHEAD` of
@@ -238,6 +298,8 @@ class Lookout:
         try:
             async for page in walk:
                 self._read_page(page, remaining)
+                if self._fleet is not None:
+                    self._fleet.publish_page(self._readable(page))
                 if not remaining:
                     break
         except LeonardoError as exc:
@@ -245,6 +307,18 @@ class Lookout:
         finally:
             self.pages += walk.pages
         return list(remaining.values())
+
+    def _readable(self, page: list[ListingEntry]) -> list[Generation]:
+        """The page's generations that read whole, and are not ours to end here."""
+        generations = []
+        for entry in page:
+            if entry.id in self._watchlist.jobs:
+                continue
+            try:
+                generations.append(entry.generation())
+            except ResponseShapeError:
+                continue
+        return generations
 
     def _read_page(self, page: list[ListingEntry], remaining: dict[str, Watch]) -> None:
         """Apply one listing page to the jobs it shows."""

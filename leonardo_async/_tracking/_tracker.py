@@ -46,7 +46,7 @@ from ._job import (
     UpdateCallback,
     Watch,
 )
-from ._lookout import Lookout
+from ._lookout import Fleet, Lookout
 from ._watchlist import Watchlist
 
 __all__ = ["JobTracker", "ProgressCallback", "StatusSource", "TrackedJob", "TrackerStatistics"]
@@ -61,6 +61,11 @@ PENDING_NAMED: Final = 20
 #: Ids this client vouched for (submitted or adopted) before they were tracked, kept this
 #: many: far more than can be in flight, so a job is tracked long before it is forgotten.
 VOUCHED_KEPT: Final = 65536
+
+
+#: A sighting from another worker's round puts the job's own look this fraction of an
+#: interval past the next round, so the round comes first.
+FLEET_SLACK: Final = 0.25
 
 
 class JobTracker:
@@ -78,6 +83,8 @@ class JobTracker:
         dropped): the key's limiter frees its in-flight slot
     :param on_vanished: told the id of each job the server stopped knowing past the
         vanish grace: the evidence stops waiting for the listing to show it
+    :param fleet: the key's other workers, whose listing rounds serve this tracker's
+        jobs too (see :mod:`._lookout`; ``None``: alone)
     """
 
     def __init__(
@@ -91,6 +98,7 @@ class JobTracker:
         on_progress: ProgressCallback | None = None,
         on_end: Callable[[str], None] | None = None,
         on_vanished: Callable[[str], None] | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.schedule = schedule if schedule is not None else PollSchedule()
         self.on_progress = on_progress
@@ -105,7 +113,9 @@ class JobTracker:
             progress=self._progress,
             batched=batched,
             polls_in_flight=polls_in_flight,
+            fleet=fleet,
         )
+        self._fleet = fleet
         self._tg: TaskGroup | None = None
         #: Set when closing begins: from then on no look is started (see ``_spawn``).
         self._closing = False
@@ -140,7 +150,25 @@ class JobTracker:
         self._lookout.open()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        if self._fleet is not None:
+            self._tg.start_soon(self._hear, self._fleet)
         return self
+
+    async def _hear(self, fleet: Fleet) -> None:
+        """Take what the other workers say, until the fleet closes its news."""
+        async for sighting, generation in fleet.news:
+            try:
+                if sighting:
+                    self.sighted(generation)
+                elif self.notify(generation):
+                    logger.debug(
+                        "generation %s ended by a callback another replica received",
+                        generation.id,
+                    )
+            except Exception:
+                # As for a callback received here: the handle is settled before progress
+                # callbacks run, so their failure is the application's, seen in the log.
+                logger.exception("tracker failed on news of %s", generation.id)
 
     async def __aexit__(self, *exc_info: Any) -> None:
         """Stop polling and fail what is still pending with :class:`TrackerClosedError`.
@@ -297,6 +325,21 @@ class JobTracker:
         self._watchlist.observe(job, generation, scheduled=False)
         return job.done()
 
+    def sighted(self, generation: Generation) -> None:
+        """Take a generation another worker's listing round showed as a look at it: a
+        pending one's next look moves an interval on (so the fleet's next round comes
+        first), a finished one ends its job. Untracked ones are ignored: a sighting is a
+        look, not news to keep."""
+        job = self._watchlist.jobs.get(generation.id)
+        if job is None or job.done():
+            return
+        job.missing_since = None
+        if generation.is_finished:
+            self._watchlist.observe(job, generation, scheduled=False)
+        elif not job.looking:
+            self._watchlist.reschedule(job, grow=False, later=FLEET_SLACK)
+        self._lookout.fleet_sightings += 1
+
     async def as_completed(
         self,
         jobs: Iterable[str | GenerationJob | TrackedJob] | None = None,
@@ -376,6 +419,8 @@ class JobTracker:
             errors=watchlist.errors,
             polls=self._lookout.polls,
             listing_pages=self._lookout.pages,
+            fleet_rounds=self._lookout.fleet_rounds,
+            fleet_sightings=self._lookout.fleet_sightings,
         )
 
     # --- scheduling ---------------------------------------------------------------------

@@ -90,12 +90,14 @@ class Watchlist:
         if self._heap[0][2] is job:
             self._wake.set()
 
-    def reschedule(self, job: Watch, *, grow: bool = True) -> None:
+    def reschedule(self, job: Watch, *, grow: bool = True, later: float = 0.0) -> None:
         """Schedule the next look; ``grow=False`` (a sighting) keeps the interval where it is.
 
         A sighting before a job's first look leaves that look where it was: the first
         wait is the expected run time, and starting it again from the sighting would
-        put the look that much later than the job's likely end.
+        put the look that much later than the job's likely end. ``later`` adds that
+        fraction of the interval (another worker's round, heard a moment after it was
+        read, must come before this job's own look).
         """
         job.looking = False
         if not self.awaited(job):
@@ -104,7 +106,8 @@ class Watchlist:
             job.looks += 1
         elif job.looks == 0:
             return
-        self.push(job, anyio.current_time() + job.schedule.delay(job.looks, random.random()))
+        delay = job.schedule.delay(job.looks, random.random())
+        self.push(job, anyio.current_time() + delay * (1.0 + later))
 
     def awaited(self, job: Watch) -> bool:
         """Whether ``job`` is still watched and unfinished (so still worth a look)."""
