@@ -108,6 +108,10 @@ class Lookout:
         self._fleet = fleet
         #: Fleet rounds this worker read, and sightings heard from others' rounds.
         self.fleet_rounds = self.fleet_sightings = 0
+        #: Others' jobs the last round read showed pending, and this round so far: a
+        #: finished job is news to its owner only if it was pending when last seen.
+        self._was_pending: set[str] = set()
+        self._now_pending: set[str] = set()
         self._watchlist = watchlist
         self._spawn = spawn
         self._progress = progress
@@ -306,13 +310,21 @@ class Lookout:
             logger.info("listing page not read (%s)", exc)
         finally:
             self.pages += walk.pages
+            if self._fleet is not None:
+                self._was_pending, self._now_pending = self._now_pending, set()
         return list(remaining.values())
 
     def _readable(self, page: list[ListingEntry]) -> list[Generation]:
-        """The page's generations that read whole, and are not ours to end here."""
+        """What the page says to the other workers: their jobs still pending (a look),
+        and those that finished since the last round showed them pending (an end). Jobs
+        long finished are left out: every page shows them, and they are nobody's news."""
         generations = []
         for entry in page:
             if entry.id in self._watchlist.jobs:
+                continue
+            if entry.pending:
+                self._now_pending.add(entry.id)
+            elif entry.id not in self._was_pending:
                 continue
             try:
                 generations.append(entry.generation())
