@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any, Final, Protocol
 
 import anyio
@@ -52,6 +53,9 @@ BATCH_MIN_PENDING: Final = 3
 #: A listing round also serves every job due within this fraction of its own interval, so
 #: one round per poll interval serves all the jobs (not one round per jittered due time).
 ROUND_AHEAD: Final = 0.5
+#: A fleet round passes on what a page shows of generations made within this of its
+#: newest: jobs older than that finished long ago.
+FLEET_NEWS_AGE: Final = timedelta(hours=1)
 #: After a listing round that showed none of its due jobs, listing pauses this long.
 LISTING_BACKOFF: Final = 60.0
 
@@ -108,10 +112,6 @@ class Lookout:
         self._fleet = fleet
         #: Fleet rounds this worker read, and sightings heard from others' rounds.
         self.fleet_rounds = self.fleet_sightings = 0
-        #: Others' jobs the last round read showed pending, and this round so far: a
-        #: finished job is news to its owner only if it was pending when last seen.
-        self._was_pending: set[str] = set()
-        self._now_pending: set[str] = set()
         self._watchlist = watchlist
         self._spawn = spawn
         self._progress = progress
@@ -310,21 +310,20 @@ class Lookout:
             logger.info("listing page not read (%s)", exc)
         finally:
             self.pages += walk.pages
-            if self._fleet is not None:
-                self._was_pending, self._now_pending = self._now_pending, set()
         return list(remaining.values())
 
     def _readable(self, page: list[ListingEntry]) -> list[Generation]:
-        """What the page says to the other workers: their jobs still pending (a look),
-        and those that finished since the last round showed them pending (an end). Jobs
-        long finished are left out: every page shows them, and they are nobody's news."""
+        """What the page says to the other workers: every generation on it that is not
+        ours, pending or finished, but those made :data:`FLEET_NEWS_AGE` before the
+        page's newest (an account's history is nobody's news; the server's own
+        timestamps, so no clock is compared with ours)."""
+        made = [entry.created_at for entry in page if entry.created_at is not None]
+        cut = max(made) - FLEET_NEWS_AGE if made else None
         generations = []
         for entry in page:
             if entry.id in self._watchlist.jobs:
                 continue
-            if entry.pending:
-                self._now_pending.add(entry.id)
-            elif entry.id not in self._was_pending:
+            if cut is not None and entry.created_at is not None and entry.created_at < cut:
                 continue
             try:
                 generations.append(entry.generation())
