@@ -10,6 +10,7 @@ reports each bad line by number and goes on with the others, and writes results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -65,16 +66,16 @@ async def main_on_simulator() -> None:
     """Without a key, a local simulator stands in for Leonardo: no network, no credits.
 
     A journal belongs to one server (its URL), as its jobs exist only there; so the
-    simulator listens on the port the last run's did, kept beside the journal, and a rerun
-    resumes as it would against Leonardo, instead of ending in an error as another server's.
+    simulator listens on a port named by the output folder, the same on every run, and a
+    rerun resumes as it would against Leonardo, instead of ending in an error as another
+    server's. The port is below the range the system hands out for any free port, so a
+    port a run let go is not another program's by the next run.
     """
-    port_file = anyio.Path(OUT / "simulator-port")
-    port = int(await port_file.read_text()) if await port_file.exists() else 0  # 0: any free
+    folder = str(await anyio.Path(OUT).resolve()).encode()
+    port = 20000 + int.from_bytes(hashlib.sha256(folder).digest()[:4], "big") % 10000
     jobs_of_a_second = JobDurations(kind="uniform", median=1.0)
     config = SimulatorConfig(durations=jobs_of_a_second, api_port=port)
     async with Simulator(config) as simulator:
-        await port_file.parent.mkdir(exist_ok=True)
-        await port_file.write_text(str(simulator.api_port))
         poll = PollSchedule(initial=0.5, max_interval=0.5)
         await main(api_key=simulator.api_key, base_url=simulator.base_url, poll_schedule=poll)
 
