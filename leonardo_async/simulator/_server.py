@@ -157,7 +157,15 @@ class Simulator:
     async def _close_sites(self) -> None:
         runners, self._runners = self._runners, []
         for runner in runners:
+            handlers = [] if runner.server is None else runner.server.connections
             await runner.cleanup()
+            # A connection whose handler outlived the shutdown timeout (a slow fault, a
+            # keep-alive mid-request) is left open by the cleanup: drop it, as a server
+            # going down does, rather than leave it to the garbage collector.
+            for handler in handlers:
+                transport = handler.transport
+                if transport is not None and not transport.is_closing():
+                    transport.abort()
 
     # -- what tests read -----------------------------------------------------------------
 
