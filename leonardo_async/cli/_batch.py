@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import shlex
@@ -21,10 +22,10 @@ import tempfile
 import threading
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import anyio
 
@@ -81,6 +82,9 @@ from ._report import BatchPage
 from ._results import ResultsLog, result_lines, save_results, summary_line
 
 __all__ = ["register"]
+
+#: What a journal opener gives (a journal, or ``None`` where there is no file).
+J = TypeVar("J")
 
 #: The units Leonardo charges in.
 UNITS = ("CREDITS", "DOLLARS")
@@ -440,15 +444,12 @@ def _amounts(totals: dict[str, Decimal]) -> dict[str, str]:
     return {unit: f"{amount:f}" for unit, amount in sorted(totals.items())}
 
 
-def _check_writable(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-        pass
-
-
-async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[JobLine]) -> int:
+def _journal_or_exit(open_it: Callable[[], J]) -> J | int:
+    """The journal ``open_it`` gives, or the exit code of why it cannot be had (said on
+    stderr): one in use, damaged or another batch's is bad input, an unreachable
+    database an API error."""
     try:
-        journal = open_journal(args)
+        return open_it()
     except (JournalMismatchError, JournalBusyError, JournalDamagedError) as exc:
         report(str(exc))
         return EXIT_BAD_INPUT
@@ -457,6 +458,18 @@ async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[Job
         return EXIT_API_ERROR
     except ValidationError as exc:
         return report_invalid(exc)
+
+
+def _check_writable(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        pass
+
+
+async def _run_batch(args: argparse.Namespace, options: _Options, jobs: list[JobLine]) -> int:
+    journal = _journal_or_exit(functools.partial(open_journal, args))
+    if isinstance(journal, int):
+        return journal
     sweep_parts(args.out)
     if key_scheme(journal) == "line":
         jobs = read_jobs(args.jobs, keys="line")
@@ -624,16 +637,9 @@ def _ended(
 
 def _report(args: argparse.Namespace, jobs: list[JobLine]) -> int:
     """``--report``: the batch's results and review page from its journal, sending nothing."""
-    try:
-        journal = _existing_journal(args)
-    except (JournalMismatchError, JournalBusyError, JournalDamagedError) as exc:
-        report(str(exc))
-        return EXIT_BAD_INPUT
-    except JournalUnreachableError as exc:
-        report(str(exc))
-        return EXIT_API_ERROR
-    except ValidationError as exc:
-        return report_invalid(exc)
+    journal = _journal_or_exit(functools.partial(_existing_journal, args))
+    if isinstance(journal, int):
+        return journal
     if journal is None:
         report(f"--report: no journal at {journal_file(args)}; nothing to report")
         return EXIT_BAD_INPUT
