@@ -7,9 +7,6 @@ environment at import time.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
 # Every type a public call returns, or a public extension point must raise or read, is
 # here: a journal's entries and states (``Journal.entry()``), the client's submitter and
 # its slots (``client.submitter``), a request's form (what a Transport sends), an item's
@@ -80,6 +77,7 @@ from ._transport import (
     Timeouts,
     Transport,
 )
+from ._version import __version__
 from .models import (
     Account,
     Cost,
@@ -98,11 +96,6 @@ from .models import (
     VideoSpec,
 )
 from .webhook import WebhookReceiver, WebhookStatistics
-
-try:
-    __version__ = _version("leonardo-async")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
 __all__ = [
     "APIError",
