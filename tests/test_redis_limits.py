@@ -262,8 +262,8 @@ async def test_a_killed_workers_slots_come_back_after_the_lease(
 
 async def test_one_probe_past_the_slots_then_the_queue_it_showed(workers: Factory) -> None:
     """Two slots and two to keep queued: until someone knows whether the server queues,
-    the fleet holds the slots plus one probe; once a submit past the slots is accepted,
-    the slots plus the queue, and every worker is told the server queues."""
+    the fleet holds the slots plus one probe; once more submits are accepted at once than
+    there are slots, the slots plus the queue, and every worker is told the server queues."""
     told: list[bool] = []
     a = await workers()
     b = await workers()
@@ -272,13 +272,38 @@ async def test_one_probe_past_the_slots_then_the_queue_it_showed(workers: Factor
     with anyio.move_on_after(0.3) as waited:
         await b.lease(2, 2)
     assert waited.cancelled_caught
-    a.accepted(leases[2], 2)  # the probe was accepted: the server queues
+    for lease in leases:  # the probe was accepted with both slots running: the server queues
+        a.accepted(lease)
     with anyio.fail_after(DEADLINE):
         await b.lease(2, 2)
     with anyio.move_on_after(0.3) as full:
         await b.lease(2, 2)
     assert full.cancelled_caught
     await eventually(lambda: told == [True])
+
+
+async def test_a_probe_that_overtook_the_slots_submits_shows_no_queue(workers: Factory) -> None:
+    """A lease is taken before its submit waits for its turn, so the probe's submit can
+    reach the server before the submits of the slots' leases: accepted then, it found a
+    slot free and proves nothing. Nothing is learnt, the fleet stays at the slots plus
+    one, and once the others are accepted (three at once on two slots) it is learnt."""
+    told: list[bool] = []
+    a = await workers()
+    b = await workers()
+    b.on_queues = told.append
+    leases = [await a.lease(2, 2) for _ in range(3)]
+    a.accepted(leases[2])
+    a.accepted(leases[0])
+    a.release(leases[0])  # its job ended before the last submit was accepted
+    a.accepted(leases[1])
+    with anyio.fail_after(DEADLINE):
+        await b.lease(2, 2)  # the slot leases[0] gave back: the fleet holds 3 again
+    with anyio.move_on_after(0.3) as full:
+        await b.lease(2, 2)
+    assert full.cancelled_caught
+    assert told == []
+    a.accepted(leases[1])  # said twice: counted once
+    assert told == []
 
 
 async def test_a_concurrency_refusal_lowers_the_fleets_bound(workers: Factory) -> None:

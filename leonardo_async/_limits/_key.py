@@ -261,8 +261,8 @@ class KeyLimiter:
     ) -> None:
         token, lease = held
         slots.running_now(token)
-        if lease is not None and self.shared is not None and self._bound is not None:
-            self.shared.accepted(lease, self._bound)
+        if lease is not None and self.shared is not None:
+            self.shared.accepted(lease)
         if slots.total is None:  # no bound: nothing to free later, nothing to watch for
             self._free(slots, held)
             return

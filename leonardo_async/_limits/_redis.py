@@ -11,6 +11,10 @@ Lua, on the Redis server's clock (``TIME``), so workers with skewed clocks agree
   lifetime, so a worker that dies (``kill -9``) frees its slots within one lease time.
   The fleet's bound is the key's slots plus one probe until someone learns whether the
   server queues past them, then the slots plus the queue allowance, or the slots alone.
+  The server queues if it accepted more of the fleet's submits at once than it has slots:
+  the leases whose submits were accepted are kept apart (a lease taken is not yet a job:
+  its submit may still wait for its turn), so a probe that overtook earlier leases' submits
+  and found a slot free proves nothing;
   While every slot is taken, one of a worker's waiters at a time looks for a free one
   (every :attr:`RedisLimits.poll` seconds, and at once when the worker gives one back);
 * **the pause after a 429**: one worker refused, every worker waits;
@@ -138,18 +142,46 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 """
 
 # KEYS: leases, queues, lowered. ARGV: lease id, lease seconds, slots, allowance.
-# Returns {granted, held after, bound}.
+# Returns {granted, bound}.
 _LEASE: Final = (
     _NOW_AND_EXPIRE
     + _BOUND
     + """
-local held = redis.call('ZCARD', KEYS[1])
-if held >= bound then return {0, held, bound} end
+if redis.call('ZCARD', KEYS[1]) >= bound then return {0, bound} end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
-return {1, held + 1, bound}
+return {1, bound}
 """
 )
+
+# KEYS: accepted, queues. ARGV: lease seconds, slots, check (1/0), lease ids...
+# The leases' submits were accepted. While the queues fact is unknown (and ``check``), more
+# accepted leases at once than slots show the server queues. Returns the queues fact.
+_ACCEPTED: Final = (
+    """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local lease = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now + lease, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
+local q = redis.call('GET', KEYS[2])
+if q == false and ARGV[3] == '1' and redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'EX', """
+    + str(FACTS_TTL)
+    + """)
+  q = '1'
+end
+return q or ''
+"""
+)
+
+# KEYS: leases, accepted. ARGV: lease ids. The slots are given back.
+_RELEASE: Final = """
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('ZREM', KEYS[2], unpack(ARGV))
+return 1
+"""
 
 # KEYS: leases, round. ARGV: fewest jobs, worker, milliseconds.
 # Returns -1 (too few of the fleet's jobs in flight for a round), 1 (the round is this
@@ -181,15 +213,21 @@ return lowered
 """
 )
 
-# KEYS: leases, workers, queues. ARGV: lease seconds, worker seconds, worker id, leases...
+# KEYS: leases, workers, queues, accepted. ARGV: lease seconds, worker seconds, worker id,
+# the count A of accepted leases, then the leases (the first A of them accepted).
 # Renews this worker's leases (re-adding any that expired while Redis was away) and says
 # it is alive; returns the workers alive, oldest id order, and the queues fact.
 _KEEP: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local lease = tonumber(ARGV[1])
-for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now + lease, ARGV[i]) end
-if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000) end
+local accepted = tonumber(ARGV[4])
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[i])
+  if i < 5 + accepted then redis.call('ZADD', KEYS[4], now + lease, ARGV[i]) end
+end
+if #ARGV >= 5 then redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000) end
+if accepted > 0 then redis.call('PEXPIRE', KEYS[4], math.ceil(lease * 1000) + 1000) end
 redis.call('ZADD', KEYS[2], now, ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
@@ -276,11 +314,11 @@ class Lease:
     """One in-flight slot taken in Redis (or from the local share while Redis was away).
 
     :param id: its member name in the leases set
-    :param position: the leases held in the fleet once it was taken (``0``: local share)
+    :param accepted: its submit was accepted (a job holds it)
     """
 
     id: str
-    position: int = 0
+    accepted: bool = False
 
 
 #: What a Redis call that failed or timed out raises here (Redis counts as away until
@@ -325,6 +363,7 @@ class SharedKey:
             name: f"{prefix}:{name}"
             for name in (
                 "leases",
+                "accepted",
                 "workers",
                 "queues",
                 "bound",
@@ -342,11 +381,11 @@ class SharedKey:
         self._workers: list[str] = []
         self._held: dict[str, Lease] = {}
         self._releases: list[str] = []
+        self._accepts: list[str] = []  # leases accepted since the last flush
         self._pauses: dict[str, float] = {}  # bucket -> until, on our clock
         self._rate_refused: set[str] = set()  # buckets whose rate was refused
         self._refused = False
         self._queues_seen: bool | None = None
-        self._queues_note: bool | None = None
         self._bound = 1  # the fleet's bound as last seen
         self._lease_args: tuple[int, int] | None = None  # slots, allowance
         self._fallback: dict[str, RateGate] = {}
@@ -382,6 +421,8 @@ class SharedKey:
             ("lease", _LEASE),
             ("refused", _REFUSED),
             ("keep", _KEEP),
+            ("accepted", _ACCEPTED),
+            ("release", _RELEASE),
             ("rate_refused", _RATE_REFUSED),
             ("round", _ROUND),
         ):
@@ -481,10 +522,17 @@ class SharedKey:
     async def _keep(self) -> None:
         """Renew our leases, say we are alive, read whether the server queues."""
         keys = self._keys
+        held = sorted(self._held.values(), key=lambda lease: not lease.accepted)
         workers, queues = await self._call(
             self._scripts["keep"](
-                keys=[keys["leases"], keys["workers"], keys["queues"]],
-                args=[self.config.lease, self.config.lease, self.worker, *self._held],
+                keys=[keys["leases"], keys["workers"], keys["queues"], keys["accepted"]],
+                args=[
+                    self.config.lease,
+                    self.config.lease,
+                    self.worker,
+                    sum(lease.accepted for lease in held),
+                    *(lease.id for lease in held),
+                ],
             )
         )
         self._workers = sorted(w.decode() if isinstance(w, bytes) else str(w) for w in workers)
@@ -529,8 +577,27 @@ class SharedKey:
                 )
             )
             self._refused = False
+        # Only the leases still held: counting one given back since would count a job
+        # that ended as running (and could show a queue that is not there).
+        self._accepts = [lease for lease in self._accepts if lease in self._held]
+        if self._accepts and self._lease_args is not None:
+            queues = await self._call(
+                scripts["accepted"](
+                    keys=[keys["accepted"], keys["queues"]],
+                    args=[
+                        self.config.lease,
+                        self._lease_args[0],
+                        1 if self._queues_seen is None else 0,
+                        *self._accepts,
+                    ],
+                )
+            )
+            self._accepts = []
+            self._saw_queues(queues)
         if self._releases:
-            await self._call(self._redis_client().zrem(keys["leases"], *self._releases))
+            await self._call(
+                scripts["release"](keys=[keys["leases"], keys["accepted"]], args=self._releases)
+            )
             self._releases = []
             self._slot_freed()
         now = self._clock.now()
@@ -542,10 +609,6 @@ class SharedKey:
                     )
                 )
             del self._pauses[bucket]
-        if self._queues_note is not None:
-            value = "1" if self._queues_note else "0"
-            await self._call(self._redis_client().set(keys["queues"], value, ex=FACTS_TTL))
-            self._queues_note = None
 
     def _redis_client(self) -> Redis:
         if self._redis is None:
@@ -667,7 +730,7 @@ class SharedKey:
             freed = self._freed
             if self.available:
                 try:
-                    granted, held, bound = await self._call(
+                    granted, bound = await self._call(
                         self._scripts["lease"](
                             keys=[keys["leases"], keys["queues"], keys["bound"]],
                             args=[lease.id, self.config.lease, slots, allowance],
@@ -677,7 +740,6 @@ class SharedKey:
                     continue
                 self._bound = int(bound)
                 if granted:
-                    lease.position = int(held)
                     self._held[lease.id] = lease
                     return lease
             elif len(self._held) < self._share(self._bound):
@@ -712,11 +774,15 @@ class SharedKey:
             if not self.available:
                 self._slot_freed()  # its share has room now; Redis is told when back
 
-    def accepted(self, lease: Lease, slots: int) -> None:
-        """The lease's submit was accepted: past the slots, that shows the server queues."""
-        if lease.position > slots and self._queues_seen is None:
-            self._queues_seen = self._queues_note = True
-            self._nudge()
+    def accepted(self, lease: Lease) -> None:
+        """The lease's submit was accepted: a job holds it now. While the fleet does not
+        know whether the server queues, Redis is told at once (more accepted at once than
+        slots shows it does); after that, with the next renewal."""
+        if self._held.get(lease.id) is lease and not lease.accepted:
+            lease.accepted = True
+            self._accepts.append(lease.id)
+            if self._queues_seen is None:
+                self._nudge()
 
     def refused(self) -> None:
         """A submit was refused for concurrency: the fleet's bound comes down."""
