@@ -177,6 +177,7 @@ async def get_generation(request: web.Request) -> web.Response:
     data = None
     if row is not None:
         data = generation_json(row, now, core.cdn_base, core.config)
+        row.shown(now)
     return _ok({"generations_by_pk": data})
 
 
@@ -217,6 +218,8 @@ async def list_generations(request: web.Request) -> web.Response:
         page = list(itertools.islice(rows, offset, offset + limit))
     if config.listing_drop_rate > 0:
         page = [r for r in page if not core.faults.draw(config.listing_drop_rate, "listing_drop")]
+    for row in page:
+        row.shown(now)
     return _ok({"generations": [generation_json(r, now, core.cdn_base, config) for r in page]})
 
 

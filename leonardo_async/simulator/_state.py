@@ -69,6 +69,9 @@ class GenerationRecord:
     :param api_key: the key that created it.
     :param deleted: whether ``DELETE /generations/{id}`` removed it.
     :param vanished: whether the ``vanish_rate`` fault hides it from its finish time on.
+    :param seen_at: loop-clock time an answer (``GET /generations/{id}`` or a listing page)
+        first showed it finished, ``None`` if none has: how soon a client could learn of
+        its end.
     """
 
     id: str
@@ -90,6 +93,7 @@ class GenerationRecord:
     api_key: str
     deleted: bool
     vanished: bool
+    seen_at: float | None
 
 
 @attrs.define
@@ -121,6 +125,7 @@ class GenerationRow:
     start_frame: tuple[str, str] | None = None
     end_frame: tuple[str, str] | None = None
     deleted: bool = False
+    seen_at: float | None = None
 
     def status(self, now: float) -> str:
         """Return the status at loop time *now*."""
@@ -129,6 +134,11 @@ class GenerationRow:
     def visible(self, now: float) -> bool:
         """Return whether the API shows this generation at loop time *now*."""
         return not self.deleted and not (self.vanish and now >= self.finish_at)
+
+    def shown(self, now: float) -> None:
+        """An answer shows this generation at *now*: note when one first showed its end."""
+        if self.seen_at is None and now >= self.finish_at:
+            self.seen_at = now
 
     def record(self, now: float, cdn_base: str) -> GenerationRecord:
         """Freeze this row into the public view."""
@@ -152,6 +162,7 @@ class GenerationRow:
             api_key=self.api_key,
             deleted=self.deleted,
             vanished=self.vanish,
+            seen_at=self.seen_at,
         )
 
 
