@@ -33,7 +33,7 @@ from _redis import (
 
 from leonardo_async import Limits, RedisLimits, ValidationError
 from leonardo_async._limits import KeyLimiter, RequestKind, SharedKey
-from leonardo_async._limits._redis import REQUESTS, SUBMITS, Lease, key_prefix
+from leonardo_async._limits._redis import REBOOKS, REQUESTS, SUBMITS, Lease, key_prefix
 
 Factory = Callable[..., Awaitable[SharedKey]]
 
@@ -117,6 +117,48 @@ async def test_two_workers_book_turns_in_one_bucket(workers: Factory) -> None:
     interval = 60 / (60 * 0.98)
     assert clock_a.waits[0] > 0.5 * interval  # the second turn waited a whole interval
     assert clock_b.waits[0] > 2.5 * interval
+
+
+class OversleepingClock(RecordingClock):
+    """Waits recorded, not waited, as its parent's; the first ``times`` of them wake
+    ``late`` seconds past their end (a starved process), by moving this clock on."""
+
+    def __init__(self, late: float, times: int) -> None:
+        super().__init__()
+        self.late, self.times, self.offset = late, times, 0.0
+
+    def now(self) -> float:
+        return super().now() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        self.offset += seconds
+        if self.times > 0:
+            self.times -= 1
+            self.offset += self.late
+
+
+async def test_a_turn_woken_too_late_for_is_booked_again(workers: Factory) -> None:
+    """At one request a second, a sender that wakes half a second past its turn would
+    send among the next turn's requests: it books the next turn and sends at that one."""
+    clock = OversleepingClock(late=0.6, times=1)
+    worker = await workers(Limits(requests_per_minute=60), clock=clock)
+    await worker.pace(REQUESTS)  # the bucket's first turn: now, no wait
+    await worker.pace(REQUESTS)  # the second: woken late, so the third is taken
+    interval = 60 / (60 * 0.98)
+    first, second = clock.waits
+    assert 0.5 * interval < first <= interval
+    assert second > first + 0.5 * interval  # one more interval out (less the Redis trip)
+
+
+async def test_a_sender_always_late_books_a_few_times_then_sends(workers: Factory) -> None:
+    """A process too starved to wake on time for any turn does not book forever: after
+    REBOOKS more turns it sends at the last."""
+    clock = OversleepingClock(late=0.6, times=1000)
+    worker = await workers(Limits(requests_per_minute=60), clock=clock)
+    await worker.pace(REQUESTS)
+    await worker.pace(REQUESTS)
+    assert len(clock.waits) == 1 + REBOOKS
 
 
 async def test_a_pause_after_one_workers_429_holds_every_worker(workers: Factory) -> None:

@@ -5,7 +5,9 @@ Each process's :class:`~._key.KeyLimiter` keeps its own gates and slots; a
 Lua, on the Redis server's clock (``TIME``), so workers with skewed clocks agree:
 
 * **rates**: a GCRA token bucket per limit (requests, submits). A turn is booked in one
-  round trip; a sender that had to wait looks once more for a pause before it leaves;
+  round trip; a sender that had to wait looks once more for a pause before it leaves, and
+  books again if it woke too late for its turn or the turn fell inside a pause (the
+  server counts arrivals: turns sent late or all at a pause's end bunch together);
 * **slots**: a sorted set of leases, each scored by when it expires. A lease is taken
   before a submit and held until the job ends; the holder renews it every third of its
   lifetime, so a worker that dies (``kill -9``) frees its slots within one lease time.
@@ -68,6 +70,14 @@ SUBMITS: Final = "submits"
 
 #: Seconds a learnt fact about the key (its slots, whether it queues) is kept.
 FACTS_TTL: Final = 3600
+
+#: A turn is the fleet's moment to send, and the server counts when requests arrive: a
+#: sender woken later than this share of an interval past its turn would land among the
+#: next turns' requests (a window that holds its limit then holds one more), so it books
+#: again, up to :data:`REBOOKS` times for one request. A turn left unused only slows the
+#: fleet by one.
+LATE_TURN: Final = 0.5
+REBOOKS: Final = 3
 
 _SECONDS = in_range(0.01, 3600)
 
@@ -633,6 +643,7 @@ class SharedKey:
             return
         interval = self._interval(bucket)
         keys = self._keys
+        rebooked = 0
         while True:
             if not self.available:
                 await self._fallback_gate(bucket, per_minute).acquire()
@@ -652,12 +663,18 @@ class SharedKey:
             except _Unreachable:
                 continue
             seconds = float(wait)
+            overslept = 0.0
             if seconds > 0:
+                replied = self._clock.now()
                 await self._clock.sleep(seconds)
+                overslept = self._clock.now() - replied - seconds
             if not booked:
                 continue  # a pause: book after it
             if seconds <= 0:
                 return
+            if overslept > LATE_TURN * interval and rebooked < REBOOKS:
+                rebooked += 1  # woken too late (a busy loop, a starved process): not ours
+                continue
             try:  # a pause may have begun while we waited for our turn
                 left = float(
                     await self._call(self._scripts["pause_left"](keys=[keys[f"{bucket}:pause"]]))
@@ -666,7 +683,7 @@ class SharedKey:
                 return
             if left <= 0:
                 return
-            await self._clock.sleep(left)
+            await self._clock.sleep(left)  # then a turn after the pause, not at its end
 
     def _interval(self, bucket: str) -> float:
         """Seconds between two of the fleet's turns at the configured pace."""
