@@ -23,6 +23,7 @@ PACKAGE = Path(leonardo_async.__file__).parent
 #: Top to bottom. A new top-level module or package must be placed here, below
 #: everything it imports.
 LAYERS = [
+    "_version",
     "_errors",
     "_validate",
     "models",
