@@ -18,7 +18,13 @@ What is measured, by the simulator (client bookkeeping cannot flatter it):
   the most the client means to try);
 * ``duplicates``: creations with the same fingerprint as an earlier one (must be 0);
 * ``wall``: from starting the workers to the last one's exit, and ``wall / physical``,
-  over N x D / P, the least time the key's slots allow.
+  over N x D / P, the least time the key's slots allow;
+* where it went: ``first`` (to the first job's start: processes starting, ``/me``, the
+  frame's upload), ``busy`` (how full the slots were from then to the last end), ``tail``
+  (the last end to the last exit), and each slot's handoff from one job's end to the next
+  job's start (``hand``, the median), in two parts: ``seen``, until an answer first showed
+  the end, and ``refill``, from there to the next start (the slot given back, the next
+  submit's turn).
 
 Usage::
 
@@ -210,7 +216,7 @@ def main() -> None:
     print(
         f"{'W':>3} {'redis':>5} {'429s':>5} {'conc':>5} {'peak run':>8} {'peak try':>8} "
         f"{'dups':>4} {'made':>4} {'wall s':>7} {'/phys':>6} {'first':>6} {'busy':>5} "
-        f"{'tail':>5} {'cpu s':>6}"
+        f"{'tail':>5} {'cpu s':>6} {'hand':>5} {'seen':>5} {'refill':>6}"
     )
     for r in rows:
         print(
@@ -218,7 +224,8 @@ def main() -> None:
             f"{r['refused_in_flight']:>5} {r['peak_running']:>8} {r['peak_attempted']:>8} "
             f"{r['duplicates']:>4} {r['created']:>4} {r['wall']:>7.2f} "
             f"{r['wall_over_physical']:>6.3f} {r['first_start']:>6.2f} {r['slots_busy']:>5.2f} "
-            f"{r['tail']:>5.2f} {r['workers_cpu']:>6.1f}"
+            f"{r['tail']:>5.2f} {r['workers_cpu']:>6.1f} {r['handoff_median'] or 0:>5.2f} "
+            f"{r['seen_median'] or 0:>5.2f} {r['refill_median'] or 0:>6.2f}"
         )
     for r in rows:
         print(json.dumps(r))
