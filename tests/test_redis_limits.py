@@ -32,7 +32,7 @@ from _redis import (
 )
 
 from leonardo_async import Limits, RedisLimits, ValidationError
-from leonardo_async._limits import KeyLimiter, RequestKind, SharedKey
+from leonardo_async._limits import KeyLimiter, RequestKind, SharedKey, Tuning
 from leonardo_async._limits._redis import REBOOKS, REQUESTS, SUBMITS, Lease, key_prefix
 
 Factory = Callable[..., Awaitable[SharedKey]]
@@ -105,7 +105,7 @@ async def test_redis_key_names_hash_the_api_key(workers: Factory, namespace: str
 
 
 async def test_two_workers_book_turns_in_one_bucket(workers: Factory) -> None:
-    """At one request a second (98 % paced), three turns taken by one worker put the
+    """At one request a second (paced at the fleet's share), three turns taken by one worker put the
     other's first turn about three seconds out: the bucket is the fleet's, on one clock."""
     limits = Limits(requests_per_minute=60)
     clock_a, clock_b = RecordingClock(), RecordingClock()
@@ -114,7 +114,7 @@ async def test_two_workers_book_turns_in_one_bucket(workers: Factory) -> None:
     for _ in range(3):
         await a.pace(REQUESTS)
     await b.pace(REQUESTS)
-    interval = 60 / (60 * 0.98)
+    interval = 60 / (60 * Tuning().fleet_pace)
     assert clock_a.waits[0] > 0.5 * interval  # the second turn waited a whole interval
     assert clock_b.waits[0] > 2.5 * interval
 
@@ -145,7 +145,7 @@ async def test_a_turn_woken_too_late_for_is_booked_again(workers: Factory) -> No
     worker = await workers(Limits(requests_per_minute=60), clock=clock)
     await worker.pace(REQUESTS)  # the bucket's first turn: now, no wait
     await worker.pace(REQUESTS)  # the second: woken late, so the third is taken
-    interval = 60 / (60 * 0.98)
+    interval = 60 / (60 * Tuning().fleet_pace)
     first, second = clock.waits
     assert 0.5 * interval < first <= interval
     assert second > first + 0.5 * interval  # one more interval out (less the Redis trip)

@@ -344,7 +344,7 @@ class SharedKey:
     :param config: where and how to share
     :param api_key: the key whose limits these are (only its hash reaches Redis)
     :param limits: the key's limits (its two rates are the shared buckets', paced at
-        :attr:`Tuning.pace` of them)
+        :attr:`Tuning.fleet_pace` of them)
 
     :attr:`on_queues` is told when the fleet learns whether the server queues past the
     slots (the key limiter sets it).
@@ -689,7 +689,7 @@ class SharedKey:
         """Seconds between two of the fleet's turns at the configured pace."""
         per_minute = self._rates[bucket]
         assert per_minute is not None
-        return 60.0 / (per_minute * self._tuning.pace)
+        return 60.0 / (per_minute * self._tuning.fleet_pace)
 
     def _fallback_gate(self, bucket: str, per_minute: float) -> RateGate:
         if self._fallback_workers != self.workers:
