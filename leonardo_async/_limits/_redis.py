@@ -164,19 +164,19 @@ return {1, bound}
 """
 )
 
-# KEYS: accepted, queues. ARGV: lease seconds, slots, check (1/0), lease ids...
-# The leases' submits were accepted. While the queues fact is unknown (and ``check``), more
-# accepted leases at once than slots show the server queues. Returns the queues fact.
+# KEYS: accepted, queues. ARGV: lease seconds, slots, lease ids...
+# The leases' submits were accepted. While the queues fact is unknown, more accepted
+# leases at once than slots show the server queues. Returns the queues fact.
 _ACCEPTED: Final = (
     """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local lease = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-for i = 4, #ARGV do redis.call('ZADD', KEYS[1], now + lease, ARGV[i]) end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], now + lease, ARGV[i]) end
 redis.call('PEXPIRE', KEYS[1], math.ceil(lease * 1000) + 1000)
 local q = redis.call('GET', KEYS[2])
-if q == false and ARGV[3] == '1' and redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[2]) then
+if q == false and redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'EX', """
     + str(FACTS_TTL)
     + """)
@@ -391,7 +391,7 @@ class SharedKey:
         self._workers: list[str] = []
         self._held: dict[str, Lease] = {}
         self._releases: list[str] = []
-        self._accepts: list[str] = []  # leases accepted since the last flush
+        self._accepts: list[str] = []  # accepted, to tell Redis now (the queue unknown)
         self._pauses: dict[str, float] = {}  # bucket -> until, on our clock
         self._rate_refused: set[str] = set()  # buckets whose rate was refused
         self._refused = False
@@ -594,12 +594,7 @@ class SharedKey:
             queues = await self._call(
                 scripts["accepted"](
                     keys=[keys["accepted"], keys["queues"]],
-                    args=[
-                        self.config.lease,
-                        self._lease_args[0],
-                        1 if self._queues_seen is None else 0,
-                        *self._accepts,
-                    ],
+                    args=[self.config.lease, self._lease_args[0], *self._accepts],
                 )
             )
             self._accepts = []
@@ -794,11 +789,11 @@ class SharedKey:
     def accepted(self, lease: Lease) -> None:
         """The lease's submit was accepted: a job holds it now. While the fleet does not
         know whether the server queues, Redis is told at once (more accepted at once than
-        slots shows it does); after that, with the next renewal."""
+        slots shows it does); after that, the renewals carry it."""
         if self._held.get(lease.id) is lease and not lease.accepted:
             lease.accepted = True
-            self._accepts.append(lease.id)
             if self._queues_seen is None:
+                self._accepts.append(lease.id)
                 self._nudge()
 
     def refused(self) -> None:
