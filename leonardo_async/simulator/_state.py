@@ -137,7 +137,7 @@ class GenerationRow:
 
     def shown(self, now: float) -> None:
         """An answer shows this generation at *now*: note when one first showed its end."""
-        if self.seen_at is None and now >= self.finish_at:
+        if self.seen_at is None and self.status(now) != "PENDING":
             self.seen_at = now
 
     def record(self, now: float, cdn_base: str) -> GenerationRecord:
